@@ -1,0 +1,24 @@
+/*
+ * spool_test.h - test seams into the engine. Not part of the public
+ * interface: only tests (and the test build of tools) include this.
+ */
+#ifndef SPOOL_TEST_H
+#define SPOOL_TEST_H
+
+#include "spool.h"
+
+/*
+ * From now on every store write fails with err (a negative errno such as
+ * -ENOSPC) before anything reaches the store, as a full disk would; 0 makes
+ * writes work again. Reads are not affected.
+ */
+void spool_test_fail_writes(spool_db *db, int err);
+
+/*
+ * Flips one byte of the stored body record of message id behind the
+ * engine's back, as bit rot would. The next read of it must fail with -EIO.
+ * Errors: -ENOENT no such record; -EIO.
+ */
+int spool_test_corrupt(spool_db *db, uint64_t id);
+
+#endif /* SPOOL_TEST_H */
