@@ -1,0 +1,194 @@
+/*
+ * engine_i.h - the engine's private structures, shared by the engine's files only.
+ *
+ * Memory model: RocksDB holds the truth; each queue keeps its messages in
+ * memory too, indexed four ways:
+ *   - a hash by id (every message of the queue, whatever its state);
+ *   - one ordered tree per state (ready: priority desc then id; the others
+ *     by id), which gives leasing order and stable listing cursors;
+ *   - a timer heap by due time (DELAYED and LEASED messages).
+ * These are rebuilt from the store at open.
+ *
+ * Locking: db->qlock (rwlock) guards the queue table; q->lock guards
+ * everything in a queue. Store writes happen with no queue lock held, so
+ * that concurrent writers can share one fsync: an operation first takes the
+ * message out of its tree/heap and marks it busy (no other operation touches
+ * a busy message), then writes, then applies or undoes under the lock.
+ * Lock order: db->qlock before q->lock; never two queue locks at once.
+ */
+#ifndef ENGINE_I_H
+#define ENGINE_I_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "spool.h"
+
+struct store;
+struct store_batch;
+
+/* One message in memory (about 100 bytes). */
+struct msg {
+	uint64_t id;
+	struct msg *hnext;      /* hash chain */
+	struct msg *l, *r;      /* tree links (the tree of its state) */
+	int64_t sent_ms;
+	int64_t due_ms;
+	int64_t first_recv_ms;
+	uint64_t size;
+	uint32_t heap_idx;      /* index in q->timers, or HEAP_NONE */
+	uint32_t receives;
+	int32_t priority;
+	uint8_t state;          /* enum spool_state */
+	uint8_t busy;           /* a store write for it is in flight */
+};
+
+/* tree.c: intrusive treap over struct msg, ordered by cmp. */
+typedef int (*tree_cmp_fn)(const struct msg *a, const struct msg *b);
+struct tree {
+	struct msg *root;
+	size_t n;
+	tree_cmp_fn cmp;
+};
+void tree_init(struct tree *t, tree_cmp_fn cmp);
+void tree_insert(struct tree *t, struct msg *m);
+void tree_remove(struct tree *t, struct msg *m);
+struct msg *tree_first(const struct tree *t);
+/* First element ordered after key (key need only have the compared fields). */
+struct msg *tree_after(const struct tree *t, const struct msg *key);
+int tree_cmp_ready(const struct msg *a, const struct msg *b);
+int tree_cmp_id(const struct msg *a, const struct msg *b);
+
+/* heap.c: min-heap of messages by (due_ms, id), with back-indexes. */
+#define HEAP_NONE UINT32_MAX
+struct heap {
+	struct msg **v;
+	uint32_t n, cap;
+};
+void heap_push(struct heap *h, struct msg *m);
+void heap_remove(struct heap *h, struct msg *m);
+struct msg *heap_top(const struct heap *h);
+void heap_free(struct heap *h);
+
+/* Persistent per-queue totals, in store order (see keys.c). */
+enum { CNT_PUSHED, CNT_ACKED, CNT_EXPIRED, CNT_DEAD, CNT_DEDUPED, CNT_DELETED,
+       CNT_N };
+
+struct spool_queue {
+	spool_db *db;
+	uint32_t qid;
+	char name[SPOOL_NAME_MAX + 1];
+	atomic_int refs;        /* the table holds one while the queue lives */
+	_Atomic(void *) udata;
+
+	pthread_mutex_t lock;
+	bool alive;                     /* protected by lock */
+	struct spool_queue_attr attr;   /* protected by lock */
+	struct spool_settings set;      /* protected by lock */
+	struct tree ready, delayed, leased, corrupt; /* protected by lock */
+	struct heap timers;             /* protected by lock */
+	struct msg **htab;              /* protected by lock */
+	size_t hmask, hcount;           /* protected by lock */
+	uint64_t pending;       /* pushes/moves in flight; protected by lock */
+	uint64_t bytes;                 /* protected by lock */
+	uint64_t cnt[CNT_N];            /* protected by lock */
+};
+
+struct spool_db {
+	struct store *st;
+	struct spool_options opt;
+
+	pthread_rwlock_t qlock;
+	spool_queue **queues;   /* sorted by name; protected by qlock */
+	size_t nqueues, capqueues;
+	uint32_t next_qid;      /* protected by qlock */
+	pthread_mutex_t cfglock; /* serialises settings and queue changes */
+
+	pthread_mutex_t idlock;
+	uint64_t last_id;       /* protected by idlock */
+	uint64_t reserved_id;   /* ids below this may have been handed out */
+
+	pthread_mutex_t tlock;  /* timer thread */
+	pthread_cond_t tcond;
+	pthread_t timer;
+	bool timer_running, timer_stop, timer_kicked;
+	int64_t timer_next;     /* protected by tlock */
+};
+
+/* id.c */
+/* Hands out n consecutive ids; adds the reservation record to b if needed. */
+uint64_t id_alloc(spool_db *db, size_t n, struct store_batch *b);
+/* Call when a batch from id_alloc() failed to write. */
+void id_write_failed(spool_db *db);
+
+/* keys.c: the on-disk layout. */
+struct idx_rec {
+	uint32_t qid;
+	uint8_t state;
+	int32_t priority;
+	uint32_t receives;
+	uint64_t size;
+	int64_t sent_ms, due_ms, first_recv_ms;
+};
+#define IDX_REC_LEN 45
+#define ID_KEY_LEN 8
+#define QKEY_LEN 5
+void key_id(uint64_t id, char out[ID_KEY_LEN]);
+uint64_t key_id_decode(const char *k);
+void key_queue(char tag, uint32_t qid, char out[QKEY_LEN]);
+void idx_encode(const struct idx_rec *r, char out[IDX_REC_LEN]);
+int idx_decode(const char *v, size_t len, struct idx_rec *r);
+void idx_from_msg(const struct msg *m, uint32_t qid, struct idx_rec *r);
+/* Body record: encode into a malloc'd buffer; decode verifies the checksum. */
+char *body_encode(const struct spool_push *p, size_t *len);
+struct body_view {
+	const char *name;
+	size_t name_len;
+	const char *attrs;      /* packed: u16 nlen, name, u32 vlen, value */
+	size_t attrs_len;
+	const char *body;
+	size_t body_len;
+};
+int body_decode(const char *v, size_t len, struct body_view *out);
+void counters_encode(const uint64_t c[CNT_N], char out[CNT_N * 8]);
+void counters_decode(const char *v, size_t len, uint64_t c[CNT_N]);
+
+/* settings.c */
+void settings_default(struct spool_settings *s);
+/* Applies lines onto s; -EINVAL on any bad line (s then undefined). */
+int settings_parse(struct spool_settings *s, const char *text, size_t len);
+int settings_format(const struct spool_settings *s, const char *qname,
+		    char *buf, size_t len);
+
+/* queue.c */
+void db_log(spool_db *db, enum spool_log_level lv, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+spool_queue *queue_find_locked(spool_db *db, const char *name);
+void queue_hash_insert(spool_queue *q, struct msg *m);
+void queue_hash_remove(spool_queue *q, struct msg *m);
+struct msg *queue_hash_find(spool_queue *q, uint64_t id);
+/* Puts m into the tree (and heap) of its state / takes it out. */
+void queue_place(spool_queue *q, struct msg *m);
+void queue_unplace(spool_queue *q, struct msg *m);
+void queue_free_msgs(spool_queue *q);
+int queue_write_record(spool_queue *q, const struct spool_queue_attr *a,
+		       const struct spool_settings *s);
+
+/* msg.c */
+/* Number of messages counted against max_depth. */
+uint64_t queue_depth(const spool_queue *q);
+void queue_counters_merge(struct store_batch *b, uint32_t qid,
+			  const uint64_t delta[CNT_N]);
+int msg_set_corrupt(spool_queue *q, uint64_t id);
+
+/* timer.c */
+int timer_start(spool_db *db);
+void timer_stop(spool_db *db);
+/* Tells the timer thread a timer is now due at due_ms. */
+void timer_kick(spool_db *db, int64_t due_ms);
+/* Runs q's due timers; returns its next due time (INT64_MAX if none). */
+int64_t queue_run_timers(spool_queue *q, int64_t now);
+void queue_wake(spool_queue *q);
+
+#endif /* ENGINE_I_H */

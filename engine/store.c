@@ -1,0 +1,440 @@
+/*
+ * store.c - the durable store over RocksDB: open with column families,
+ * atomic batch writes, point reads, prefix scans. The only file that
+ * includes <rocksdb/c.h>. Knows key bytes, not what they mean (keys.c does).
+ *
+ * Every RocksDB error string is logged here and turned into a negative
+ * errno; none leaves this file.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <rocksdb/c.h>
+
+#include "engine_i.h"
+#include "store.h"
+
+struct store {
+	rocksdb_t *db;
+	rocksdb_options_t *opts;
+	rocksdb_options_t *cfopts[CF_N];
+	rocksdb_column_family_handle_t *cf[CF_N];
+	rocksdb_block_based_table_options_t *bbopts;
+	rocksdb_cache_t *cache;
+	rocksdb_mergeoperator_t *merge;  /* owned by cfopts[CF_META] */
+	rocksdb_writeoptions_t *wsync;   /* durable writes */
+	rocksdb_writeoptions_t *wnosync; /* everything else */
+	rocksdb_readoptions_t *ropts;
+	store_log_fn log;
+	void *log_arg;
+	atomic_int fail;                 /* test seam: forced write error */
+};
+
+struct store_batch {
+	rocksdb_writebatch_t *wb;
+	struct store *st;       /* for the column family handles */
+};
+
+static const char *const cf_names[CF_N] = { "default", "idx", "body" };
+
+static void store_log(struct store *st, enum spool_log_level lv,
+		      const char *what, const char *err)
+{
+	char line[1024];
+
+	snprintf(line, sizeof(line), "store: %s: %s", what, err);
+	if (st->log)
+		st->log(st->log_arg, lv, line);
+}
+
+/* Maps a RocksDB error string to an errno. RocksDB reports OS errors as
+ * "IO error: ...: <strerror text>", so the text is all there is. */
+static int store_errno(const char *err)
+{
+	if (strstr(err, "No space left"))
+		return -ENOSPC;
+	if (strstr(err, "lock") && (strstr(err, "temporarily unavailable") ||
+				    strstr(err, "No locks available")))
+		return -EBUSY;
+	if (strstr(err, "Permission denied"))
+		return -EACCES;
+	if (strstr(err, "Not a directory"))
+		return -ENOTDIR;
+	if (strstr(err, "Read-only file system"))
+		return -EROFS;
+	return -EIO;
+}
+
+/* Takes ownership of err: logs it, frees it, returns the errno. */
+static int store_fail(struct store *st, enum spool_log_level lv,
+		      const char *what, char *err)
+{
+	int rc = store_errno(err);
+
+	store_log(st, lv, what, err);
+	rocksdb_free(err);
+	return rc;
+}
+
+/* ---- merge operator: per-queue counters, element-wise u64 addition. */
+
+static uint64_t le64(const char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | (unsigned char)p[i];
+	return v;
+}
+
+/* The counters (keys.c) are little-endian u64s; adds v into acc. */
+static void add_counters(char *acc, size_t acclen, const char *v, size_t vlen)
+{
+	for (size_t i = 0; i + 8 <= acclen && i + 8 <= vlen; i += 8) {
+		uint64_t sum = le64(acc + i) + le64(v + i);
+
+		for (int j = 0; j < 8; j++)
+			acc[i + j] = (char)(sum >> (8 * j));
+	}
+}
+
+static char *merge_sum(const char *base, size_t baselen,
+		       const char *const *ops, const size_t *oplen, int nops,
+		       unsigned char *ok, size_t *outlen)
+{
+	size_t len = baselen;
+	char *out;
+	int i;
+
+	for (i = 0; i < nops; i++)
+		if (oplen[i] > len)
+			len = oplen[i];
+	out = calloc(1, len ? len : 1);
+	if (!out) {
+		*ok = 0;
+		return NULL;
+	}
+	if (base)
+		memcpy(out, base, baselen);
+	for (i = 0; i < nops; i++)
+		add_counters(out, len, ops[i], oplen[i]);
+	*ok = 1;
+	*outlen = len;
+	return out;
+}
+
+static char *merge_full(void *state, const char *key, size_t klen,
+			const char *existing, size_t exlen,
+			const char *const *ops, const size_t *oplen, int nops,
+			unsigned char *ok, size_t *outlen)
+{
+	(void)state, (void)key, (void)klen;
+	return merge_sum(existing, existing ? exlen : 0, ops, oplen, nops, ok,
+			 outlen);
+}
+
+static char *merge_partial(void *state, const char *key, size_t klen,
+			   const char *const *ops, const size_t *oplen,
+			   int nops, unsigned char *ok, size_t *outlen)
+{
+	(void)state, (void)key, (void)klen;
+	return merge_sum(NULL, 0, ops, oplen, nops, ok, outlen);
+}
+
+static void merge_delete(void *state, const char *v, size_t len)
+{
+	(void)state, (void)len;
+	free((char *)v);
+}
+
+static void merge_destroy(void *state)
+{
+	(void)state;
+}
+
+static const char *merge_name(void *state)
+{
+	(void)state;
+	return "spool.counters.add";
+}
+
+/* ---- open / close */
+
+static void store_tune_db(struct store *st)
+{
+	rocksdb_options_t *o = st->opts;
+
+	rocksdb_options_set_create_if_missing(o, 1);
+	rocksdb_options_set_create_missing_column_families(o, 1);
+	rocksdb_options_increase_parallelism(o, 2);
+	rocksdb_options_set_max_background_jobs(o, 2);
+	rocksdb_options_set_wal_recovery_mode(o, 2 /* point in time */);
+	rocksdb_options_set_max_total_wal_size(o, 256ull << 20);
+	rocksdb_options_set_keep_log_file_num(o, 3);
+	rocksdb_options_set_enable_pipelined_write(o, 1);
+	rocksdb_options_set_paranoid_checks(o, 1);
+	rocksdb_options_set_info_log_level(o, 3 /* error */);
+}
+
+/* Options of one column family; BlobDB keeps larger bodies out of the LSM. */
+static rocksdb_options_t *store_cf_options(struct store *st, enum store_cf cf)
+{
+	rocksdb_options_t *o = rocksdb_options_create_copy(st->opts);
+
+	rocksdb_options_set_block_based_table_factory(o, st->bbopts);
+	rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+	rocksdb_options_set_write_buffer_size(o, 32 << 20);
+	/* Queue keys are written once and deleted once: compact files whose
+	 * deletions pile up instead of waiting for size triggers. */
+	rocksdb_options_add_compact_on_deletion_collector_factory(o, 32768,
+								  8192);
+	if (cf == CF_META)
+		rocksdb_options_set_merge_operator(o, st->merge);
+	if (cf == CF_BODY) {
+		rocksdb_options_set_enable_blob_files(o, 1);
+		rocksdb_options_set_min_blob_size(o, 4096);
+		rocksdb_options_set_blob_file_size(o, 64 << 20);
+		rocksdb_options_set_enable_blob_gc(o, 1);
+	}
+	return o;
+}
+
+static int store_init_options(struct store *st, int sync)
+{
+	st->opts = rocksdb_options_create();
+	store_tune_db(st);
+	st->cache = rocksdb_cache_create_lru(32 << 20);
+	st->bbopts = rocksdb_block_based_options_create();
+	rocksdb_block_based_options_set_block_cache(st->bbopts, st->cache);
+	rocksdb_block_based_options_set_filter_policy(
+		st->bbopts, rocksdb_filterpolicy_create_bloom_full(10));
+	st->merge = rocksdb_mergeoperator_create(NULL, merge_destroy,
+						 merge_full, merge_partial,
+						 merge_delete, merge_name);
+	for (int i = 0; i < CF_N; i++)
+		st->cfopts[i] = store_cf_options(st, i);
+	st->wsync = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(st->wsync, sync ? 1 : 0);
+	st->wnosync = rocksdb_writeoptions_create();
+	st->ropts = rocksdb_readoptions_create();
+	return 0;
+}
+
+static void store_free_options(struct store *st)
+{
+	for (int i = 0; i < CF_N; i++)
+		if (st->cfopts[i])
+			rocksdb_options_destroy(st->cfopts[i]);
+	if (st->opts)
+		rocksdb_options_destroy(st->opts);
+	if (st->bbopts)
+		rocksdb_block_based_options_destroy(st->bbopts);
+	if (st->cache)
+		rocksdb_cache_destroy(st->cache);
+	if (st->wsync)
+		rocksdb_writeoptions_destroy(st->wsync);
+	if (st->wnosync)
+		rocksdb_writeoptions_destroy(st->wnosync);
+	if (st->ropts)
+		rocksdb_readoptions_destroy(st->ropts);
+}
+
+/* Checks dir before RocksDB does, for errors it words badly. */
+static int store_check_dir(struct store *st, const char *dir)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) == 0) {
+		if (!S_ISDIR(sb.st_mode)) {
+			store_log(st, SPOOL_LOG_ERR, dir, "not a directory");
+			return -ENOTDIR;
+		}
+		return 0;
+	}
+	if (errno != ENOENT) {
+		int rc = -errno;
+
+		store_log(st, SPOOL_LOG_ERR, dir, strerror(errno));
+		return rc;
+	}
+	if (mkdir(dir, 0700) != 0) {
+		int rc = -errno;
+
+		store_log(st, SPOOL_LOG_ERR, dir, strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
+int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
+	       struct store **out)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	char *err = NULL;
+	int rc;
+
+	if (!st)
+		return -ENOMEM;
+	st->log = log;
+	st->log_arg = log_arg;
+	rc = store_check_dir(st, dir);
+	if (rc)
+		goto out_free;
+	store_init_options(st, sync);
+	st->db = rocksdb_open_column_families(
+		st->opts, dir, CF_N, cf_names,
+		(const rocksdb_options_t *const *)st->cfopts, st->cf, &err);
+	if (err) {
+		rc = store_fail(st, SPOOL_LOG_ERR, dir, err);
+		goto out_options;
+	}
+	*out = st;
+	return 0;
+
+out_options:
+	store_free_options(st);
+out_free:
+	free(st);
+	return rc;
+}
+
+void store_close(struct store *st)
+{
+	char *err = NULL;
+
+	if (!st)
+		return;
+	rocksdb_flush_wal(st->db, 1, &err);
+	if (err)
+		store_fail(st, SPOOL_LOG_ERR, "flush at close", err);
+	for (int i = 0; i < CF_N; i++)
+		rocksdb_column_family_handle_destroy(st->cf[i]);
+	rocksdb_close(st->db);
+	store_free_options(st);
+	free(st);
+}
+
+/* ---- batches */
+
+struct store_batch *store_batch_new(struct store *st)
+{
+	struct store_batch *b = malloc(sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->st = st;
+	b->wb = rocksdb_writebatch_create();
+	return b;
+}
+
+void store_batch_free(struct store_batch *b)
+{
+	if (!b)
+		return;
+	rocksdb_writebatch_destroy(b->wb);
+	free(b);
+}
+
+void store_batch_put(struct store_batch *b, enum store_cf cf, const char *k,
+		     size_t klen, const char *v, size_t vlen)
+{
+	rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], k, klen, v,
+				  vlen);
+}
+
+void store_batch_delete(struct store_batch *b, enum store_cf cf,
+			const char *k, size_t klen)
+{
+	rocksdb_writebatch_delete_cf(b->wb, b->st->cf[cf], k, klen);
+}
+
+void store_batch_merge(struct store_batch *b, enum store_cf cf, const char *k,
+		       size_t klen, const char *v, size_t vlen)
+{
+	rocksdb_writebatch_merge_cf(b->wb, b->st->cf[cf], k, klen, v,
+				    vlen);
+}
+
+int store_batch_count(const struct store_batch *b)
+{
+	return rocksdb_writebatch_count(b->wb);
+}
+
+int store_write(struct store *st, struct store_batch *b, int durable)
+{
+	char *err = NULL;
+	int fail = atomic_load(&st->fail);
+
+	if (fail)
+		return fail;
+	rocksdb_write(st->db, durable ? st->wsync : st->wnosync, b->wb, &err);
+	if (err)
+		return store_fail(st, SPOOL_LOG_ERR, "write", err);
+	return 0;
+}
+
+int store_get(struct store *st, enum store_cf cf, const char *k, size_t klen,
+	      char **v, size_t *vlen)
+{
+	char *err = NULL;
+	char *val;
+	size_t len = 0;
+
+	val = rocksdb_get_cf(st->db, st->ropts, st->cf[cf], k, klen, &len,
+			     &err);
+	if (err)
+		return store_fail(st, SPOOL_LOG_ERR, "read", err);
+	if (!val)
+		return -ENOENT;
+	*v = malloc(len ? len : 1);
+	if (!*v) {
+		rocksdb_free(val);
+		return -ENOMEM;
+	}
+	memcpy(*v, val, len);
+	rocksdb_free(val);
+	*vlen = len;
+	return 0;
+}
+
+int store_scan(struct store *st, enum store_cf cf, const char *prefix,
+	       size_t plen, store_scan_fn fn, void *arg)
+{
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_iterator_t *it;
+	char *err = NULL;
+	int rc = 0;
+
+	rocksdb_readoptions_set_fill_cache(ro, 0);
+	rocksdb_readoptions_set_readahead_size(ro, 2 << 20);
+	it = rocksdb_create_iterator_cf(st->db, ro, st->cf[cf]);
+	for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t klen, vlen;
+		const char *k = rocksdb_iter_key(it, &klen);
+		const char *v = rocksdb_iter_value(it, &vlen);
+
+		if (klen < plen || memcmp(k, prefix, plen) != 0)
+			break;
+		rc = fn(arg, k, klen, v, vlen);
+		if (rc)
+			break;
+	}
+	rocksdb_iter_get_error(it, &err);
+	if (err && !rc)
+		rc = store_fail(st, SPOOL_LOG_ERR, "scan", err);
+	else if (err)
+		rocksdb_free(err);
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	return rc;
+}
+
+void store_fail_writes(struct store *st, int err)
+{
+	atomic_store(&st->fail, err);
+}

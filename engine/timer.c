@@ -1,0 +1,229 @@
+/*
+ * timer.c - time passing: delays that end, leases that run out. Each queue
+ * keeps its timers in a heap; one thread per store sleeps until the
+ * earliest of them (no polling: it waits on a condition variable until
+ * that time or until a new, earlier timer kicks it) and runs spool_tick().
+ * Tests replace the clock and call spool_tick() themselves.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "engine_i.h"
+#include "store.h"
+
+/* How many timers one batch applies: bounds a batch's size and the time
+ * the queue lock is held. */
+#define TIMER_STEP 1000
+/* After a failed write, due timers are retried this much later. */
+#define TIMER_RETRY_MS 1000
+
+void queue_wake(spool_queue *q)
+{
+	spool_db *db = q->db;
+
+	if (db->opt.wake)
+		db->opt.wake(db->opt.wake_arg, q);
+}
+
+/* What a due timer does to its message: a delay ends or a lease runs
+ * out, and it is visible since its due time (due_ms stays). */
+static void expire(struct msg *next)
+{
+	next->state = SPOOL_VISIBLE;
+}
+
+/* Takes up to TIMER_STEP due messages out (busy); q->lock held. */
+static size_t grab_due(spool_queue *q, int64_t now, struct msg **v,
+		       uint64_t *expired)
+{
+	struct msg *m;
+	size_t n = 0;
+
+	while (n < TIMER_STEP && (m = heap_top(&q->timers)) &&
+	       m->due_ms <= now) {
+		if (m->state == SPOOL_LEASED)
+			(*expired)++;
+		queue_unplace(q, m);
+		m->busy = 1;
+		v[n++] = m;
+	}
+	return n;
+}
+
+static int64_t next_due(spool_queue *q)
+{
+	struct msg *m = heap_top(&q->timers);
+
+	return m ? m->due_ms : INT64_MAX;
+}
+
+/* One step: applies up to TIMER_STEP due timers as one batch. Returns how
+ * many were applied, or a negative errno. */
+static int timer_step(spool_queue *q, int64_t now)
+{
+	struct msg *v[TIMER_STEP], next;
+	uint64_t expired = 0;
+	struct store_batch *b;
+	size_t n;
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->alive ? grab_due(q, now, v, &expired) : 0;
+	pthread_mutex_unlock(&q->lock);
+	if (!n)
+		return 0;
+	b = store_batch_new(q->db->st);
+	rc = b ? 0 : -ENOMEM;
+	for (size_t i = 0; b && i < n; i++) {
+		char key[ID_KEY_LEN], val[IDX_REC_LEN];
+		struct idx_rec r;
+
+		next = *v[i];
+		expire(&next);
+		idx_from_msg(&next, q->qid, &r);
+		key_id(next.id, key);
+		idx_encode(&r, val);
+		store_batch_put(b, CF_IDX, key, ID_KEY_LEN, val, IDX_REC_LEN);
+	}
+	if (b && expired) {
+		uint64_t delta[CNT_N] = { 0 };
+
+		delta[CNT_EXPIRED] = expired;
+		queue_counters_merge(b, q->qid, delta);
+	}
+	if (b)
+		rc = store_write(q->db->st, b, 0);
+	store_batch_free(b);
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (!rc)
+			expire(v[i]);
+		v[i]->busy = 0;
+		queue_place(q, v[i]);
+	}
+	if (!rc)
+		q->cnt[CNT_EXPIRED] += expired;
+	pthread_mutex_unlock(&q->lock);
+	return rc ? rc : (int)n;
+}
+
+int64_t queue_run_timers(spool_queue *q, int64_t now)
+{
+	int64_t due;
+	int rc, woke = 0;
+
+	do {
+		rc = timer_step(q, now);
+		if (rc > 0)
+			woke = 1;
+	} while (rc == TIMER_STEP);
+	if (woke)
+		queue_wake(q);
+	pthread_mutex_lock(&q->lock);
+	due = next_due(q);
+	pthread_mutex_unlock(&q->lock);
+	if (rc < 0 && due <= now)
+		due = now + TIMER_RETRY_MS;
+	return due;
+}
+
+int64_t spool_tick(spool_db *db)
+{
+	int64_t now = spool_now(db), next = INT64_MAX;
+	spool_queue **v;
+	size_t n;
+
+	pthread_rwlock_rdlock(&db->qlock);
+	n = db->nqueues;
+	v = malloc((n + 1) * sizeof(*v));
+	for (size_t i = 0; v && i < n; i++) {
+		v[i] = db->queues[i];
+		atomic_fetch_add(&v[i]->refs, 1);
+	}
+	pthread_rwlock_unlock(&db->qlock);
+	if (!v)
+		return now + TIMER_RETRY_MS;
+	for (size_t i = 0; i < n; i++) {
+		int64_t due = queue_run_timers(v[i], now);
+
+		if (due < next)
+			next = due;
+		spool_queue_close(v[i]);
+	}
+	free(v);
+	return next;
+}
+
+/* ------------------------------------------------------- timer thread */
+
+static void deadline_after(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+static void *timer_main(void *arg)
+{
+	spool_db *db = arg;
+
+	pthread_mutex_lock(&db->tlock);
+	while (!db->timer_stop) {
+		int64_t next, wait;
+		struct timespec ts;
+
+		db->timer_kicked = false;
+		db->timer_next = INT64_MAX; /* any kick during the tick: again */
+		pthread_mutex_unlock(&db->tlock);
+		next = spool_tick(db);
+		pthread_mutex_lock(&db->tlock);
+		if (db->timer_kicked || db->timer_stop)
+			continue;
+		db->timer_next = next;
+		wait = next == INT64_MAX ? 3600 * 1000 : next - spool_now(db);
+		if (wait <= 0)
+			continue;
+		deadline_after(&ts, wait);
+		pthread_cond_timedwait(&db->tcond, &db->tlock, &ts);
+	}
+	pthread_mutex_unlock(&db->tlock);
+	return NULL;
+}
+
+void timer_kick(spool_db *db, int64_t due_ms)
+{
+	pthread_mutex_lock(&db->tlock);
+	if (due_ms < db->timer_next) {
+		db->timer_next = due_ms;
+		db->timer_kicked = true;
+		pthread_cond_signal(&db->tcond);
+	}
+	pthread_mutex_unlock(&db->tlock);
+}
+
+int timer_start(spool_db *db)
+{
+	int rc = pthread_create(&db->timer, NULL, timer_main, db);
+
+	if (rc)
+		return -rc;
+	db->timer_running = true;
+	return 0;
+}
+
+void timer_stop(spool_db *db)
+{
+	if (!db->timer_running)
+		return;
+	pthread_mutex_lock(&db->tlock);
+	db->timer_stop = true;
+	pthread_cond_signal(&db->tcond);
+	pthread_mutex_unlock(&db->tlock);
+	pthread_join(db->timer, NULL);
+	db->timer_running = false;
+}
