@@ -270,6 +270,33 @@ static int store_check_dir(struct store *st, const char *dir)
 	return 0;
 }
 
+/* One clear line for the operator; RocksDB's own words at debug level. */
+static int store_open_error(struct store *st, const char *dir, char *err)
+{
+	int rc = store_errno(err);
+	char what[4200];
+
+	store_log(st, SPOOL_LOG_DEBUG, dir, err);
+	rocksdb_free(err);
+	switch (rc) {
+	case -EBUSY:
+		snprintf(what, sizeof(what), "%s: store is locked by another "
+			 "process (another daemon has it open)", dir);
+		break;
+	case -EACCES:
+		snprintf(what, sizeof(what), "%s: no permission to open the "
+			 "store", dir);
+		break;
+	default:
+		snprintf(what, sizeof(what), "%s: store cannot be opened: it "
+			 "is corrupt or not a spoolfs store (%s)", dir,
+			 strerror(-rc));
+	}
+	if (st->log)
+		st->log(st->log_arg, SPOOL_LOG_ERR, what);
+	return rc;
+}
+
 int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
 	       struct store **out)
 {
@@ -289,7 +316,7 @@ int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
 		st->opts, dir, CF_N, cf_names,
 		(const rocksdb_options_t *const *)st->cfopts, st->cf, &err);
 	if (err) {
-		rc = store_fail(st, SPOOL_LOG_ERR, dir, err);
+		rc = store_open_error(st, dir, err);
 		goto out_options;
 	}
 	*out = st;
