@@ -1,0 +1,39 @@
+/*
+ * seams.c - the test seams of spool_test.h: a full disk and bit rot on
+ * demand. Built into the library (they cost nothing unless called) so the
+ * tests exercise the very code the daemon runs.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "engine_i.h"
+#include "spool_test.h"
+#include "store.h"
+
+void spool_test_fail_writes(spool_db *db, int err)
+{
+	store_fail_writes(db->st, err);
+}
+
+int spool_test_corrupt(spool_db *db, uint64_t id)
+{
+	struct store_batch *b;
+	char key[ID_KEY_LEN], *v;
+	size_t len;
+	int rc;
+
+	key_id(id, key);
+	rc = store_get(db->st, CF_BODY, key, ID_KEY_LEN, &v, &len);
+	if (rc)
+		return rc;
+	v[len - 1] ^= 0x5a;     /* the last byte: body, name or header */
+	b = store_batch_new(db->st);
+	rc = b ? 0 : -ENOMEM;
+	if (b) {
+		store_batch_put(b, CF_BODY, key, ID_KEY_LEN, v, len);
+		rc = store_write(db->st, b, 0);
+	}
+	store_batch_free(b);
+	free(v);
+	return rc;
+}
