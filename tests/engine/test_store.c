@@ -1,0 +1,396 @@
+/*
+ * test_store.c - opening and closing a store: defaults, creation, the lock
+ * (same process, another process, a killed process), bad paths, and what a
+ * close/reopen keeps: queues, settings, messages, leases, delays, counters.
+ */
+#include "t.h"
+
+TEST(options_defaults)
+{
+	struct spool_options o;
+
+	memset(&o, 0x5a, sizeof o);
+	spool_options_init(&o);
+	EQ(o.sync, SPOOL_SYNC_ALWAYS);
+	CHECK(o.clock == NULL);
+	CHECK(o.clock_arg == NULL);
+	CHECK(o.log == NULL);
+	CHECK(o.log_arg == NULL);
+	EQ(o.log_level, SPOOL_LOG_INFO);
+	CHECK(o.wake == NULL);
+	CHECK(o.wake_arg == NULL);
+	EQ(o.manual_timers, 0);
+}
+
+TEST(open_creates_dir_and_close)
+{
+	struct stat st;
+	spool_db *db;
+
+	RC(stat(t_store, &st), -1);
+	db = t_open();
+	OK(stat(t_store, &st));
+	CHECK(S_ISDIR(st.st_mode));
+	EQ(spool_now(db), T_CLOCK_START);
+	t_advance(1234);
+	EQ(spool_now(db), T_CLOCK_START + 1234);
+	EQ(spool_tick(db), INT64_MAX);
+	EQU(spool_queue_count(db), 0);
+	spool_close(db);
+	spool_close(NULL);
+	spool_queue_close(NULL);
+	/* and again, on the existing store */
+	db = t_open();
+	EQU(spool_queue_count(db), 0);
+	spool_close(db);
+}
+
+TEST(open_locked_same_process)
+{
+	struct spool_options o;
+	spool_db *db = t_open(), *db2 = NULL;
+
+	t_log_expect();
+	t_options(&o);
+	RC(spool_open(t_store, &o, &db2), -EBUSY);
+	CHECK(db2 == NULL);
+	CHECK_INT(t_log_err_count(), >=, 1);
+	/* the first handle still works */
+	spool_queue *q = t_mkq(db, "q");
+	t_push(q, "x");
+	spool_queue_close(q);
+	spool_close(db);
+	/* closing released the lock */
+	db = t_open();
+	q = t_q(db, "q");
+	EQU(t_stats(q).visible, 1);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/* Child side of the cross-process lock test: open, report, wait, close. */
+static void lock_holder(int ready_w, int go_r)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "held");
+	char c;
+
+	t_push(q, "from child");
+	if (write(ready_w, "y", 1) != 1)
+		_exit(2);
+	if (read(go_r, &c, 1) != 1)
+		_exit(3);
+	spool_queue_close(q);
+	spool_close(db);
+	_exit(0);
+}
+
+TEST(open_locked_other_process)
+{
+	int ready[2], go[2], status;
+	struct spool_options o;
+	spool_db *db = NULL;
+	spool_queue *q;
+	pid_t pid;
+	char c;
+
+	OK(pipe(ready));
+	OK(pipe(go));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		lock_holder(ready[1], go[0]);
+	EQ(read(ready[0], &c, 1), 1);
+	t_log_expect();
+	t_options(&o);
+	RC(spool_open(t_store, &o, &db), -EBUSY);
+	CHECK(db == NULL);
+	CHECK_INT(t_log_err_count(), >=, 1);
+	EQ(write(go[1], "g", 1), 1);
+	EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	db = t_open();
+	q = t_q(db, "held");
+	EQU(t_stats(q).visible, 1);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/*
+ * kill -9 of the process holding the store: the lock goes with it, and every
+ * push and ack that returned (SYNC_ALWAYS) is there, as is a lease.
+ */
+TEST(kill9_keeps_what_returned)
+{
+	int ready[2], status, i;
+	uint64_t ids[100], list[200];
+	struct spool_msg_info info;
+	spool_db *db;
+	spool_queue *q;
+	pid_t pid;
+	char c, body[32];
+
+	OK(pipe(ready));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		db = t_open();
+		q = t_mkq(db, "q");
+		for (i = 0; i < 100; i++) {
+			snprintf(body, sizeof body, "m%d", i);
+			ids[i] = t_push(q, body);
+		}
+		t_lease(q, "m0");
+		t_lease(q, "m1");
+		OK(spool_ack(q, ids[1]));
+		if (write(ready[1], ids, sizeof ids) != sizeof ids)
+			_exit(2);
+		pause();
+		_exit(3);
+	}
+	EQ(read(ready[0], ids, sizeof ids), (ssize_t)sizeof ids);
+	OK(kill(pid, SIGKILL));
+	EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	(void)c;
+
+	db = t_open();
+	q = t_q(db, "q");
+	/* held: m0 (leased), m2..m9 (2 bytes each), m10..m99 (3 bytes) */
+	CHECK_STATS(q, 98, 0, 1, 2 + 8 * 2 + 90 * 3, 100, 1, 0, 0);
+	EQ(t_state(q, ids[0]), SPOOL_LEASED);
+	EQ(t_state(q, ids[1]), 0);
+	info = t_stat(q, ids[0]);
+	EQ(info.due_ms, T_CLOCK_START + 30000);
+	EQU(info.receives, 1);
+	EQU(t_list_all(q, SPOOL_VISIBLE, list, 200), 98);
+	for (i = 2; i < 100; i++) {
+		ssize_t n = spool_msg_read(q, ids[i], 0, body, sizeof body);
+		char want[32];
+
+		EQU(list[i - 2], ids[i]);
+		snprintf(want, sizeof want, "m%d", i);
+		CHECK_MEM(body, (size_t)n, want, strlen(want));
+	}
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(open_regular_file_fails)
+{
+	struct spool_options o;
+	spool_db *db = NULL;
+	int fd;
+
+	fd = open(t_store, O_CREAT | O_WRONLY, 0644);
+	CHECK(fd >= 0);
+	EQ(write(fd, "not a store\n", 12), 12);
+	close(fd);
+	t_log_expect();
+	t_options(&o);
+	RC2(spool_open(t_store, &o, &db), -ENOTDIR, -EIO);
+	CHECK(db == NULL);
+	CHECK_INT(t_log_err_count(), >=, 1);
+	/* a path under a regular file */
+	snprintf(t_store + strlen(t_store), sizeof t_store - strlen(t_store),
+		 "/sub");
+	RC2(spool_open(t_store, &o, &db), -ENOTDIR, -EIO);
+	CHECK(db == NULL);
+}
+
+TEST(open_corrupt_store_fails)
+{
+	struct spool_options o;
+	char path[PATH_MAX + 32];
+	spool_db *db = t_open();
+	int fd;
+
+	spool_close(db);
+	/* CURRENT names the manifest; make it name nothing sensible */
+	snprintf(path, sizeof path, "%s/CURRENT", t_store);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	CHECK(fd >= 0);
+	EQ(write(fd, "garbage\n", 8), 8);
+	close(fd);
+	db = NULL;
+	t_log_expect();
+	t_options(&o);
+	RC(spool_open(t_store, &o, &db), -EIO);
+	CHECK(db == NULL);
+	CHECK_INT(t_log_err_count(), >=, 1);
+}
+
+/* A store with a bit of everything in it. */
+static void populate(spool_db *db, uint64_t ids[6])
+{
+	struct spool_queue_attr a = { .uid = 1000, .gid = 1001, .mode = 0750 };
+	struct spool_attr attrs[2] = {
+		{ "user.colour", "blue", 4 },
+		{ "user.bin", "\0\1\2", 3 },
+	};
+	struct spool_push p = { .body = "with attrs", .len = 10,
+				.name = "file.txt", .has_priority = 1,
+				.priority = -4, .attrs = attrs, .nattrs = 2 };
+	spool_queue *q, *r;
+
+	OK(spool_queue_create(db, "jobs", &a));
+	q = t_q(db, "jobs");
+	r = t_mkq(db, "other");
+	t_config(q, "visibility_timeout=10\npriority=2\nmax_depth=50\n"
+		    "dedup=name\nfanout=\n");
+	t_config(r, "receive_wait=5.5\nretention=3600\npaused=1\n");
+	ids[0] = t_push(q, "default prio");
+	OK(spool_push(q, &p, &ids[1]));
+	ids[2] = t_push_prio(q, "high", 9);
+	ids[3] = t_push_delay(q, "delayed", 50000);
+	ids[4] = t_push(q, "to lease");
+	ids[5] = t_push(r, "paused one");
+	EQU(t_lease(q, "high"), ids[2]);
+	t_advance(100);
+	spool_queue_close(q);
+	spool_queue_close(r);
+}
+
+TEST(reopen_keeps_everything)
+{
+	spool_db *db = t_open();
+	struct spool_msg_info info;
+	uint64_t ids[6];
+	char *before, *after;
+	spool_queue *q;
+	size_t n;
+
+	populate(db, ids);
+	before = t_snapshot(db);
+	spool_close(db);
+	db = t_open();
+	after = t_snapshot(db);
+	CHECK_SNAP(before, after);
+	/* and it goes on working: the lease order is intact */
+	q = t_q(db, "jobs");
+	EQU(t_lease(q, "default prio"), ids[0]);
+	EQU(t_lease(q, "to lease"), ids[4]);
+	EQU(t_lease(q, "with attrs"), ids[1]);
+	RC(spool_lease_next(q, NULL, 0, &n, &info), -EAGAIN);
+	spool_queue_close(q);
+	/* once more, after those leases */
+	free(before);
+	free(after);
+	before = t_snapshot(db);
+	spool_close(db);
+	db = t_open();
+	after = t_snapshot(db);
+	CHECK_SNAP(before, after);
+	spool_close(db);
+	free(before);
+	free(after);
+}
+
+TEST(reopen_expires_leases_that_ran_out)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_msg_info info;
+	uint64_t a, b, c;
+
+	a = t_push(q, "a");
+	b = t_push(q, "b");
+	c = t_push(q, "c");
+	EQU(t_lease(q, "a"), a);
+	EQU(t_lease(q, "b"), b);
+	OK(spool_lease_extend(q, b, T_CLOCK_START + 200000));
+	CHECK_STATS(q, 1, 0, 2, 3, 3, 0, 0, 0);
+	spool_queue_close(q);
+	spool_close(db);
+
+	/* a's lease (30 s) runs out while the store is closed; b's does not */
+	t_advance(60000);
+	db = t_open();
+	q = t_q(db, "q");
+	EQ(t_state(q, a), SPOOL_VISIBLE);
+	EQ(t_state(q, b), SPOOL_LEASED);
+	EQ(t_stat(q, b).due_ms, T_CLOCK_START + 200000);
+	CHECK_STATS(q, 2, 0, 1, 3, 3, 0, 1, 0);
+	/* a is first again (lower id), its receive count goes to 2 */
+	EQU(t_lease_at(__FILE__, __LINE__, q, "a", &info), a);
+	EQU(info.receives, 2);
+	EQ(info.first_received_ms, T_CLOCK_START);
+	EQ(info.due_ms, T_CLOCK_START + 60000 + 30000);
+	EQU(t_lease(q, "c"), c);
+	/* b expires at its own time, with tick */
+	t_advance(200000 - 60000 - 1);
+	spool_tick(db);
+	EQ(t_state(q, b), SPOOL_LEASED);
+	t_advance(2);
+	spool_tick(db);
+	EQ(t_state(q, b), SPOOL_VISIBLE);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(reopen_keeps_delays)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	uint64_t a, b;
+
+	a = t_push_delay(q, "soon", 5000);
+	b = t_push_delay(q, "later", 50000);
+	spool_queue_close(q);
+	spool_close(db);
+
+	t_advance(1000);
+	db = t_open();
+	q = t_q(db, "q");
+	EQ(t_state(q, a), SPOOL_DELAYED);
+	EQ(t_state(q, b), SPOOL_DELAYED);
+	EQ(t_stat(q, a).due_ms, T_CLOCK_START + 5000);
+	EQ(spool_tick(db), T_CLOCK_START + 5000);
+	t_advance(4001);
+	spool_tick(db);
+	EQ(t_state(q, a), SPOOL_VISIBLE);
+	EQ(t_state(q, b), SPOOL_DELAYED);
+	spool_queue_close(q);
+	spool_close(db);
+
+	/* the second delay ends while closed: visible at open */
+	t_advance(60000);
+	db = t_open();
+	q = t_q(db, "q");
+	EQ(t_state(q, b), SPOOL_VISIBLE);
+	CHECK_STATS(q, 2, 0, 0, 9, 2, 0, 0, 0);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/* Many pushed and acked messages, then a reopen: only the rest come back. */
+TEST(reopen_after_acks)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	static uint64_t ids[1000], list[1000];
+	char body[16];
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		snprintf(body, sizeof body, "%04d", i);
+		ids[i] = t_push(q, body);
+	}
+	for (i = 0; i < 900; i++) {
+		snprintf(body, sizeof body, "%04d", i);
+		EQU(t_lease(q, body), ids[i]);
+		OK(spool_ack(q, ids[i]));
+	}
+	spool_queue_close(q);
+	spool_close(db);
+	db = t_open();
+	q = t_q(db, "q");
+	CHECK_STATS(q, 100, 0, 0, 400, 1000, 900, 0, 0);
+	EQU(t_list_all(q, SPOOL_VISIBLE, list, 1000), 100);
+	for (i = 0; i < 100; i++)
+		EQU(list[i], ids[900 + i]);
+	snprintf(body, sizeof body, "%04d", 900);
+	EQU(t_lease(q, body), ids[900]);
+	spool_queue_close(q);
+	spool_close(db);
+}
