@@ -36,11 +36,19 @@ def test_printf_binary_body(mount):
     assert only_body(q) == b'a\x00b\xff\n'
 
 
+# An empty message is pushed at the last close (FUSE RELEASE), which the
+# kernel sends just after close() returned: a FLUSH with nothing written
+# cannot be told from the shell closing the first of two descriptors of a
+# redirection (docs/decisions.md). So these tests wait a moment for it.
+def wait_visible(q, n):
+    return wait_until(lambda: stats(q)['visible'] >= n, timeout=3)
+
+
 def test_empty_push(mount):
     """`: > q/x` pushes one message with an empty body."""
     q = mount.mkq('jobs')
     mount.sh(': > jobs/empty')
-    assert stats(q)['visible'] == 1
+    assert wait_visible(q, 1)
     assert only_body(q) == b''
 
 
@@ -49,7 +57,7 @@ def test_touch_pushes_an_empty_message(mount):
     message whose content (possibly empty) is its body."""
     q = mount.mkq('jobs')
     mount.sh('touch jobs/t')
-    assert stats(q)['visible'] == 1
+    assert wait_visible(q, 1)
     assert only_body(q) == b''
     assert not os.path.exists(q / 't')
 
@@ -266,17 +274,25 @@ def test_lines_skips_empty_lines_and_counts_final_line(mount):
 
 
 def test_lines_all_or_none_on_error(mount):
+    """One line over max_size spoils the whole write session. A line is
+    only known to be too long once it ends, so the EFBIG may come at
+    write() or at close(); either way close() fails and nothing is
+    pushed."""
     q = mount.mkq('jobs', max_size=10)
     fd = os.open(q / 'lines', os.O_WRONLY | os.O_TRUNC)
+    write_err = close_err = None
     try:
         os.write(fd, b'ok1\nok2\n')
-        with pytest.raises(OSError) as e:
-            os.write(fd, b'x' * 20 + b'\n')
-        assert e.value.errno == errno.EFBIG
-    finally:
-        with pytest.raises(OSError) as e:
-            os.close(fd)
-        assert e.value.errno == errno.EFBIG
+        os.write(fd, b'x' * 20 + b'\n')
+        os.write(fd, b'ok3\n')
+    except OSError as e:
+        write_err = e.errno
+    try:
+        os.close(fd)
+    except OSError as e:
+        close_err = e.errno
+    assert write_err in (None, errno.EFBIG)
+    assert close_err == errno.EFBIG
     assert stats(q)['pushed_total'] == 0
 
 
@@ -370,6 +386,7 @@ def test_o_trunc_on_writable_entries(mount, entry):
     if entry == '.draft':
         assert read_file(q / '.draft') == b''
     if entry in ('new-name', 'push'):
+        assert wait_visible(q, 1)
         assert bodies(q) == [b'']   # an empty message, as `: > q/x`
     if entry in ('lines', 'config', 'ctl'):
         assert stats(q)['pushed_total'] == 0
