@@ -1,12 +1,348 @@
-/* Placeholder until the filesystem lands: links the engine. */
+/*
+ * main.c - spoolfs [options] MOUNTPOINT
+ *
+ * Parses the command line, opens the store (which rebuilds the engine's
+ * indexes) before mounting, mounts with default_permissions, and serves
+ * with a multi-threaded loop until unmounted or signalled. Exit codes:
+ * 0 clean shutdown, 1 usage or mount failure, 2 the store cannot be opened.
+ *
+ * Daemonizing: the process forks before anything else starts (RocksDB's
+ * threads and its lock on the store do not survive a fork), and the parent
+ * waits until the child reports that the mount is live, then exits with the
+ * child's status. So `spoolfs DIR` returns once the mount works, as with
+ * fuse_daemonize(), and the store lock is held by the process serving it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
-#include "spool.h"
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-int main(void)
+#include "config.h"
+#include "fs.h"
+
+#define MAX_THREADS 16
+
+enum { KEY_HELP, KEY_VERSION };
+
+struct options {
+	char *data;
+	char *sync;
+	int help;
+	int version;
+};
+
+#define OPT(t, f) { t, offsetof(struct options, f), 0 }
+static const struct fuse_opt option_spec[] = {
+	OPT("--data %s", data),
+	OPT("--data=%s", data),
+	OPT("data=%s", data),
+	OPT("--sync %s", sync),
+	OPT("--sync=%s", sync),
+	OPT("sync=%s", sync),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+#undef OPT
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] MOUNTPOINT\n\n"
+	       "Message queues as directories.\n\n"
+	       "options:\n"
+	       "    --data DIR            the store (default "
+	       "$XDG_DATA_HOME/spoolfs/default)\n"
+	       "    --sync always|none    fsync every push and ack "
+	       "(default always)\n"
+	       "    -f                    stay in the foreground\n"
+	       "    -d                    debug: foreground, log every "
+	       "request\n"
+	       "    -o OPT[,OPT...]       mount options (allow_other, ...)\n"
+	       "    -h, --help            this text\n"
+	       "    -V, --version         the version\n", prog);
+}
+
+static int option_proc(void *data, const char *arg, int key,
+		       struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	(void)arg;
+	(void)outargs;
+	if (key == KEY_HELP)
+		o->help = 1;
+	else if (key == KEY_VERSION)
+		o->version = 1;
+	else
+		return 1;
+	return 0;
+}
+
+/* mkdir -p of every component of path before the last. */
+static void make_parents(char *path)
+{
+	char *p;
+
+	for (p = strchr(path + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		mkdir(path, 0700);
+		*p = '/';
+	}
+}
+
+/* The store's directory, absolute (the daemon runs from /). */
+static char *data_dir(const char *given)
+{
+	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	char cwd[PATH_MAX], *out = NULL;
+
+	if (given && given[0] == '/')
+		return strdup(given);
+	if (given && getcwd(cwd, sizeof cwd)) {
+		if (asprintf(&out, "%s/%s", cwd, given) < 0)
+			return NULL;
+		return out;
+	}
+	if (given)
+		return NULL;
+	if (xdg && xdg[0] == '/') {
+		if (asprintf(&out, "%s/spoolfs/default", xdg) < 0)
+			return NULL;
+	} else if (asprintf(&out, "%s/.local/share/spoolfs/default",
+			    home ? home : "") < 0) {
+		return NULL;
+	}
+	make_parents(out);
+	return out;
+}
+
+static const char *open_failure(int rc)
+{
+	switch (rc) {
+	case -EBUSY:
+		return "it is locked: another spoolfs daemon has it open";
+	case -EACCES:
+	case -EPERM:
+		return "permission denied";
+	case -ENOTDIR:
+		return "not a directory";
+	case -EIO:
+		return "it is corrupt or not a spoolfs store";
+	default:
+		return strerror(-rc);
+	}
+}
+
+static int store_open(const char *dir, int sync_none, int debug)
 {
 	struct spool_options o;
+	int rc;
 
 	spool_options_init(&o);
-	fprintf(stderr, "spoolfs: not built yet\n");
-	return 1;
+	o.sync = sync_none ? SPOOL_SYNC_NONE : SPOOL_SYNC_ALWAYS;
+	o.log = fs_log_engine;
+	o.log_level = debug ? SPOOL_LOG_DEBUG : SPOOL_LOG_INFO;
+	o.wake = fs_wake;
+	fs_log_capture(1);
+	rc = spool_open(dir, &o, &fs.db);
+	fs_log_capture(0);
+	if (rc < 0)
+		fprintf(stderr, "spoolfs: cannot open the store %s: %s\n", dir,
+			open_failure(rc));
+	return rc;
+}
+
+/* A mount left by a killed daemon answers ENOTCONN. */
+static int check_mountpoint(const char *mnt)
+{
+	struct stat st;
+
+	if (stat(mnt, &st) == 0)
+		return 0;
+	if (errno == ENOTCONN)
+		fprintf(stderr, "spoolfs: %s is a dead mount (its daemon was "
+			"killed); clear it with: fusermount3 -u -z %s\n", mnt,
+			mnt);
+	else
+		fprintf(stderr, "spoolfs: bad mount point %s: %s\n", mnt,
+			strerror(errno));
+	return -1;
+}
+
+/* ----------------------------------------------------- daemonizing */
+
+static int status_fd = -1;
+
+/* Forks; the parent waits for the child's status byte and exits. */
+static int daemon_fork(void)
+{
+	int fds[2];
+	pid_t pid;
+	char c = 1;
+
+	if (pipe(fds) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(fds[1]);
+		if (read(fds[0], &c, 1) != 1)
+			c = 1;
+		if (c != 0)
+			waitpid(pid, NULL, 0);
+		_exit(c);
+	}
+	close(fds[0]);
+	status_fd = fds[1];
+	setsid();
+	return 0;
+}
+
+/* Tells the waiting parent how startup went (0: the mount is live). */
+static void daemon_report(int code)
+{
+	char c = (char)code;
+	int fd;
+
+	if (status_fd < 0)
+		return;
+	if (code == 0) {
+		fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+			if (fd > 2)
+				close(fd);
+		}
+		fs_log_daemonized();
+		if (chdir("/") < 0)
+			fs_log(SPOOL_LOG_DEBUG, "chdir /: %s", strerror(errno));
+	}
+	if (write(status_fd, &c, 1) < 0)
+		fs_log(SPOOL_LOG_DEBUG, "status pipe: %s", strerror(errno));
+	close(status_fd);
+	status_fd = -1;
+}
+
+/* --------------------------------------------------------- serving */
+
+static int serve(struct fuse_session *se, struct fuse_cmdline_opts *cmd)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	int rc;
+
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_max_threads(cfg, cmd->max_threads > MAX_THREADS
+					       ? cmd->max_threads
+					       : MAX_THREADS);
+	fuse_loop_cfg_set_clone_fd(cfg, cmd->clone_fd);
+	rc = cmd->singlethread ? fuse_session_loop(se)
+			       : fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return rc;
+}
+
+static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
+	       const char *data, int sync_none)
+{
+	struct fuse_session *se;
+	int rc, code = 1;
+
+	se = fuse_session_new(args, &fs_ops, sizeof fs_ops, NULL);
+	if (!se)
+		return 1;
+	fs.se = se;
+	if (store_open(data, sync_none, cmd->debug) < 0) {
+		code = 2;
+		goto out_session;
+	}
+	fs.start_ms = spool_now(fs.db);
+	if (fs_inode_init() < 0 || fs_wait_start() < 0)
+		goto out_store;
+	if (fuse_set_signal_handlers(se) < 0)
+		goto out_wait;
+	if (fuse_session_mount(se, cmd->mountpoint) < 0)
+		goto out_signals;
+	daemon_report(0);
+	fs_log(SPOOL_LOG_INFO, "serving %s on %s", data, cmd->mountpoint);
+	rc = serve(se, cmd);
+	code = rc < 0 && rc != -ENODEV ? 1 : 0;
+	fs_wait_stop();
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_wait:
+	fs_wait_stop();
+out_store:
+	fs_inode_destroy();
+	spool_close(fs.db);
+	if (code == 0)
+		fs_log(SPOOL_LOG_INFO, "store closed, clean shutdown");
+out_session:
+	fuse_session_destroy(se);
+	return code;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct options o = { 0 };
+	char *data = NULL;
+	int code = 1, sync_none = 0;
+
+	if (fuse_opt_parse(&args, &o, option_spec, option_proc) < 0)
+		goto out;
+	if (o.help || o.version) {
+		if (o.help)
+			usage(argv[0]);
+		else
+			printf("spoolfs %s\n", SPOOLFS_VERSION);
+		code = 0;
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) < 0)
+		goto out;
+	if (!cmd.mountpoint) {
+		fprintf(stderr, "spoolfs: no mount point given "
+			"(usage: spoolfs [options] MOUNTPOINT)\n");
+		goto out;
+	}
+	if (o.sync && strcmp(o.sync, "always") != 0 &&
+	    strcmp(o.sync, "none") != 0) {
+		fprintf(stderr, "spoolfs: --sync must be always or none\n");
+		goto out;
+	}
+	sync_none = o.sync && strcmp(o.sync, "none") == 0;
+	data = data_dir(o.data);
+	if (!data || check_mountpoint(cmd.mountpoint) < 0)
+		goto out;
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	fuse_opt_add_arg(&args, "-ofsname=spoolfs");
+	fs_log_init(cmd.foreground, cmd.debug);
+	if (!cmd.foreground && daemon_fork() < 0) {
+		fprintf(stderr, "spoolfs: fork: %s\n", strerror(errno));
+		goto out;
+	}
+	code = run(&args, &cmd, data, sync_none);
+	daemon_report(code);
+out:
+	free(data);
+	free(cmd.mountpoint);
+	free(o.data);
+	free(o.sync);
+	fuse_opt_free_args(&args);
+	return code;
 }

@@ -1,0 +1,347 @@
+/*
+ * fs.h - the daemon's private header: the shared state of fs/ and the
+ * functions its modules call in each other.
+ *
+ * fs/ translates file operations into calls of the engine (engine/spool.h,
+ * its one door) and engine errors into errno replies. It knows nothing of
+ * RocksDB. Module map:
+ *   main.c    command line, store, mount, daemon, signals, shutdown
+ *   log.c     one log sink (stderr in the foreground, syslog as a daemon)
+ *   inode.c   inode table, per-queue state, attributes
+ *   dir.c     lookup, mkdir, rmdir, readdir, unlink, rename
+ *   ops.c     open/read/write/flush/release dispatch and the ops table
+ *   handle.c  write handles: new names, push, lines, drafts, config, ctl
+ *   consume.c next, claim, pop: lease on read
+ *   wait.c    parked readers, interrupts, deadlines, poll handles
+ *   msg.c     message files: attributes, xattrs, lease extension
+ *   xattr.c   xattr storage of drafts and write handles, and dispatch
+ *   text.c    stats, config and .metrics snapshots
+ */
+#ifndef FS_H
+#define FS_H
+
+#define FUSE_USE_VERSION 314
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "spool.h"
+
+/* ------------------------------------------------------------ log.c */
+
+void fs_log_init(int foreground, int debug);
+void fs_log_daemonized(void);
+void fs_log_capture(int on);
+const char *fs_log_captured(void);
+void fs_log(enum spool_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The engine's log callback (spool_options.log). */
+void fs_log_engine(void *arg, enum spool_log_level level, const char *line);
+
+/* ----------------------------------------------------------- inodes */
+
+enum fs_kind {
+	FS_ROOT,
+	FS_METRICS,
+	FS_QDIR,      /* a queue directory */
+	FS_PUSH,
+	FS_LINES,
+	FS_NEXT,      /* a fresh inode per lookup, bound to a message on read */
+	FS_CLAIM,
+	FS_POP,
+	FS_PEEKDIR,
+	FS_DELAYEDDIR,
+	FS_LEASEDDIR,
+	FS_STATS,
+	FS_CONFIG,
+	FS_CTL,
+	FS_MSG,       /* peek/<id>, delayed/<id>, leased/<id> */
+	FS_WRITE,     /* a new name being written (CREATE) */
+	FS_DRAFT,     /* .name */
+};
+
+/* The fixed entries of a queue directory, in listing order. Their inode
+ * numbers are the queue's base number plus the index + 1. */
+#define FS_QFIXED 11
+extern const char *const fs_qfixed_name[FS_QFIXED];
+extern const enum fs_kind fs_qfixed_kind[FS_QFIXED];
+
+/* Extended attributes of a draft or a message being written. */
+struct fs_xattr {
+	char *name;
+	void *value;
+	size_t len;
+	struct fs_xattr *next;
+};
+
+/* A growing byte buffer. */
+struct fs_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+struct fs_queue;
+struct fs_wbuf;
+
+/* The in-memory file behind a draft (.name). */
+struct fs_draft {
+	pthread_mutex_t lock;
+	struct fs_buf body;         /* protected by lock */
+	struct fs_xattr *xattrs;    /* protected by lock */
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	struct timespec mtime;
+	struct timespec ctime;
+};
+
+struct fs_inode {
+	fuse_ino_t ino;
+	enum fs_kind kind;
+	uint64_t nlookup;           /* protected by fs.lock; dynamic kinds only */
+	int linked;                 /* drafts: still in the queue's list */
+	int dynamic;                /* freed when forgotten */
+	struct fs_queue *q;         /* NULL for the root and .metrics */
+	/* FS_MSG: which listing it came from; FS_NEXT/CLAIM: the bound one */
+	enum spool_state state;
+	_Atomic uint64_t msg_id;    /* 0 = none bound yet */
+	struct fs_wbuf *wbuf;       /* FS_WRITE: its open write, or NULL */
+	struct fs_draft *draft;     /* FS_DRAFT */
+	char *name;                 /* FS_DRAFT/FS_WRITE: the file name */
+	struct fs_inode *hnext;     /* hash chain, protected by fs.lock */
+	struct fs_inode *dnext;     /* draft list of q, protected by fs.lock */
+};
+
+/* One queue the daemon has seen. Never freed before unmount (the wake hook
+ * may hold a pointer at any moment); a deleted queue's entry stays, dead. */
+struct fs_queue {
+	spool_queue *sq;            /* one engine handle for this queue */
+	char name[SPOOL_NAME_MAX + 1];
+	fuse_ino_t base;            /* ino of the directory */
+	int dead;                   /* rmdir'd; protected by fs.lock */
+	struct fs_inode *fixed[FS_QFIXED + 1]; /* [0] the dir */
+	struct fs_inode *drafts;    /* protected by fs.lock */
+	struct fs_wbuf *writing;    /* names being written; fs.lock */
+	/* wait.c state, protected by fs_wait_lock */
+	struct fs_waiter *waiters;
+	struct fs_waiter *waiters_tail;
+	uint64_t wake_seq;
+	struct fs_rfile *polls;
+	struct fs_queue *next;      /* all queues, protected by fs.lock */
+};
+
+struct fs_ctx {
+	spool_db *db;
+	struct fuse_session *se;
+	pthread_mutex_t lock;       /* inode table, queue list, drafts */
+	struct fs_inode **table;
+	size_t table_size;
+	size_t ninodes;
+	fuse_ino_t next_ino;
+	struct fs_queue *queues;
+	struct fs_inode *root;
+	struct fs_inode *metrics;
+	uid_t uid;
+	gid_t gid;
+	int64_t start_ms;
+};
+
+extern struct fs_ctx fs;
+
+#define FS_ROOT_INO FUSE_ROOT_ID
+#define FS_METRICS_INO 2
+#define FS_FIRST_INO 16
+
+int fs_inode_init(void);
+void fs_inode_destroy(void);
+/* Returns the inode numbered ino, or NULL. Inodes stay valid until the
+ * kernel forgets them, so no reference is taken. */
+struct fs_inode *fs_inode_get(fuse_ino_t ino);
+/* Makes a dynamic inode with nlookup 0 in the table. */
+struct fs_inode *fs_inode_new(enum fs_kind kind, struct fs_queue *q);
+/* One more kernel reference (a reply_entry or reply_create). */
+void fs_inode_ref(struct fs_inode *in);
+void fs_inode_forget(fuse_ino_t ino, uint64_t n);
+/* Frees a dynamic inode that nothing refers to any more. fs.lock held. */
+void fs_inode_maybe_free(struct fs_inode *in);
+
+/* Finds (or makes) the state of live queue name. Errors: -ENOENT. */
+int fs_queue_get(const char *name, struct fs_queue **out);
+/* The queue struct of an engine handle (the wake hook's argument). */
+struct fs_queue *fs_queue_of(spool_queue *sq);
+void fs_queue_kill(struct fs_queue *q);
+
+/* Fills st for in. Errors: -ENOENT (queue or message gone). */
+int fs_inode_stat(struct fs_inode *in, struct stat *st);
+/* Fills e for in, with the timeouts its kind wants, and takes a kernel
+ * reference on dynamic inodes. */
+int fs_inode_entry(struct fs_inode *in, struct fuse_entry_param *e);
+double fs_kind_timeout(enum fs_kind kind);
+int fs_kind_is_dir(enum fs_kind kind);
+
+/* ------------------------------------------------------------ dir.c */
+
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	      mode_t mode);
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Draft helpers shared with handle.c. fs.lock held. */
+struct fs_inode *fs_draft_find(struct fs_queue *q, const char *name);
+void fs_draft_unlink(struct fs_inode *in);
+
+/* ---------------------------------------------------------- handle.c */
+
+enum fs_wkind { FS_W_MSG, FS_W_LINES, FS_W_CONFIG, FS_W_CTL };
+
+/* One open for writing of a new name, push, lines, config or ctl. */
+struct fs_wbuf {
+	pthread_mutex_t lock;
+	enum fs_wkind kind;
+	struct fs_queue *q;
+	struct fs_inode *in;        /* FS_WRITE: its inode, else NULL */
+	struct fs_buf buf;          /* bytes since the last commit */
+	uint64_t base;              /* file offset of buf.data[0] */
+	struct fs_xattr *xattrs;    /* FS_WRITE: set with fsetxattr */
+	pid_t opener_tgid;          /* 0: unknown, every flush commits */
+	int committed;              /* a message was pushed already */
+	int err;                    /* a refused write: errno for close() */
+	uint64_t max_size;
+	struct fs_wbuf *wnext;      /* q->writing, protected by fs.lock */
+};
+
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, struct fuse_file_info *fi);
+struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
+			    fuse_req_t req);
+void fs_wbuf_free(struct fs_wbuf *w);
+int fs_wbuf_write(struct fs_wbuf *w, const char *buf, size_t size,
+		  off_t off);
+int fs_wbuf_truncate(struct fs_wbuf *w, off_t size);
+int fs_wbuf_flush(struct fs_wbuf *w, fuse_req_t req);
+void fs_wbuf_release(struct fs_wbuf *w);
+/* Pushes body with the per-message xattrs (priority, delay, user.*). */
+int fs_push_with_xattrs(struct fs_queue *q, const char *name,
+			const void *body, size_t len,
+			const struct fs_xattr *xattrs);
+int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off);
+void fs_buf_free(struct fs_buf *b);
+
+/* Drafts: file data, opened like regular files. */
+struct fs_draft *fs_draft_new(mode_t mode, uid_t uid, gid_t gid);
+void fs_draft_free(struct fs_draft *d);
+int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
+		  const char *name);
+
+/* --------------------------------------------------------- consume.c */
+
+/* What an open next, claim or pop holds. */
+struct fs_rfile {
+	pthread_mutex_t lock;
+	struct fs_inode *in;
+	struct fs_queue *q;
+	enum fs_kind kind;
+	int bound;                  /* a message was taken; protected by lock */
+	uint64_t id;
+	char *data;                 /* pop: the body; claim: the id line */
+	size_t len;
+	/* poll(), protected by fs_wait_lock */
+	struct fuse_pollhandle *ph;
+	struct fs_rfile *pnext;     /* q->polls */
+	int polled;                 /* on q->polls */
+};
+
+void fs_consume_read(fuse_req_t req, struct fs_rfile *f, size_t size,
+		     off_t off, int nonblock);
+/*
+ * Tries to answer a parked or fresh read of f: returns 0 when req was
+ * answered, -EAGAIN when nothing is visible (req not answered).
+ */
+int fs_consume_try(fuse_req_t req, struct fs_rfile *f, size_t size,
+		   off_t off);
+
+/* ------------------------------------------------------------ wait.c */
+
+struct fs_waiter;
+
+extern pthread_mutex_t fs_wait_lock;
+
+int fs_wait_start(void);
+/* Answers every parked read with EINTR and stops the deadline thread. */
+void fs_wait_stop(void);
+/* Parks req (a read of f): answered by fs_wake or EINTR or EAGAIN. */
+void fs_wait_park(fuse_req_t req, struct fs_rfile *f, size_t size, off_t off,
+		  uint64_t seq);
+uint64_t fs_wait_seq(struct fs_queue *q);
+/* The engine's wake hook (spool_options.wake). */
+void fs_wake(void *arg, spool_queue *sq);
+void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	     struct fuse_pollhandle *ph);
+void fs_poll_drop(struct fs_rfile *f);
+
+/* ------------------------------------------------------------- msg.c */
+
+/* Parses a message file name as an id. */
+int fs_msg_parse(const char *name, uint64_t *id);
+void fs_msg_setattr(fuse_req_t req, struct fs_inode *in, struct stat *attr,
+		    int to_set);
+ssize_t fs_msg_getxattr(struct fs_queue *q, uint64_t id, const char *name,
+			char *buf, size_t size);
+ssize_t fs_msg_listxattr(struct fs_queue *q, uint64_t id, char *buf,
+			 size_t size);
+
+/* ----------------------------------------------------------- xattr.c */
+
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags);
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 size_t size);
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+/* Checks the value of a spoolfs xattr; 0 or -EINVAL. */
+int fs_xattr_check(const char *name, const char *value, size_t size);
+int fs_xattr_set(struct fs_xattr **list, const char *name, const void *value,
+		 size_t size, int flags);
+void fs_xattr_free(struct fs_xattr *list);
+
+/* ------------------------------------------------------------ text.c */
+
+/* Formats a snapshot; *out is malloc'd (free it). */
+int fs_text_stats(struct fs_queue *q, char **out, size_t *len);
+int fs_text_config(struct fs_queue *q, char **out, size_t *len);
+int fs_text_metrics(char **out, size_t *len);
+
+/* ------------------------------------------------------------- ops.c */
+
+/* What fi->fh points to for every open file (not directories). */
+struct fs_file {
+	struct fs_inode *in;
+	struct fs_wbuf *w;          /* opened for writing (not drafts) */
+	struct fs_rfile *r;         /* next, claim, pop */
+	char *snap;                 /* stats, config, .metrics: text at open */
+	size_t snaplen;
+};
+
+/* Answers an OPEN or CREATE (e != NULL) with f as the handle; frees f
+ * if the request was interrupted. */
+void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
+		   struct fs_file *f, const struct fuse_entry_param *e);
+void fs_file_free(struct fs_file *f);
+
+extern const struct fuse_lowlevel_ops fs_ops;
+/* Unix ms from the store's clock. */
+int64_t fs_now(void);
+/* Maps a thread id to its process id through /proc; 0 if unknown. */
+pid_t fs_tgid(pid_t tid);
+
+#endif /* FS_H */

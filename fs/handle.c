@@ -1,0 +1,566 @@
+/*
+ * handle.c - producing: names being written, push, lines, drafts, and the
+ * write side of config and ctl.
+ *
+ * The commit rule (docs/decisions.md): a message is pushed at a FLUSH that
+ * comes from the process that opened the file (the thread group of the
+ * opener; a thread id is mapped to its process through /proc), when bytes
+ * are pending. FLUSHes from other processes (children that inherited the
+ * descriptor and exit) commit nothing. Bytes written after a commit are
+ * pushed at the next opener FLUSH or at RELEASE (the last close). A file
+ * into which nothing was ever written is pushed empty at RELEASE, because a
+ * shell redirection closes its first descriptor (a FLUSH with nothing
+ * written) before the command writes. A refused write makes every later
+ * close fail with the same error, and nothing is pushed.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs.h"
+
+/* Largest buffer of a lines or draft file (a message has max_size). */
+#define BIG_MAX (256u << 20)
+
+int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off)
+{
+	size_t end = off + len;
+
+	if (end > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *p;
+
+		while (cap < end)
+			cap *= 2;
+		p = realloc(b->data, cap);
+		if (!p)
+			return -ENOMEM;
+		b->data = p;
+		b->cap = cap;
+	}
+	if (off > b->len)
+		memset(b->data + b->len, 0, off - b->len);
+	memcpy(b->data + off, data, len);
+	if (end > b->len)
+		b->len = end;
+	return 0;
+}
+
+void fs_buf_free(struct fs_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof *b);
+}
+
+/* Drops the first n bytes of b. */
+static void buf_consume(struct fs_buf *b, size_t n)
+{
+	memmove(b->data, b->data + n, b->len - n);
+	b->len -= n;
+}
+
+/* ------------------------------------------------------------- push */
+
+static int parse_priority(const char *v, size_t len, int32_t *out)
+{
+	char text[32], *end;
+	long long n;
+
+	if (len == 0 || len >= sizeof text)
+		return -EINVAL;
+	memcpy(text, v, len);
+	text[len] = '\0';
+	n = strtoll(text, &end, 10);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end || end == text || n < INT32_MIN || n > INT32_MAX)
+		return -EINVAL;
+	*out = (int32_t)n;
+	return 0;
+}
+
+/* Seconds, fractions allowed, into ms. */
+static int parse_delay(const char *v, size_t len, int64_t *out)
+{
+	char text[64], *end;
+	double s;
+
+	if (len == 0 || len >= sizeof text)
+		return -EINVAL;
+	memcpy(text, v, len);
+	text[len] = '\0';
+	s = strtod(text, &end);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end || end == text || !(s >= 0) || s > 1e12)
+		return -EINVAL;
+	*out = (int64_t)(s * 1000 + 0.5);
+	return 0;
+}
+
+int fs_xattr_check(const char *name, const char *value, size_t size)
+{
+	int32_t p;
+	int64_t d;
+
+	if (strcmp(name, "user.spool.priority") == 0)
+		return parse_priority(value, size, &p);
+	if (strcmp(name, "user.spool.delay") == 0)
+		return parse_delay(value, size, &d);
+	return 0;
+}
+
+static size_t count_xattrs(const struct fs_xattr *x)
+{
+	size_t n = 0;
+
+	for (; x; x = x->next)
+		n++;
+	return n;
+}
+
+/* Turns xattrs into push options; attrs[] has room for all of them. */
+static int push_options(struct spool_push *p, const struct fs_xattr *x,
+			struct spool_attr *attrs)
+{
+	for (; x; x = x->next) {
+		if (strcmp(x->name, "user.spool.priority") == 0) {
+			if (parse_priority(x->value, x->len, &p->priority) < 0)
+				return -EINVAL;
+			p->has_priority = 1;
+		} else if (strcmp(x->name, "user.spool.delay") == 0) {
+			if (parse_delay(x->value, x->len, &p->delay_ms) < 0)
+				return -EINVAL;
+			p->has_delay = 1;
+		} else if (strncmp(x->name, "user.", 5) == 0 &&
+			   strncmp(x->name, "user.spool.", 11) != 0) {
+			attrs[p->nattrs].name = x->name;
+			attrs[p->nattrs].value = x->value;
+			attrs[p->nattrs].len = x->len;
+			p->nattrs++;
+		}
+	}
+	p->attrs = attrs;
+	return 0;
+}
+
+int fs_push_with_xattrs(struct fs_queue *q, const char *name,
+			const void *body, size_t len,
+			const struct fs_xattr *xattrs)
+{
+	struct spool_push p = { .body = body, .len = len, .name = name };
+	struct spool_attr *attrs;
+	int rc;
+
+	attrs = calloc(count_xattrs(xattrs) + 1, sizeof *attrs);
+	if (!attrs)
+		return -ENOMEM;
+	rc = push_options(&p, xattrs, attrs);
+	if (rc == 0)
+		rc = spool_push(q->sq, &p, NULL);
+	free(attrs);
+	return rc;
+}
+
+/* Every \n-terminated line (and a final one) of text, empty ones skipped,
+ * as one batch: all or none. */
+static int push_lines(struct fs_queue *q, const char *text, size_t len)
+{
+	struct spool_push *p;
+	size_t n = 0, i, start = 0;
+	int rc;
+
+	p = calloc(len / 2 + 2, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	for (i = 0; i <= len; i++) {
+		if (i < len && text[i] != '\n')
+			continue;
+		if (i > start) {
+			p[n].body = text + start;
+			p[n].len = i - start;
+			n++;
+		}
+		start = i + 1;
+	}
+	rc = spool_push_batch(q->sq, p, n, NULL);
+	free(p);
+	return rc;
+}
+
+/* -------------------------------------------------------- config, ctl */
+
+static int ctl_move(struct fs_queue *q, char *args)
+{
+	char *name = strtok(args, " \t"), *count = strtok(NULL, " \t");
+	struct fs_queue *dst;
+	uint64_t max = 0;
+	char *end;
+	int rc;
+
+	if (!name || strtok(NULL, " \t"))
+		return -EINVAL;
+	if (count) {
+		max = strtoull(count, &end, 10);
+		if (*end || end == count || count[0] == '-')
+			return -EINVAL;
+	}
+	rc = fs_queue_get(name, &dst);
+	if (rc < 0)
+		return rc;
+	return spool_move_all(q->sq, dst->sq, max, NULL);
+}
+
+/* One ctl command line (without its \n). */
+static int ctl_line(struct fs_queue *q, char *line)
+{
+	char *end;
+
+	while (isspace((unsigned char)*line))
+		line++;
+	end = line + strlen(line);
+	while (end > line && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	if (*line == '\0')
+		return 0;
+	if (strcmp(line, "purge") == 0)
+		return spool_purge(q->sq, NULL);
+	if (strncmp(line, "move", 4) == 0 && isspace((unsigned char)line[4]))
+		return ctl_move(q, line + 5);
+	return -EINVAL;
+}
+
+static int ctl_text(struct fs_queue *q, const char *text, size_t len)
+{
+	char *copy = strndup(text, len), *line, *save = NULL;
+	int rc = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (line = strtok_r(copy, "\n", &save); line && rc == 0;
+	     line = strtok_r(NULL, "\n", &save))
+		rc = ctl_line(q, line);
+	free(copy);
+	return rc;
+}
+
+/* Runs the complete lines of a config or ctl buffer (all of it when
+ * final), then drops them. */
+static int wbuf_run(struct fs_wbuf *w, int final)
+{
+	size_t n = w->buf.len;
+	int rc;
+
+	if (!final) {
+		while (n > 0 && w->buf.data[n - 1] != '\n')
+			n--;
+	}
+	if (n == 0)
+		return 0;
+	if (w->kind == FS_W_CONFIG)
+		rc = spool_config_apply(w->q->sq, w->buf.data, n);
+	else
+		rc = ctl_text(w->q, w->buf.data, n);
+	buf_consume(&w->buf, n);
+	w->base += n;
+	return rc;
+}
+
+/* ------------------------------------------------------ write handles */
+
+struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
+			    fuse_req_t req)
+{
+	struct fs_wbuf *w = calloc(1, sizeof *w);
+	struct spool_settings s;
+
+	if (!w)
+		return NULL;
+	pthread_mutex_init(&w->lock, NULL);
+	w->kind = kind;
+	w->q = q;
+	w->opener_tgid = fs_tgid(fuse_req_ctx(req)->pid);
+	w->max_size = BIG_MAX;
+	if (kind == FS_W_MSG && spool_settings_get(q->sq, &s) == 0)
+		w->max_size = s.max_size;
+	return w;
+}
+
+/* Removes w from its queue's names being written. */
+static void writing_drop(struct fs_wbuf *w)
+{
+	struct fs_wbuf **p;
+
+	pthread_mutex_lock(&fs.lock);
+	for (p = &w->q->writing; *p && *p != w; p = &(*p)->wnext)
+		;
+	if (*p)
+		*p = w->wnext;
+	pthread_mutex_unlock(&fs.lock);
+}
+
+void fs_wbuf_free(struct fs_wbuf *w)
+{
+	if (!w)
+		return;
+	if (w->in) {
+		writing_drop(w);
+		pthread_mutex_lock(&fs.lock);
+		w->in->wbuf = NULL;
+		fs_inode_maybe_free(w->in);
+		pthread_mutex_unlock(&fs.lock);
+	}
+	fs_buf_free(&w->buf);
+	fs_xattr_free(w->xattrs);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+int fs_wbuf_write(struct fs_wbuf *w, const char *data, size_t size,
+		  off_t off)
+{
+	size_t rel;
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	rc = -w->err;
+	if (rc < 0)
+		goto out;
+	rel = (uint64_t)off < w->base ? w->buf.len : off - w->base;
+	if (rel + size > w->max_size) {
+		rc = -EFBIG;
+		goto out_fail;
+	}
+	rc = fs_buf_put(&w->buf, data, size, rel);
+	if (rc == 0 && (w->kind == FS_W_CONFIG || w->kind == FS_W_CTL))
+		rc = wbuf_run(w, 0);
+	if (rc < 0)
+		goto out_fail;
+	rc = (int)size;
+	goto out;
+out_fail:
+	w->err = -rc;
+out:
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+int fs_wbuf_truncate(struct fs_wbuf *w, off_t size)
+{
+	pthread_mutex_lock(&w->lock);
+	if ((uint64_t)size >= w->base && (uint64_t)size - w->base < w->buf.len)
+		w->buf.len = size - w->base;
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+/* w->lock held. Pushes what is pending; empty only when forced. */
+static int wbuf_commit(struct fs_wbuf *w, int final)
+{
+	const char *name = w->in ? w->in->name : NULL;
+	int rc = 0;
+
+	if (w->kind == FS_W_CONFIG || w->kind == FS_W_CTL)
+		return wbuf_run(w, 1);
+	if (w->buf.len == 0 && !(final && !w->committed && w->kind == FS_W_MSG))
+		return 0;
+	if (w->kind == FS_W_LINES)
+		rc = push_lines(w->q, w->buf.data, w->buf.len);
+	else
+		rc = fs_push_with_xattrs(w->q, name, w->buf.data, w->buf.len,
+					 w->xattrs);
+	if (rc < 0)
+		return rc;
+	if (!w->committed && w->in)
+		writing_drop(w);
+	w->committed = 1;
+	w->base += w->buf.len;
+	w->buf.len = 0;
+	return 0;
+}
+
+static int from_opener(struct fs_wbuf *w, fuse_req_t req)
+{
+	pid_t pid = fuse_req_ctx(req)->pid;
+
+	if (w->opener_tgid == 0 || pid == w->opener_tgid)
+		return 1;
+	return fs_tgid(pid) == w->opener_tgid;
+}
+
+int fs_wbuf_flush(struct fs_wbuf *w, fuse_req_t req)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	rc = -w->err;
+	if (rc == 0 && from_opener(w, req))
+		rc = wbuf_commit(w, 0);
+	if (rc < 0)
+		w->err = -rc;
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+/* The last close: pushes whatever is left, then frees w. */
+void fs_wbuf_release(struct fs_wbuf *w)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&w->lock);
+	if (!w->err)
+		rc = wbuf_commit(w, 1);
+	pthread_mutex_unlock(&w->lock);
+	if (rc < 0)
+		fs_log(SPOOL_LOG_DEBUG, "queue %s: push at last close: %s",
+		       w->q->name, strerror(-rc));
+	fs_wbuf_free(w);
+}
+
+/* ------------------------------------------------------------ drafts */
+
+struct fs_draft *fs_draft_new(mode_t mode, uid_t uid, gid_t gid)
+{
+	struct fs_draft *d = calloc(1, sizeof *d);
+
+	if (!d)
+		return NULL;
+	pthread_mutex_init(&d->lock, NULL);
+	d->mode = mode & 07777;
+	d->uid = uid;
+	d->gid = gid;
+	clock_gettime(CLOCK_REALTIME, &d->mtime);
+	d->ctime = d->mtime;
+	return d;
+}
+
+void fs_draft_free(struct fs_draft *d)
+{
+	fs_buf_free(&d->body);
+	fs_xattr_free(d->xattrs);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
+		  const char *name)
+{
+	struct fs_draft *d = in->draft;
+	int rc;
+
+	pthread_mutex_lock(&d->lock);
+	rc = fs_push_with_xattrs(dst, name, d->body.data, d->body.len,
+				 d->xattrs);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+/* ------------------------------------------------------------ create */
+
+/* fs.lock held. Is name being written in q right now? */
+static int writing_has(struct fs_queue *q, const char *name)
+{
+	struct fs_wbuf *w;
+
+	for (w = q->writing; w; w = w->wnext)
+		if (w->in && strcmp(w->in->name, name) == 0)
+			return 1;
+	return 0;
+}
+
+static int create_draft(fuse_req_t req, struct fs_queue *q, const char *name,
+			mode_t mode, int flags, struct fs_inode **out)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fs_inode *in;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs.lock);
+	in = fs_draft_find(q, name);
+	if (in && (flags & O_EXCL))
+		rc = -EEXIST;
+	pthread_mutex_unlock(&fs.lock);
+	if (rc < 0 || in)
+		goto out;
+	in = fs_inode_new(FS_DRAFT, q);
+	if (!in)
+		return -ENOMEM;
+	in->name = strdup(name);
+	in->draft = fs_draft_new(mode, ctx->uid, ctx->gid);
+	pthread_mutex_lock(&fs.lock);
+	in->linked = 1;
+	in->dnext = q->drafts;
+	q->drafts = in;
+	pthread_mutex_unlock(&fs.lock);
+out:
+	*out = in;
+	return rc;
+}
+
+static int create_write(fuse_req_t req, struct fs_queue *q, const char *name,
+			int flags, struct fs_file *f)
+{
+	struct fs_inode *in;
+	int rc = 0;
+
+	f->w = fs_wbuf_new(FS_W_MSG, q, req);
+	in = fs_inode_new(FS_WRITE, q);
+	if (!f->w || !in)
+		return -ENOMEM;
+	in->name = strdup(name);
+	pthread_mutex_lock(&fs.lock);
+	if ((flags & O_EXCL) && writing_has(q, name))
+		rc = -EEXIST;
+	else {
+		in->wbuf = f->w;
+		f->w->in = in;
+		f->w->wnext = q->writing;
+		q->writing = f->w;
+	}
+	pthread_mutex_unlock(&fs.lock);
+	f->in = in;
+	return rc;
+}
+
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs_inode *dir = fs_inode_get(parent);
+	struct fuse_entry_param e;
+	struct fs_file *f = calloc(1, sizeof *f);
+	int rc;
+
+	if (!f || !dir || dir->kind != FS_QDIR) {
+		rc = !f ? -ENOMEM : !dir ? -ENOENT : -EPERM;
+		goto out_fail;
+	}
+	if (name[0] == '.')
+		rc = create_draft(req, dir->q, name, mode, fi->flags, &f->in);
+	else
+		rc = create_write(req, dir->q, name, fi->flags, f);
+	if (rc == 0 && f->in->kind == FS_DRAFT && (fi->flags & O_TRUNC)) {
+		pthread_mutex_lock(&f->in->draft->lock);
+		f->in->draft->body.len = 0;
+		pthread_mutex_unlock(&f->in->draft->lock);
+	}
+	if (rc == 0)
+		rc = fs_inode_entry(f->in, &e);
+	if (rc < 0)
+		goto out_fail;
+	fs_reply_open(req, fi, f, &e);
+	return;
+out_fail:
+	if (f && f->w && f->w->in == NULL && f->in)
+		fs_wbuf_free(f->w), f->w = NULL;
+	if (f && f->in) {
+		pthread_mutex_lock(&fs.lock);
+		fs_inode_maybe_free(f->in);
+		pthread_mutex_unlock(&fs.lock);
+		f->in = NULL;
+	}
+	fs_file_free(f);
+	fuse_reply_err(req, -rc);
+}

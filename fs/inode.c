@@ -1,0 +1,418 @@
+/*
+ * inode.c - the inode table and the per-queue state.
+ *
+ * Inode numbers are never reused within a mount, so the generation is 0.
+ * Fixed inodes (the root, .metrics, each queue's directory and its control
+ * entries) live until unmount; a queue gets a block of 16 numbers. Dynamic
+ * inodes (next, message files, names being written, drafts) are counted
+ * with the kernel's lookups and freed when forgotten (drafts only once they
+ * are also unlinked). A queue's state (struct fs_queue) is never freed
+ * before unmount, because the engine's wake hook may reach it at any time;
+ * a deleted queue leaves a dead entry behind (a known, small leak).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+#define TABLE_SIZE (1u << 16)
+#define QUEUE_INOS 16
+
+struct fs_ctx fs;
+
+const char *const fs_qfixed_name[FS_QFIXED] = {
+	"push", "lines", "next", "claim", "pop", "peek", "delayed",
+	"leased", "stats", "config", "ctl",
+};
+
+const enum fs_kind fs_qfixed_kind[FS_QFIXED] = {
+	FS_PUSH, FS_LINES, FS_NEXT, FS_CLAIM, FS_POP, FS_PEEKDIR,
+	FS_DELAYEDDIR, FS_LEASEDDIR, FS_STATS, FS_CONFIG, FS_CTL,
+};
+
+static size_t slot(fuse_ino_t ino)
+{
+	return (ino * 0x9E3779B97F4A7C15ull) >> 48 & (TABLE_SIZE - 1);
+}
+
+/* fs.lock held. */
+static void table_insert(struct fs_inode *in)
+{
+	size_t s = slot(in->ino);
+
+	in->hnext = fs.table[s];
+	fs.table[s] = in;
+	fs.ninodes++;
+}
+
+/* fs.lock held. */
+static void table_remove(struct fs_inode *in)
+{
+	struct fs_inode **p = &fs.table[slot(in->ino)];
+
+	while (*p && *p != in)
+		p = &(*p)->hnext;
+	if (*p) {
+		*p = in->hnext;
+		fs.ninodes--;
+	}
+}
+
+/* fs.lock held. */
+static struct fs_inode *inode_alloc(fuse_ino_t ino, enum fs_kind kind,
+				    struct fs_queue *q)
+{
+	struct fs_inode *in = calloc(1, sizeof *in);
+
+	if (!in)
+		return NULL;
+	in->ino = ino;
+	in->kind = kind;
+	in->q = q;
+	table_insert(in);
+	return in;
+}
+
+int fs_inode_init(void)
+{
+	pthread_mutex_init(&fs.lock, NULL);
+	fs.table = calloc(TABLE_SIZE, sizeof *fs.table);
+	if (!fs.table)
+		return -ENOMEM;
+	fs.next_ino = FS_FIRST_INO;
+	fs.uid = getuid();
+	fs.gid = getgid();
+	fs.root = inode_alloc(FS_ROOT_INO, FS_ROOT, NULL);
+	fs.metrics = inode_alloc(FS_METRICS_INO, FS_METRICS, NULL);
+	if (!fs.root || !fs.metrics)
+		return -ENOMEM;
+	return 0;
+}
+
+static void inode_free(struct fs_inode *in)
+{
+	if (in->draft)
+		fs_draft_free(in->draft);
+	free(in->name);
+	free(in);
+}
+
+/* Frees everything at unmount: the kernel sends no more forgets. */
+void fs_inode_destroy(void)
+{
+	struct fs_queue *q, *qn;
+	size_t i;
+
+	for (i = 0; fs.table && i < TABLE_SIZE; i++) {
+		struct fs_inode *in, *n;
+
+		for (in = fs.table[i]; in; in = n) {
+			n = in->hnext;
+			inode_free(in);
+		}
+	}
+	free(fs.table);
+	fs.table = NULL;
+	for (q = fs.queues; q; q = qn) {
+		qn = q->next;
+		spool_queue_set_udata(q->sq, NULL);
+		spool_queue_close(q->sq);
+		free(q);
+	}
+	fs.queues = NULL;
+}
+
+struct fs_inode *fs_inode_get(fuse_ino_t ino)
+{
+	struct fs_inode *in;
+
+	pthread_mutex_lock(&fs.lock);
+	for (in = fs.table[slot(ino)]; in; in = in->hnext)
+		if (in->ino == ino)
+			break;
+	pthread_mutex_unlock(&fs.lock);
+	return in;
+}
+
+struct fs_inode *fs_inode_new(enum fs_kind kind, struct fs_queue *q)
+{
+	struct fs_inode *in;
+
+	pthread_mutex_lock(&fs.lock);
+	in = inode_alloc(fs.next_ino++, kind, q);
+	if (in)
+		in->dynamic = 1;
+	pthread_mutex_unlock(&fs.lock);
+	return in;
+}
+
+void fs_inode_ref(struct fs_inode *in)
+{
+	pthread_mutex_lock(&fs.lock);
+	in->nlookup++;
+	pthread_mutex_unlock(&fs.lock);
+}
+
+void fs_inode_maybe_free(struct fs_inode *in)
+{
+	if (!in->dynamic || in->nlookup > 0 || in->linked || in->wbuf)
+		return;
+	table_remove(in);
+	inode_free(in);
+}
+
+void fs_inode_forget(fuse_ino_t ino, uint64_t n)
+{
+	struct fs_inode *in;
+
+	pthread_mutex_lock(&fs.lock);
+	for (in = fs.table[slot(ino)]; in; in = in->hnext)
+		if (in->ino == ino)
+			break;
+	if (in && in->dynamic) {
+		in->nlookup = n >= in->nlookup ? 0 : in->nlookup - n;
+		fs_inode_maybe_free(in);
+	}
+	pthread_mutex_unlock(&fs.lock);
+}
+
+/* ----------------------------------------------------------- queues */
+
+/* fs.lock held. */
+static struct fs_queue *queue_find(const char *name)
+{
+	struct fs_queue *q;
+
+	for (q = fs.queues; q; q = q->next)
+		if (!q->dead && strcmp(q->name, name) == 0)
+			break;
+	if (q && !spool_queue_alive(q->sq)) {
+		q->dead = 1;
+		q = NULL;
+	}
+	return q;
+}
+
+/* fs.lock held. Makes the state of a queue whose handle is sq. */
+static struct fs_queue *queue_make(spool_queue *sq, const char *name)
+{
+	struct fs_queue *q = calloc(1, sizeof *q);
+	int i;
+
+	if (!q)
+		return NULL;
+	q->sq = sq;
+	snprintf(q->name, sizeof q->name, "%s", name);
+	q->base = fs.next_ino;
+	fs.next_ino += QUEUE_INOS;
+	q->fixed[0] = inode_alloc(q->base, FS_QDIR, q);
+	for (i = 0; i < FS_QFIXED; i++)
+		q->fixed[i + 1] = inode_alloc(q->base + 1 + i,
+					      fs_qfixed_kind[i], q);
+	q->next = fs.queues;
+	fs.queues = q;
+	spool_queue_set_udata(sq, q);
+	return q;
+}
+
+int fs_queue_get(const char *name, struct fs_queue **out)
+{
+	spool_queue *sq;
+	struct fs_queue *q;
+	int rc;
+
+	pthread_mutex_lock(&fs.lock);
+	q = queue_find(name);
+	pthread_mutex_unlock(&fs.lock);
+	if (q)
+		goto out;
+	rc = spool_queue_open(fs.db, name, &sq);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&fs.lock);
+	q = queue_find(name);
+	if (!q)
+		q = queue_make(sq, name);
+	else
+		spool_queue_close(sq);
+	pthread_mutex_unlock(&fs.lock);
+	if (!q)
+		return -ENOMEM;
+out:
+	*out = q;
+	return 0;
+}
+
+struct fs_queue *fs_queue_of(spool_queue *sq)
+{
+	return spool_queue_udata(sq);
+}
+
+void fs_queue_kill(struct fs_queue *q)
+{
+	pthread_mutex_lock(&fs.lock);
+	q->dead = 1;
+	pthread_mutex_unlock(&fs.lock);
+}
+
+/* ------------------------------------------------------- attributes */
+
+int fs_kind_is_dir(enum fs_kind kind)
+{
+	return kind == FS_ROOT || kind == FS_QDIR || kind == FS_PEEKDIR ||
+	       kind == FS_DELAYEDDIR || kind == FS_LEASEDDIR;
+}
+
+/* Names that change behind the kernel's back get 0; static ones 1 s. */
+double fs_kind_timeout(enum fs_kind kind)
+{
+	switch (kind) {
+	case FS_NEXT:
+	case FS_MSG:
+	case FS_WRITE:
+	case FS_DRAFT:
+		return 0.0;
+	default:
+		return 1.0;
+	}
+}
+
+/* Attributes of the root and queue dirs change only through us, so the
+ * kernel may keep them; the others derive from the queue's mode. */
+static double attr_timeout(enum fs_kind kind)
+{
+	return kind == FS_ROOT || kind == FS_QDIR ? 1.0 : 0.0;
+}
+
+/* The permission bits of classes that have both r and w on the queue. */
+static mode_t rw_classes(mode_t m)
+{
+	mode_t out = 0;
+	int shift;
+
+	for (shift = 0; shift <= 6; shift += 3)
+		if ((m >> shift & 6) == 6)
+			out |= (mode_t)7 << shift;
+	return out;
+}
+
+static mode_t entry_mode(enum fs_kind kind, mode_t m)
+{
+	switch (kind) {
+	case FS_QDIR:
+		return S_IFDIR | (m & 07777);
+	case FS_PUSH:
+	case FS_LINES:
+		return S_IFREG | (m & 0222);
+	case FS_NEXT:
+	case FS_CLAIM:
+	case FS_POP:
+		return S_IFREG | (rw_classes(m) & 0444);
+	case FS_PEEKDIR:
+	case FS_DELAYEDDIR:
+	case FS_LEASEDDIR:
+		return S_IFDIR | ((m & 0444) | (m & 0444) >> 2 |
+				  (rw_classes(m) & 0222));
+	case FS_STATS:
+	case FS_MSG:
+		return S_IFREG | (m & 0444);
+	case FS_CONFIG:
+		return S_IFREG | 0600 | (m & 0044);
+	case FS_CTL:
+		return S_IFREG | 0200;
+	case FS_WRITE:
+		return S_IFREG | 0644;
+	default:
+		return S_IFREG | 0444;
+	}
+}
+
+static void ms_to_ts(int64_t ms, struct timespec *ts)
+{
+	ts->tv_sec = ms / 1000;
+	ts->tv_nsec = (ms % 1000) * 1000000;
+}
+
+static int stat_msg(struct fs_inode *in, struct stat *st)
+{
+	struct spool_msg_info info;
+	int rc = spool_msg_stat(in->q->sq, in->msg_id, &info);
+
+	if (rc < 0)
+		return rc;
+	st->st_size = info.size;
+	ms_to_ts(info.due_ms, &st->st_mtim);
+	ms_to_ts(info.sent_ms, &st->st_ctim);
+	ms_to_ts(info.sent_ms, &st->st_atim);
+	return 0;
+}
+
+static void stat_draft(struct fs_draft *d, struct stat *st)
+{
+	pthread_mutex_lock(&d->lock);
+	st->st_mode = S_IFREG | (d->mode & 07777);
+	st->st_uid = d->uid;
+	st->st_gid = d->gid;
+	st->st_size = d->body.len;
+	st->st_mtim = d->mtime;
+	st->st_atim = d->mtime;
+	st->st_ctim = d->ctime;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void stat_fixed(struct stat *st)
+{
+	st->st_uid = fs.uid;
+	st->st_gid = fs.gid;
+	ms_to_ts(fs.start_ms, &st->st_mtim);
+	st->st_atim = st->st_ctim = st->st_mtim;
+}
+
+int fs_inode_stat(struct fs_inode *in, struct stat *st)
+{
+	struct spool_queue_attr qa;
+	int rc;
+
+	memset(st, 0, sizeof *st);
+	st->st_ino = in->ino;
+	st->st_nlink = fs_kind_is_dir(in->kind) ? 2 : 1;
+	st->st_blksize = 4096;
+	if (!in->q) {
+		stat_fixed(st);
+		st->st_mode = in->kind == FS_ROOT ? S_IFDIR | 0755
+						  : S_IFREG | 0444;
+		return 0;
+	}
+	rc = spool_queue_getattr(in->q->sq, &qa);
+	if (rc < 0 && in->kind != FS_DRAFT && in->kind != FS_WRITE)
+		return rc;
+	st->st_mode = entry_mode(in->kind, qa.mode);
+	st->st_uid = qa.uid;
+	st->st_gid = qa.gid;
+	ms_to_ts(qa.ctime_ms, &st->st_mtim);
+	st->st_atim = st->st_ctim = st->st_mtim;
+	if (in->kind == FS_DRAFT)
+		stat_draft(in->draft, st);
+	if (in->kind == FS_MSG)
+		return stat_msg(in, st);
+	return 0;
+}
+
+int fs_inode_entry(struct fs_inode *in, struct fuse_entry_param *e)
+{
+	int rc;
+
+	memset(e, 0, sizeof *e);
+	rc = fs_inode_stat(in, &e->attr);
+	if (rc < 0)
+		return rc;
+	e->ino = in->ino;
+	e->entry_timeout = fs_kind_timeout(in->kind);
+	e->attr_timeout = attr_timeout(in->kind);
+	if (in->dynamic)
+		fs_inode_ref(in);
+	return 0;
+}

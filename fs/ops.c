@@ -1,0 +1,544 @@
+/*
+ * ops.c - the operations table, and open/read/write/flush/release,
+ * getattr/setattr, forget and statfs: dispatch by the kind of inode.
+ *
+ * Every open file is direct_io (sizes of most entries are meaningless and
+ * bodies change state behind the kernel's back); next, claim, pop, stats,
+ * config and .metrics are also nonseekable. The daemon refuses writing to
+ * read-only entries and reading write-only ones itself, since the kernel's
+ * mode check does not stop root.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "fs.h"
+
+#define DRAFT_MAX (256u << 20)
+
+int64_t fs_now(void)
+{
+	return spool_now(fs.db);
+}
+
+pid_t fs_tgid(pid_t tid)
+{
+	char path[64], line[256];
+	pid_t tgid = 0;
+	FILE *f;
+
+	if (tid <= 0)
+		return 0;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
+static struct fs_file *file_of(struct fuse_file_info *fi)
+{
+	return (struct fs_file *)(uintptr_t)fi->fh;
+}
+
+void fs_file_free(struct fs_file *f)
+{
+	if (!f)
+		return;
+	fs_wbuf_free(f->w);
+	if (f->r) {
+		fs_poll_drop(f->r);
+		pthread_mutex_destroy(&f->r->lock);
+		free(f->r->data);
+		free(f->r);
+	}
+	free(f->snap);
+	free(f);
+}
+
+static int nonseekable(const struct fs_file *f)
+{
+	return f->r || f->snap || (f->w && f->w->kind == FS_W_CONFIG);
+}
+
+void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
+		   struct fs_file *f, const struct fuse_entry_param *e)
+{
+	struct fs_inode *in = f->in;
+	int rc;
+
+	fi->fh = (uintptr_t)f;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	fi->nonseekable = nonseekable(f);
+	rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
+	if (rc != -ENOENT)
+		return;
+	fs_file_free(f);
+	if (e && in && in->dynamic)
+		fs_inode_forget(e->ino, 1);
+}
+
+/* ------------------------------------------------------------ open */
+
+static int open_consume(struct fs_file *f, struct fs_inode *in)
+{
+	struct fs_rfile *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	r->in = in;
+	r->q = in->q;
+	r->kind = in->kind;
+	f->r = r;
+	return 0;
+}
+
+static int open_write(fuse_req_t req, struct fs_file *f, enum fs_wkind kind)
+{
+	f->w = fs_wbuf_new(kind, f->in->q, req);
+	return f->w ? 0 : -ENOMEM;
+}
+
+static int open_draft(struct fs_inode *in, int flags)
+{
+	struct fs_draft *d = in->draft;
+
+	if (!(flags & O_TRUNC) || (flags & O_ACCMODE) == O_RDONLY)
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	d->body.len = 0;
+	clock_gettime(CLOCK_REALTIME, &d->mtime);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static int open_msg(struct fs_inode *in)
+{
+	struct spool_msg_info info;
+
+	return spool_msg_stat(in->q->sq, in->msg_id, &info);
+}
+
+/* What each kind allows: 1 read, 2 write. */
+static int kind_access(enum fs_kind kind)
+{
+	switch (kind) {
+	case FS_PUSH:
+	case FS_LINES:
+	case FS_CTL:
+	case FS_WRITE:
+		return 2;
+	case FS_CONFIG:
+	case FS_DRAFT:
+		return 3;
+	default:
+		return 1;
+	}
+}
+
+static int open_kind(fuse_req_t req, struct fs_file *f, int flags)
+{
+	struct fs_inode *in = f->in;
+	int acc = flags & O_ACCMODE, wr = acc != O_RDONLY, rd = acc != O_WRONLY;
+
+	if ((wr && !(kind_access(in->kind) & 2)) ||
+	    (rd && !(kind_access(in->kind) & 1)))
+		return -EACCES;
+	switch (in->kind) {
+	case FS_METRICS:
+		return fs_text_metrics(&f->snap, &f->snaplen);
+	case FS_STATS:
+		return fs_text_stats(in->q, &f->snap, &f->snaplen);
+	case FS_CONFIG:
+		if (rd && fs_text_config(in->q, &f->snap, &f->snaplen) < 0)
+			return -ENOENT;
+		return wr ? open_write(req, f, FS_W_CONFIG) : 0;
+	case FS_PUSH:
+		return open_write(req, f, FS_W_MSG);
+	case FS_LINES:
+		return open_write(req, f, FS_W_LINES);
+	case FS_CTL:
+		return open_write(req, f, FS_W_CTL);
+	case FS_NEXT:
+	case FS_CLAIM:
+	case FS_POP:
+		return open_consume(f, in);
+	case FS_MSG:
+		return open_msg(in);
+	case FS_DRAFT:
+		return open_draft(in, flags);
+	case FS_WRITE:
+		return -ENOENT;
+	default:
+		return -EISDIR;
+	}
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_inode *in = fs_inode_get(ino);
+	struct fs_file *f = calloc(1, sizeof *f);
+	int rc = !in ? -ENOENT : !f ? -ENOMEM : 0;
+
+	if (rc == 0) {
+		f->in = in;
+		rc = open_kind(req, f, fi->flags);
+	}
+	if (rc < 0) {
+		fs_file_free(f);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fs_reply_open(req, fi, f, NULL);
+}
+
+/* ------------------------------------------------------- read, write */
+
+static void reply_slice(fuse_req_t req, const char *data, size_t len,
+			size_t size, off_t off)
+{
+	if ((size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, data + off,
+			       size < len - off ? size : len - off);
+}
+
+static void read_msg(fuse_req_t req, struct fs_inode *in, size_t size,
+		     off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = spool_msg_read(in->q->sq, in->msg_id, off, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_file *f = file_of(fi);
+	struct fs_draft *d;
+
+	(void)ino;
+	if (f->r) {
+		fs_consume_read(req, f->r, size, off, fi->flags & O_NONBLOCK);
+	} else if (f->snap) {
+		reply_slice(req, f->snap, f->snaplen, size, off);
+	} else if (f->in->kind == FS_MSG) {
+		read_msg(req, f->in, size, off);
+	} else if (f->in->kind == FS_DRAFT) {
+		d = f->in->draft;
+		pthread_mutex_lock(&d->lock);
+		reply_slice(req, d->body.data, d->body.len, size, off);
+		pthread_mutex_unlock(&d->lock);
+	} else {
+		fuse_reply_err(req, EBADF);
+	}
+}
+
+static int write_draft(struct fs_draft *d, const char *buf, size_t size,
+		       off_t off)
+{
+	int rc = -EFBIG;
+
+	pthread_mutex_lock(&d->lock);
+	if ((uint64_t)off + size <= DRAFT_MAX)
+		rc = fs_buf_put(&d->body, buf, size, off);
+	clock_gettime(CLOCK_REALTIME, &d->mtime);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fs_file *f = file_of(fi);
+	int rc = -EBADF;
+
+	(void)ino;
+	if (f->w)
+		rc = fs_wbuf_write(f->w, buf, size, off);
+	else if (f->in->kind == FS_DRAFT)
+		rc = write_draft(f->in->draft, buf, size, off);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	struct fs_file *f = file_of(fi);
+
+	(void)ino;
+	fuse_reply_err(req, f->w ? -fs_wbuf_flush(f->w, req) : 0);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_file *f = file_of(fi);
+
+	(void)ino;
+	if (f->w) {
+		fs_wbuf_release(f->w);
+		f->w = NULL;
+	}
+	fs_file_free(f);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+/* --------------------------------------------------------- attributes */
+
+static double attr_timeout_of(const struct fs_inode *in)
+{
+	return in->kind == FS_ROOT || in->kind == FS_QDIR ? 1.0 : 0.0;
+}
+
+static void reply_attr(fuse_req_t req, struct fs_inode *in,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc = fs_inode_stat(in, &st);
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (in->kind == FS_WRITE && fi && file_of(fi)->w) {
+		struct fs_wbuf *w = file_of(fi)->w;
+
+		pthread_mutex_lock(&w->lock);
+		st.st_size = w->base + w->buf.len;
+		pthread_mutex_unlock(&w->lock);
+	}
+	fuse_reply_attr(req, &st, attr_timeout_of(in));
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_inode *in = fs_inode_get(ino);
+
+	if (!in) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	reply_attr(req, in, fi);
+}
+
+static int setattr_qdir(struct fs_queue *q, struct stat *attr, int to_set)
+{
+	struct spool_queue_attr qa;
+	int rc;
+
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		return -EISDIR;
+	if (!(to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+			FUSE_SET_ATTR_GID)))
+		return 0;
+	rc = spool_queue_getattr(q->sq, &qa);
+	if (rc < 0)
+		return rc;
+	if (to_set & FUSE_SET_ATTR_MODE)
+		qa.mode = attr->st_mode & 07777;
+	if (to_set & FUSE_SET_ATTR_UID)
+		qa.uid = attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		qa.gid = attr->st_gid;
+	return spool_queue_setattr(q->sq, &qa);
+}
+
+static int setattr_draft(struct fs_draft *d, struct stat *attr, int to_set)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if ((uint64_t)attr->st_size > DRAFT_MAX)
+			rc = -EFBIG;
+		else if ((size_t)attr->st_size > d->body.len)
+			rc = fs_buf_put(&d->body, "", 0, attr->st_size);
+		else
+			d->body.len = attr->st_size;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE)
+		d->mode = attr->st_mode & 07777;
+	if (to_set & FUSE_SET_ATTR_UID)
+		d->uid = attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		d->gid = attr->st_gid;
+	if (to_set & FUSE_SET_ATTR_MTIME)
+		d->mtime = attr->st_mtim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		clock_gettime(CLOCK_REALTIME, &d->mtime);
+	clock_gettime(CLOCK_REALTIME, &d->ctime);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+static int setattr_write(struct fs_inode *in, struct fuse_file_info *fi,
+			 struct stat *attr, int to_set)
+{
+	struct fs_wbuf *w = fi ? file_of(fi)->w : NULL;
+
+	if (!(to_set & FUSE_SET_ATTR_SIZE))
+		return 0;
+	if (!w && in->kind == FS_WRITE) {
+		pthread_mutex_lock(&fs.lock);
+		w = in->wbuf;
+		pthread_mutex_unlock(&fs.lock);
+	}
+	return w ? fs_wbuf_truncate(w, attr->st_size) : 0;
+}
+
+static int setattr_kind(struct fs_inode *in, struct stat *attr, int to_set,
+			struct fuse_file_info *fi)
+{
+	switch (in->kind) {
+	case FS_ROOT:
+		return 0;
+	case FS_QDIR:
+		return setattr_qdir(in->q, attr, to_set);
+	case FS_DRAFT:
+		return setattr_draft(in->draft, attr, to_set);
+	case FS_WRITE:
+	case FS_PUSH:
+	case FS_LINES:
+	case FS_CONFIG:
+	case FS_CTL:
+		return setattr_write(in, fi, attr, to_set);
+	default:
+		return to_set & FUSE_SET_ATTR_SIZE ? -EACCES : -EPERM;
+	}
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs_inode *in = fs_inode_get(ino);
+	int rc;
+
+	if (!in) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (in->kind == FS_MSG) {
+		fs_msg_setattr(req, in, attr, to_set);
+		return;
+	}
+	rc = setattr_kind(in, attr, to_set, fi);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		reply_attr(req, in, fi);
+}
+
+/* ------------------------------------------------------------- misc */
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs_inode_forget(ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		fs_inode_forget(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st = {
+		.f_bsize = 4096,
+		.f_frsize = 4096,
+		.f_namemax = 255,
+	};
+
+	(void)ino;
+	st.f_files = spool_queue_count(fs.db);
+	fuse_reply_statfs(req, &st);
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)rdev;
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ |
+			FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
+			FUSE_CAP_EXPORT_SUPPORT);
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.mknod = fs_mknod,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.rename = fs_rename,
+	.open = fs_open,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.release = fs_release,
+	.fsync = fs_fsync,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
+	.statfs = fs_statfs,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
+	.create = fs_create,
+	.poll = fs_poll,
+};

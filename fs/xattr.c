@@ -1,0 +1,253 @@
+/*
+ * xattr.c - extended attributes.
+ *
+ * Drafts and names being written keep theirs in memory; at the push,
+ * user.spool.priority and user.spool.delay become the message's priority
+ * and delay and the other user.* ones its attributes (handle.c). Message
+ * files and a bound next or claim answer the message's (msg.c). Only the
+ * user namespace is supported (other namespaces: EOPNOTSUPP).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include "fs.h"
+
+static struct fs_xattr **xattr_find(struct fs_xattr **list, const char *name)
+{
+	while (*list && strcmp((*list)->name, name) != 0)
+		list = &(*list)->next;
+	return list;
+}
+
+int fs_xattr_set(struct fs_xattr **list, const char *name, const void *value,
+		 size_t size, int flags)
+{
+	struct fs_xattr **p = xattr_find(list, name), *x = *p;
+	void *copy;
+
+	if (x && (flags & XATTR_CREATE))
+		return -EEXIST;
+	if (!x && (flags & XATTR_REPLACE))
+		return -ENODATA;
+	copy = malloc(size ? size : 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, value, size);
+	if (!x) {
+		x = calloc(1, sizeof *x);
+		if (!x || !(x->name = strdup(name))) {
+			free(x);
+			free(copy);
+			return -ENOMEM;
+		}
+		*p = x;
+	}
+	free(x->value);
+	x->value = copy;
+	x->len = size;
+	return 0;
+}
+
+static int xattr_remove(struct fs_xattr **list, const char *name)
+{
+	struct fs_xattr **p = xattr_find(list, name), *x = *p;
+
+	if (!x)
+		return -ENODATA;
+	*p = x->next;
+	free(x->name);
+	free(x->value);
+	free(x);
+	return 0;
+}
+
+void fs_xattr_free(struct fs_xattr *list)
+{
+	while (list) {
+		struct fs_xattr *n = list->next;
+
+		free(list->name);
+		free(list->value);
+		free(list);
+		list = n;
+	}
+}
+
+static ssize_t xattr_get(struct fs_xattr *list, const char *name, char *buf,
+			 size_t size)
+{
+	struct fs_xattr *x = *xattr_find(&list, name);
+
+	if (!x)
+		return -ENODATA;
+	if (size == 0)
+		return x->len;
+	if (size < x->len)
+		return -ERANGE;
+	memcpy(buf, x->value, x->len);
+	return x->len;
+}
+
+static ssize_t xattr_list(struct fs_xattr *list, char *buf, size_t size)
+{
+	size_t need = 0;
+	struct fs_xattr *x;
+
+	for (x = list; x; x = x->next)
+		need += strlen(x->name) + 1;
+	if (size == 0)
+		return need;
+	if (size < need)
+		return -ERANGE;
+	for (x = list; x; x = x->next) {
+		size_t n = strlen(x->name) + 1;
+
+		memcpy(buf, x->name, n);
+		buf += n;
+	}
+	return need;
+}
+
+/*
+ * The in-memory xattr list of a draft or a name being written, with its
+ * lock taken; NULL if in has none. Unlock with *lock.
+ */
+static struct fs_xattr **xattrs_of(struct fs_inode *in, pthread_mutex_t **lock)
+{
+	struct fs_wbuf *w;
+
+	if (in->kind == FS_DRAFT) {
+		*lock = &in->draft->lock;
+		pthread_mutex_lock(*lock);
+		return &in->draft->xattrs;
+	}
+	if (in->kind != FS_WRITE)
+		return NULL;
+	pthread_mutex_lock(&fs.lock);
+	w = in->wbuf;
+	if (w)
+		pthread_mutex_lock(&w->lock);
+	pthread_mutex_unlock(&fs.lock);
+	if (!w)
+		return NULL;
+	*lock = &w->lock;
+	return &w->xattrs;
+}
+
+/* The message an inode answers for, or 0. */
+static uint64_t msg_of(struct fs_inode *in)
+{
+	if (in->kind == FS_MSG || in->kind == FS_NEXT || in->kind == FS_CLAIM)
+		return atomic_load(&in->msg_id);
+	return 0;
+}
+
+static void reply_size(fuse_req_t req, ssize_t n, size_t size,
+		       const char *buf)
+{
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, n);
+	else
+		fuse_reply_buf(req, buf, n);
+}
+
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags)
+{
+	struct fs_inode *in = fs_inode_get(ino);
+	pthread_mutex_t *lock;
+	struct fs_xattr **list;
+	int rc;
+
+	if (!in) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (strncmp(name, "user.", 5) != 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	list = xattrs_of(in, &lock);
+	if (!list) {
+		fuse_reply_err(req, in->kind == FS_WRITE ? ENOENT : EPERM);
+		return;
+	}
+	rc = fs_xattr_check(name, value, size);
+	if (rc == 0)
+		rc = fs_xattr_set(list, name, value, size, flags);
+	pthread_mutex_unlock(lock);
+	fuse_reply_err(req, -rc);
+}
+
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 size_t size)
+{
+	struct fs_inode *in = fs_inode_get(ino);
+	pthread_mutex_t *lock;
+	struct fs_xattr **list;
+	char *buf = size ? malloc(size) : NULL;
+	uint64_t id;
+	ssize_t n = -ENODATA;
+
+	if (!in)
+		n = -ENOENT;
+	else if (size && !buf)
+		n = -ENOMEM;
+	else if ((list = xattrs_of(in, &lock))) {
+		n = xattr_get(*list, name, buf, size);
+		pthread_mutex_unlock(lock);
+	} else if ((id = msg_of(in)))
+		n = fs_msg_getxattr(in->q, id, name, buf, size);
+	reply_size(req, n, size, buf);
+	free(buf);
+}
+
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs_inode *in = fs_inode_get(ino);
+	pthread_mutex_t *lock;
+	struct fs_xattr **list;
+	char *buf = size ? malloc(size) : NULL;
+	uint64_t id;
+	ssize_t n = 0;
+
+	if (!in)
+		n = -ENOENT;
+	else if (size && !buf)
+		n = -ENOMEM;
+	else if ((list = xattrs_of(in, &lock))) {
+		n = xattr_list(*list, buf, size);
+		pthread_mutex_unlock(lock);
+	} else if ((id = msg_of(in))) {
+		n = fs_msg_listxattr(in->q, id, buf, size);
+		if (n == -ENOENT)
+			n = 0;
+	}
+	reply_size(req, n, size, buf);
+	free(buf);
+}
+
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs_inode *in = fs_inode_get(ino);
+	pthread_mutex_t *lock;
+	struct fs_xattr **list;
+	int rc;
+
+	if (!in) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	list = xattrs_of(in, &lock);
+	if (!list) {
+		fuse_reply_err(req, msg_of(in) ? EPERM : ENODATA);
+		return;
+	}
+	rc = xattr_remove(list, name);
+	pthread_mutex_unlock(lock);
+	fuse_reply_err(req, -rc);
+}
