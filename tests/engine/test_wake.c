@@ -1,0 +1,267 @@
+/*
+ * test_wake.c - the wake hook: called when a queue gains a visible message
+ * (a push into an empty queue, a delay ending, a lease running out, a
+ * release, a move in, an unpause), with no engine lock held, so that the
+ * callback can lease (and ack, and push) itself.
+ */
+#include "t.h"
+
+/* Did the count of wakes of name go up since *seen? Updates *seen. */
+#define WOKE(name, seen)                                                     \
+	do {                                                                 \
+		unsigned t_w_ = t_wakes(name);                               \
+		if (t_w_ <= *(seen))                                         \
+			T_FAIL("no wake of queue %s (count %u)", (name),     \
+			       t_w_);                                        \
+		*(seen) = t_w_;                                              \
+	} while (0)
+
+TEST(wake_on_push_into_empty_queue)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
+	unsigned seen = 0, seen_r = 0;
+
+	EQ(t_wakes("q"), 0);
+	t_push(q, "a");
+	/* called before spool_push returned (no timer thread here) */
+	WOKE("q", &seen);
+	EQ(t_wakes("r"), 0);
+	t_lease(q, "a");
+	t_push(q, "b");
+	WOKE("q", &seen);
+	t_push(r, "c");
+	WOKE("r", &seen_r);
+	spool_queue_close(q);
+	spool_queue_close(r);
+	spool_close(db);
+}
+
+TEST(wake_on_batch_push)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_push p[2] = { { .body = "a", .len = 1 },
+				   { .body = "b", .len = 1 } };
+	unsigned seen = 0;
+
+	OK(spool_push_batch(q, p, 2, NULL));
+	WOKE("q", &seen);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(wake_on_delay_end)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	unsigned seen;
+
+	t_push_delay(q, "d", 1000);
+	seen = t_wakes("q");
+	t_advance(999);
+	spool_tick(db);
+	EQ(t_wakes("q"), seen);
+	t_advance(1);
+	spool_tick(db);
+	WOKE("q", &seen);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(wake_on_lease_expiry)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	unsigned seen;
+
+	t_push(q, "a");
+	t_lease(q, "a");
+	seen = t_wakes("q");
+	t_advance(30000);
+	spool_tick(db);
+	WOKE("q", &seen);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(wake_on_extend_into_the_past)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	unsigned seen;
+	uint64_t a = t_push(q, "a");
+
+	t_lease(q, "a");
+	seen = t_wakes("q");
+	OK(spool_lease_extend(q, a, 0));
+	WOKE("q", &seen);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(wake_on_release)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	unsigned seen;
+	uint64_t a = t_push(q, "a");
+
+	t_lease(q, "a");
+	seen = t_wakes("q");
+	OK(spool_release(q, a, 0));
+	WOKE("q", &seen);
+	t_lease(q, "a");
+	OK(spool_release(q, a, 1));
+	WOKE("q", &seen);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(wake_on_move_in)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
+	unsigned seen_r = 0, seen_q;
+	uint64_t a = t_push(q, "a"), d;
+
+	t_push(q, "b");
+	t_push(q, "c");
+	OK(spool_move(q, a, SPOOL_VISIBLE, r));
+	WOKE("r", &seen_r);
+	OK(spool_lease_id(r, a, &(struct spool_msg_info){ 0 }));
+	OK(spool_move_all(q, r, 0, NULL));
+	WOKE("r", &seen_r);
+	/* a delayed message made visible in place */
+	d = t_push_delay(q, "d", 5000);
+	seen_q = t_wakes("q");
+	OK(spool_move(q, d, SPOOL_DELAYED, q));
+	WOKE("q", &seen_q);
+	spool_queue_close(q);
+	spool_queue_close(r);
+	spool_close(db);
+}
+
+TEST(wake_on_unpause)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	unsigned seen;
+
+	t_config(q, "paused=1");
+	t_push(q, "a");
+	seen = t_wakes("q");
+	t_config(q, "paused=0");
+	WOKE("q", &seen);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/* ------------------------------------------- a callback that consumes */
+
+static spool_queue *side;               /* where the hook pushes */
+static int hook_rc = 1;
+static char hook_body[64];
+static size_t hook_n;
+static uint64_t hook_id;
+static int hook_calls;
+
+/* A reader parked on the queue: lease at once, ack, and tell another
+ * queue, all from inside the callback. */
+static void consume_hook(spool_queue *q)
+{
+	struct spool_msg_info i;
+	struct spool_stats s;
+
+	hook_calls++;
+	if (q == side || !strcmp(spool_queue_name(q), "side")) {
+		/* the side queue's reader: consume, record nothing */
+		char b[8];
+		size_t n;
+
+		if (spool_lease_next(q, b, sizeof b, &n, &i) == 0 &&
+		    spool_ack(q, i.id))
+			hook_rc = -1002;
+		return;
+	}
+	hook_rc = spool_lease_next(q, hook_body, sizeof hook_body, &hook_n,
+				   &i);
+	if (hook_rc)
+		return;
+	hook_id = i.id;
+	if (spool_stats_get(q, &s) || spool_ack(q, i.id))
+		hook_rc = -1000;
+	if (side) {
+		struct spool_push p = { .body = "seen", .len = 4 };
+
+		if (spool_push(side, &p, NULL))
+			hook_rc = -1001;
+	}
+}
+
+TEST_T(wake_callback_may_lease, 20)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	uint64_t a, d;
+
+	side = t_mkq(db, "side");
+	t_wake_hook = consume_hook;
+	/* from spool_push */
+	a = t_push(q, "pushed");
+	EQ(hook_rc, 0);
+	EQU(hook_id, a);
+	CHECK_MEM(hook_body, hook_n, "pushed", 6);
+	EQ(t_state(q, a), 0);
+	/* from spool_tick: a delay ending */
+	hook_rc = 1;
+	d = t_push_delay(q, "delayed", 100);
+	t_advance(100);
+	spool_tick(db);
+	EQ(hook_rc, 0);
+	EQU(hook_id, d);
+	CHECK_MEM(hook_body, hook_n, "delayed", 7);
+	/* from spool_tick: a lease running out */
+	t_wake_hook = NULL;
+	a = t_push(q, "again");
+	t_lease(q, "again");
+	t_wake_hook = consume_hook;
+	hook_rc = 1;
+	t_advance(30000);
+	spool_tick(db);
+	EQ(hook_rc, 0);
+	EQU(hook_id, a);
+	/* from a release and a move in */
+	t_wake_hook = NULL;
+	a = t_push(q, "released");
+	t_lease(q, "released");
+	t_wake_hook = consume_hook;
+	hook_rc = 1;
+	OK(spool_release(q, a, 0));
+	EQ(hook_rc, 0);
+	EQU(hook_id, a);
+	t_wake_hook = NULL;
+	spool_queue *r = t_mkq(db, "r");
+	a = t_push(r, "moved");
+	t_wake_hook = consume_hook;
+	hook_rc = 1;
+	OK(spool_move(r, a, SPOOL_VISIBLE, q));
+	EQ(hook_rc, 0);
+	EQU(hook_id, a);
+	t_wake_hook = NULL;
+	{
+		struct spool_stats s = t_stats(q);
+
+		EQU(s.visible + s.delayed + s.leased, 0);
+		EQU(s.acked_total, 5);
+		EQU(s.expired_total, 1);
+	}
+	/* the side queue got the pushes the hook made (and consumed them:
+	 * its own wakes ran the hook too) */
+	EQU(t_stats(side).pushed_total, 5);
+	EQU(t_stats(side).acked_total, 5);
+	spool_queue_close(r);
+	spool_queue_close(side);
+	spool_queue_close(q);
+	spool_close(db);
+}
