@@ -71,6 +71,24 @@ void heap_remove(struct heap *h, struct msg *m);
 struct msg *heap_top(const struct heap *h);
 void heap_free(struct heap *h);
 
+/* dedup.c: recently pushed names or bodies (dedup=name|content). */
+#define DEDUP_KEY_LEN 16
+struct dedup_entry;
+struct dedup {
+	struct dedup_entry **tab;
+	size_t mask, n;
+	struct dedup_entry *head, *tail;
+};
+/* 1 if key was added and has not expired by now. */
+int dedup_seen(struct dedup *d, const uint8_t *key, int64_t now);
+/* Adds key (or moves its expiry); -1 on ENOMEM. */
+int dedup_add(struct dedup *d, const uint8_t *key, int64_t expiry_ms);
+void dedup_del(struct dedup *d, const uint8_t *key);
+/* Removes up to max keys expired by now, oldest first, into keys. */
+size_t dedup_expire(struct dedup *d, int64_t now,
+		    uint8_t (*keys)[DEDUP_KEY_LEN], size_t max);
+void dedup_free(struct dedup *d);
+
 /* Persistent per-queue totals, in store order (see keys.c). */
 enum { CNT_PUSHED, CNT_ACKED, CNT_EXPIRED, CNT_DEAD, CNT_DEDUPED, CNT_DELETED,
        CNT_N };
@@ -93,6 +111,7 @@ struct spool_queue {
 	uint64_t pending;       /* pushes/moves in flight; protected by lock */
 	uint64_t bytes;                 /* protected by lock */
 	uint64_t cnt[CNT_N];            /* protected by lock */
+	struct dedup dedup;             /* protected by lock */
 };
 
 struct spool_db {
@@ -151,6 +170,11 @@ struct body_view {
 	size_t body_len;
 };
 int body_decode(const char *v, size_t len, struct body_view *out);
+/* The dedup key of a push: XXH3-128 of its name (mode 1) or body (2). */
+void dedup_key(int mode, const struct spool_push *p,
+	       uint8_t out[DEDUP_KEY_LEN]);
+#define DKEY_LEN (QKEY_LEN + DEDUP_KEY_LEN)
+void key_dedup(uint32_t qid, const uint8_t *key, char out[DKEY_LEN]);
 void counters_encode(const uint64_t c[CNT_N], char out[CNT_N * 8]);
 void counters_decode(const char *v, size_t len, uint64_t c[CNT_N]);
 
@@ -175,12 +199,34 @@ void queue_free_msgs(spool_queue *q);
 int queue_write_record(spool_queue *q, const struct spool_queue_attr *a,
 		       const struct spool_settings *s);
 
+/* push.c */
+/* Drops expired dedup keys of q, from memory and (through b) the store;
+ * q->lock held. */
+void dedup_sweep(spool_queue *q, struct store_batch *b, int64_t now);
+
 /* msg.c */
+/* Adds n to counter c of q, in batch b (memory is the caller's). */
+void msg_count(struct store_batch *b, spool_queue *q, int c, uint64_t n);
+/* Adds m's index record, as a message of queue qid, to b. */
+void msg_put_idx(struct store_batch *b, const struct msg *m, uint32_t qid);
 /* Number of messages counted against max_depth. */
 uint64_t queue_depth(const spool_queue *q);
 void queue_counters_merge(struct store_batch *b, uint32_t qid,
 			  const uint64_t delta[CNT_N]);
 int msg_set_corrupt(spool_queue *q, uint64_t id);
+/* Moves busy messages v[0..n) of q to its dead-letter queue (created on
+ * demand), counting dead_total. On error they stay busy and out of place:
+ * the caller puts them back. */
+int msg_dead_letter(spool_queue *q, struct msg **v, size_t n);
+/* The message with the oldest sent time (any state but corrupt), or NULL;
+ * q->lock held. */
+struct msg *queue_oldest(spool_queue *q);
+/* Deletes busy messages v[0..n) in one batch, counting c; frees them, or
+ * puts them back if the write fails. */
+int remove_msgs(spool_queue *q, struct msg **v, size_t n, int c,
+		int durable);
+/* Is m out of receives (max_receives)? q->lock held. */
+int msg_exhausted(const spool_queue *q, const struct msg *m);
 
 /* timer.c */
 int timer_start(spool_db *db);

@@ -12,6 +12,8 @@
  *                                  u16 name_len, name, settings text
  *                                  ("key=value\n" lines, as config shows)
  *            "C" qid:u32be      -> CNT_N x u64 totals, merged by addition
+ *            "D" qid:u32be key:16 -> i64 expiry_ms: a dedup key (XXH3-128
+ *                                  of a name, or with seed 2 of a body)
  *   CF_IDX   id:u64be           -> idx record (IDX_REC_LEN bytes): u32 qid,
  *                                  u8 state, i32 priority, u32 receives,
  *                                  u64 size, i64 sent_ms, i64 due_ms,
@@ -197,6 +199,26 @@ int body_decode(const char *v, size_t len, struct body_view *out)
 	out->body = out->attrs + out->attrs_len;
 	out->body_len = len - BODY_HDR - out->name_len - out->attrs_len;
 	return 0;
+}
+
+void dedup_key(int mode, const struct spool_push *p,
+	       uint8_t out[DEDUP_KEY_LEN])
+{
+	XXH128_hash_t h;
+
+	if (mode == 1)
+		h = XXH3_128bits_withSeed(p->name ? p->name : "",
+					  p->name ? strlen(p->name) : 0, 1);
+	else
+		h = XXH3_128bits_withSeed(p->body, p->len, 2);
+	put_be64((char *)out, h.high64);
+	put_be64((char *)out + 8, h.low64);
+}
+
+void key_dedup(uint32_t qid, const uint8_t *key, char out[DKEY_LEN])
+{
+	key_queue('D', qid, out);
+	memcpy(out + QKEY_LEN, key, DEDUP_KEY_LEN);
 }
 
 void counters_encode(const uint64_t c[CNT_N], char out[CNT_N * 8])

@@ -34,7 +34,7 @@ void queue_counters_merge(struct store_batch *b, uint32_t qid,
 }
 
 /* Adds n to counter c, in the batch and (once it is written) in memory. */
-static void count(struct store_batch *b, spool_queue *q, int c, uint64_t n)
+void msg_count(struct store_batch *b, spool_queue *q, int c, uint64_t n)
 {
 	uint64_t delta[CNT_N] = { 0 };
 
@@ -42,7 +42,7 @@ static void count(struct store_batch *b, spool_queue *q, int c, uint64_t n)
 	queue_counters_merge(b, q->qid, delta);
 }
 
-static void put_idx(struct store_batch *b, const struct msg *m, uint32_t qid)
+void msg_put_idx(struct store_batch *b, const struct msg *m, uint32_t qid)
 {
 	char key[ID_KEY_LEN], val[IDX_REC_LEN];
 	struct idx_rec r;
@@ -156,9 +156,9 @@ static int update(spool_queue *q, uint64_t id, unsigned states, int durable,
 	pthread_mutex_unlock(&q->lock);
 	if (!m)
 		goto out;
-	put_idx(b, &next, q->qid);
+	msg_put_idx(b, &next, q->qid);
 	if (c >= 0)
-		count(b, q, c, 1);
+		msg_count(b, q, c, 1);
 	rc = store_write(q->db->st, b, durable);
 	pthread_mutex_lock(&q->lock);
 	settle(q, m, rc ? NULL : &next);
@@ -171,161 +171,6 @@ static int update(spool_queue *q, uint64_t id, unsigned states, int durable,
 out:
 	store_batch_free(b);
 	return rc;
-}
-
-/* ------------------------------------------------------------ pushing */
-
-static int check_attrs(const struct spool_push *p)
-{
-	size_t total = 0;
-
-	for (size_t i = 0; i < p->nattrs; i++) {
-		size_t n = strlen(p->attrs[i].name);
-
-		if (n <= 5 || n > 255 || strncmp(p->attrs[i].name, "user.", 5))
-			return -EINVAL;
-		total += n + p->attrs[i].len;
-	}
-	return total > SPOOL_ATTRS_MAX ? -EINVAL : 0;
-}
-
-static int check_push(const struct spool_push *p, size_t n,
-		      const struct spool_settings *s)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (p[i].len > s->max_size)
-			return -EFBIG;
-		if ((p[i].has_delay && p[i].delay_ms < 0) ||
-		    (p[i].name && strlen(p[i].name) > SPOOL_MSG_NAME_MAX))
-			return -EINVAL;
-		if (check_attrs(&p[i]))
-			return -EINVAL;
-	}
-	return 0;
-}
-
-/* Reserves room for n pushes (max_depth) and copies the settings. */
-static int push_reserve(spool_queue *q, size_t n, struct spool_settings *s)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&q->lock);
-	if (!q->alive)
-		rc = -ENOENT;
-	else if (q->set.max_depth && queue_depth(q) + n > q->set.max_depth)
-		rc = -EDQUOT;
-	else
-		q->pending += n;
-	*s = q->set;
-	pthread_mutex_unlock(&q->lock);
-	return rc;
-}
-
-/* Fills msgs[i] for p[i] and adds both records to b. */
-static int push_build(spool_queue *q, const struct spool_push *p, size_t n,
-		      const struct spool_settings *s, struct msg *msgs,
-		      struct store_batch *b)
-{
-	int64_t now = spool_now(q->db);
-	uint64_t first = id_alloc(q->db, n, b);
-
-	for (size_t i = 0; i < n; i++) {
-		struct msg *m = &msgs[i];
-		int64_t delay = p[i].has_delay ? p[i].delay_ms : s->delay_ms;
-		char key[ID_KEY_LEN], *rec;
-		size_t len;
-
-		m->id = first + i;
-		m->priority = p[i].has_priority ? p[i].priority : s->priority;
-		m->sent_ms = now;
-		m->size = p[i].len;
-		m->state = delay > 0 ? SPOOL_DELAYED : SPOOL_VISIBLE;
-		m->due_ms = now + delay;
-		m->heap_idx = HEAP_NONE;
-		rec = body_encode(&p[i], &len);
-		if (!rec)
-			return -ENOMEM;
-		key_id(m->id, key);
-		store_batch_put(b, CF_BODY, key, ID_KEY_LEN, rec, len);
-		free(rec);
-		put_idx(b, m, q->qid);
-	}
-	count(b, q, CNT_PUSHED, n);
-	return 0;
-}
-
-/* Publishes written messages; q->lock held. Returns what to wake for:
- * bit 0 a visible message, and the earliest delay in *due. */
-static int push_publish(spool_queue *q, struct msg *msgs, size_t n,
-			int64_t *due)
-{
-	int visible = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct msg *m = malloc(sizeof(*m));
-
-		if (!m)
-			abort(); /* written but not servable: see heap_push */
-		*m = msgs[i];
-		queue_hash_insert(q, m);
-		queue_place(q, m);
-		q->bytes += m->size;
-		if (m->state == SPOOL_VISIBLE)
-			visible = 1;
-		else if (m->due_ms < *due)
-			*due = m->due_ms;
-	}
-	q->cnt[CNT_PUSHED] += n;
-	return visible;
-}
-
-int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
-		     uint64_t *first_id)
-{
-	struct spool_settings s;
-	struct store_batch *b = NULL;
-	struct msg *msgs = NULL;
-	int64_t due = INT64_MAX;
-	int rc, visible = 0;
-
-	if (n == 0)
-		return 0;
-	rc = push_reserve(q, n, &s);
-	if (rc)
-		return rc;
-	rc = check_push(p, n, &s);
-	if (rc)
-		goto out_unreserve;
-	rc = -ENOMEM;
-	msgs = calloc(n, sizeof(*msgs));
-	b = batch(q);
-	if (!msgs || !b)
-		goto out_unreserve;
-	rc = push_build(q, p, n, &s, msgs, b);
-	if (!rc)
-		rc = store_write(q->db->st, b, 1);
-	if (rc)
-		id_write_failed(q->db);
-out_unreserve:
-	pthread_mutex_lock(&q->lock);
-	q->pending -= n;
-	if (!rc)
-		visible = push_publish(q, msgs, n, &due);
-	pthread_mutex_unlock(&q->lock);
-	if (!rc && first_id)
-		*first_id = msgs[0].id;
-	free(msgs);
-	store_batch_free(b);
-	if (visible)
-		queue_wake(q);
-	if (due != INT64_MAX)
-		timer_kick(q->db, due);
-	return rc;
-}
-
-int spool_push(spool_queue *q, const struct spool_push *p, uint64_t *id)
-{
-	return spool_push_batch(q, p, 1, id);
 }
 
 /* ------------------------------------------------------------- bodies */
@@ -560,6 +405,73 @@ int spool_msg_stat(spool_queue *q, uint64_t id, struct spool_msg_info *out)
 	return rc;
 }
 
+static int move_reserve(spool_queue *dst, uint64_t want, uint64_t *got);
+static void move_publish(spool_queue *q, spool_queue *dst, struct msg **v,
+			 size_t n, uint64_t reserved);
+static int move_write(spool_queue *q, spool_queue *dst, struct msg **v,
+		      size_t n, int c);
+
+/* -------------------------------------------------------- dead letters */
+
+int msg_exhausted(const spool_queue *q, const struct msg *m)
+{
+	return q->set.max_receives && m->receives >= q->set.max_receives;
+}
+
+/* Opens q's dead-letter queue, creating it (with q's owner and mode) on
+ * demand. */
+static int dead_letter_open(spool_queue *q, spool_queue **out)
+{
+	char name[SPOOL_NAME_MAX + 8];
+	struct spool_queue_attr a;
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->set.dead_letter[0])
+		snprintf(name, sizeof(name), "%s", q->set.dead_letter);
+	else
+		snprintf(name, sizeof(name), "%s.dead", q->name);
+	a = q->attr;
+	pthread_mutex_unlock(&q->lock);
+	rc = spool_queue_open(q->db, name, out);
+	if (rc != -ENOENT)
+		return rc;
+	rc = spool_queue_create(q->db, name, &a);
+	if (rc && rc != -EEXIST)
+		return rc;
+	return spool_queue_open(q->db, name, out);
+}
+
+int msg_dead_letter(spool_queue *q, struct msg **v, size_t n)
+{
+	spool_queue *dlq;
+	uint64_t got = 0;
+	int rc = dead_letter_open(q, &dlq);
+
+	if (rc) {
+		db_log(q->db, SPOOL_LOG_WARN, "queue %s: no dead-letter queue "
+		       "(%s); messages stay", q->name, strerror(-rc));
+		return rc;
+	}
+	rc = dlq == q ? -EINVAL : move_reserve(dlq, n, &got);
+	if (!rc && got < n)
+		rc = -EDQUOT;
+	if (!rc)
+		rc = move_write(q, dlq, v, n, CNT_DEAD);
+	if (rc) {
+		pthread_mutex_lock(&dlq->lock);
+		dlq->pending -= got;
+		pthread_mutex_unlock(&dlq->lock);
+	} else {
+		move_publish(q, dlq, v, n, got);
+		pthread_mutex_lock(&q->lock);
+		q->cnt[CNT_DEAD] += n;
+		pthread_mutex_unlock(&q->lock);
+	}
+	spool_queue_close(dlq);
+	return rc;
+}
+
 /* ------------------------------------------------------------ leasing */
 
 struct lease_arg {
@@ -620,13 +532,16 @@ static int take_next(spool_queue *q, struct msg **out, char **rec,
 {
 	for (;;) {
 		struct msg *m, next;
-		int rc;
+		int rc, exhausted;
 
 		pthread_mutex_lock(&q->lock);
 		rc = grab_head(q, &m);
+		exhausted = !rc && msg_exhausted(q, m);
 		pthread_mutex_unlock(&q->lock);
 		if (rc)
 			return rc;
+		if (exhausted && msg_dead_letter(q, &m, 1) == 0)
+			continue;
 		rc = load_record(q, m->id, rec, len, bv);
 		if (rc == 0) {
 			*out = m;
@@ -638,7 +553,7 @@ static int take_next(spool_queue *q, struct msg **out, char **rec,
 			struct store_batch *b = batch(q);
 
 			if (b)
-				put_idx(b, &next, q->qid);
+				msg_put_idx(b, &next, q->qid);
 			if (!b || store_write(q->db->st, b, 0) != 0)
 				next.state = m->state;
 			store_batch_free(b);
@@ -674,7 +589,7 @@ int spool_lease_next(spool_queue *q, void *buf, size_t len, size_t *n,
 	pthread_mutex_unlock(&q->lock);
 	next = *m;
 	to_leased(q, &next, &a);
-	put_idx(b, &next, q->qid);
+	msg_put_idx(b, &next, q->qid);
 	rc = store_write(q->db->st, b, 0);
 	pthread_mutex_lock(&q->lock);
 	settle(q, m, rc ? NULL : &next);
@@ -749,30 +664,36 @@ int spool_lease_extend(spool_queue *q, uint64_t id, int64_t expiry_ms)
 
 /* ----------------------------------------------------------- deleting */
 
-/* Deletes message m (busy, out of place) with counter c; frees it on
- * success, puts it back on failure. */
-static int remove_msg(spool_queue *q, struct msg *m, int c)
+int remove_msgs(spool_queue *q, struct msg **v, size_t n, int c,
+		int durable)
 {
 	struct store_batch *b = batch(q);
-	int rc = -ENOMEM;
+	int rc = b ? 0 : -ENOMEM;
 
+	for (size_t i = 0; b && i < n; i++)
+		delete_msg(b, v[i]->id);
 	if (b) {
-		delete_msg(b, m->id);
-		count(b, q, c, 1);
-		rc = store_write(q->db->st, b, 1);
+		msg_count(b, q, c, n);
+		rc = store_write(q->db->st, b, durable);
 		store_batch_free(b);
 	}
 	pthread_mutex_lock(&q->lock);
-	if (rc) {
-		settle(q, m, NULL);
-	} else {
-		drop(q, m);
-		q->cnt[c]++;
-	}
-	pthread_mutex_unlock(&q->lock);
+	for (size_t i = 0; i < n; i++)
+		if (rc)
+			settle(q, v[i], NULL);
+		else
+			drop(q, v[i]);
 	if (!rc)
-		free(m);
+		q->cnt[c] += n;
+	pthread_mutex_unlock(&q->lock);
+	for (size_t i = 0; !rc && i < n; i++)
+		free(v[i]);
 	return rc;
+}
+
+static int remove_msg(spool_queue *q, struct msg *m, int c)
+{
+	return remove_msgs(q, &m, 1, c, 1);
 }
 
 static int delete_where(spool_queue *q, uint64_t id, unsigned states, int c,
@@ -850,13 +771,10 @@ static size_t grab_many(spool_queue *q, struct tree *t, struct msg **v,
 
 int spool_purge(spool_queue *q, uint64_t *count_out)
 {
-	struct store_batch *b = batch(q);
 	struct msg **v = NULL;
 	size_t n = 0;
 	int rc = 0;
 
-	if (!b)
-		return -ENOMEM;
 	pthread_mutex_lock(&q->lock);
 	if (!q->alive)
 		rc = -ENOENT;
@@ -867,29 +785,11 @@ int spool_purge(spool_queue *q, uint64_t *count_out)
 		n += grab_many(q, &q->delayed, v + n, q->delayed.n);
 	}
 	pthread_mutex_unlock(&q->lock);
-	if (rc)
-		goto out;
-	for (size_t i = 0; i < n; i++)
-		delete_msg(b, v[i]->id);
-	count(b, q, CNT_DELETED, n);
-	if (n)
-		rc = store_write(q->db->st, b, 1);
-	pthread_mutex_lock(&q->lock);
-	for (size_t i = 0; i < n; i++)
-		if (rc)
-			settle(q, v[i], NULL);
-		else
-			drop(q, v[i]);
-	if (!rc)
-		q->cnt[CNT_DELETED] += n;
-	pthread_mutex_unlock(&q->lock);
-	for (size_t i = 0; !rc && i < n; i++)
-		free(v[i]);
+	if (!rc && n)
+		rc = remove_msgs(q, v, n, CNT_DELETED, 1);
 	if (count_out)
 		*count_out = rc ? 0 : n;
-out:
 	free(v);
-	store_batch_free(b);
 	return rc;
 }
 
@@ -955,7 +855,7 @@ static void move_undo(spool_queue *q, spool_queue *dst, struct msg **v,
 
 /* Writes v[0..n) as VISIBLE messages of dst, durably. */
 static int move_write(spool_queue *q, spool_queue *dst, struct msg **v,
-		      size_t n)
+		      size_t n, int c)
 {
 	struct store_batch *b = batch(q);
 	int64_t now = spool_now(q->db);
@@ -968,8 +868,10 @@ static int move_write(spool_queue *q, spool_queue *dst, struct msg **v,
 
 		next.state = SPOOL_VISIBLE;
 		next.due_ms = now;
-		put_idx(b, &next, dst->qid);
+		msg_put_idx(b, &next, dst->qid);
 	}
+	if (c >= 0)
+		msg_count(b, q, c, n);
 	rc = store_write(q->db->st, b, 1);
 	store_batch_free(b);
 	return rc;
@@ -991,7 +893,7 @@ int spool_move(spool_queue *q, uint64_t id, unsigned states, spool_queue *dst)
 	pthread_mutex_lock(&q->lock);
 	m = grab(q, id, states);
 	pthread_mutex_unlock(&q->lock);
-	rc = m ? move_write(q, dst, &m, 1) : -ENOENT;
+	rc = m ? move_write(q, dst, &m, 1, -1) : -ENOENT;
 	if (rc)
 		move_undo(q, dst, &m, m ? 1 : 0, 1);
 	else
@@ -1018,7 +920,7 @@ static int move_step(spool_queue *q, spool_queue *dst, uint64_t want,
 	rc = (!q->alive) ? -ENOENT : (!got && q->ready.n) ? -EDQUOT : 0;
 	pthread_mutex_unlock(&q->lock);
 	if (!rc && n)
-		rc = move_write(q, dst, v, n);
+		rc = move_write(q, dst, v, n, -1);
 	if (rc)
 		move_undo(q, dst, v, n, got);
 	else
@@ -1096,25 +998,37 @@ ssize_t spool_list(spool_queue *q, enum spool_state state,
 
 /* The oldest visible message is the first (lowest id) of some priority:
  * visit the head of each priority's run. q->lock held. */
-static int64_t oldest_visible(spool_queue *q)
+static struct msg *oldest_visible(spool_queue *q)
 {
-	struct msg *m = tree_first(&q->ready), key;
-	int64_t oldest = INT64_MAX;
+	struct msg *m = tree_first(&q->ready), *old = NULL, key;
 
 	memset(&key, 0, sizeof(key));
 	while (m) {
-		if (m->sent_ms < oldest)
-			oldest = m->sent_ms;
+		if (!old || m->sent_ms < old->sent_ms)
+			old = m;
 		key.priority = m->priority;
 		key.id = UINT64_MAX;
 		m = tree_after(&q->ready, &key);
 	}
-	return oldest;
+	return old;
+}
+
+struct msg *queue_oldest(spool_queue *q)
+{
+	struct msg *c[3] = { oldest_visible(q), tree_first(&q->delayed),
+			     tree_first(&q->leased) };
+	struct msg *old = NULL;
+
+	for (int i = 0; i < 3; i++)
+		if (c[i] && (!old || c[i]->sent_ms < old->sent_ms))
+			old = c[i];
+	return old;
 }
 
 int spool_stats_get(spool_queue *q, struct spool_stats *s)
 {
-	int64_t now = spool_now(q->db), oldest;
+	int64_t now = spool_now(q->db), oldest = INT64_MAX;
+	struct msg *m;
 
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_lock(&q->lock);
@@ -1133,7 +1047,9 @@ int spool_stats_get(spool_queue *q, struct spool_stats *s)
 	s->dead_total = q->cnt[CNT_DEAD];
 	s->deduped_total = q->cnt[CNT_DEDUPED];
 	s->deleted_total = q->cnt[CNT_DELETED];
-	oldest = oldest_visible(q);
+	m = oldest_visible(q);
+	if (m)
+		oldest = m->sent_ms;
 	pthread_mutex_unlock(&q->lock);
 	if (oldest != INT64_MAX && now > oldest)
 		s->oldest_visible_age_ms = now - oldest;

@@ -209,6 +209,7 @@ static void queue_unref(spool_queue *q)
 	if (atomic_fetch_sub(&q->refs, 1) != 1)
 		return;
 	queue_free_msgs(q);
+	dedup_free(&q->dedup);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }
@@ -452,6 +453,50 @@ static int load_msg(void *arg, const char *k, size_t klen, const char *v,
 	return 0;
 }
 
+struct dedup_load {
+	spool_db *db;
+	struct store_batch *stale;      /* expired keys to delete */
+	int64_t now;
+};
+
+/* One dedup key: keep it if its window is still open. */
+static int load_dedup(void *arg, const char *k, size_t klen, const char *v,
+		      size_t vlen)
+{
+	struct dedup_load *l = arg;
+	int64_t expiry = 0;
+	spool_queue *q;
+	uint32_t qid;
+
+	if (klen != DKEY_LEN || vlen != 8)
+		return 0;
+	for (int i = 7; i >= 0; i--)
+		expiry = (int64_t)((uint64_t)expiry << 8 | (unsigned char)v[i]);
+	qid = (uint32_t)(unsigned char)k[1] << 24 |
+	      (uint32_t)(unsigned char)k[2] << 16 |
+	      (uint32_t)(unsigned char)k[3] << 8 | (unsigned char)k[4];
+	q = queue_by_qid(l->db, qid);
+	if (!q || expiry <= l->now)
+		store_batch_delete(l->stale, CF_META, k, klen);
+	else if (dedup_add(&q->dedup, (const uint8_t *)k + QKEY_LEN, expiry))
+		return -ENOMEM;
+	return 0;
+}
+
+static int load_dedups(spool_db *db)
+{
+	struct dedup_load l = { db, store_batch_new(db->st), spool_now(db) };
+	int rc;
+
+	if (!l.stale)
+		return -ENOMEM;
+	rc = store_scan(db->st, CF_META, "D", 1, load_dedup, &l);
+	if (!rc && store_batch_count(l.stale))
+		rc = store_write(db->st, l.stale, 0);
+	store_batch_free(l.stale);
+	return rc;
+}
+
 static int load_meta(spool_db *db)
 {
 	char *v;
@@ -493,6 +538,8 @@ static int db_load(spool_db *db)
 		rc = store_scan(db->st, CF_META, "Q", 1, load_queue, db);
 	if (!rc)
 		rc = load_counters(db);
+	if (!rc)
+		rc = load_dedups(db);
 	if (!rc)
 		rc = store_scan(db->st, CF_IDX, "", 0, load_msg, db);
 	/* The next id starts above everything seen; the first push writes a
@@ -611,6 +658,15 @@ out:
 	return rc;
 }
 
+static int add_delete(void *arg, const char *k, size_t klen, const char *v,
+		      size_t vlen)
+{
+	(void)v, (void)vlen;
+	store_batch_delete(arg, CF_META, k, klen);
+	return 0;
+}
+
+/* Deletes the queue's record, counters and dedup keys in one batch. */
 static int queue_delete_record(spool_queue *q)
 {
 	struct store_batch *b = store_batch_new(q->db->st);
@@ -619,6 +675,12 @@ static int queue_delete_record(spool_queue *q)
 
 	if (!b)
 		return -ENOMEM;
+	key_queue('D', q->qid, key);
+	rc = store_scan(q->db->st, CF_META, key, QKEY_LEN, add_delete, b);
+	if (rc) {
+		store_batch_free(b);
+		return rc;
+	}
 	key_queue('Q', q->qid, key);
 	store_batch_delete(b, CF_META, key, QKEY_LEN);
 	key_queue('C', q->qid, key);
@@ -874,5 +936,7 @@ int spool_config_apply(spool_queue *q, const char *text, size_t len)
 	pthread_mutex_unlock(&q->db->cfglock);
 	if (!rc && was_paused && !s.paused)
 		queue_wake(q);
+	if (!rc && s.retention_ms)
+		timer_kick(q->db, spool_now(q->db));
 	return rc;
 }

@@ -124,9 +124,12 @@ void spool_close(spool_db *db);
 int64_t spool_now(spool_db *db);
 
 /*
- * Runs every timer that is due (delays ending, leases running out, retention),
- * wakes the queues that gained visible messages, and returns the due time of
- * the earliest timer still pending, or INT64_MAX if none. The timer thread
+ * Runs every timer that is due: delays ending, leases running out (a lease
+ * that was the message's max_receives-th moves it to the dead-letter queue,
+ * created on demand with the queue's owner and mode), messages reaching
+ * the retention age (deleted, in any state but corrupt); wakes the queues
+ * that gained visible messages, and returns the due time of the earliest
+ * timer still pending, or INT64_MAX if none. The timer thread
  * calls this; with manual_timers, the caller does.
  */
 int64_t spool_tick(spool_db *db);
@@ -287,6 +290,16 @@ struct spool_push {
  * Pushes one message: VISIBLE now, or DELAYED when its delay is > 0.
  * Durable (per the sync mode) before it returns; then readers are woken.
  * If id is not NULL, *id is the new id.
+ *
+ * The queue's policies apply:
+ * - dedup=name|content: a push whose name (pushes without a name have
+ *   none) or body was pushed within dedup_window succeeds but adds nothing
+ *   (*id is 0) and counts in deduped_total;
+ * - fanout=a,b: the message goes to each listed queue instead (with their
+ *   own defaults, ids and max_depth), one atomic write for all; if any of
+ *   them refuses it (-ENOENT gone, -EDQUOT full, -EFBIG too large for it),
+ *   none gets it. *id is the id in the first listed queue. One level only:
+ *   a listed queue's own fanout is not followed.
  * Errors: -ENOENT queue deleted; -EFBIG body over max_size; -EINVAL bad
  * attribute (name not "user.*", too large, or a negative delay); -EDQUOT
  * the queue holds max_depth messages; -ENOSPC store full; -EIO.
@@ -294,9 +307,11 @@ struct spool_push {
 int spool_push(spool_queue *q, const struct spool_push *p, uint64_t *id);
 
 /*
- * Pushes n messages in one atomic write: all or none. They get consecutive
- * increasing ids; *first_id (if not NULL) is the first. Errors as for
- * spool_push (-EDQUOT if all n do not fit); n == 0 is a no-op.
+ * Pushes n messages in one atomic write: all or none. They get increasing
+ * ids; *first_id (if not NULL) is the first (0 if all were duplicates).
+ * Errors as for spool_push (-EDQUOT if all n do not fit); n == 0 is a
+ * no-op. With dedup, the duplicates among them are dropped and the rest
+ * pushed.
  */
 int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
 		     uint64_t *first_id);
@@ -361,7 +376,9 @@ ssize_t spool_msg_listattr(spool_queue *q, uint64_t id, char *buf,
  * up. Copies up to len bytes of its body into buf and sets *n to that count
  * (buf may be NULL when len is 0); *info describes the message (info->size
  * is the whole body's length). A message that fails its checksum is set
- * aside and the next one is taken. The lease write is not fsynced.
+ * aside and the next one is taken; one already leased max_receives times
+ * (after max_receives was lowered) goes to the dead-letter queue instead.
+ * The lease write is not fsynced.
  * Errors: -EAGAIN nothing visible (or the queue is paused); -ENOENT queue
  * deleted; -ENOSPC/-EIO store write failed (nothing leased).
  */

@@ -33,66 +33,60 @@ static void expire(struct msg *next)
 	next->state = SPOOL_VISIBLE;
 }
 
-/* Takes up to TIMER_STEP due messages out (busy); q->lock held. */
+/* Takes up to TIMER_STEP due messages out (busy); q->lock held. Leases
+ * out of receives come first in v, *ndead of them. */
 static size_t grab_due(spool_queue *q, int64_t now, struct msg **v,
-		       uint64_t *expired)
+		       size_t *ndead, uint64_t *expired)
 {
 	struct msg *m;
 	size_t n = 0;
 
 	while (n < TIMER_STEP && (m = heap_top(&q->timers)) &&
 	       m->due_ms <= now) {
-		if (m->state == SPOOL_LEASED)
-			(*expired)++;
 		queue_unplace(q, m);
 		m->busy = 1;
-		v[n++] = m;
+		v[n] = m;
+		if (m->state == SPOOL_LEASED) {
+			(*expired)++;
+			if (msg_exhausted(q, m)) {
+				v[n] = v[*ndead];
+				v[(*ndead)++] = m;
+			}
+		}
+		n++;
 	}
 	return n;
 }
 
+/* When q's next timer is due: the earliest delay or lease, or the oldest
+ * message reaching the retention limit. q->lock held. */
 static int64_t next_due(spool_queue *q)
 {
-	struct msg *m = heap_top(&q->timers);
+	struct msg *m = heap_top(&q->timers), *old;
+	int64_t due = m ? m->due_ms : INT64_MAX;
 
-	return m ? m->due_ms : INT64_MAX;
+	if (q->set.retention_ms && (old = queue_oldest(q)) &&
+	    old->sent_ms + q->set.retention_ms < due)
+		due = old->sent_ms + q->set.retention_ms;
+	return due;
 }
 
-/* One step: applies up to TIMER_STEP due timers as one batch. Returns how
- * many were applied, or a negative errno. */
-static int timer_step(spool_queue *q, int64_t now)
+/* Makes v[0..n) visible (and counts expired leases) in one batch. */
+static int expire_all(spool_queue *q, struct msg **v, size_t n,
+		      uint64_t expired)
 {
-	struct msg *v[TIMER_STEP], next;
-	uint64_t expired = 0;
-	struct store_batch *b;
-	size_t n;
-	int rc;
+	struct store_batch *b = store_batch_new(q->db->st);
+	int rc = b ? 0 : -ENOMEM;
 
-	pthread_mutex_lock(&q->lock);
-	n = q->alive ? grab_due(q, now, v, &expired) : 0;
-	pthread_mutex_unlock(&q->lock);
-	if (!n)
-		return 0;
-	b = store_batch_new(q->db->st);
-	rc = b ? 0 : -ENOMEM;
 	for (size_t i = 0; b && i < n; i++) {
-		char key[ID_KEY_LEN], val[IDX_REC_LEN];
-		struct idx_rec r;
+		struct msg next = *v[i];
 
-		next = *v[i];
 		expire(&next);
-		idx_from_msg(&next, q->qid, &r);
-		key_id(next.id, key);
-		idx_encode(&r, val);
-		store_batch_put(b, CF_IDX, key, ID_KEY_LEN, val, IDX_REC_LEN);
+		msg_put_idx(b, &next, q->qid);
 	}
-	if (b && expired) {
-		uint64_t delta[CNT_N] = { 0 };
-
-		delta[CNT_EXPIRED] = expired;
-		queue_counters_merge(b, q->qid, delta);
-	}
-	if (b)
+	if (b && expired)
+		msg_count(b, q, CNT_EXPIRED, expired);
+	if (b && (n || expired))
 		rc = store_write(q->db->st, b, 0);
 	store_batch_free(b);
 	pthread_mutex_lock(&q->lock);
@@ -105,7 +99,50 @@ static int timer_step(spool_queue *q, int64_t now)
 	if (!rc)
 		q->cnt[CNT_EXPIRED] += expired;
 	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+/* One step: applies up to TIMER_STEP due timers. Leases out of receives
+ * go to the dead-letter queue (or, if that fails, become visible like the
+ * rest). Returns how many were applied, or a negative errno. */
+static int timer_step(spool_queue *q, int64_t now)
+{
+	struct msg *v[TIMER_STEP];
+	uint64_t expired = 0;
+	size_t n, ndead = 0;
+	int rc;
+
+	pthread_mutex_lock(&q->lock);
+	n = q->alive ? grab_due(q, now, v, &ndead, &expired) : 0;
+	pthread_mutex_unlock(&q->lock);
+	if (!n)
+		return 0;
+	if (ndead && msg_dead_letter(q, v, ndead) == 0)
+		rc = expire_all(q, v + ndead, n - ndead, expired);
+	else
+		rc = expire_all(q, v, n, expired);
 	return rc ? rc : (int)n;
+}
+
+/* Deletes up to TIMER_STEP messages older than retention; returns how
+ * many, or a negative errno. */
+static int retention_step(spool_queue *q, int64_t now)
+{
+	struct msg *v[TIMER_STEP], *m;
+	size_t n = 0;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->alive && q->set.retention_ms && n < TIMER_STEP &&
+	       (m = queue_oldest(q)) &&
+	       m->sent_ms + q->set.retention_ms <= now) {
+		queue_unplace(q, m);
+		m->busy = 1;
+		v[n++] = m;
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (!n)
+		return 0;
+	return remove_msgs(q, v, n, CNT_DELETED, 0) ?: (int)n;
 }
 
 int64_t queue_run_timers(spool_queue *q, int64_t now)
@@ -118,6 +155,8 @@ int64_t queue_run_timers(spool_queue *q, int64_t now)
 		if (rc > 0)
 			woke = 1;
 	} while (rc == TIMER_STEP);
+	while (rc >= 0 && (rc = retention_step(q, now)) == TIMER_STEP)
+		;
 	if (woke)
 		queue_wake(q);
 	pthread_mutex_lock(&q->lock);

@@ -1,0 +1,416 @@
+/*
+ * push.c - pushing: checks, dedup (drop a push whose name or body was seen
+ * within dedup_window), fan-out (a push to a topic goes to each subscriber
+ * queue instead), max_depth reservations, and the one batch that writes
+ * every message of a push to every destination: all or none.
+ *
+ * Fan-out is one level: a subscriber's own fanout setting is not followed
+ * for messages that arrive through a topic (cycles are refused anyway).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_i.h"
+#include "store.h"
+
+/* Expired dedup keys dropped per push, at most: keeps pushes short. */
+#define DEDUP_SWEEP 64
+
+struct dest {
+	spool_queue *q;                 /* a counted reference */
+	struct spool_settings s;
+	struct msg *msgs;
+	bool reserved;
+};
+
+struct push_job {
+	spool_queue *q;                 /* the queue pushed to */
+	const struct spool_push *p;
+	size_t n;
+	struct spool_settings s;        /* q's settings */
+	int64_t now;
+	size_t *keep;                   /* indexes of pushes that are new */
+	size_t nkeep;
+	uint8_t (*keys)[DEDUP_KEY_LEN]; /* dedup keys taken by this push */
+	size_t nkeys;
+	struct dest *d;
+	size_t nd;
+};
+
+static int check_attrs(const struct spool_push *p)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < p->nattrs; i++) {
+		size_t n = strlen(p->attrs[i].name);
+
+		if (n <= 5 || n > 255 || strncmp(p->attrs[i].name, "user.", 5))
+			return -EINVAL;
+		total += n + p->attrs[i].len;
+	}
+	return total > SPOOL_ATTRS_MAX ? -EINVAL : 0;
+}
+
+static int check_push(const struct spool_push *p, size_t n, uint64_t max_size)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].len > max_size)
+			return -EFBIG;
+		if ((p[i].has_delay && p[i].delay_ms < 0) ||
+		    (p[i].name && strlen(p[i].name) > SPOOL_MSG_NAME_MAX))
+			return -EINVAL;
+		if (check_attrs(&p[i]))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- dedup */
+
+void dedup_sweep(spool_queue *q, struct store_batch *b, int64_t now)
+{
+	uint8_t keys[DEDUP_SWEEP][DEDUP_KEY_LEN];
+	size_t n = dedup_expire(&q->dedup, now, keys, DEDUP_SWEEP);
+
+	for (size_t i = 0; i < n; i++) {
+		char k[DKEY_LEN];
+
+		key_dedup(q->qid, keys[i], k);
+		store_batch_delete(b, CF_META, k, DKEY_LEN);
+	}
+}
+
+/* Is key among the first n keys of this push already? */
+static int dup_within(uint8_t (*keys)[DEDUP_KEY_LEN], size_t n,
+		      const uint8_t *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(keys[i], key, DEDUP_KEY_LEN) == 0)
+			return 1;
+	return 0;
+}
+
+/* Keeps the pushes that are not duplicates, and takes their keys at once
+ * so that a concurrent identical push is a duplicate of this one. */
+static void dedup_filter(struct push_job *j)
+{
+	spool_queue *q = j->q;
+	int64_t expiry = j->now + j->s.dedup_window_ms;
+
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < j->n; i++) {
+		uint8_t key[DEDUP_KEY_LEN];
+
+		/* with dedup=name, a push without a name has no key */
+		if (!j->s.dedup || (j->s.dedup == 1 && !j->p[i].name)) {
+			j->keep[j->nkeep++] = i;
+			continue;
+		}
+		dedup_key(j->s.dedup, &j->p[i], key);
+		if (dedup_seen(&q->dedup, key, j->now) ||
+		    dup_within(j->keys, j->nkeys, key))
+			continue;
+		memcpy(j->keys[j->nkeys++], key, DEDUP_KEY_LEN);
+		dedup_add(&q->dedup, key, expiry);
+		j->keep[j->nkeep++] = i;
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* The push failed: its keys no longer count. */
+static void dedup_unfilter(struct push_job *j)
+{
+	if (!j->s.dedup)
+		return;
+	pthread_mutex_lock(&j->q->lock);
+	for (size_t i = 0; i < j->nkeys; i++)
+		dedup_del(&j->q->dedup, j->keys[i]);
+	pthread_mutex_unlock(&j->q->lock);
+}
+
+static void dedup_persist(struct push_job *j, struct store_batch *b)
+{
+	char v[8];
+	int64_t expiry = j->now + j->s.dedup_window_ms;
+
+	for (int i = 0; i < 8; i++)
+		v[i] = (char)((uint64_t)expiry >> (8 * i));
+	for (size_t i = 0; i < j->nkeys; i++) {
+		char k[DKEY_LEN];
+
+		key_dedup(j->q->qid, j->keys[i], k);
+		store_batch_put(b, CF_META, k, DKEY_LEN, v, sizeof(v));
+	}
+	if (j->n > j->nkeep)
+		msg_count(b, j->q, CNT_DEDUPED, j->n - j->nkeep);
+	pthread_mutex_lock(&j->q->lock);
+	dedup_sweep(j->q, b, j->now);
+	pthread_mutex_unlock(&j->q->lock);
+}
+
+/* -------------------------------------------------------- destinations */
+
+/* Opens the destinations: the fanout queues, or q itself. */
+static int dests_open(struct push_job *j)
+{
+	char list[sizeof(j->s.fanout)], *save = NULL;
+	size_t max = 1;
+
+	for (const char *c = j->s.fanout; *c; c++)
+		max += *c == ',';
+	j->d = calloc(max, sizeof(*j->d));
+	if (!j->d)
+		return -ENOMEM;
+	if (!j->s.fanout[0]) {
+		atomic_fetch_add(&j->q->refs, 1);
+		j->d[j->nd++].q = j->q;
+		return 0;
+	}
+	snprintf(list, sizeof(list), "%s", j->s.fanout);
+	for (char *t = strtok_r(list, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		int rc = spool_queue_open(j->q->db, t, &j->d[j->nd].q);
+
+		if (rc)
+			return rc;
+		j->nd++;
+	}
+	return 0;
+}
+
+/* Reserves room for the new messages in every destination. */
+static int dests_reserve(struct push_job *j)
+{
+	for (size_t i = 0; i < j->nd; i++) {
+		struct dest *d = &j->d[i];
+		int rc = 0;
+
+		pthread_mutex_lock(&d->q->lock);
+		if (!d->q->alive)
+			rc = -ENOENT;
+		else if (d->q->set.max_depth &&
+			 queue_depth(d->q) + j->nkeep > d->q->set.max_depth)
+			rc = -EDQUOT;
+		else
+			d->q->pending += j->nkeep;
+		d->s = d->q->set;
+		pthread_mutex_unlock(&d->q->lock);
+		d->reserved = !rc;
+		if (!rc && d->q != j->q)
+			rc = check_push(j->p, j->n, d->s.max_size);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void dests_close(struct push_job *j)
+{
+	for (size_t i = 0; i < j->nd; i++) {
+		struct dest *d = &j->d[i];
+
+		if (d->reserved) {
+			pthread_mutex_lock(&d->q->lock);
+			d->q->pending -= j->nkeep;
+			pthread_mutex_unlock(&d->q->lock);
+		}
+		free(d->msgs);
+		spool_queue_close(d->q);
+	}
+	free(j->d);
+}
+
+/* ------------------------------------------------------------ building */
+
+static void msg_init(struct msg *m, uint64_t id, const struct spool_push *p,
+		     const struct spool_settings *s, int64_t now)
+{
+	int64_t delay = p->has_delay ? p->delay_ms : s->delay_ms;
+
+	m->id = id;
+	m->priority = p->has_priority ? p->priority : s->priority;
+	m->sent_ms = now;
+	m->size = p->len;
+	m->state = delay > 0 ? SPOOL_DELAYED : SPOOL_VISIBLE;
+	m->due_ms = now + delay;
+	m->heap_idx = HEAP_NONE;
+}
+
+/* Adds every message of every destination to b; ids are consecutive, in
+ * destination order then push order. */
+static int push_build(struct push_job *j, struct store_batch *b)
+{
+	uint64_t id = id_alloc(j->q->db, j->nkeep * j->nd, b);
+
+	for (size_t i = 0; i < j->nd; i++) {
+		j->d[i].msgs = calloc(j->nkeep, sizeof(struct msg));
+		if (!j->d[i].msgs)
+			return -ENOMEM;
+	}
+	for (size_t k = 0; k < j->nkeep; k++) {
+		const struct spool_push *p = &j->p[j->keep[k]];
+		size_t len;
+		char *rec = body_encode(p, &len);
+
+		if (!rec)
+			return -ENOMEM;
+		for (size_t i = 0; i < j->nd; i++) {
+			struct msg *m = &j->d[i].msgs[k];
+			char key[ID_KEY_LEN];
+
+			msg_init(m, id + i * j->nkeep + k, p, &j->d[i].s,
+				 j->now);
+			key_id(m->id, key);
+			store_batch_put(b, CF_BODY, key, ID_KEY_LEN, rec, len);
+			msg_put_idx(b, m, j->d[i].q->qid);
+		}
+		free(rec);
+	}
+	for (size_t i = 0; i < j->nd; i++)
+		msg_count(b, j->d[i].q, CNT_PUSHED, j->nkeep);
+	return 0;
+}
+
+/* Hands the written messages of d to its queue, then wakes readers and
+ * the timer as needed. */
+static void dest_publish(struct dest *d, size_t n)
+{
+	spool_queue *q = d->q;
+	int64_t due = INT64_MAX;
+	int visible = 0;
+
+	pthread_mutex_lock(&q->lock);
+	q->pending -= n;
+	d->reserved = false;
+	for (size_t i = 0; i < n; i++) {
+		struct msg *m = malloc(sizeof(*m));
+
+		if (!m)
+			abort(); /* written but not servable: see heap_push */
+		*m = d->msgs[i];
+		queue_hash_insert(q, m);
+		queue_place(q, m);
+		q->bytes += m->size;
+		if (m->state == SPOOL_VISIBLE)
+			visible = 1;
+		else if (m->due_ms < due)
+			due = m->due_ms;
+	}
+	q->cnt[CNT_PUSHED] += n;
+	if (d->s.retention_ms && n)
+		due = d->msgs[0].sent_ms + d->s.retention_ms < due ?
+		      d->msgs[0].sent_ms + d->s.retention_ms : due;
+	pthread_mutex_unlock(&q->lock);
+	if (visible)
+		queue_wake(q);
+	if (due != INT64_MAX)
+		timer_kick(q->db, due);
+}
+
+/* Writes the job: one batch, durable. */
+static int push_write(struct push_job *j)
+{
+	struct store_batch *b = store_batch_new(j->q->db->st);
+	int rc = b ? push_build(j, b) : -ENOMEM;
+
+	if (!rc) {
+		dedup_persist(j, b);
+		rc = store_write(j->q->db->st, b, 1);
+		if (rc)
+			id_write_failed(j->q->db);
+	}
+	store_batch_free(b);
+	return rc;
+}
+
+/* Only duplicates: count them (the producer's push still succeeds). */
+static int push_counted_only(struct push_job *j)
+{
+	struct store_batch *b = store_batch_new(j->q->db->st);
+	int rc = b ? 0 : -ENOMEM;
+
+	if (b) {
+		msg_count(b, j->q, CNT_DEDUPED, j->n);
+		rc = store_write(j->q->db->st, b, 0);
+		store_batch_free(b);
+	}
+	if (!rc) {
+		pthread_mutex_lock(&j->q->lock);
+		j->q->cnt[CNT_DEDUPED] += j->n;
+		pthread_mutex_unlock(&j->q->lock);
+	}
+	return rc;
+}
+
+static int push_job_init(struct push_job *j, spool_queue *q,
+			 const struct spool_push *p, size_t n)
+{
+	int rc;
+
+	memset(j, 0, sizeof(*j));
+	j->q = q;
+	j->p = p;
+	j->n = n;
+	j->now = spool_now(q->db);
+	rc = spool_settings_get(q, &j->s);
+	if (!rc)
+		rc = check_push(p, n, j->s.max_size);
+	if (rc)
+		return rc;
+	j->keep = calloc(n, sizeof(*j->keep));
+	j->keys = j->s.dedup ? calloc(n, DEDUP_KEY_LEN) : NULL;
+	if (!j->keep || (j->s.dedup && !j->keys))
+		return -ENOMEM;
+	return 0;
+}
+
+int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
+		     uint64_t *first_id)
+{
+	struct push_job j;
+	int rc;
+
+	if (first_id)
+		*first_id = 0;
+	if (n == 0)
+		return 0;
+	rc = push_job_init(&j, q, p, n);
+	if (rc)
+		goto out_free;
+	dedup_filter(&j);
+	if (j.nkeep == 0) {
+		rc = push_counted_only(&j);
+		goto out_free;
+	}
+	rc = dests_open(&j);
+	if (!rc)
+		rc = dests_reserve(&j);
+	if (!rc)
+		rc = push_write(&j);
+	if (rc) {
+		dedup_unfilter(&j);
+		goto out_close;
+	}
+	for (size_t i = 0; i < j.nd; i++)
+		dest_publish(&j.d[i], j.nkeep);
+	if (j.n > j.nkeep) {
+		pthread_mutex_lock(&q->lock);
+		q->cnt[CNT_DEDUPED] += j.n - j.nkeep;
+		pthread_mutex_unlock(&q->lock);
+	}
+	if (first_id)
+		*first_id = j.d[0].msgs[0].id;
+out_close:
+	dests_close(&j);
+out_free:
+	free(j.keep);
+	free(j.keys);
+	return rc;
+}
+
+int spool_push(spool_queue *q, const struct spool_push *p, uint64_t *id)
+{
+	return spool_push_batch(q, p, 1, id);
+}
