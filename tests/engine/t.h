@@ -81,6 +81,10 @@ static T_UNUSED void t_register(const char *name, void (*fn)(void), int line,
 	static void test_##name(void)
 #define TEST(name) TEST_T(name, 60)
 
+/* main() is defined below, in this header; a test file may end with T_MAIN
+ * to say so, which expands to nothing. */
+#define T_MAIN
+
 /* -------------------------------------------------------- per-test state */
 
 static char t_dir[PATH_MAX];    /* this test's temp directory */
@@ -310,6 +314,14 @@ static T_UNUSED void t_wake(void *arg, spool_queue *q)
 	pthread_mutex_unlock(&t_wake_mu);
 	if (t_wake_hook)
 		t_wake_hook(q);
+}
+
+/* Forgets every wake counted so far. */
+static T_UNUSED void t_wake_reset(void)
+{
+	pthread_mutex_lock(&t_wake_mu);
+	memset(t_wake_tab, 0, sizeof t_wake_tab);
+	pthread_mutex_unlock(&t_wake_mu);
 }
 
 /* Number of wakes of queue name so far. */
