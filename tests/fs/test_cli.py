@@ -246,11 +246,23 @@ def test_stale_mount_gets_a_hint(mount, tmp_path):
     os.kill(mount.proc.pid, signal.SIGKILL)
     mount.proc.wait(10)
     with pytest.raises(OSError) as e:
-        os.stat(mount.mnt)
+        os.listdir(mount.mnt)
     assert e.value.errno == errno.ENOTCONN
-    r = run(['-f', '--data', str(mount.data), str(mount.mnt)])
-    assert r.returncode != 0, r
-    assert 'fusermount3 -u' in r.stderr, r.stderr
+    p = subprocess.Popen([str(BIN), '-f', '--data', str(mount.data),
+                          str(mount.mnt)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        # It mounted over the dead mount instead of refusing: undo both.
+        run_fusermount('-u', str(mount.mnt))
+        out, err = p.communicate(timeout=10)
+        run_fusermount('-u', '-z', str(mount.mnt))
+        raise AssertionError('spoolfs mounted over a stale mount instead '
+                             'of refusing with a hint; stderr: %r' % err)
+    assert p.returncode != 0, (out, err)
+    assert 'fusermount3 -u' in err, err
     assert run_fusermount('-u', '-z', str(mount.mnt)).returncode == 0
     mount.start()
     assert [read_file(q / 'peek' / i) for i in os.listdir(q / 'peek')] == \

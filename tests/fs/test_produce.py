@@ -405,7 +405,8 @@ READ_ONLY = ['next', 'claim', 'pop', 'stats', 'peek/', 'delayed/', 'leased/']
 
 @pytest.mark.parametrize('entry', READ_ONLY)
 @pytest.mark.parametrize('flags', [os.O_WRONLY, os.O_RDWR,
-                                   os.O_WRONLY | os.O_TRUNC])
+                                   os.O_WRONLY | os.O_TRUNC],
+                         ids=['wronly', 'rdwr', 'wronly-trunc'])
 def test_read_only_entries_refuse_writing(mount, entry, flags):
     """EACCES, also for root: these tests run as root in CI, where the
     kernel's mode check lets root through, so the daemon must refuse."""
