@@ -39,7 +39,8 @@ FUSERMOUNT = shutil.which('fusermount3')
 BAD_LOG = re.compile(
     r'(?i)\b(warn|warning|error|err|fatal|crit|critical|panic|bug)\b'
     r'|sanitizer|runtime error|segmentation fault|core dumped|assertion'
-    r'|double free|corrupted|chunk detected|stack smashing|\(\): ')
+    r'|double free|corrupted|chunk detected|stack smashing|\(\): '
+    r'|^fuse: ')
 HEADER = '### spoolfs-test: '
 # The daemon's own info and debug lines (fs/log.c: "spoolfs: LEVEL: text")
 # are never failures, whatever words they contain.

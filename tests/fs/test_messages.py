@@ -370,3 +370,53 @@ def test_readdir_100000_in_order_while_consumers_take(mount):
     assert not missing, '%d visible messages skipped' % len(missing)
     assert len(remaining) == 100000 - 6000 + 1000
     assert stats(q)['visible'] == len(remaining)
+
+
+def test_ctl_purge(mount):
+    """purge deletes every visible and delayed message; leases stay."""
+    q = mount.mkq('jobs')
+    push_lines(q, ['a', 'b', 'c'])
+    set_config(q, delay=60)
+    push(q, b'd')
+    set_config(q, delay=0)
+    mid = claim(q)
+    mount.sh('echo purge > jobs/ctl')
+    s = stats(q)
+    assert (s['visible'], s['delayed'], s['leased']) == (0, 0, 1)
+    assert ids(q, 'leased') == [mid]
+    assert read_file(q / 'leased' / mid) == b'a'
+
+
+def test_ctl_move(mount):
+    """move QUEUE [N]: up to N (default all) visible messages, in order."""
+    a = mount.mkq('a')
+    b = mount.mkq('b')
+    push_lines(a, ['m%d' % i for i in range(5)])
+    mount.sh('echo "move b 2" > a/ctl')
+    assert [read_file(b / 'peek' / i) for i in ids(b)] == [b'm0', b'm1']
+    assert [read_file(a / 'peek' / i) for i in ids(a)] == [b'm2', b'm3',
+                                                           b'm4']
+    mount.sh('echo move b > a/ctl')
+    assert stats(a)['visible'] == 0
+    assert [read_file(b / 'peek' / i) for i in ids(b)] == \
+        [b'm%d' % i for i in range(5)]
+
+
+@pytest.mark.parametrize('cmd', [b'explode\n', b'move\n', b'move b x\n',
+                                 b'purge now\n'])
+def test_ctl_bad_command_is_einval(mount, cmd):
+    q = mount.mkq('jobs')
+    mount.mkq('b')
+    push(q, b'x')
+    fd = os.open(q / 'ctl', os.O_WRONLY | os.O_TRUNC)
+    err = None
+    try:
+        os.write(fd, cmd)
+    except OSError as e:
+        err = e.errno
+    try:
+        os.close(fd)
+    except OSError as e:
+        err = err or e.errno
+    assert err == errno.EINVAL
+    assert stats(q)['visible'] == 1
