@@ -17,6 +17,29 @@
 
 #include "fs.h"
 
+struct fs_rfile *fs_rfile_new(struct fs_inode *in)
+{
+	struct fs_rfile *f = calloc(1, sizeof *f);
+
+	if (!f)
+		return NULL;
+	f->refs = 1;
+	pthread_mutex_init(&f->lock, NULL);
+	f->in = in;
+	f->q = in->q;
+	f->kind = in->kind;
+	return f;
+}
+
+void fs_rfile_put(struct fs_rfile *f)
+{
+	if (atomic_fetch_sub(&f->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&f->lock);
+	free(f->data);
+	free(f);
+}
+
 /* f->lock held. Answers from the bound message. */
 static void reply_bound(fuse_req_t req, struct fs_rfile *f, size_t size,
 			off_t off)
@@ -140,6 +163,7 @@ int fs_consume_try(fuse_req_t req, struct fs_rfile *f, size_t size,
 {
 	int64_t rc;
 
+	atomic_fetch_add(&f->refs, 1);
 	pthread_mutex_lock(&f->lock);
 	if (f->bound) {
 		reply_bound(req, f, size, off);
@@ -157,6 +181,7 @@ int fs_consume_try(fuse_req_t req, struct fs_rfile *f, size_t size,
 		spool_release(f->q->sq, (uint64_t)rc, 1);
 		rc = 0;
 	}
+	fs_rfile_put(f);
 	return (int)rc;
 }
 

@@ -247,6 +247,9 @@ int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
 
 /* What an open next, claim or pop holds. */
 struct fs_rfile {
+	/* A reply can let the reader close the file and RELEASE free it
+	 * while the replying thread still runs: each user holds a ref. */
+	_Atomic int refs;
 	pthread_mutex_t lock;
 	struct fs_inode *in;
 	struct fs_queue *q;
@@ -261,6 +264,8 @@ struct fs_rfile {
 	int polled;                 /* on q->polls */
 };
 
+struct fs_rfile *fs_rfile_new(struct fs_inode *in);
+void fs_rfile_put(struct fs_rfile *f);
 void fs_consume_read(fuse_req_t req, struct fs_rfile *f, size_t size,
 		     off_t off, int nonblock);
 /*

@@ -55,9 +55,7 @@ void fs_file_free(struct fs_file *f)
 	fs_wbuf_free(f->w);
 	if (f->r) {
 		fs_poll_drop(f->r);
-		pthread_mutex_destroy(&f->r->lock);
-		free(f->r->data);
-		free(f->r);
+		fs_rfile_put(f->r);
 	}
 	free(f->snap);
 	free(f);
@@ -90,16 +88,8 @@ void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 
 static int open_consume(struct fs_file *f, struct fs_inode *in)
 {
-	struct fs_rfile *r = calloc(1, sizeof *r);
-
-	if (!r)
-		return -ENOMEM;
-	pthread_mutex_init(&r->lock, NULL);
-	r->in = in;
-	r->q = in->q;
-	r->kind = in->kind;
-	f->r = r;
-	return 0;
+	f->r = fs_rfile_new(in);
+	return f->r ? 0 : -ENOMEM;
 }
 
 static int open_write(fuse_req_t req, struct fs_file *f, enum fs_wkind kind)
@@ -231,6 +221,28 @@ static void read_msg(fuse_req_t req, struct fs_inode *in, size_t size,
 	free(buf);
 }
 
+/* Copies out under the lock: the reply may let the file be closed. */
+static void read_draft(fuse_req_t req, struct fs_draft *d, size_t size,
+		       off_t off)
+{
+	char *copy = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if ((size_t)off < d->body.len) {
+		n = size < d->body.len - off ? size : d->body.len - off;
+		copy = malloc(n);
+		if (copy)
+			memcpy(copy, d->body.data + off, n);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (n && !copy)
+		fuse_reply_err(req, ENOMEM);
+	else
+		fuse_reply_buf(req, copy, n);
+	free(copy);
+}
+
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -246,9 +258,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		read_msg(req, f->in, size, off);
 	} else if (f->in->kind == FS_DRAFT) {
 		d = f->in->draft;
-		pthread_mutex_lock(&d->lock);
-		reply_slice(req, d->body.data, d->body.len, size, off);
-		pthread_mutex_unlock(&d->lock);
+		read_draft(req, d, size, off);
 	} else {
 		fuse_reply_err(req, EBADF);
 	}
