@@ -256,3 +256,67 @@ TEST(id_batch_consecutive)
 	spool_queue_close(q);
 	spool_close(db);
 }
+
+/* All messages gone, then a reopen with the clock an hour behind: the next
+ * id is still above every id handed out (never reused). */
+TEST(id_never_reused_after_all_acked)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	uint64_t last = 0, id;
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		last = t_push(q, "m");
+		EQU(t_lease(q, "m"), last);
+		OK(spool_ack(q, last));
+	}
+	EQU(t_stats(q).visible + t_stats(q).leased, 0);
+	spool_queue_close(q);
+	spool_close(db);
+	t_advance(-3600 * 1000);
+	db = t_open();
+	q = t_q(db, "q");
+	id = t_push(q, "after");
+	CHECK_U(id, >, last);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/* The same after kill -9 of the process that handed the ids out. */
+TEST(id_never_reused_after_kill9)
+{
+	uint64_t last = 0, id;
+	int fds[2], status, i;
+	spool_db *db;
+	spool_queue *q;
+	pid_t pid;
+
+	OK(pipe(fds));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		db = t_open();
+		q = t_mkq(db, "q");
+		for (i = 0; i < 3000; i++) {
+			last = t_push(q, "m");
+			if (i % 2)
+				OK(spool_delete(q, last, SPOOL_VISIBLE));
+		}
+		OK(spool_delete(q, last - 1, SPOOL_VISIBLE));
+		if (write(fds[1], &last, sizeof last) != sizeof last)
+			_exit(2);
+		pause();
+		_exit(3);
+	}
+	EQ(read(fds[0], &last, sizeof last), (ssize_t)sizeof last);
+	OK(kill(pid, SIGKILL));
+	EQ(waitpid(pid, &status, 0), pid);
+	t_advance(-3600 * 1000);
+	db = t_open();
+	q = t_q(db, "q");
+	id = t_push(q, "after");
+	CHECK_U(id, >, last);
+	spool_queue_close(q);
+	spool_close(db);
+}

@@ -228,6 +228,10 @@ TEST(queue_deleted_handle_enoent)
 	EQ(spool_queue_alive(q2), 1);
 	t_push(q2, "new");
 	CHECK_STATS(q2, 1, 0, 0, 3, 1, 0, 0, 0);
+	/* and the old handle stays dead */
+	EQ(spool_queue_alive(q), 0);
+	RC(spool_push(q, &p, NULL), -ENOENT);
+	RC(spool_stats_get(q, &st), -ENOENT);
 	spool_queue_close(q2);
 	spool_queue_close(q);
 	spool_queue_close(r);

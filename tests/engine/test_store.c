@@ -116,6 +116,33 @@ TEST(open_locked_other_process)
 	spool_close(db);
 }
 
+/* The other way round: the store open here, a child process tries. */
+TEST(open_locked_by_parent)
+{
+	spool_db *db = t_open();
+	int status;
+	pid_t pid;
+
+	t_log_expect();
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct spool_options o;
+		spool_db *db2 = NULL;
+		int rc;
+
+		alarm(20);      /* alarms are not inherited */
+		t_options(&o);
+		rc = spool_open(t_store, &o, &db2);
+		_exit(rc == -EBUSY && db2 == NULL ? 0 : 10 + (rc < 0 ? -rc : 0));
+	}
+	EQ(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		T_FAIL("child's spool_open: status %#x (exit 10+errno: want "
+		       "-EBUSY)", status);
+	spool_close(db);
+}
+
 /*
  * kill -9 of the process holding the store: the lock goes with it, and every
  * push and ack that returned (SYNC_ALWAYS) is there, as is a lease.
