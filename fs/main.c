@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -161,12 +162,14 @@ static int store_open(const char *dir, int sync_none, int debug)
 	return rc;
 }
 
-/* A mount left by a killed daemon answers ENOTCONN. */
+/* A mount left by a killed daemon answers ENOTCONN. statfs always asks
+ * the filesystem (stat may be answered from the kernel's cache). */
 static int check_mountpoint(const char *mnt)
 {
+	struct statvfs sv;
 	struct stat st;
 
-	if (stat(mnt, &st) == 0)
+	if (stat(mnt, &st) == 0 && statvfs(mnt, &sv) == 0)
 		return 0;
 	if (errno == ENOTCONN)
 		fprintf(stderr, "spoolfs: %s is a dead mount (its daemon was "
