@@ -2,6 +2,7 @@
 import errno
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -170,3 +171,58 @@ def test_rename_queue_is_refused_or_moves_everything(mount):
     assert not os.path.exists(q)
     assert stats(mount.mnt / 'work')['visible'] == 1
 
+
+
+def test_rmdir_with_a_draft_is_enotempty(mount):
+    """Drafts show in the listing, so the directory is not empty
+    (docs/decisions.md)."""
+    q = mount.mkq('jobs')
+    with open(q / '.draft', 'wb') as f:
+        f.write(b'x')
+    assert _rmdir_errno(q) == errno.ENOTEMPTY
+    os.unlink(q / '.draft')
+    os.rmdir(q)
+
+
+@pytest.mark.spoolfs('-o', 'allow_other')
+def test_permissions_follow_the_queue_mode(mount):
+    """DESIGN.md §2: pushing needs w on the queue, consuming r and w,
+    peeking r; config and ctl are writable by the owner only. Checked as
+    user nobody (class "other") against queues owned by root."""
+    os.chmod(mount.tmp, 0o755)
+
+    def nobody(cmd):
+        r = subprocess.run(['setpriv', '--reuid=nobody', '--regid=nogroup',
+                            '--clear-groups', 'sh', '-c', cmd],
+                           cwd=mount.mnt, stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=30)
+        return r.returncode
+
+    prod = mount.mkq('prod')
+    os.chmod(prod, 0o733)          # others: push only
+    cons = mount.mkq('cons')
+    os.chmod(cons, 0o707)          # others: everything but config/ctl
+    look = mount.mkq('look')
+    os.chmod(look, 0o705)          # others: peek only
+    for q in (prod, cons, look):
+        push(q, b'm')
+    (look_id,) = os.listdir(look / 'peek')
+
+    assert nobody('echo x > prod/new') == 0
+    assert nobody('echo x > prod/push') == 0
+    assert stats(prod)['visible'] == 3
+    assert nobody('cat prod/next') != 0
+    assert nobody('ls prod/peek') != 0
+
+    assert nobody('id=$(cat cons/claim) && rm cons/leased/$id') == 0
+    assert stats(cons)['acked_total'] == 1
+    assert nobody('echo priority=1 > cons/config') != 0
+    assert nobody('echo purge > cons/ctl') != 0
+    assert mount.config('cons')['priority'] == '0'
+
+    assert nobody('ls look/peek && cat look/peek/%s && cat look/stats'
+                  % look_id) == 0
+    assert nobody('cat look/next') != 0
+    assert nobody('echo x > look/new') != 0
+    assert nobody('rm look/peek/%s' % look_id) != 0
+    assert stats(look)['visible'] == 1
