@@ -61,7 +61,7 @@ def test_stats_exact_after_each_operation(mount):
     (d,) = ids(q, 'delayed')
     os.unlink(q / 'delayed' / d)
     expect(q, visible=1, delayed=0, leased=0, bytes=1, pushed_total=4)
-    set_config(q, visibility_timeout=0.2)
+    set_config(q, visibility_timeout=0.5)
     mid = claim(q)
     expect(q, visible=0, leased=1, expired_total=0)
     assert wait_until(lambda: stats(q)['visible'] == 1, timeout=5)
