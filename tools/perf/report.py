@@ -1,0 +1,589 @@
+#!/usr/bin/env python3
+"""report.py - turns tools/bench's raw results into the table, the ratios
+against issue 4's targets, docs/performance.md and its chart.
+
+Input: a TSV with one line per measurement:
+    round  contender  workload  size  conc  status(ok|fail)  key=value ...
+(the key=value part is loadgen's result line). Every ratio is computed
+within one round (both figures measured side by side), then the median and
+min-max of those per-round ratios are shown.
+
+    report.py RESULTS --out docs/performance.md --png docs/performance.png ...
+    report.py RESULTS --check ...   (smoke test: every contender ran, every
+                                     figure non-zero; no timing asserted)
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+KV = re.compile(r'(\w+)=("[^"]*"|\S+)')
+
+CONTENDERS = [
+    ('nullfs', 'null FUSE'),
+    ('spool-none', 'spoolfs --sync none'),
+    ('spool-always', 'spoolfs --sync always'),
+    ('maildir', 'maildir'),
+    ('maildir-fsync', 'maildir + fsync'),
+    ('beanstalkd', 'beanstalkd (no binlog)'),
+    ('beanstalkd-f0', 'beanstalkd -b -f 0'),
+    ('redis', 'redis (no AOF)'),
+    ('redis-always', 'redis appendfsync always'),
+    ('rocksdb', 'raw RocksDB, batch of 100'),
+    ('rocksdb-sync', 'raw RocksDB, batch of 100, sync'),
+]
+NAMES = dict(CONTENDERS)
+
+
+def parse(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip('\n').split('\t', 6)
+            if len(parts) < 7:
+                continue
+            rnd, c, w, size, conc, status, kv = parts
+            d = {k: v.strip('"') for k, v in KV.findall(kv)}
+            rows.append(dict(round=int(rnd), c=c, w=w, size=int(size),
+                             conc=int(conc), ok=status == 'ok', kv=d))
+    return rows
+
+
+def num(d, key):
+    try:
+        return float(d[key])
+    except (KeyError, ValueError):
+        return None
+
+
+class Results:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def find(self, c, w, size=None, conc=None):
+        return [r for r in self.rows if r['c'] == c and r['w'] == w and
+                (size is None or r['size'] == size) and
+                (conc is None or r['conc'] == conc)]
+
+    def per_round(self, c, w, key, size=128, conc=None):
+        """{round: value} of the ok measurements."""
+        out = {}
+        for r in self.find(c, w, size, conc):
+            v = num(r['kv'], key)
+            if r['ok'] and v is not None:
+                out[r['round']] = v
+        return out
+
+    def error(self, c, w, size=None, conc=None):
+        for r in self.find(c, w, size, conc) + self.find(c, 'start'):
+            if not r['ok']:
+                return r['kv'].get('error', 'failed')
+        return None
+
+
+def spread(vals):
+    """(median, min, max) or None."""
+    vals = list(vals)
+    if not vals:
+        return None
+    return statistics.median(vals), min(vals), max(vals)
+
+
+def fmt_num(v):
+    if v is None:
+        return '-'
+    if v >= 100:
+        return f'{v:,.0f}'
+    if v >= 10:
+        return f'{v:.1f}'
+    return f'{v:.2f}'
+
+
+def fmt_spread(s, unit=''):
+    if s is None:
+        return '-'
+    m, lo, hi = s
+    if len(set((m, lo, hi))) == 1:
+        return f'{fmt_num(m)}{unit}'
+    return f'{fmt_num(m)}{unit} ({fmt_num(lo)}–{fmt_num(hi)})'
+
+
+def cell(res, c, w, size, conc, key='rate', unit=''):
+    s = spread(res.per_round(c, w, key, size, conc).values())
+    if s is not None:
+        return fmt_spread(s, unit)
+    if res.find(c, w, size, conc) or res.find(c, 'start'):
+        err = res.error(c, w, size, conc)
+        return f'failed: {err}' if err else '-'
+    return 'n/a'
+
+
+def ratio_rounds(a, b, invert=False):
+    """Per-round ratios a/b over the rounds both have."""
+    out = []
+    for rnd in sorted(set(a) & set(b)):
+        if a[rnd] and b[rnd]:
+            out.append(b[rnd] / a[rnd] if invert else a[rnd] / b[rnd])
+    return out
+
+
+# ------------------------------------------------------------ targets
+
+def targets(res, args):
+    """[(number, text, measured-text, goal-text, met: True/False/None,
+    note)]"""
+    out = []
+
+    def rate(c, w, conc, size=128):
+        return res.per_round(c, w, 'rate', size, conc)
+
+    def ratio_target(no, text, a, b, goal, note=''):
+        rs = ratio_rounds(a, b)
+        s = spread(rs)
+        met = None if s is None else s[0] >= goal
+        out.append((no, text, fmt_spread(s, '×') if s else 'not measured',
+                    f'≥ {goal}×', met, note))
+
+    ratio_target('1a', 'create-push, `--sync none`, 4 producers ÷ null FUSE',
+                 rate('spool-none', 'create', 4), rate('nullfs', 'create', 4),
+                 0.75)
+    ratio_target('1b', 'push through `push`, `--sync none`, 4 producers ÷ '
+                 'null FUSE `push`', rate('spool-none', 'push', 4),
+                 rate('nullfs', 'push', 4), 0.75)
+    a = rate('spool-always', 'push', 8)
+    ratio_target('2a', 'durable push (`push`, `--sync always`), 8 producers '
+                 '÷ `--sync none`', a, rate('spool-none', 'push', 8), 0.8)
+    ratio_target('2b', '… ÷ maildir + fsync, 8 producers', a,
+                 rate('maildir-fsync', 'create', 8), 4)
+    ratio_target('2c', '… ÷ beanstalkd `-f 0` put, 8 producers', a,
+                 rate('beanstalkd-f0', 'create', 8), 1.2)
+    ratio_target('2d', '… ÷ redis `appendfsync always` LPUSH, 8 producers',
+                 a, rate('redis-always', 'create', 8), 2)
+    ratio_target('3a', 'consume (next + xattr + unlink), `--sync none`, '
+                 '4 consumers ÷ null FUSE', rate('spool-none', 'consume', 4),
+                 rate('nullfs', 'consume', 4), 0.6)
+    ratio_target('3b', 'durable consume (`--sync always`), 4 consumers ÷ '
+                 'beanstalkd `-f 0` reserve+delete',
+                 rate('spool-always', 'consume', 4),
+                 rate('beanstalkd-f0', 'consume', 4), 1.2)
+    ratio_target('4', f'`lines`, {args.lines:,} lines of 128 B, `--sync none` '
+                 '÷ raw RocksDB batch-of-100 puts',
+                 rate('spool-none', 'lines', 1), rate('rocksdb', 'lines', 1),
+                 0.4)
+    ratio_target('5', f'lease rate after {args.cycles:,} push/ack cycles ÷ '
+                 'fresh queue (4 consumers)',
+                 rate('spool-none', 'aging-old', 4),
+                 rate('spool-none', 'aging-fresh', 4), 0.8)
+    # 6: memory and restart
+    mem = res.find('spool-none', 'memory')
+    okmem = [r for r in mem if r['ok']]
+    if okmem:
+        kv = okmem[0]['kv']
+        n = num(kv, 'messages')
+        per = (num(kv, 'rss_kb') - num(kv, 'rss_empty_kb')) * 1024 / n
+        out.append(('6a', f'daemon RSS per queued message at {int(n):,} '
+                    'messages (growth while queueing)', f'{per:.1f} B',
+                    '≤ 64 B', per <= 64,
+                    f'RSS {fmt_num(num(kv, "rss_empty_kb") / 1024)} MiB empty, '
+                    f'{fmt_num(num(kv, "rss_kb") / 1024)} MiB full'))
+        rst = [r for r in res.find('spool-none', 'restart') if r['ok']]
+        if rst:
+            per2 = [(num(r['kv'], 'rss_kb') - num(kv, 'rss_empty_kb')) * 1024
+                    / num(r['kv'], 'messages') for r in rst]
+            out.append(('6a′', 'the same after a restart (indexes rebuilt, '
+                        'no memtable)', fmt_spread(spread(per2), ' B'),
+                        '≤ 64 B', statistics.median(per2) <= 64, ''))
+    else:
+        out.append(('6a', 'daemon RSS per queued message', 'failed: ' +
+                    (res.error('spool-none', 'memory') or 'not measured'),
+                    '≤ 64 B', None, ''))
+    rst = [r for r in res.find('spool-none', 'restart') if r['ok']]
+    if rst:
+        n = int(num(rst[0]['kv'], 'messages'))
+        s = spread(num(r['kv'], 'secs') for r in rst)
+        note = '' if n >= 10_000_000 else \
+            f'measured at {n:,} messages, not 10M (this run\'s size)'
+        out.append(('6b', f'restart with {n:,} queued messages (launch → '
+                    'mount live)', fmt_spread(s, ' s'), '≤ 10 s (at 10M)',
+                    s[0] <= 10 if n >= 10_000_000 else None, note))
+    else:
+        out.append(('6b', 'restart with many queued messages',
+                    'failed: ' + (res.error('spool-none', 'restart') or
+                                  'not measured'), '≤ 10 s', None, ''))
+    # 7: wake-up p99
+    for sp, rd in (('spool-none', 'redis'), ('spool-always', 'redis-always')):
+        a = res.per_round(sp, 'wake', 'p99_us', 128, 1)
+        b = res.per_round(rd, 'wake', 'p99_us', 128, 1)
+        rs = ratio_rounds(a, b)
+        s = spread(rs)
+        out.append(('7' if sp == 'spool-none' else '7′',
+                    f'push → parked reader wake-up p99, {NAMES[sp]} ÷ '
+                    f'{NAMES[rd]} BLMOVE', fmt_spread(s, '×') if s else
+                    'not measured', '≤ 2×', None if s is None else s[0] <= 2,
+                    ''))
+    # 8: parked readers
+    pk = [r for r in res.find('spool-none', 'park') if r['ok']]
+    if pk:
+        kv = pk[0]['kv']
+        extra = num(kv, 'threads_parked') - num(kv, 'threads_before')
+        rss = num(kv, 'rss_parked_kb') - num(kv, 'rss_before_kb')
+        out.append(('8', f'{int(num(kv, "readers")):,} parked readers: extra '
+                    'daemon threads, extra RSS',
+                    f'{int(extra):+d} threads ({int(num(kv, "threads_before"))}'
+                    f'→{int(num(kv, "threads_parked"))}), '
+                    f'{rss / 1024:+.1f} MiB (total '
+                    f'{num(kv, "rss_parked_kb") / 1024:.0f} MiB)',
+                    '0 threads, < 50 MB', extra <= 0 and
+                    num(kv, 'rss_parked_kb') < 50 * 1000, ''))
+    else:
+        out.append(('8', 'parked readers', 'failed: ' +
+                    (res.error('spool-none', 'park') or 'not measured'),
+                    '0 threads, < 50 MB', None, ''))
+    return out
+
+
+# --------------------------------------------------------------- tables
+
+def throughput_table(res, sizes, concs):
+    cols = []
+    for size in sizes:
+        for conc in concs:
+            if size != 128 and conc != 4:
+                continue
+            cols.append(('create', size, conc))
+            cols.append(('push', size, conc))
+        cols.append(('consume', size, 4))
+    head = ['contender'] + [
+        f'{"new file / put" if w == "create" else w} {size} B c={conc}'
+        for w, size, conc in cols]
+    lines = ['| ' + ' | '.join(head) + ' |',
+             '|' + '---|' * len(head)]
+    for c, name in CONTENDERS[:9]:
+        row = [name]
+        for w, size, conc in cols:
+            if w == 'push' and c not in ('nullfs', 'spool-none',
+                                         'spool-always'):
+                row.append('(= put)')
+            else:
+                row.append(cell(res, c, w, size, conc))
+        lines.append('| ' + ' | '.join(row) + ' |')
+    return lines
+
+
+def lines_table(res):
+    out = ['| contender | messages/s |', '|---|---|']
+    for c in ('nullfs', 'spool-none', 'spool-always', 'redis',
+              'redis-always', 'rocksdb', 'rocksdb-sync'):
+        out.append(f'| {NAMES[c]} | {cell(res, c, "lines", 128, 1)} |')
+    return out
+
+
+def wake_table(res):
+    out = ['| contender | p50 | p99 |', '|---|---|---|']
+    for c in ('spool-none', 'spool-always', 'beanstalkd', 'beanstalkd-f0',
+              'redis', 'redis-always'):
+        out.append(f'| {NAMES[c]} | {cell(res, c, "wake", 128, 1, "p50_us", " µs")}'
+                   f' | {cell(res, c, "wake", 128, 1, "p99_us", " µs")} |')
+    return out
+
+
+def store_table(res):
+    out = []
+    for r in res.find('spool-none', 'aging-fresh') + \
+            res.find('spool-none', 'aging-old'):
+        pass
+    out.append('| figure | value |')
+    out.append('|---|---|')
+    out.append('| lease rate, fresh queue (4 consumers) | '
+               f'{cell(res, "spool-none", "aging-fresh", 128, 4)} |')
+    out.append('| lease rate after the push/ack cycles | '
+               f'{cell(res, "spool-none", "aging-old", 128, 4)} |')
+    for r in res.find('spool-none', 'memory'):
+        kv = r['kv']
+        if r['ok']:
+            out.append(f'| daemon RSS, empty store | '
+                       f'{num(kv, "rss_empty_kb") / 1024:.1f} MiB |')
+            out.append(f'| daemon RSS, {int(num(kv, "messages")):,} messages '
+                       f'queued (stats: visible={kv.get("visible")}) | '
+                       f'{num(kv, "rss_kb") / 1024:.1f} MiB |')
+        else:
+            out.append(f'| memory | failed: {kv.get("error")} |')
+    rst = [r for r in res.find('spool-none', 'restart') if r['ok']]
+    if rst:
+        n = int(num(rst[0]['kv'], 'messages'))
+        out.append(f'| restart with {n:,} messages (launch → mount live) | '
+                   f'{fmt_spread(spread(num(r["kv"], "secs") for r in rst), " s")} |')
+        out.append(f'| daemon RSS after that restart | '
+                   f'{fmt_spread(spread(num(r["kv"], "rss_kb") / 1024 for r in rst), " MiB")} |')
+    for r in res.find('spool-none', 'park'):
+        kv = r['kv']
+        if r['ok']:
+            out.append(f'| {int(num(kv, "readers")):,} parked readers: daemon '
+                       f'threads before → parked | {kv.get("threads_before")}'
+                       f' → {kv.get("threads_parked")} |')
+            out.append(f'| … daemon RSS before → parked | '
+                       f'{num(kv, "rss_before_kb") / 1024:.1f} → '
+                       f'{num(kv, "rss_parked_kb") / 1024:.1f} MiB |')
+        else:
+            out.append(f'| parked readers | failed: {kv.get("error")} |')
+    return out
+
+
+def target_table(tg):
+    out = ['| # | target | measured (median, min–max of per-round ratios) '
+           '| goal | |', '|---|---|---|---|---|']
+    for no, text, meas, goal, met, note in tg:
+        verdict = {True: '**met**', False: '**missed**',
+                   None: 'not judged'}[met]
+        if note:
+            meas += f' — {note}'
+        out.append(f'| {no} | {text} | {meas} | {goal} | {verdict} |')
+    return out
+
+
+# ----------------------------------------------------------------- chart
+
+def chart(res, png):
+    gp = shutil.which('gnuplot')
+    if not gp:
+        return 'gnuplot not installed: no chart'
+    cols = [('create', 4, 'new file / put, c=4'),
+            ('push', 8, '`push` / put, c=8'),
+            ('consume', 4, 'consume, c=4')]
+    rows = []
+    for c, name in CONTENDERS[:9]:
+        vals = []
+        for w, conc, _ in cols:
+            ww = w if (w != 'push' or c in ('nullfs', 'spool-none',
+                                            'spool-always')) else 'create'
+            s = spread(res.per_round(c, ww, 'rate', 128, conc).values())
+            vals.append(s[0] if s else 0)
+        rows.append((name, vals))
+    with tempfile.TemporaryDirectory() as tmp:
+        dat = os.path.join(tmp, 'd.dat')
+        with open(dat, 'w') as f:
+            f.write('name\t' + '\t'.join(f'"{t}"' for _, _, t in cols) + '\n')
+            for name, vals in rows:
+                f.write(f'"{name}"\t' + '\t'.join(
+                    f'{v:.1f}' if v > 0 else '1' for v in vals) + '\n')
+        script = f'''
+set terminal pngcairo size 1200,560 font "sans,10"
+set output "{png}"
+set title "Messages/s, 128 B bodies, median of rounds (log scale) — same machine, same run"
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set logscale y
+set yrange [100:*]
+set grid ytics
+set xtics rotate by -25 scale 0 noenhanced
+set key top right noenhanced
+set ylabel "messages/s"
+plot "{dat}" using 2:xtic(1) title columnhead(2), \
+     "" using 3 title columnhead(3), "" using 4 title columnhead(4)
+'''
+        r = subprocess.run([gp], input=script, text=True,
+                           capture_output=True)
+        if r.returncode != 0:
+            return 'gnuplot failed: ' + r.stderr.strip()[:200]
+    return None
+
+
+# ----------------------------------------------------------------- main
+
+def machine():
+    cpu = ''
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ''
+    try:
+        with open('/proc/meminfo') as f:
+            kb = int(f.readline().split()[1])
+            mem = f'{kb / 1048576:.0f} GiB'
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        load = os.getloadavg()
+        load = f'{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}'
+    except OSError:
+        load = '?'
+    return (f'{os.cpu_count()} cores ({cpu}), {mem} RAM, Linux '
+            f'{platform.release()}; load average at the end of the run '
+            f'{load}')
+
+
+def check(res):
+    """Smoke test: every contender ran every workload it has; no zeros."""
+    bad = []
+    for r in res.rows:
+        if not r['ok']:
+            bad.append(f"{r['c']} {r['w']}: {r['kv'].get('error', 'failed')}")
+        elif 'rate' in r['kv'] and not num(r['kv'], 'rate'):
+            bad.append(f"{r['c']} {r['w']}: rate 0")
+        elif r['w'] == 'wake' and not num(r['kv'], 'p50_us'):
+            bad.append(f"{r['c']} wake: no latency")
+    for c, _ in CONTENDERS:
+        if not any(r['c'] == c and r['ok'] for r in res.rows):
+            bad.append(f'{c}: no result at all')
+    for w in ('memory', 'restart', 'park', 'aging-fresh', 'aging-old'):
+        if not any(r['w'] == w and r['ok'] for r in res.rows):
+            bad.append(f'spoolfs {w}: no result')
+    for b in bad:
+        print(f'tools/bench --check: {b}')
+    n = len(res.rows)
+    print(f'bench: {n - len(bad)} passed, {len(bad)} failed')
+    return 1 if bad else 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('results')
+    ap.add_argument('--out')
+    ap.add_argument('--png')
+    ap.add_argument('--check', action='store_true')
+    ap.add_argument('--mode', default='full')
+    ap.add_argument('--runs', type=int, default=3)
+    ap.add_argument('--secs', type=int, default=0)
+    ap.add_argument('--duration', type=float, default=0)
+    ap.add_argument('--lines', type=int, default=0)
+    ap.add_argument('--cycles', type=int, default=0)
+    ap.add_argument('--mem', type=int, default=0)
+    ap.add_argument('--restart', type=int, default=0)
+    ap.add_argument('--park', type=int, default=0)
+    args = ap.parse_args()
+    res = Results(parse(args.results))
+    if args.check:
+        return check(res)
+
+    sizes = sorted({r['size'] for r in res.rows if r['w'] == 'create'})
+    concs = sorted({r['conc'] for r in res.rows if r['w'] == 'create'})
+    tg = targets(res, args)
+    tput = throughput_table(res, sizes, concs)
+    print('\n'.join(tput))
+    print()
+    print('\n'.join(target_table(tg)))
+
+    chart_err = chart(res, os.path.abspath(args.png)) if args.png else None
+    when = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
+    mode = {'quick': '`tools/bench --quick`', 'full': '`tools/bench`'}.get(
+        args.mode, args.mode)
+    met = sum(1 for t in tg if t[4] is True)
+    missed = sum(1 for t in tg if t[4] is False)
+    doc = [
+        '# Performance',
+        '',
+        f'Measured by {mode} on {when}, in {args.secs} s: {args.runs} rounds; '
+        f'each throughput figure is the rate over {args.duration} s of load.',
+        f'Machine: {machine()}. The machine is shared with other jobs, so '
+        'absolute numbers are noisy; the targets are ratios of figures '
+        'measured side by side in the same round, and every figure is the '
+        'median of the rounds with (min–max).',
+        '',
+        'Every contender is driven by the same C load generator '
+        '(`tools/perf/loadgen.c`) over the same bodies: file operations '
+        'through a mount (spoolfs, null FUSE) or a directory (maildir), '
+        'beanstalkd\'s text protocol, and RESP for Redis, all on 127.0.0.1. '
+        'Null FUSE (`tools/perf/nullfs.c`) accepts the same operations as '
+        'spoolfs with the same mount options, cache timeouts and worker '
+        'threads, and keeps nothing: the limit of the FUSE path here.',
+        '',
+        f'Summary: {met} targets met, {missed} missed, '
+        f'{len(tg) - met - missed} not judged in this run.',
+        '',
+        '![messages/s per contender](performance.png)',
+        '',
+        '## Targets (issue 4)',
+        '',
+        *target_table(tg),
+        '',
+        '## Throughput, messages/s',
+        '',
+        'c = client threads. *new file / put*: spoolfs, null FUSE: '
+        'create + write + close of a new name; maildir: write tmp/, rename '
+        'into new/ (+ fsync of file and new/); beanstalkd: `put`; Redis: '
+        '`LPUSH`. *push*: open + write + close of `MNT/q/push`. *consume*: '
+        'spoolfs: read `next`, `fgetxattr user.spool.id`, unlink '
+        '`leased/<id>`; null FUSE: the same operations; maildir: rename '
+        'new/→cur/, read, unlink (+ fsync of cur/); beanstalkd: '
+        '`reserve` + `delete`; Redis: `BLMOVE` + `LREM`.',
+        '',
+        *tput,
+        '',
+        f'## Batch push: {args.lines:,} lines of 128 B',
+        '',
+        'spoolfs and null FUSE: 10,000 lines per open of `MNT/q/lines`; '
+        'Redis: one `LPUSH` of 100 values; raw RocksDB: `rocks-batch`, one '
+        'thread, WriteBatches of 100 puts, default options (the sync variant '
+        f'writes {args.lines // 5:,}).',
+        '',
+        *lines_table(res),
+        '',
+        '## Push → parked reader wake-up latency',
+        '',
+        'One reader blocks on an empty queue (`read` of `next`, '
+        '`reserve-with-timeout`, `BLMOVE`); 2 ms later a producer pushes a '
+        'body carrying its start time; latency = arrival − push start '
+        '(it includes the push\'s own fsync for the durable contenders).',
+        '',
+        *wake_table(res),
+        '',
+        '## Lease rate after push/ack cycles, memory, restart, parked readers '
+        '(spoolfs `--sync none`)',
+        '',
+        f'Aging: the same queue is measured fresh, then after '
+        f'{args.cycles:,} push/ack cycles (push by `lines`, take by `pop`). '
+        f'Memory: VmRSS of the daemon before and after queueing '
+        f'{args.mem:,} messages; restart: the same store, launch to mount '
+        f'live, with up to {args.restart:,} messages; parked readers: '
+        f'{args.park:,} threads block on `next` of an empty queue after the '
+        'worker pool has been warmed by 16 producers; Threads and VmRSS from '
+        '/proc/PID/status.',
+        '',
+        *store_table(res),
+        '',
+    ]
+    if chart_err:
+        doc += [f'(No chart: {chart_err}.)', '']
+    failures = [r for r in res.rows if not r['ok']]
+    if failures:
+        doc += ['## Failures in this run', '']
+        for r in failures:
+            doc.append(f"- round {r['round']}, {NAMES.get(r['c'], r['c'])}, "
+                       f"{r['w']} {r['size']} B c={r['conc']}: "
+                       f"{r['kv'].get('error', 'failed')}")
+        doc.append('')
+    doc += ['## Analysis', '', '<!-- analysis -->', '']
+    if args.out:
+        old = ''
+        if os.path.exists(args.out):
+            with open(args.out) as f:
+                old = f.read()
+        # Keep a hand-written analysis section across runs.
+        m = re.search(r'<!-- analysis -->\n(.*)', old, re.S)
+        text = '\n'.join(doc)
+        if m:
+            text = text.replace('<!-- analysis -->\n',
+                                '<!-- analysis -->\n' + m.group(1).rstrip() +
+                                '\n', 1)
+        with open(args.out, 'w') as f:
+            f.write(text.rstrip() + '\n')
+        print(f'\nwrote {args.out}' + (f' and {args.png}' if args.png and
+                                       not chart_err else ''))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
