@@ -28,6 +28,8 @@ struct fs_rfile *fs_rfile_new(struct fs_inode *in)
 	f->in = in;
 	f->q = in->q;
 	f->kind = in->kind;
+	if (in->dynamic)
+		fs_inode_ref(in); /* bind() writes to it after replies */
 	return f;
 }
 
@@ -35,6 +37,8 @@ void fs_rfile_put(struct fs_rfile *f)
 {
 	if (atomic_fetch_sub(&f->refs, 1) != 1)
 		return;
+	if (f->in->dynamic)
+		fs_inode_forget(f->in->ino, 1);
 	pthread_mutex_destroy(&f->lock);
 	free(f->data);
 	free(f);

@@ -158,6 +158,7 @@ extern struct fs_ctx fs;
 
 int fs_inode_init(void);
 void fs_inode_destroy(void);
+void fs_queue_free_all(void);
 /* Returns the inode numbered ino, or NULL. Inodes stay valid until the
  * kernel forgets them, so no reference is taken. */
 struct fs_inode *fs_inode_get(fuse_ino_t ino);

@@ -100,7 +100,9 @@ static void inode_free(struct fs_inode *in)
 	free(in);
 }
 
-/* Frees everything at unmount: the kernel sends no more forgets. */
+/* Frees every inode at unmount (the kernel sends no more forgets) and
+ * closes the queues' engine handles; their structs stay until
+ * fs_queue_free_all(). */
 void fs_inode_destroy(void)
 {
 	struct fs_queue *q, *qn;
@@ -120,6 +122,17 @@ void fs_inode_destroy(void)
 		qn = q->next;
 		spool_queue_set_udata(q->sq, NULL);
 		spool_queue_close(q->sq);
+		q->sq = NULL;
+	}
+}
+
+/* After spool_close: no wake hook can run any more. */
+void fs_queue_free_all(void)
+{
+	struct fs_queue *q, *qn;
+
+	for (q = fs.queues; q; q = qn) {
+		qn = q->next;
 		free(q);
 	}
 	fs.queues = NULL;

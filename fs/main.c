@@ -291,6 +291,7 @@ out_wait:
 out_store:
 	fs_inode_destroy();
 	spool_close(fs.db);
+	fs_queue_free_all();
 	if (code == 0)
 		fs_log(SPOOL_LOG_INFO, "store closed, clean shutdown");
 out_session:

@@ -193,16 +193,6 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* ------------------------------------------------------- read, write */
 
-static void reply_slice(fuse_req_t req, const char *data, size_t len,
-			size_t size, off_t off)
-{
-	if ((size_t)off >= len)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, data + off,
-			       size < len - off ? size : len - off);
-}
-
 static void read_msg(fuse_req_t req, struct fs_inode *in, size_t size,
 		     off_t off)
 {
@@ -219,6 +209,26 @@ static void read_msg(fuse_req_t req, struct fs_inode *in, size_t size,
 	else
 		fuse_reply_buf(req, buf, n);
 	free(buf);
+}
+
+/* Once the reply is written the reader may close the file, and its
+ * RELEASE may free it on another thread while this one still runs: the
+ * reply comes from a private copy. */
+static void read_snap(fuse_req_t req, struct fs_file *f, size_t size,
+		      off_t off)
+{
+	size_t n = (size_t)off < f->snaplen ? f->snaplen - off : 0;
+	char *copy;
+
+	n = n < size ? n : size;
+	copy = malloc(n ? n : 1);
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, f->snap + off, n);
+	fuse_reply_buf(req, copy, n);
+	free(copy);
 }
 
 /* Copies out under the lock: the reply may let the file be closed. */
@@ -253,7 +263,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (f->r) {
 		fs_consume_read(req, f->r, size, off, fi->flags & O_NONBLOCK);
 	} else if (f->snap) {
-		reply_slice(req, f->snap, f->snaplen, size, off);
+		read_snap(req, f, size, off);
 	} else if (f->in->kind == FS_MSG) {
 		read_msg(req, f->in, size, off);
 	} else if (f->in->kind == FS_DRAFT) {

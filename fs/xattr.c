@@ -4,7 +4,8 @@
  * Drafts and names being written keep theirs in memory; at the push,
  * user.spool.priority and user.spool.delay become the message's priority
  * and delay and the other user.* ones its attributes (handle.c). Message
- * files and a bound next or claim answer the message's (msg.c). Only the
+ * files and a bound next answer the message's (msg.c); claim shares one
+ * inode between its opens, so its id is what the read returns. Only the
  * user namespace is supported (other namespaces: EOPNOTSUPP).
  */
 #include <errno.h>
@@ -139,7 +140,7 @@ static struct fs_xattr **xattrs_of(struct fs_inode *in, pthread_mutex_t **lock)
 /* The message an inode answers for, or 0. */
 static uint64_t msg_of(struct fs_inode *in)
 {
-	if (in->kind == FS_MSG || in->kind == FS_NEXT || in->kind == FS_CLAIM)
+	if (in->kind == FS_MSG || in->kind == FS_NEXT)
 		return atomic_load(&in->msg_id);
 	return 0;
 }
