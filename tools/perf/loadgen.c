@@ -18,8 +18,8 @@
  *   create   push OPS messages, each a new file (fs) or one put/LPUSH/rename
  *   push     the same through MNT/q/push (fs); the same as create elsewhere
  *   consume  lease + read + ack OPS messages that are already queued
- *   fill     queue OPS messages the fastest way (fs: `lines` in batches),
- *            untimed set-up for consume, memory and restart
+ *   fill     queue OPS messages the fastest way (fs: `lines` in batches,
+ *            redis: LPUSH of 16), untimed set-up for consume, memory, restart
  *   drain    take OPS messages the fastest way (fs: read `pop`)
  *   lines    batch push: OPS lines of BYTES-1 bytes + "\n", BATCH lines per
  *            open of MNT/q/lines (redis: one LPUSH of BATCH values)
@@ -1155,7 +1155,10 @@ int main(int argc, char **argv)
 	atomic_store(&run.left, cfg.ops);
 	switch (cfg.mode) {
 	case M_FILL:
-		if (cfg.target == T_FS) {
+		/* Batches: `lines` on a mount, LPUSH of 16 values on Redis. */
+		if (cfg.target == T_REDIS && cfg.batch > 16)
+			cfg.batch = 16;
+		if (cfg.target == T_FS || cfg.target == T_REDIS) {
 			secs = run_lines(cfg.ops);
 			break;
 		}

@@ -18,7 +18,10 @@
  *
  *   nullfs [--body BYTES] [-f] [-o OPT] MOUNTPOINT
  */
-#define FUSE_USE_VERSION 34
+/* As fs/fs.h: below 312 the 3.0 ABI of fuse_parse_cmdline() is used,
+ * whose struct lacks clone_fd and max_idle_threads (garbage, here a thread
+ * per request). */
+#define FUSE_USE_VERSION 314
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
