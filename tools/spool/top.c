@@ -230,18 +230,23 @@ static void term_leave(void)
 	fflush(stdout);
 }
 
-/* Waits up to seconds for a key; returns 1 when it asks to quit. */
+/* Waits up to seconds for a key; returns 1 when it asks to quit. Once
+ * stdin is at end of file (/dev/null, a closed pipe) it only sleeps. */
 static int wait_key(double seconds)
 {
+	static int stdin_eof;
 	struct pollfd p = { 0, POLLIN, 0 };
 	double end = spool_now() + seconds;
 	char c;
 
 	while (!quit && spool_now() < end) {
-		if (poll(&p, 1, (int)((end - spool_now()) * 1000) + 1) <= 0)
+		if (poll(&p, stdin_eof ? 0 : 1,
+			 (int)((end - spool_now()) * 1000) + 1) <= 0)
 			continue;
-		if (read(0, &c, 1) != 1)
-			return 0;	/* stdin closed: keep refreshing */
+		if (read(0, &c, 1) != 1) {
+			stdin_eof = 1;
+			continue;
+		}
 		if (c == 'q' || c == 'Q' || c == 3)
 			return 1;
 		if (c == 12)
