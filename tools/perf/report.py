@@ -285,11 +285,18 @@ def lines_table(res):
 
 
 def wake_table(res):
-    out = ['| contender | p50 | p99 |', '|---|---|---|']
-    for c in ('spool-none', 'spool-always', 'beanstalkd', 'beanstalkd-f0',
-              'redis', 'redis-always'):
-        out.append(f'| {NAMES[c]} | {cell(res, c, "wake", 128, 1, "p50_us", " µs")}'
-                   f' | {cell(res, c, "wake", 128, 1, "p99_us", " µs")} |')
+    out = ['| contender | p50 | p99 | one push alone, 1 client (mean) |',
+           '|---|---|---|---|']
+    for c in ('nullfs', 'spool-none', 'spool-always', 'beanstalkd',
+              'beanstalkd-f0', 'redis', 'redis-always'):
+        w = 'push' if c in ('nullfs', 'spool-none', 'spool-always') \
+            else 'create'
+        s = spread(1e6 / v for v in
+                   res.per_round(c, w, 'rate', 128, 1).values() if v)
+        out.append(f'| {NAMES[c]} | '
+                   f'{cell(res, c, "wake", 128, 1, "p50_us", " µs")} | '
+                   f'{cell(res, c, "wake", 128, 1, "p99_us", " µs")} | '
+                   f'{fmt_spread(s, " µs")} |')
     return out
 
 
@@ -543,8 +550,9 @@ def main():
         '## Lease rate after push/ack cycles, memory, restart, parked readers '
         '(spoolfs `--sync none`)',
         '',
-        f'Aging: the same queue is measured fresh, then after '
-        f'{args.cycles:,} push/ack cycles (push by `lines`, take by `pop`). '
+        f'Aging: the same queue is measured {args.runs} times fresh, then '
+        f'{args.runs} times after {args.cycles:,} push/ack cycles (push by '
+        '`lines`, take by `pop`); ratio = aged ÷ fresh, pairwise. '
         f'Memory: VmRSS of the daemon before and after queueing '
         f'{args.mem:,} messages; restart: the same store, launch to mount '
         f'live, with up to {args.restart:,} messages; parked readers: '
