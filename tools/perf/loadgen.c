@@ -1155,9 +1155,13 @@ int main(int argc, char **argv)
 	atomic_store(&run.left, cfg.ops);
 	switch (cfg.mode) {
 	case M_FILL:
-		/* Batches: `lines` on a mount, LPUSH of 16 values on Redis. */
+		/* Batches: `lines` on a mount (at most 8 MiB per open: a lines
+		 * file is one message per line but one buffer in the daemon),
+		 * LPUSH of 16 values on Redis. */
 		if (cfg.target == T_REDIS && cfg.batch > 16)
 			cfg.batch = 16;
+		if ((size_t)cfg.batch * cfg.size > (8u << 20))
+			cfg.batch = (long)((8u << 20) / cfg.size);
 		if (cfg.target == T_FS || cfg.target == T_REDIS) {
 			secs = run_lines(cfg.ops);
 			break;
