@@ -8,7 +8,7 @@
 TEST(queue_create_open_list)
 {
 	static const char *names[] = { "b", "a", "B", "a-1", "a.1", "a_1",
-				       "0", "zz", "a" "b" };
+				       "0", "zz", "ab" };
 	/* the same, in byte order */
 	static const char *sorted[] = { "0", "B", "a", "a-1", "a.1", "a_1",
 					"ab", "b", "zz" };
