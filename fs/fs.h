@@ -336,6 +336,7 @@ struct fs_file {
 	struct fs_rfile *r;         /* next, claim, pop */
 	char *snap;                 /* stats, config, .metrics: text at open */
 	size_t snaplen;
+	struct fs_file *prev, *next; /* open files, for unmount */
 };
 
 /* Answers an OPEN or CREATE (e != NULL) with f as the handle; frees f
@@ -343,6 +344,8 @@ struct fs_file {
 void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 		   struct fs_file *f, const struct fuse_entry_param *e);
 void fs_file_free(struct fs_file *f);
+/* At unmount: frees the files still open (no RELEASE will come). */
+void fs_file_free_all(void);
 
 extern const struct fuse_lowlevel_ops fs_ops;
 /* Unix ms from the store's clock. */

@@ -43,6 +43,43 @@ pid_t fs_tgid(pid_t tid)
 	return tgid;
 }
 
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fs_file *open_files; /* protected by open_lock */
+
+static void open_add(struct fs_file *f)
+{
+	pthread_mutex_lock(&open_lock);
+	f->prev = NULL;
+	f->next = open_files;
+	if (open_files)
+		open_files->prev = f;
+	open_files = f;
+	pthread_mutex_unlock(&open_lock);
+}
+
+static void open_remove(struct fs_file *f)
+{
+	pthread_mutex_lock(&open_lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else if (open_files == f)
+		open_files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	f->prev = f->next = NULL;
+	pthread_mutex_unlock(&open_lock);
+}
+
+void fs_file_free_all(void)
+{
+	while (open_files) {
+		struct fs_file *f = open_files;
+
+		open_remove(f);
+		fs_file_free(f);
+	}
+}
+
 static struct fs_file *file_of(struct fuse_file_info *fi)
 {
 	return (struct fs_file *)(uintptr_t)fi->fh;
@@ -76,9 +113,11 @@ void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->nonseekable = nonseekable(f);
+	open_add(f);
 	rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
 	if (rc != -ENOENT)
 		return;
+	open_remove(f);
 	fs_file_free(f);
 	if (e && in && in->dynamic)
 		fs_inode_forget(e->ino, 1);
@@ -319,6 +358,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 	struct fs_file *f = file_of(fi);
 
 	(void)ino;
+	open_remove(f);
 	if (f->w) {
 		fs_wbuf_release(f->w);
 		f->w = NULL;
