@@ -395,7 +395,34 @@ struct fs_dirh {
 	struct spool_cursor cur;    /* message dirs */
 	uint64_t ids[DIR_BATCH];
 	size_t nids, idx;
+	struct fs_dirh *prev, *next; /* open dirs, protected by dirs_lock */
 };
+
+static pthread_mutex_t dirs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fs_dirh *dirs;
+
+static void dirs_add(struct fs_dirh *h)
+{
+	pthread_mutex_lock(&dirs_lock);
+	h->next = dirs;
+	if (dirs)
+		dirs->prev = h;
+	dirs = h;
+	pthread_mutex_unlock(&dirs_lock);
+}
+
+static void dirs_remove(struct fs_dirh *h)
+{
+	pthread_mutex_lock(&dirs_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else if (dirs == h)
+		dirs = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->prev = h->next = NULL;
+	pthread_mutex_unlock(&dirs_lock);
+}
 
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -413,8 +440,11 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h->in = in;
 	fi->fh = (uintptr_t)h;
-	if (fuse_reply_open(req, fi) == -ENOENT)
+	dirs_add(h);
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		dirs_remove(h);
 		free(h);
+	}
 }
 
 static void names_free(struct fs_dirh *h)
@@ -433,9 +463,21 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_dirh *h = (struct fs_dirh *)(uintptr_t)fi->fh;
 
 	(void)ino;
+	dirs_remove(h);
 	names_free(h);
 	free(h);
 	fuse_reply_err(req, 0);
+}
+
+void fs_dir_free_all(void)
+{
+	while (dirs) {
+		struct fs_dirh *h = dirs;
+
+		dirs_remove(h);
+		names_free(h);
+		free(h);
+	}
 }
 
 /* Output being built for one readdir reply. */

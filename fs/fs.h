@@ -197,6 +197,8 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* At unmount: frees the directory handles still open. */
+void fs_dir_free_all(void);
 /* Draft helpers shared with handle.c. fs.lock held. */
 struct fs_inode *fs_draft_find(struct fs_queue *q, const char *name);
 void fs_draft_unlink(struct fs_inode *in);

@@ -285,6 +285,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 	fs_wait_stop();
 	fuse_session_unmount(se);
 	fs_file_free_all();
+	fs_dir_free_all();
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_wait:
