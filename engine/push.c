@@ -317,7 +317,8 @@ static int push_write(struct push_job *j)
 
 	if (!rc) {
 		dedup_persist(j, b);
-		rc = store_write(j->q->db->st, b, 1);
+		rc = store_write(j->q->db->st, b,
+				 STORE_DURABLE | STORE_GROWS);
 		if (rc)
 			id_write_failed(j->q->db);
 	}

@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
 
+#include <pthread.h>
 #include <rocksdb/c.h>
 
 #include "engine_i.h"
@@ -32,7 +35,21 @@ struct store {
 	store_log_fn log;
 	void *log_arg;
 	atomic_int fail;                 /* test seam: forced write error */
+	atomic_int broken;               /* a write failed: refuse writes */
+	char *dir;
+	pthread_mutex_t room_lock;
+	int64_t room_checked_ms;         /* protected by room_lock */
+	uint64_t room;                   /* free bytes then, less writes since */
 };
+
+/* Free space a push must leave behind, and what any other write must:
+ * room for RocksDB's own log appends and flushes, so that consumers can go
+ * on acking when producers have filled the disk. */
+#define STORE_RESERVE (4u << 20)
+#define STORE_RESERVE_SMALL (256u << 10)
+/* How long a free-space reading is trusted while there is plenty. */
+#define ROOM_TTL_MS 100
+#define ROOM_PLENTY (256ull << 20)
 
 struct store_batch {
 	rocksdb_writebatch_t *wb;
@@ -308,7 +325,9 @@ int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
 		return -ENOMEM;
 	st->log = log;
 	st->log_arg = log_arg;
-	rc = store_check_dir(st, dir);
+	st->dir = strdup(dir);
+	pthread_mutex_init(&st->room_lock, NULL);
+	rc = st->dir ? store_check_dir(st, dir) : -ENOMEM;
 	if (rc)
 		goto out_free;
 	store_init_options(st, sync);
@@ -325,6 +344,8 @@ int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
 out_options:
 	store_free_options(st);
 out_free:
+	pthread_mutex_destroy(&st->room_lock);
+	free(st->dir);
 	free(st);
 	return rc;
 }
@@ -335,13 +356,17 @@ void store_close(struct store *st)
 
 	if (!st)
 		return;
-	rocksdb_flush_wal(st->db, 1, &err);
+	/* after a failed log append RocksDB cannot touch that log again */
+	if (!atomic_load(&st->broken))
+		rocksdb_flush_wal(st->db, 1, &err);
 	if (err)
 		store_fail(st, SPOOL_LOG_ERR, "flush at close", err);
 	for (int i = 0; i < CF_N; i++)
 		rocksdb_column_family_handle_destroy(st->cf[i]);
 	rocksdb_close(st->db);
 	store_free_options(st);
+	pthread_mutex_destroy(&st->room_lock);
+	free(st->dir);
 	free(st);
 }
 
@@ -391,17 +416,63 @@ int store_batch_count(const struct store_batch *b)
 	return rocksdb_writebatch_count(b->wb);
 }
 
-int store_write(struct store *st, struct store_batch *b, int durable)
+static int64_t mono_ms(void)
 {
-	char *err = NULL;
-	int fail = atomic_load(&st->fail);
+	struct timespec ts;
 
-	if (fail)
-		return fail;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Is there room for bytes more, leaving reserve free? The filesystem is
+ * asked at most every ROOM_TTL_MS while space is plentiful, at every
+ * write when it is not. */
+static int store_room(struct store *st, size_t bytes, uint64_t reserve)
+{
+	int64_t now = mono_ms();
+	int rc = 0;
+
+	pthread_mutex_lock(&st->room_lock);
+	if (st->room < ROOM_PLENTY || now - st->room_checked_ms > ROOM_TTL_MS) {
+		struct statvfs sv;
+
+		if (statvfs(st->dir, &sv) == 0) {
+			st->room = (uint64_t)sv.f_bavail * sv.f_frsize;
+			st->room_checked_ms = now;
+		}
+	}
+	if (st->room < bytes + reserve)
+		rc = -ENOSPC;
+	else
+		st->room -= bytes;
+	pthread_mutex_unlock(&st->room_lock);
+	return rc;
+}
+
+int store_write(struct store *st, struct store_batch *b, int flags)
+{
+	int durable = flags & STORE_DURABLE;
+	char *err = NULL;
+	size_t size;
+	int rc = atomic_load(&st->fail);
+
+	if (!rc)
+		rc = atomic_load(&st->broken);
+	if (rc)
+		return rc;
+	rocksdb_writebatch_data(b->wb, &size);
+	rc = store_room(st, size, flags & STORE_GROWS ? STORE_RESERVE :
+			STORE_RESERVE_SMALL);
+	if (rc)
+		return rc;
 	rocksdb_write(st->db, durable ? st->wsync : st->wnosync, b->wb, &err);
-	if (err)
-		return store_fail(st, SPOOL_LOG_ERR, "write", err);
-	return 0;
+	if (!err)
+		return 0;
+	rc = store_fail(st, SPOOL_LOG_ERR, "write", err);
+	if (atomic_exchange(&st->broken, rc) == 0)
+		store_log(st, SPOOL_LOG_ERR, "store", "refusing writes from "
+			  "now on; restart the daemon once the cause is fixed");
+	return rc;
 }
 
 int store_get(struct store *st, enum store_cf cf, const char *k, size_t klen,

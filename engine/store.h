@@ -42,12 +42,23 @@ void store_batch_merge(struct store_batch *b, enum store_cf cf, const char *k,
 		       size_t klen, const char *v, size_t vlen);
 int store_batch_count(const struct store_batch *b);
 
+/* store_write() flags. */
+#define STORE_DURABLE 1 /* fsync first when the store was opened with sync
+                         * (concurrent durable writers share one fsync) */
+#define STORE_GROWS 2   /* new data (a push): needs the push reserve free */
+
 /*
- * Writes b atomically. durable: fsync first when the store was opened with
- * sync (concurrent durable writers share one fsync). Errors: -ENOSPC; -EIO;
- * or the error set with store_fail_writes(). On error nothing is written.
+ * Writes b atomically. Before it reaches RocksDB, the write must leave
+ * STORE_RESERVE bytes free on the store's filesystem (STORE_GROWS writes)
+ * or STORE_RESERVE_SMALL (the rest: leases, acks, settings), so that a
+ * full disk refuses pushes cleanly while consumers go on. A write RocksDB
+ * itself fails leaves the store refusing writes until it is reopened
+ * (RocksDB cannot take another write after a failed log append; its C API
+ * has no Resume), with that error, logged once.
+ * Errors: -ENOSPC; -EIO; -EROFS; or the error set with store_fail_writes().
+ * On error nothing is written.
  */
-int store_write(struct store *st, struct store_batch *b, int durable);
+int store_write(struct store *st, struct store_batch *b, int flags);
 
 /* Reads a value into a malloc'd buffer (free it with free()).
  * Errors: -ENOENT no such key; -EIO; -ENOMEM. */

@@ -60,6 +60,18 @@ def test_full_disk_refuses_pushes_keeps_serving_and_recovers(mount_factory,
         assert err == errno.ENOSPC, 'push %d: errno %s, want ENOSPC' % (
             n, err and errno.errorcode.get(err, err))
         assert len(pushed) > 5
+        # The daemon keeps a reserve free for consumers, so a push is
+        # refused when it would eat into it: a large one first, small
+        # ones a little later. Fill up with small ones too.
+        k = 0
+        while k < 5000:
+            body = b's%05d' % k + os.urandom(200)
+            err = push(q, body, 's%d' % k)
+            k += 1
+            if err:
+                break
+            pushed.append(body)
+        assert err == errno.ENOSPC, 'small push %d: errno %s' % (k, err)
         s = stats(q)
         assert s['visible'] == len(pushed) == s['pushed_total'], s
 
