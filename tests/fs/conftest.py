@@ -95,6 +95,21 @@ def wait_for_mount(proc, mnt, log, timeout=20.0):
                 % (mnt, timeout, log()), pytrace=False)
 
 
+def is_mounted(path):
+    """True if path is a mount point in /proc/self/mountinfo, live or dead.
+    (os.path.ismount says False for a dead FUSE mount: its lstat fails with
+    ENOTCONN, so it cannot be used to decide whether to clean up.)"""
+    target = os.path.realpath(str(path))
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            mp = line.split()[4]
+            mp = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)),
+                        mp)
+            if mp == target:
+                return True
+    return False
+
+
 def run_fusermount(*args):
     return subprocess.run([FUSERMOUNT, *args], stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -127,6 +142,7 @@ class Mount:
         self.cmd = None
         self.expected = []
         self.exits = []           # (cmd, returncode) of daemons that ended
+        self.ended = []           # daemons stopped by umount() or kill9()
         self.request = request
 
     # ------------------------------------------------------------ daemon
@@ -172,19 +188,20 @@ class Mount:
         deadline = time.monotonic() + 5
         while True:
             r = run_fusermount('-u', str(self.mnt))
-            if r.returncode == 0 or not os.path.ismount(self.mnt):
+            if r.returncode == 0 or not is_mounted(self.mnt):
                 break
             if time.monotonic() > deadline:
                 raise AssertionError('fusermount3 -u %s failed: %s'
                                      % (self.mnt, r.stdout.strip()))
             time.sleep(0.1)
-        assert not os.path.ismount(self.mnt)
+        assert not is_mounted(self.mnt)
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError('spoolfs did not exit within %d s of '
                                  'fusermount3 -u' % timeout)
         self.exits.append((self.cmd, rc))
+        self.ended.append(self.proc)
         assert rc == 0, 'spoolfs exited with %d after unmount' % rc
 
     def remount(self, *args):
@@ -198,16 +215,19 @@ class Mount:
         kill_group(self.proc, signal.SIGKILL)
         self.proc.wait(10)
         self.exits.append((self.cmd, self.proc.returncode))
+        self.ended.append(self.proc)
         r = run_fusermount('-u', '-z', str(self.mnt))
         assert r.returncode == 0, r.stdout
-        assert not os.path.ismount(self.mnt)
+        assert not is_mounted(self.mnt)
         if restart:
             return self.start(*args)
         return self
 
     def cleanup(self):
         """The failure path: lazy unmount, SIGTERM, SIGKILL, by pid."""
-        if os.path.ismount(self.mnt):
+        for _ in range(3):   # a mount may be stacked on a dead one
+            if not is_mounted(self.mnt):
+                break
             run_fusermount('-u', '-z', str(self.mnt))
         p = self.proc
         if p is None or p.poll() is not None:
@@ -331,6 +351,13 @@ def mount_factory(request, watchdog):
 
     errors = []
     for m in mounts:
+        # A daemon that ended on its own, not by umount()/kill9(), a clean
+        # exit or a test's own kill -9, crashed (abort, segfault, sanitizer).
+        p = m.proc
+        if p is not None and p.poll() is not None and p not in m.ended \
+                and p.returncode not in (0, -signal.SIGKILL):
+            errors.append('%s: the daemon died during the test (exit %d)'
+                          % (m.mnt, p.returncode))
         try:
             if m.proc is not None and m.proc.poll() is None \
                     and os.path.ismount(m.mnt):
