@@ -333,6 +333,7 @@ struct leaser {
 	spool_queue *q;
 	int got;
 	int err;
+	uint64_t ids[256];
 };
 
 static void *lease_all(void *arg)
@@ -344,8 +345,8 @@ static void *lease_all(void *arg)
 	int rc;
 
 	while ((rc = spool_lease_next(l->q, body, sizeof body, &n, &info)) ==
-	       0)
-		l->got++;
+	       0 && l->got < 256)
+		l->ids[l->got++] = info.id;
 	if (rc != -EAGAIN)
 		l->err = rc;
 	return NULL;
@@ -360,12 +361,13 @@ TEST_T(real_clock_leases_run_out, 60)
 {
 	spool_db *db = open_real();
 	spool_queue *q = t_mkq(db, "q");
-	struct leaser ls[4];
+	static struct leaser ls[4];
+	static uint64_t all[1024];
 	pthread_t th[4];
 	struct spool_msg_info info;
-	double t0, waited;
+	double t0, waited, lease_phase;
 	unsigned wakes;
-	int i, got = 0;
+	int i, j, got = 0, distinct = 0;
 
 	t_config(q, "visibility_timeout=0.2");
 	for (i = 0; i < 40; i++)
@@ -375,27 +377,39 @@ TEST_T(real_clock_leases_run_out, 60)
 	pthread_mutex_unlock(&wk_mu);
 	t0 = now_s();
 	for (i = 0; i < 4; i++) {
-		ls[i] = (struct leaser){ q, 0, 0 };
+		memset(&ls[i], 0, sizeof ls[i]);
+		ls[i].q = q;
 		EQ(pthread_create(&th[i], NULL, lease_all, &ls[i]), 0);
 	}
 	for (i = 0; i < 4; i++) {
 		pthread_join(th[i], NULL);
 		EQ(ls[i].err, 0);
-		got += ls[i].got;
+		for (j = 0; j < ls[i].got; j++)
+			all[got++] = ls[i].ids[j];
 	}
-	EQ(got, 40);
-	EQU(t_stats(q).leased, 40);
+	lease_phase = now_s() - t0;
+	/* every message leased; one leased twice only if the leasing took
+	 * longer than a lease (it may, under valgrind) */
+	for (i = 0; i < got; i++) {
+		for (j = 0; j < i && all[j] != all[i]; j++)
+			;
+		distinct += j == i;
+	}
+	EQ(distinct, 40);
+	if (got > 40 && lease_phase < 0.19)
+		T_FAIL("%d leases of 40 messages within %.3f s, before any "
+		       "lease of 0.2 s could run out", got, lease_phase);
 	waited = wait_visible(q, 40, 5.0);
 	if (waited < 0)
 		T_FAIL("leases did not run out within 5 s: %" PRIu64
 		       " visible", t_stats(q).visible);
 	CHECK(now_s() - t0 >= 0.19);
-	EQU(t_stats(q).expired_total, 40);
+	EQU(t_stats(q).expired_total, got);
 	pthread_mutex_lock(&wk_mu);
 	CHECK_U(wk_count, >, wakes);
 	pthread_mutex_unlock(&wk_mu);
 	t_lease_at(__FILE__, __LINE__, q, "m", &info);
-	EQU(info.receives, 2);
+	CHECK_U(info.receives, >=, 2);
 	spool_queue_close(q);
 	spool_close(db);
 }
