@@ -36,7 +36,8 @@ struct msg {
 	int64_t sent_ms;
 	int64_t due_ms;
 	int64_t first_recv_ms;
-	uint64_t size;
+	uint32_t size;          /* body bytes (max_size is at most 1 GiB) */
+	uint32_t tprio;         /* treap priority: a hash of id (tree_init_msg) */
 	uint32_t heap_idx;      /* index in q->timers, or HEAP_NONE */
 	uint32_t receives;
 	int32_t priority;
@@ -52,6 +53,8 @@ struct tree {
 	tree_cmp_fn cmp;
 };
 void tree_init(struct tree *t, tree_cmp_fn cmp);
+/* Sets m's fixed treap priority from its id; once, before any insert. */
+void tree_init_msg(struct msg *m);
 void tree_insert(struct tree *t, struct msg *m);
 void tree_remove(struct tree *t, struct msg *m);
 struct msg *tree_first(const struct tree *t);

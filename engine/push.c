@@ -232,10 +232,11 @@ static void msg_init(struct msg *m, uint64_t id, const struct spool_push *p,
 	m->id = id;
 	m->priority = p->has_priority ? p->priority : s->priority;
 	m->sent_ms = now;
-	m->size = p->len;
+	m->size = (uint32_t)p->len;
 	m->state = delay > 0 ? SPOOL_DELAYED : SPOOL_VISIBLE;
 	m->due_ms = now + delay;
 	m->heap_idx = HEAP_NONE;
+	tree_init_msg(m);
 }
 
 /* Adds every message of every destination to b; ids are consecutive, in

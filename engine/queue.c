@@ -440,11 +440,12 @@ static int load_msg(void *arg, const char *k, size_t klen, const char *v,
 	m->state = r.state;
 	m->priority = r.priority;
 	m->receives = r.receives;
-	m->size = r.size;
+	m->size = (uint32_t)r.size;
 	m->sent_ms = r.sent_ms;
 	m->due_ms = r.due_ms;
 	m->first_recv_ms = r.first_recv_ms;
 	m->heap_idx = HEAP_NONE;
+	tree_init_msg(m);
 	queue_hash_insert(q, m);
 	queue_place(q, m);
 	q->bytes += m->size;

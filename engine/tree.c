@@ -1,14 +1,15 @@
 /*
  * tree.c - an intrusive treap of messages. Each message is in at most one
  * tree (the one of its state), linked through m->l and m->r; the heap
- * priority of a node is a hash of its id, so no field is spent on it and
- * the shape is random whatever order ids arrive in (expected depth
- * O(log n)). Recursion depth is that expected depth.
+ * priority of a node is a hash of its id (m->tprio), so the shape is random
+ * whatever order ids arrive in (expected depth O(log n)). Recursion depth
+ * is that expected depth.
  */
 #include "engine_i.h"
 
-/* A fixed mix of the id (splitmix64's finaliser). */
-static uint64_t node_prio(const struct msg *m)
+/* A fixed mix of the id (splitmix64's finaliser), kept in the message so
+ * that a descent does not recompute it at every level. */
+void tree_init_msg(struct msg *m)
 {
 	uint64_t x = m->id;
 
@@ -16,7 +17,12 @@ static uint64_t node_prio(const struct msg *m)
 	x *= 0xbf58476d1ce4e5b9ull;
 	x ^= x >> 27;
 	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
+	m->tprio = (uint32_t)(x ^ (x >> 31));
+}
+
+static uint32_t node_prio(const struct msg *m)
+{
+	return m->tprio;
 }
 
 int tree_cmp_id(const struct msg *a, const struct msg *b)
