@@ -420,7 +420,8 @@ int spool_release(spool_queue *q, uint64_t id, int uncount);
 /*
  * Sets the lease expiry of leased message id to expiry_ms, or to now +
  * visibility_timeout when expiry_ms < 0 (a heartbeat). An expiry at or
- * before now makes it VISIBLE at once (as its lease running out would).
+ * before now makes it VISIBLE at once, as a release does (it does not count
+ * in expired_total: the holder gave it back).
  * Errors: -ENOENT not LEASED in q; -ENOSPC/-EIO.
  */
 int spool_lease_extend(spool_queue *q, uint64_t id, int64_t expiry_ms);
