@@ -37,6 +37,8 @@ struct options {
 	char *sync;
 	int help;
 	int version;
+	char *pos[3];               /* positional arguments */
+	int npos;
 };
 
 #define OPT(t, f) { t, offsetof(struct options, f), 0 }
@@ -57,7 +59,7 @@ static const struct fuse_opt option_spec[] = {
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [options] MOUNTPOINT\n\n"
+	printf("usage: %s [options] [SOURCE] MOUNTPOINT\n\n"
 	       "Message queues as directories.\n\n"
 	       "options:\n"
 	       "    --data DIR            the store (default "
@@ -83,8 +85,30 @@ static int option_proc(void *data, const char *arg, int key,
 		o->help = 1;
 	else if (key == KEY_VERSION)
 		o->version = 1;
+	else if (key == FUSE_OPT_KEY_NONOPT && o->npos < 3)
+		o->pos[o->npos++] = strdup(arg);
 	else
 		return 1;
+	return 0;
+}
+
+/*
+ * MOUNTPOINT, or SOURCE MOUNTPOINT as mount.fuse3 passes them (an fstab
+ * line of type fuse.spoolfs): a SOURCE with a '/' is the store, unless
+ * --data says otherwise; any other SOURCE is a label and ignored. Puts the
+ * mount point back for fuse_parse_cmdline(). Returns -1 on a usage error.
+ */
+static int positional(struct options *o, struct fuse_args *args)
+{
+	if (o->npos > 2) {
+		fprintf(stderr, "spoolfs: too many arguments "
+			"(usage: spoolfs [options] MOUNTPOINT)\n");
+		return -1;
+	}
+	if (o->npos == 2 && !o->data && strchr(o->pos[0], '/'))
+		o->data = strdup(o->pos[0]);
+	if (o->npos > 0)
+		fuse_opt_add_arg(args, o->pos[o->npos - 1]);
 	return 0;
 }
 
@@ -319,7 +343,7 @@ int main(int argc, char *argv[])
 		code = 0;
 		goto out;
 	}
-	if (fuse_parse_cmdline(&args, &cmd) < 0)
+	if (positional(&o, &args) < 0 || fuse_parse_cmdline(&args, &cmd) < 0)
 		goto out;
 	if (!cmd.mountpoint) {
 		fprintf(stderr, "spoolfs: no mount point given "
@@ -349,6 +373,8 @@ out:
 	free(cmd.mountpoint);
 	free(o.data);
 	free(o.sync);
+	while (o.npos > 0)
+		free(o.pos[--o.npos]);
 	fuse_opt_free_args(&args);
 	return code;
 }
