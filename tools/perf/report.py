@@ -240,7 +240,8 @@ def targets(res, args):
                     f'{rss / 1024:+.1f} MiB (total '
                     f'{num(kv, "rss_parked_kb") / 1024:.0f} MiB)',
                     '0 threads, < 50 MB', extra <= 0 and
-                    num(kv, 'rss_parked_kb') < 50 * 1000, ''))
+                    num(kv, 'rss_parked_kb') < 50 * 1000,
+                    'a fresh daemon, empty store; RSS is the whole daemon\'s'))
     else:
         out.append(('8', 'parked readers', 'failed: ' +
                     (res.error('spool-none', 'park') or 'not measured'),
@@ -556,9 +557,9 @@ def main():
         f'Memory: VmRSS of the daemon before and after queueing '
         f'{args.mem:,} messages; restart: the same store, launch to mount '
         f'live, with up to {args.restart:,} messages; parked readers: '
-        f'{args.park:,} threads block on `next` of an empty queue after the '
-        'worker pool has been warmed by 16 producers; Threads and VmRSS from '
-        '/proc/PID/status.',
+        f'{args.park:,} threads block on `next` of an empty queue of a fresh '
+        'daemon, after its worker pool has been warmed by 16 producers; '
+        'Threads and VmRSS from /proc/PID/status.',
         '',
         *store_table(res),
         '',
