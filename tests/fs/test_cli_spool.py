@@ -641,10 +641,6 @@ def test_mount_helper_dry_run_shows_the_daemon_command(tmp_path):
                           ).returncode == 1
 
 
-@pytest.mark.xfail(reason='daemon change needed: mount.fuse3 (the fallback '
-                   'when /sbin/mount.fuse.spoolfs is not installed) runs '
-                   '"spoolfs SOURCE MOUNTPOINT -o OPTS"; fs/main.c rejects '
-                   'a second positional argument ("fuse: invalid argument")')
 @pytest.mark.spool_timeout(60)
 def test_daemon_takes_mount_fuse3_command_line(tmp_path):
     mnt, data = tmp_path / 'mnt', tmp_path / 'data'
