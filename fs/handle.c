@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "fs.h"
+#include "parse.h"
 
 /* Largest buffer of a lines or draft file (a message has max_size). */
 #define BIG_MAX (256u << 20)
@@ -169,81 +170,47 @@ int fs_push_with_xattrs(struct fs_queue *q, const char *name,
  * as one batch: all or none. */
 static int push_lines(struct fs_queue *q, const char *text, size_t len)
 {
-	struct spool_push *p;
-	size_t n = 0, i, start = 0;
+	struct spool_push *p = calloc(len / 2 + 2, sizeof *p);
 	int rc;
 
-	p = calloc(len / 2 + 2, sizeof *p);
 	if (!p)
 		return -ENOMEM;
-	for (i = 0; i <= len; i++) {
-		if (i < len && text[i] != '\n')
-			continue;
-		if (i > start) {
-			p[n].body = text + start;
-			p[n].len = i - start;
-			n++;
-		}
-		start = i + 1;
-	}
-	rc = spool_push_batch(q->sq, p, n, NULL);
+	rc = spool_push_batch(q->sq, p, fs_lines_split(text, len, p), NULL);
 	free(p);
 	return rc;
 }
 
 /* -------------------------------------------------------- config, ctl */
 
-static int ctl_move(struct fs_queue *q, char *args)
+/* One ctl command line (without its \n). */
+static int ctl_line(struct fs_queue *q, const char *line, size_t len)
 {
-	char *name = strtok(args, " \t"), *count = strtok(NULL, " \t");
 	struct fs_queue *dst;
-	uint64_t max = 0;
-	char *end;
-	int rc;
+	struct fs_ctl c;
+	int rc = fs_ctl_parse(line, len, &c);
 
-	if (!name || strtok(NULL, " \t"))
-		return -EINVAL;
-	if (count) {
-		max = strtoull(count, &end, 10);
-		if (*end || end == count || count[0] == '-')
-			return -EINVAL;
-	}
-	rc = fs_queue_get(name, &dst);
+	if (rc < 0 || c.cmd == FS_CTL_NONE)
+		return rc;
+	if (c.cmd == FS_CTL_PURGE)
+		return spool_purge(q->sq, NULL);
+	rc = fs_queue_get(c.queue, &dst);
 	if (rc < 0)
 		return rc;
-	return spool_move_all(q->sq, dst->sq, max, NULL);
-}
-
-/* One ctl command line (without its \n). */
-static int ctl_line(struct fs_queue *q, char *line)
-{
-	char *end;
-
-	while (isspace((unsigned char)*line))
-		line++;
-	end = line + strlen(line);
-	while (end > line && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	if (*line == '\0')
-		return 0;
-	if (strcmp(line, "purge") == 0)
-		return spool_purge(q->sq, NULL);
-	if (strncmp(line, "move", 4) == 0 && isspace((unsigned char)line[4]))
-		return ctl_move(q, line + 5);
-	return -EINVAL;
+	return spool_move_all(q->sq, dst->sq, c.max, NULL);
 }
 
 static int ctl_text(struct fs_queue *q, const char *text, size_t len)
 {
-	char *copy = strndup(text, len), *line, *save = NULL;
+	const char *p = text, *end = text + len;
 	int rc = 0;
 
-	if (!copy)
-		return -ENOMEM;
-	for (line = strtok_r(copy, "\n", &save); line && rc == 0;
-	     line = strtok_r(NULL, "\n", &save))
-		rc = ctl_line(q, line);
-	free(copy);
+	while (p < end && rc == 0) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		rc = ctl_line(q, p, n);
+		p += n + 1;
+	}
 	return rc;
 }
 
