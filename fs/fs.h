@@ -216,7 +216,7 @@ struct fs_wbuf {
 	struct fs_buf buf;          /* bytes since the last commit */
 	uint64_t base;              /* file offset of buf.data[0] */
 	struct fs_xattr *xattrs;    /* FS_WRITE: set with fsetxattr */
-	pid_t opener_tgid;          /* 0: unknown, every flush commits */
+	pid_t opener_tid;           /* the thread that opened it */
 	int committed;              /* a message was pushed already */
 	int err;                    /* a refused write: errno for close() */
 	uint64_t max_size;

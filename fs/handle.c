@@ -249,7 +249,7 @@ struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
 	pthread_mutex_init(&w->lock, NULL);
 	w->kind = kind;
 	w->q = q;
-	w->opener_tgid = fs_tgid(fuse_req_ctx(req)->pid);
+	w->opener_tid = fuse_req_ctx(req)->pid;
 	w->max_size = BIG_MAX;
 	if (kind == FS_W_MSG && spool_settings_get(q->sq, &s) == 0)
 		w->max_size = s.max_size;
@@ -349,13 +349,18 @@ static int wbuf_commit(struct fs_wbuf *w, int final)
 	return 0;
 }
 
+/* Is this FLUSH from the opener's process? The common case (the opening
+ * thread closes) costs nothing; only a flush from another thread reads
+ * /proc to map both threads to their processes. An opener thread that is
+ * gone can no longer be mapped: then every flush commits. */
 static int from_opener(struct fs_wbuf *w, fuse_req_t req)
 {
-	pid_t pid = fuse_req_ctx(req)->pid;
+	pid_t pid = fuse_req_ctx(req)->pid, opener;
 
-	if (w->opener_tgid == 0 || pid == w->opener_tgid)
+	if (pid == w->opener_tid)
 		return 1;
-	return fs_tgid(pid) == w->opener_tgid;
+	opener = fs_tgid(w->opener_tid);
+	return opener == 0 || fs_tgid(pid) == opener;
 }
 
 int fs_wbuf_flush(struct fs_wbuf *w, fuse_req_t req)
