@@ -363,14 +363,39 @@ static int from_opener(struct fs_wbuf *w, fuse_req_t req)
 	return opener == 0 || fs_tgid(pid) == opener;
 }
 
+/*
+ * An empty message is pushed at RELEASE, after close() has returned (see
+ * docs/decisions.md), so close() could not report a full queue. A queue
+ * already at max_depth refuses it here instead, at the opener's FLUSH, and
+ * nothing is pushed at RELEASE. (A push that fills the queue in between is
+ * still refused at RELEASE, and only logged.)
+ */
+static int empty_preflight(struct fs_wbuf *w)
+{
+	struct spool_settings s;
+	struct spool_stats st;
+
+	if (w->kind != FS_W_MSG || w->committed || w->buf.len)
+		return 0;
+	if (spool_settings_get(w->q->sq, &s) || !s.max_depth ||
+	    spool_stats_get(w->q->sq, &st))
+		return 0;
+	if (st.visible + st.delayed + st.leased + st.corrupt >= s.max_depth)
+		return -EDQUOT;
+	return 0;
+}
+
 int fs_wbuf_flush(struct fs_wbuf *w, fuse_req_t req)
 {
 	int rc;
 
 	pthread_mutex_lock(&w->lock);
 	rc = -w->err;
-	if (rc == 0 && from_opener(w, req))
+	if (rc == 0 && from_opener(w, req)) {
 		rc = wbuf_commit(w, 0);
+		if (rc == 0)
+			rc = empty_preflight(w);
+	}
 	if (rc < 0)
 		w->err = -rc;
 	pthread_mutex_unlock(&w->lock);

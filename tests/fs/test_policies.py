@@ -324,3 +324,17 @@ def test_metrics_parse_strictly(mount):
     assert vis['{queue="other-q.1"}'] == 1
     assert fams['spoolfs_pushed_total']['samples']['{queue="jobs"}'] == 2
     assert fams['spoolfs_acked_total']['samples']['{queue="jobs"}'] == 1
+
+
+def test_empty_push_into_a_full_queue_fails_at_close(mount):
+    """Empty messages are pushed at RELEASE (docs/decisions.md), yet a queue
+    already at max_depth refuses one at close(), and nothing is pushed."""
+    q = mount.mkq('jobs', max_depth='1')
+    push(q, b'x')
+    fd = os.open(q / 'empty', os.O_WRONLY | os.O_CREAT)
+    with pytest.raises(OSError) as e:
+        os.close(fd)
+    assert e.value.errno == errno.EDQUOT
+    time.sleep(0.2)                 # RELEASE has come and gone
+    s = stats(q)
+    assert (s['visible'], s['pushed_total']) == (1, 1), s
