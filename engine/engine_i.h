@@ -113,6 +113,9 @@ struct spool_queue {
 	size_t hmask, hcount;           /* protected by lock */
 	uint64_t pending;       /* pushes/moves in flight; protected by lock */
 	uint64_t bytes;                 /* protected by lock */
+	/* messages per state, busy ones included (in the state they are
+	 * leaving), indexed by state_index(); protected by lock */
+	uint64_t nstate[4];
 	uint64_t cnt[CNT_N];            /* protected by lock */
 	struct dedup dedup;             /* protected by lock */
 };
@@ -195,6 +198,14 @@ spool_queue *queue_find_locked(spool_db *db, const char *name);
 void queue_hash_insert(spool_queue *q, struct msg *m);
 void queue_hash_remove(spool_queue *q, struct msg *m);
 struct msg *queue_hash_find(spool_queue *q, uint64_t id);
+/* 0..3 for SPOOL_VISIBLE, DELAYED, LEASED, CORRUPT. */
+static inline int state_index(int state)
+{
+	return state == SPOOL_VISIBLE ? 0 : state == SPOOL_DELAYED ? 1 :
+	       state == SPOOL_LEASED ? 2 : 3;
+}
+/* Gives m a new state, keeping q->nstate right; q->lock held. */
+void queue_set_state(spool_queue *q, struct msg *m, int state);
 /* Puts m into the tree (and heap) of its state / takes it out. */
 void queue_place(spool_queue *q, struct msg *m);
 void queue_unplace(spool_queue *q, struct msg *m);

@@ -94,7 +94,7 @@ static struct msg *grab(spool_queue *q, uint64_t id, unsigned states)
 static void settle(spool_queue *q, struct msg *m, const struct msg *next)
 {
 	if (next) {
-		m->state = next->state;
+		queue_set_state(q, m, next->state);
 		m->due_ms = next->due_ms;
 		m->receives = next->receives;
 		m->first_recv_ms = next->first_recv_ms;
@@ -1036,10 +1036,10 @@ int spool_stats_get(spool_queue *q, struct spool_stats *s)
 		pthread_mutex_unlock(&q->lock);
 		return -ENOENT;
 	}
-	s->visible = q->ready.n;
-	s->delayed = q->delayed.n;
-	s->leased = q->leased.n;
-	s->corrupt = q->corrupt.n;
+	s->visible = q->nstate[0];
+	s->delayed = q->nstate[1];
+	s->leased = q->nstate[2];
+	s->corrupt = q->nstate[3];
 	s->bytes = q->bytes;
 	s->pushed_total = q->cnt[CNT_PUSHED];
 	s->acked_total = q->cnt[CNT_ACKED];

@@ -114,6 +114,7 @@ void queue_hash_insert(spool_queue *q, struct msg *m)
 	m->hnext = q->htab[s];
 	q->htab[s] = m;
 	q->hcount++;
+	q->nstate[state_index(m->state)]++;
 }
 
 void queue_hash_remove(spool_queue *q, struct msg *m)
@@ -124,6 +125,7 @@ void queue_hash_remove(spool_queue *q, struct msg *m)
 		if (*pp == m) {
 			*pp = m->hnext;
 			q->hcount--;
+			q->nstate[state_index(m->state)]--;
 			return;
 		}
 }
@@ -145,6 +147,13 @@ static struct tree *state_tree(spool_queue *q, int state)
 	case SPOOL_LEASED: return &q->leased;
 	default: return &q->corrupt;
 	}
+}
+
+void queue_set_state(spool_queue *q, struct msg *m, int state)
+{
+	q->nstate[state_index(m->state)]--;
+	q->nstate[state_index(state)]++;
+	m->state = (uint8_t)state;
 }
 
 void queue_place(spool_queue *q, struct msg *m)

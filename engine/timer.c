@@ -92,7 +92,7 @@ static int expire_all(spool_queue *q, struct msg **v, size_t n,
 	pthread_mutex_lock(&q->lock);
 	for (size_t i = 0; i < n; i++) {
 		if (!rc)
-			expire(v[i]);
+			queue_set_state(q, v[i], SPOOL_VISIBLE);
 		v[i]->busy = 0;
 		queue_place(q, v[i]);
 	}

@@ -461,11 +461,22 @@ class CrashLoop:
                 self.learn(mid, body, 'listing of %s/' % sub)
         return held
 
+    def snapshot(self):
+        """A listing and the stats that agree with it. Timers (leases that
+        run out after the restart) move messages between the two reads, so
+        take both again until they agree, for a while."""
+        q = self.q()
+        for _ in range(50):
+            held = self.listing()
+            s = spoolutil.stats(q)
+            if s['visible'] + s['delayed'] + s['leased'] == len(held):
+                break
+            time.sleep(0.05)
+        return held, s
+
     def check_store(self, when):
         self.resolve()
-        q = self.q()
-        held = self.listing()
-        s = spoolutil.stats(q)
+        held, s = self.snapshot()
         present = set(held.values())
         if len(present) != len(held):
             raise Violation('%s: a body is held under two ids' % when)
