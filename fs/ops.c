@@ -563,6 +563,38 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, EPERM);
 }
 
+/* Links have no meaning among queues and messages: say so plainly, rather
+ * than libfuse's ENOSYS ("Function not implemented"). */
+static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link;
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fuse_reply_err(req, EPERM);
+}
+
+/* Bodies are buffers, not blocks: nothing to allocate ahead. */
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			 off_t offset, off_t length, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)mode;
+	(void)offset;
+	(void)length;
+	(void)fi;
+	fuse_reply_err(req, EOPNOTSUPP);
+}
+
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -581,6 +613,9 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.getattr = fs_getattr,
 	.setattr = fs_setattr,
 	.mknod = fs_mknod,
+	.symlink = fs_symlink,
+	.link = fs_link,
+	.fallocate = fs_fallocate,
 	.mkdir = fs_mkdir,
 	.unlink = fs_unlink,
 	.rmdir = fs_rmdir,
