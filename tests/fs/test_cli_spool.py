@@ -357,11 +357,14 @@ def test_consume_signal_finishes_running_command(mount, tmp_path, sig):
     push(q, b'first')
     push(q, b'second')
     out = tmp_path / 'out'
+    started = tmp_path / 'started'
     p = subprocess.Popen([str(SPOOL), '--mount', str(mount.mnt), 'consume',
                           'jobs', '--', 'sh', '-c',
-                          'sleep 1; cat >> %s' % out],
+                          'touch %s; sleep 1; cat >> %s' % (started, out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_until(lambda: stats(q)['leased'] == 1)
+    # the signal must find the command running (between the lease and the
+    # start of the command, stopping may release the message instead)
+    assert wait_until(started.exists, timeout=20)
     p.send_signal(sig)
     assert p.wait(10) == 0, p.stderr.read()
     assert out.read_bytes() == b'first'      # finished, acked
