@@ -170,7 +170,7 @@ int fs_push_with_xattrs(struct fs_queue *q, const char *name,
  * as one batch: all or none. */
 static int push_lines(struct fs_queue *q, const char *text, size_t len)
 {
-	struct spool_push *p = calloc(len / 2 + 2, sizeof *p);
+	struct spool_push *p = calloc(fs_lines_max(text, len), sizeof *p);
 	int rc;
 
 	if (!p)

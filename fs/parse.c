@@ -79,6 +79,18 @@ int fs_ctl_parse(const char *line, size_t len, struct fs_ctl *out)
 	return -EINVAL;
 }
 
+size_t fs_lines_max(const char *text, size_t len)
+{
+	size_t n = 1;
+	const char *p = text, *end = text + len;
+
+	while (p < end && (p = memchr(p, '\n', (size_t)(end - p)))) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
 size_t fs_lines_split(const char *text, size_t len, struct spool_push *p)
 {
 	size_t n = 0, start = 0;

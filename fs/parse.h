@@ -31,11 +31,15 @@ struct fs_ctl {
  */
 int fs_ctl_parse(const char *line, size_t len, struct fs_ctl *out);
 
+/* The most messages fs_lines_split() can find in text: one more than its
+ * newlines (at least 1). */
+size_t fs_lines_max(const char *text, size_t len);
+
 /*
  * Splits text into the messages of a lines write: every \n-terminated line
  * and a final unterminated one, empty lines skipped, each p[i].body
- * pointing into text. p must have room for len / 2 + 1 entries (the most
- * there can be). Returns the count. Only body and len are set.
+ * pointing into text. p must have room for fs_lines_max(text, len)
+ * entries. Returns the count. Only body and len are set.
  */
 size_t fs_lines_split(const char *text, size_t len, struct spool_push *p);
 

@@ -27,12 +27,12 @@ static void check_ctl(const char *s, size_t len)
 
 static void check_lines(const char *s, size_t len)
 {
-	struct spool_push *p = calloc(len / 2 + 1, sizeof(*p));
-	size_t n, bytes = 0;
+	size_t max = fs_lines_max(s, len), n, bytes = 0;
+	struct spool_push *p = calloc(max, sizeof(*p));
 
-	FUZZ_CHECK(p != NULL);
+	FUZZ_CHECK(p != NULL && max >= 1);
 	n = fs_lines_split(s, len, p);
-	FUZZ_CHECK(n <= len / 2 + 1);
+	FUZZ_CHECK(n <= max && n <= len / 2 + 1);
 	for (size_t i = 0; i < n; i++) {
 		const char *b = p[i].body;
 
