@@ -93,17 +93,19 @@ size_t fs_lines_max(const char *text, size_t len)
 
 size_t fs_lines_split(const char *text, size_t len, struct spool_push *p)
 {
-	size_t n = 0, start = 0;
+	const char *s = text, *end = text + len;
+	size_t n = 0;
 
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && text[i] != '\n')
-			continue;
-		if (i > start) {
-			p[n].body = text + start;
-			p[n].len = i - start;
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		const char *e = nl ? nl : end;
+
+		if (e > s) {
+			p[n].body = s;
+			p[n].len = (size_t)(e - s);
 			n++;
 		}
-		start = i + 1;
+		s = e + 1;
 	}
 	return n;
 }
