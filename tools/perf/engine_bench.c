@@ -5,14 +5,20 @@
  * tombstone trap: the lease rate after many push/ack cycles against that of
  * a fresh queue.
  *
+ * With --restart N it measures a reopen instead: it pushes N messages into
+ * one queue, closes the store, then opens it again ROUNDS times, each in a
+ * fresh process (so the pushes' heap does not count), and reports the open's
+ * wall time and the growth of VmRSS across spool_open per queued message.
+ *
  *   engine-bench [-n MESSAGES] [-r ROUNDS] [-s BYTES] [--sync always|none]
- *                [-t THREADS] [DIR]
+ *                [-t THREADS] [--restart N] [DIR]
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +32,7 @@ struct cfg {
 	size_t size;
 	int sync;       /* 1 = always */
 	int threads;
+	long restart;   /* --restart N: measure a reopen of N messages */
 	const char *dir;
 };
 
@@ -227,6 +234,119 @@ static double median(double *v, int n)
 	return s[n / 2];
 }
 
+/* ------------------------------------------------------------- restart */
+
+/* This process's resident set, bytes (VmRSS in /proc/self/status). */
+static long rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+/* Fills a fresh store in dir with n messages of c->size bytes. */
+static void restart_fill(const struct cfg *c, const char *dir)
+{
+	enum { BATCH = 1000 };
+	struct spool_push p[BATCH];
+	char *body = calloc(1, c->size + 1);
+	spool_queue *q;
+	spool_db *db;
+
+	rm_rf(dir);
+	db = open_db(c, dir);
+	spool_queue_open(db, "bench", &q);
+	for (int i = 0; i < BATCH; i++)
+		p[i] = (struct spool_push){ .body = body, .len = c->size };
+	for (long i = 0; i < c->restart; i += BATCH) {
+		size_t k = c->restart - i < BATCH ? (size_t)(c->restart - i) :
+			   BATCH;
+		int rc = spool_push_batch(q, p, k, NULL);
+
+		if (rc)
+			die("push", rc);
+	}
+	spool_queue_close(q);
+	spool_close(db);
+	free(body);
+}
+
+/* One reopen, in this (fresh) process: prints "seconds bytes-per-message". */
+static int restart_open(const struct cfg *c, const char *dir)
+{
+	struct spool_options o;
+	long before, after;
+	spool_db *db;
+	double t0, t;
+	int rc;
+
+	spool_options_init(&o);
+	o.sync = SPOOL_SYNC_NONE;
+	before = rss_bytes();
+	t0 = now_s();
+	rc = spool_open(dir, &o, &db);
+	t = now_s() - t0;
+	if (rc)
+		die("open", rc);
+	after = rss_bytes();
+	printf("%.3f %.1f\n", t, (double)(after - before) / c->restart);
+	spool_close(db);
+	return 0;
+}
+
+/* Runs "self --open-only" in a child and reads its line. */
+static int restart_child(const struct cfg *c, const char *self,
+			 const char *dir, double *secs, double *per_msg)
+{
+	char cmd[8400], n[32];
+	FILE *f;
+	int ok;
+
+	snprintf(n, sizeof(n), "%ld", c->restart);
+	snprintf(cmd, sizeof(cmd), "'%s' --open-only %s '%s'", self, n, dir);
+	f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	ok = fscanf(f, "%lf %lf", secs, per_msg) == 2;
+	return pclose(f) == 0 && ok ? 0 : -1;
+}
+
+static void report_plain(const char *name, double *v, int n)
+{
+	double s[64];
+
+	memcpy(s, v, n * sizeof(*v));
+	qsort(s, n, sizeof(*s), cmp_double);
+	printf("%-28s %10.2f  (min %.2f, max %.2f)\n", name, s[n / 2], s[0],
+	       s[n - 1]);
+}
+
+static int restart_main(const struct cfg *c, const char *self)
+{
+	double secs[64], per[64];
+	char dir[4096];
+
+	snprintf(dir, sizeof(dir), "%s/restart", c->dir);
+	printf("engine-bench: reopen of %ld queued messages of %zu bytes, "
+	       "%d rounds (median, min, max)\n", c->restart, c->size, c->rounds);
+	restart_fill(c, dir);
+	for (int i = 0; i < c->rounds; i++)
+		if (restart_child(c, self, dir, &secs[i], &per[i]))
+			die("reopen", -EIO);
+	report_plain("open, seconds", secs, c->rounds);
+	report_plain("RSS growth, bytes/message", per, c->rounds);
+	rm_rf(dir);
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct cfg *c)
 {
 	for (int i = 1; i < argc; i++) {
@@ -240,6 +360,8 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 			c->threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--sync") && i + 1 < argc)
 			c->sync = !strcmp(argv[++i], "always");
+		else if (!strcmp(argv[i], "--restart") && i + 1 < argc)
+			c->restart = atol(argv[++i]);
 		else if (argv[i][0] != '-')
 			c->dir = argv[i];
 		else
@@ -253,17 +375,28 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 
 int main(int argc, char **argv)
 {
-	struct cfg c = { 100000, 3, 128, 0, 1, NULL };
+	struct cfg c = { 100000, 3, 128, 0, 1, 0, NULL };
 	double raw[64], push[64], cons[64], worn[64];
 	char tmp[] = "/tmp/engine-bench.XXXXXX";
 
+	if (argc == 4 && !strcmp(argv[1], "--open-only")) {
+		c.restart = atol(argv[2]);
+		return restart_open(&c, argv[3]);
+	}
 	if (parse_args(argc, argv, &c)) {
 		fprintf(stderr, "usage: engine-bench [-n N] [-r ROUNDS] [-s BYTES] "
-			"[-t THREADS] [--sync always|none] [DIR]\n");
+			"[-t THREADS] [--sync always|none] [--restart N] "
+			"[DIR]\n");
 		return 1;
 	}
 	if (!c.dir && !(c.dir = mkdtemp(tmp)))
 		die("mkdtemp", -errno);
+	if (c.restart > 0) {
+		restart_main(&c, argv[0]);
+		if (tmp == c.dir)
+			rmdir(tmp);
+		return 0;
+	}
 	printf("engine-bench: %ld messages of %zu bytes, %d thread(s), sync=%s, "
 	       "%d rounds (median, min, max)\n", c.n, c.size, c.threads,
 	       c.sync ? "always" : "none", c.rounds);
