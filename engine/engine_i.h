@@ -28,50 +28,129 @@
 struct store;
 struct store_batch;
 
-/* One message in memory (about 100 bytes). */
+/*
+ * A message's fields at full width: the value that changes are computed on
+ * (a copy, "next", applied once its write succeeded), that push builds and
+ * that idx_from_msg() encodes. Never linked into anything.
+ */
 struct msg {
 	uint64_t id;
-	struct msg *hnext;      /* hash chain */
-	struct msg *l, *r;      /* tree links (the tree of its state) */
 	int64_t sent_ms;
 	int64_t due_ms;
 	int64_t first_recv_ms;
 	uint32_t size;          /* body bytes (max_size is at most 1 GiB) */
-	uint32_t tprio;         /* treap priority: a hash of id (tree_init_msg) */
-	uint32_t heap_idx;      /* index in q->timers, or HEAP_NONE */
 	uint32_t receives;
 	int32_t priority;
 	uint8_t state;          /* enum spool_state */
-	uint8_t busy;           /* a store write for it is in flight */
 };
 
-/* tree.c: intrusive treap over struct msg, ordered by cmp. */
-typedef int (*tree_cmp_fn)(const struct msg *a, const struct msg *b);
+/*
+ * One message in memory: 48 bytes, a slot of the db's node arena (tree.c),
+ * so no malloc header either. Links are node numbers (32 bits), not
+ * pointers; 0 is none. The times are packed:
+ *   - sent_ms is the id's own millisecond field (id >> 21, see id.c) minus
+ *     sent_lag: a push takes its time just before its id, so the two agree
+ *     but for a clock step or a burst of over 2^21 ids in one ms;
+ *   - due_ms and first_recv_ms are 48-bit signed ms (+-4,000 years).
+ * A message whose times do not fit (a clock stepped back, a lease extended
+ * to the year 9999) is "wide": tb then holds a pointer to a malloc'd
+ * struct msg_times with all three. Read and write them with node_get() and
+ * node_set() only.
+ * The treap priority is not stored: tree.c mixes it from the id.
+ */
+struct node {
+	uint64_t id;
+	uint8_t tb[12];         /* due, first received (48 bits each) or wide */
+	uint32_t l, r;          /* tree links (the tree of its state) */
+	uint32_t heap_idx;      /* index in q->timers, or HEAP_NONE */
+	uint32_t size;
+	uint32_t receives;
+	int32_t priority;
+	uint16_t sent_lag;
+	uint8_t state;          /* enum spool_state */
+	uint8_t busy : 1;       /* a store write for it is in flight */
+	uint8_t wide : 1;       /* times in a struct msg_times (see above) */
+};
+_Static_assert(sizeof(struct node) == 48, "struct node grew");
+
+struct msg_times {
+	int64_t sent_ms, due_ms, first_recv_ms;
+};
+
+/*
+ * tree.c: the node arena. Nodes live in 4 MiB chunks that never move (a
+ * struct node * stays valid), each aligned to its size so that a node's
+ * number follows from its address; freed nodes go on a free list. Chunks
+ * come from mmap, so untouched slots cost no memory.
+ * Locking: alloc and free take a->lock (a leaf lock: callers may hold
+ * queue locks). Turning numbers into pointers takes no lock: a chunk's slot
+ * in a->chunk is written once, before any of its nodes is handed out.
+ */
+#define NODE_NONE 0
+struct arena {
+	pthread_mutex_t lock;
+	struct node_chunk **chunk;      /* ARENA_CHUNKS slots */
+	uint32_t nchunks;               /* protected by lock */
+	uint32_t free;                  /* free list, through l; lock */
+	uint32_t unused;                /* next never used slot of the last
+					 * chunk; protected by lock */
+};
+int arena_init(struct arena *a);
+void arena_destroy(struct arena *a);
+/* A zeroed node, or NULL on ENOMEM. */
+struct node *node_alloc(struct arena *a);
+/* Frees m (and its wide times). Accepts NULL. */
+void node_free(struct arena *a, struct node *m);
+uint32_t node_num(const struct node *m);
+#define NODE_CHUNK_SHIFT 22     /* 4 MiB */
+#define NODE_SLOT_BITS 17       /* a chunk holds under 2^17 nodes */
+struct node_chunk {
+	uint32_t no;            /* its number in a->chunk */
+	uint32_t pad[15];
+	struct node v[];
+};
+static inline struct node *node_at(const struct arena *a, uint32_t n)
+{
+	return &a->chunk[n >> NODE_SLOT_BITS]->v[n & ((1u << NODE_SLOT_BITS) - 1)];
+}
+/* The fields of m / sets them from v (id and state included; v->state
+ * must be m's state already, see queue_set_state). node_set aborts on
+ * ENOMEM for wide times: a change already written cannot be undone. */
+void node_get(const struct node *m, struct msg *v);
+int64_t node_sent(const struct node *m);
+int64_t node_due(const struct node *m);
+int64_t node_first_recv(const struct node *m);
+void node_set(struct node *m, const struct msg *v);
+
+/* tree.c: intrusive treap over struct node, ordered by cmp. */
+typedef int (*tree_cmp_fn)(const struct node *a, const struct node *b);
 struct tree {
-	struct msg *root;
+	uint32_t root;
 	size_t n;
 	tree_cmp_fn cmp;
+	const struct arena *a;
 };
-void tree_init(struct tree *t, tree_cmp_fn cmp);
-/* Sets m's fixed treap priority from its id; once, before any insert. */
-void tree_init_msg(struct msg *m);
-void tree_insert(struct tree *t, struct msg *m);
-void tree_remove(struct tree *t, struct msg *m);
-struct msg *tree_first(const struct tree *t);
+void tree_init(struct tree *t, tree_cmp_fn cmp, const struct arena *a);
+void tree_insert(struct tree *t, struct node *m);
+void tree_remove(struct tree *t, struct node *m);
+struct node *tree_first(const struct tree *t);
 /* First element ordered after key (key need only have the compared fields). */
-struct msg *tree_after(const struct tree *t, const struct msg *key);
-int tree_cmp_ready(const struct msg *a, const struct msg *b);
-int tree_cmp_id(const struct msg *a, const struct msg *b);
+struct node *tree_after(const struct tree *t, const struct node *key);
+/* Builds t (empty) from nodes v[0..n), which are in t's order, in O(n).
+ * Overwrites v. */
+void tree_build(struct tree *t, uint32_t *v, size_t n);
+int tree_cmp_ready(const struct node *a, const struct node *b);
+int tree_cmp_id(const struct node *a, const struct node *b);
 
 /* heap.c: min-heap of messages by (due_ms, id), with back-indexes. */
 #define HEAP_NONE UINT32_MAX
 struct heap {
-	struct msg **v;
+	struct node **v;
 	uint32_t n, cap;
 };
-void heap_push(struct heap *h, struct msg *m);
-void heap_remove(struct heap *h, struct msg *m);
-struct msg *heap_top(const struct heap *h);
+void heap_push(struct heap *h, struct node *m);
+void heap_remove(struct heap *h, struct node *m);
+struct node *heap_top(const struct heap *h);
 void heap_free(struct heap *h);
 
 /* dedup.c: recently pushed names or bodies (dedup=name|content). */
@@ -109,8 +188,10 @@ struct spool_queue {
 	struct spool_settings set;      /* protected by lock */
 	struct tree ready, delayed, leased, corrupt; /* protected by lock */
 	struct heap timers;             /* protected by lock */
-	struct msg **htab;              /* protected by lock */
-	size_t hmask, hcount;           /* protected by lock */
+	/* by id: open addressing, linear probing, node numbers (0: empty) */
+	uint32_t *htab;                 /* protected by lock */
+	size_t hsize, hcount;           /* protected by lock */
+	struct queue_load *load;        /* only while spool_open() runs */
 	uint64_t pending;       /* pushes/moves in flight; protected by lock */
 	uint64_t bytes;                 /* protected by lock */
 	/* messages per state, busy ones included (in the state they are
@@ -123,6 +204,7 @@ struct spool_queue {
 struct spool_db {
 	struct store *st;
 	struct spool_options opt;
+	struct arena arena;     /* every queue's messages */
 
 	pthread_rwlock_t qlock;
 	spool_queue **queues;   /* sorted by name; protected by qlock */
@@ -195,9 +277,9 @@ int settings_format(const struct spool_settings *s, const char *qname,
 void db_log(spool_db *db, enum spool_log_level lv, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 spool_queue *queue_find_locked(spool_db *db, const char *name);
-void queue_hash_insert(spool_queue *q, struct msg *m);
-void queue_hash_remove(spool_queue *q, struct msg *m);
-struct msg *queue_hash_find(spool_queue *q, uint64_t id);
+void queue_hash_insert(spool_queue *q, struct node *m);
+void queue_hash_remove(spool_queue *q, struct node *m);
+struct node *queue_hash_find(spool_queue *q, uint64_t id);
 /* 0..3 for SPOOL_VISIBLE, DELAYED, LEASED, CORRUPT. */
 static inline int state_index(int state)
 {
@@ -205,10 +287,10 @@ static inline int state_index(int state)
 	       state == SPOOL_LEASED ? 2 : 3;
 }
 /* Gives m a new state, keeping q->nstate right; q->lock held. */
-void queue_set_state(spool_queue *q, struct msg *m, int state);
+void queue_set_state(spool_queue *q, struct node *m, int state);
 /* Puts m into the tree (and heap) of its state / takes it out. */
-void queue_place(spool_queue *q, struct msg *m);
-void queue_unplace(spool_queue *q, struct msg *m);
+void queue_place(spool_queue *q, struct node *m);
+void queue_unplace(spool_queue *q, struct node *m);
 void queue_free_msgs(spool_queue *q);
 int queue_write_record(spool_queue *q, const struct spool_queue_attr *a,
 		       const struct spool_settings *s);
@@ -231,16 +313,16 @@ int msg_set_corrupt(spool_queue *q, uint64_t id);
 /* Moves busy messages v[0..n) of q to its dead-letter queue (created on
  * demand), counting dead_total. On error they stay busy and out of place:
  * the caller puts them back. */
-int msg_dead_letter(spool_queue *q, struct msg **v, size_t n);
+int msg_dead_letter(spool_queue *q, struct node **v, size_t n);
 /* The message with the oldest sent time (any state but corrupt), or NULL;
  * q->lock held. */
-struct msg *queue_oldest(spool_queue *q);
+struct node *queue_oldest(spool_queue *q);
 /* Deletes busy messages v[0..n) in one batch, counting c; frees them, or
  * puts them back if the write fails. */
-int remove_msgs(spool_queue *q, struct msg **v, size_t n, int c,
+int remove_msgs(spool_queue *q, struct node **v, size_t n, int c,
 		int durable);
 /* Is m out of receives (max_receives)? q->lock held. */
-int msg_exhausted(const spool_queue *q, const struct msg *m);
+int msg_exhausted(const spool_queue *q, const struct node *m);
 
 /* timer.c */
 int timer_start(spool_db *db);

@@ -8,14 +8,16 @@
 
 #include "engine_i.h"
 
-static int less(const struct msg *a, const struct msg *b)
+static int less(const struct node *a, const struct node *b)
 {
-	if (a->due_ms != b->due_ms)
-		return a->due_ms < b->due_ms;
+	int64_t da = node_due(a), db = node_due(b);
+
+	if (da != db)
+		return da < db;
 	return a->id < b->id;
 }
 
-static void set(struct heap *h, uint32_t i, struct msg *m)
+static void set(struct heap *h, uint32_t i, struct node *m)
 {
 	h->v[i] = m;
 	m->heap_idx = i;
@@ -23,7 +25,7 @@ static void set(struct heap *h, uint32_t i, struct msg *m)
 
 static void sift_up(struct heap *h, uint32_t i)
 {
-	struct msg *m = h->v[i];
+	struct node *m = h->v[i];
 
 	while (i > 0) {
 		uint32_t p = (i - 1) / 2;
@@ -38,7 +40,7 @@ static void sift_up(struct heap *h, uint32_t i)
 
 static void sift_down(struct heap *h, uint32_t i)
 {
-	struct msg *m = h->v[i];
+	struct node *m = h->v[i];
 
 	for (;;) {
 		uint32_t c = 2 * i + 1;
@@ -57,11 +59,11 @@ static void sift_down(struct heap *h, uint32_t i)
 
 /* Out of memory here is fatal: a timer that cannot be kept would break
  * a lease or a delay silently, so the daemon stops instead. */
-void heap_push(struct heap *h, struct msg *m)
+void heap_push(struct heap *h, struct node *m)
 {
 	if (h->n == h->cap) {
 		uint32_t cap = h->cap ? h->cap * 2 : 64;
-		struct msg **v = realloc(h->v, cap * sizeof(*v));
+		struct node **v = realloc(h->v, cap * sizeof(*v));
 
 		if (!v) {
 			fputs("spool: out of memory for timers\n", stderr);
@@ -74,7 +76,7 @@ void heap_push(struct heap *h, struct msg *m)
 	sift_up(h, h->n++);
 }
 
-void heap_remove(struct heap *h, struct msg *m)
+void heap_remove(struct heap *h, struct node *m)
 {
 	uint32_t i = m->heap_idx;
 
@@ -88,7 +90,7 @@ void heap_remove(struct heap *h, struct msg *m)
 		sift_down(h, i);
 }
 
-struct msg *heap_top(const struct heap *h)
+struct node *heap_top(const struct heap *h)
 {
 	return h->n ? h->v[0] : NULL;
 }

@@ -62,25 +62,28 @@ static void delete_msg(struct store_batch *b, uint64_t id)
 	store_batch_delete(b, CF_BODY, key, ID_KEY_LEN);
 }
 
-static void fill_info(const struct msg *m, struct spool_msg_info *info)
+static void fill_info(const struct node *m, struct spool_msg_info *info)
 {
+	struct msg v;
+
 	if (!info)
 		return;
-	info->id = m->id;
-	info->state = m->state;
-	info->priority = m->priority;
-	info->receives = m->receives;
-	info->size = m->size;
-	info->sent_ms = m->sent_ms;
-	info->due_ms = m->due_ms;
-	info->first_received_ms = m->first_recv_ms;
+	node_get(m, &v);
+	info->id = v.id;
+	info->state = v.state;
+	info->priority = v.priority;
+	info->receives = v.receives;
+	info->size = v.size;
+	info->sent_ms = v.sent_ms;
+	info->due_ms = v.due_ms;
+	info->first_received_ms = v.first_recv_ms;
 }
 
 /* Takes message id out of its place if its state is in states; q->lock
  * held. NULL if there is no such message, or it is busy. */
-static struct msg *grab(spool_queue *q, uint64_t id, unsigned states)
+static struct node *grab(spool_queue *q, uint64_t id, unsigned states)
 {
-	struct msg *m = q->alive ? queue_hash_find(q, id) : NULL;
+	struct node *m = q->alive ? queue_hash_find(q, id) : NULL;
 
 	if (!m || m->busy || !(m->state & states))
 		return NULL;
@@ -91,20 +94,18 @@ static struct msg *grab(spool_queue *q, uint64_t id, unsigned states)
 
 /* Ends a busy period: m takes the fields of next (if not NULL) and goes
  * back in the place of its state; q->lock held. */
-static void settle(spool_queue *q, struct msg *m, const struct msg *next)
+static void settle(spool_queue *q, struct node *m, const struct msg *next)
 {
 	if (next) {
 		queue_set_state(q, m, next->state);
-		m->due_ms = next->due_ms;
-		m->receives = next->receives;
-		m->first_recv_ms = next->first_recv_ms;
+		node_set(m, next);
 	}
 	m->busy = 0;
 	queue_place(q, m);
 }
 
 /* Forgets m for good (deleted, or moved away); q->lock held. */
-static void drop(spool_queue *q, struct msg *m)
+static void drop(spool_queue *q, struct node *m)
 {
 	queue_hash_remove(q, m);
 	q->bytes -= m->size;
@@ -136,7 +137,8 @@ static int update(spool_queue *q, uint64_t id, unsigned states, int durable,
 		  struct spool_msg_info *info)
 {
 	struct store_batch *b = batch(q);
-	struct msg *m, next;
+	struct node *m;
+	struct msg next;
 	int rc;
 
 	if (!b)
@@ -144,7 +146,7 @@ static int update(spool_queue *q, uint64_t id, unsigned states, int durable,
 	pthread_mutex_lock(&q->lock);
 	m = grab(q, id, states);
 	if (m) {
-		next = *m;
+		node_get(m, &next);
 		rc = change(q, &next, arg);
 		if (rc) {
 			settle(q, m, NULL);
@@ -226,7 +228,7 @@ int msg_set_corrupt(spool_queue *q, uint64_t id)
 static int read_record(spool_queue *q, uint64_t id, char **rec, size_t *len,
 		       struct body_view *bv)
 {
-	struct msg *m;
+	struct node *m;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
@@ -392,7 +394,7 @@ ssize_t spool_msg_listattr(spool_queue *q, uint64_t id, char *buf, size_t len)
 
 int spool_msg_stat(spool_queue *q, uint64_t id, struct spool_msg_info *out)
 {
-	struct msg *m;
+	struct node *m;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
@@ -406,14 +408,14 @@ int spool_msg_stat(spool_queue *q, uint64_t id, struct spool_msg_info *out)
 }
 
 static int move_reserve(spool_queue *dst, uint64_t want, uint64_t *got);
-static void move_publish(spool_queue *q, spool_queue *dst, struct msg **v,
+static void move_publish(spool_queue *q, spool_queue *dst, struct node **v,
 			 size_t n, uint64_t reserved);
-static int move_write(spool_queue *q, spool_queue *dst, struct msg **v,
+static int move_write(spool_queue *q, spool_queue *dst, struct node **v,
 		      size_t n, int c);
 
 /* -------------------------------------------------------- dead letters */
 
-int msg_exhausted(const spool_queue *q, const struct msg *m)
+int msg_exhausted(const spool_queue *q, const struct node *m)
 {
 	return q->set.max_receives && m->receives >= q->set.max_receives;
 }
@@ -442,7 +444,7 @@ static int dead_letter_open(spool_queue *q, spool_queue **out)
 	return spool_queue_open(q->db, name, out);
 }
 
-int msg_dead_letter(spool_queue *q, struct msg **v, size_t n)
+int msg_dead_letter(spool_queue *q, struct node **v, size_t n)
 {
 	spool_queue *dlq;
 	uint64_t got = 0;
@@ -496,21 +498,21 @@ static int to_leased(spool_queue *q, struct msg *next, void *arg)
  * timer thread for a message whose lease or delay has already run out. */
 static void run_due_timers(spool_queue *q, int64_t now)
 {
-	struct msg *top;
+	struct node *top;
 	int due;
 
 	pthread_mutex_lock(&q->lock);
 	top = heap_top(&q->timers);
-	due = top && top->due_ms <= now;
+	due = top && node_due(top) <= now;
 	pthread_mutex_unlock(&q->lock);
 	if (due)
 		queue_run_timers(q, now);
 }
 
 /* Takes the head of the ready tree; q->lock held. */
-static int grab_head(spool_queue *q, struct msg **out)
+static int grab_head(spool_queue *q, struct node **out)
 {
-	struct msg *m;
+	struct node *m;
 
 	if (!q->alive)
 		return -ENOENT;
@@ -527,11 +529,12 @@ static int grab_head(spool_queue *q, struct msg **out)
  * Takes the next visible message whose record reads back intact (setting
  * aside any that does not) and returns it busy, with its record.
  */
-static int take_next(spool_queue *q, struct msg **out, char **rec,
+static int take_next(spool_queue *q, struct node **out, char **rec,
 		     size_t *len, struct body_view *bv)
 {
 	for (;;) {
-		struct msg *m, next;
+		struct node *m;
+		struct msg next;
 		int rc, exhausted;
 
 		pthread_mutex_lock(&q->lock);
@@ -547,7 +550,7 @@ static int take_next(spool_queue *q, struct msg **out, char **rec,
 			*out = m;
 			return 0;
 		}
-		next = *m;
+		node_get(m, &next);
 		next.state = SPOOL_CORRUPT;
 		if (rc == -EIO) {
 			struct store_batch *b = batch(q);
@@ -573,7 +576,8 @@ int spool_lease_next(spool_queue *q, void *buf, size_t len, size_t *n,
 	struct lease_arg a = { spool_now(q->db), 0 };
 	struct store_batch *b = batch(q);
 	struct body_view bv;
-	struct msg *m, next;
+	struct node *m;
+	struct msg next;
 	size_t reclen;
 	char *rec;
 	int rc;
@@ -587,7 +591,7 @@ int spool_lease_next(spool_queue *q, void *buf, size_t len, size_t *n,
 	pthread_mutex_lock(&q->lock);
 	a.vt = q->set.visibility_timeout_ms;
 	pthread_mutex_unlock(&q->lock);
-	next = *m;
+	node_get(m, &next);
 	to_leased(q, &next, &a);
 	msg_put_idx(b, &next, q->qid);
 	rc = store_write(q->db->st, b, 0);
@@ -664,7 +668,7 @@ int spool_lease_extend(spool_queue *q, uint64_t id, int64_t expiry_ms)
 
 /* ----------------------------------------------------------- deleting */
 
-int remove_msgs(spool_queue *q, struct msg **v, size_t n, int c,
+int remove_msgs(spool_queue *q, struct node **v, size_t n, int c,
 		int durable)
 {
 	struct store_batch *b = batch(q);
@@ -687,11 +691,11 @@ int remove_msgs(spool_queue *q, struct msg **v, size_t n, int c,
 		q->cnt[c] += n;
 	pthread_mutex_unlock(&q->lock);
 	for (size_t i = 0; !rc && i < n; i++)
-		free(v[i]);
+		node_free(&q->db->arena, v[i]);
 	return rc;
 }
 
-static int remove_msg(spool_queue *q, struct msg *m, int c)
+static int remove_msg(spool_queue *q, struct node *m, int c)
 {
 	return remove_msgs(q, &m, 1, c, 1);
 }
@@ -699,7 +703,7 @@ static int remove_msg(spool_queue *q, struct msg *m, int c)
 static int delete_where(spool_queue *q, uint64_t id, unsigned states, int c,
 			int need_received)
 {
-	struct msg *m;
+	struct node *m;
 
 	pthread_mutex_lock(&q->lock);
 	m = grab(q, id, states);
@@ -725,7 +729,7 @@ int spool_delete(spool_queue *q, uint64_t id, unsigned states)
 int spool_pop(spool_queue *q, void **body, struct spool_msg_info *info)
 {
 	struct body_view bv;
-	struct msg *m;
+	struct node *m;
 	size_t reclen;
 	char *rec;
 	int rc;
@@ -755,11 +759,11 @@ int spool_pop(spool_queue *q, void **body, struct spool_msg_info *info)
 }
 
 /* Takes up to max messages from tree t into v (busy); q->lock held. */
-static size_t grab_many(spool_queue *q, struct tree *t, struct msg **v,
+static size_t grab_many(spool_queue *q, struct tree *t, struct node **v,
 			size_t max)
 {
 	size_t n = 0;
-	struct msg *m;
+	struct node *m;
 
 	while (n < max && (m = tree_first(t))) {
 		queue_unplace(q, m);
@@ -771,7 +775,7 @@ static size_t grab_many(spool_queue *q, struct tree *t, struct msg **v,
 
 int spool_purge(spool_queue *q, uint64_t *count_out)
 {
-	struct msg **v = NULL;
+	struct node **v = NULL;
 	size_t n = 0;
 	int rc = 0;
 
@@ -817,7 +821,7 @@ static int move_reserve(spool_queue *dst, uint64_t want, uint64_t *got)
 }
 
 /* Hands moved messages (already written as dst's) over to dst. */
-static void move_publish(spool_queue *q, spool_queue *dst, struct msg **v,
+static void move_publish(spool_queue *q, spool_queue *dst, struct node **v,
 			 size_t n, uint64_t reserved)
 {
 	int64_t now = spool_now(q->db);
@@ -829,8 +833,12 @@ static void move_publish(spool_queue *q, spool_queue *dst, struct msg **v,
 	pthread_mutex_lock(&dst->lock);
 	dst->pending -= reserved;
 	for (size_t i = 0; i < n; i++) {
-		v[i]->state = SPOOL_VISIBLE;
-		v[i]->due_ms = now;
+		struct msg next;
+
+		node_get(v[i], &next);
+		next.state = SPOOL_VISIBLE;
+		next.due_ms = now;
+		node_set(v[i], &next);
 		v[i]->busy = 0;
 		queue_hash_insert(dst, v[i]);
 		queue_place(dst, v[i]);
@@ -841,7 +849,7 @@ static void move_publish(spool_queue *q, spool_queue *dst, struct msg **v,
 		queue_wake(dst);
 }
 
-static void move_undo(spool_queue *q, spool_queue *dst, struct msg **v,
+static void move_undo(spool_queue *q, spool_queue *dst, struct node **v,
 		      size_t n, uint64_t reserved)
 {
 	pthread_mutex_lock(&q->lock);
@@ -854,7 +862,7 @@ static void move_undo(spool_queue *q, spool_queue *dst, struct msg **v,
 }
 
 /* Writes v[0..n) as VISIBLE messages of dst, durably. */
-static int move_write(spool_queue *q, spool_queue *dst, struct msg **v,
+static int move_write(spool_queue *q, spool_queue *dst, struct node **v,
 		      size_t n, int c)
 {
 	struct store_batch *b = batch(q);
@@ -864,8 +872,9 @@ static int move_write(spool_queue *q, spool_queue *dst, struct msg **v,
 	if (!b)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		struct msg next = *v[i];
+		struct msg next;
 
+		node_get(v[i], &next);
 		next.state = SPOOL_VISIBLE;
 		next.due_ms = now;
 		msg_put_idx(b, &next, dst->qid);
@@ -880,7 +889,7 @@ static int move_write(spool_queue *q, spool_queue *dst, struct msg **v,
 int spool_move(spool_queue *q, uint64_t id, unsigned states, spool_queue *dst)
 {
 	uint64_t got;
-	struct msg *m;
+	struct node *m;
 	int rc;
 
 	if (dst == q)
@@ -907,7 +916,7 @@ int spool_move(spool_queue *q, uint64_t id, unsigned states, spool_queue *dst)
 static int move_step(spool_queue *q, spool_queue *dst, uint64_t want,
 		     uint64_t *moved)
 {
-	struct msg *v[MOVE_STEP];
+	struct node *v[MOVE_STEP];
 	uint64_t got;
 	size_t n;
 	int rc = move_reserve(dst, want, &got);
@@ -967,7 +976,7 @@ ssize_t spool_list(spool_queue *q, enum spool_state state,
 		   struct spool_cursor *cur, uint64_t *ids, size_t max)
 {
 	struct tree *t = list_tree(q, state);
-	struct msg key, *m, *last = NULL;
+	struct node key, *m, *last = NULL;
 	ssize_t n = 0;
 
 	if (!t)
@@ -998,13 +1007,13 @@ ssize_t spool_list(spool_queue *q, enum spool_state state,
 
 /* The oldest visible message is the first (lowest id) of some priority:
  * visit the head of each priority's run. q->lock held. */
-static struct msg *oldest_visible(spool_queue *q)
+static struct node *oldest_visible(spool_queue *q)
 {
-	struct msg *m = tree_first(&q->ready), *old = NULL, key;
+	struct node *m = tree_first(&q->ready), *old = NULL, key;
 
 	memset(&key, 0, sizeof(key));
 	while (m) {
-		if (!old || m->sent_ms < old->sent_ms)
+		if (!old || node_sent(m) < node_sent(old))
 			old = m;
 		key.priority = m->priority;
 		key.id = UINT64_MAX;
@@ -1013,14 +1022,14 @@ static struct msg *oldest_visible(spool_queue *q)
 	return old;
 }
 
-struct msg *queue_oldest(spool_queue *q)
+struct node *queue_oldest(spool_queue *q)
 {
-	struct msg *c[3] = { oldest_visible(q), tree_first(&q->delayed),
+	struct node *c[3] = { oldest_visible(q), tree_first(&q->delayed),
 			     tree_first(&q->leased) };
-	struct msg *old = NULL;
+	struct node *old = NULL;
 
 	for (int i = 0; i < 3; i++)
-		if (c[i] && (!old || c[i]->sent_ms < old->sent_ms))
+		if (c[i] && (!old || node_sent(c[i]) < node_sent(old)))
 			old = c[i];
 	return old;
 }
@@ -1028,7 +1037,7 @@ struct msg *queue_oldest(spool_queue *q)
 int spool_stats_get(spool_queue *q, struct spool_stats *s)
 {
 	int64_t now = spool_now(q->db), oldest = INT64_MAX;
-	struct msg *m;
+	struct node *m;
 
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_lock(&q->lock);
@@ -1049,7 +1058,7 @@ int spool_stats_get(spool_queue *q, struct spool_stats *s)
 	s->deleted_total = q->cnt[CNT_DELETED];
 	m = oldest_visible(q);
 	if (m)
-		oldest = m->sent_ms;
+		oldest = node_sent(m);
 	pthread_mutex_unlock(&q->lock);
 	if (oldest != INT64_MAX && now > oldest)
 		s->oldest_visible_age_ms = now - oldest;

@@ -235,8 +235,6 @@ static void msg_init(struct msg *m, uint64_t id, const struct spool_push *p,
 	m->size = (uint32_t)p->len;
 	m->state = delay > 0 ? SPOOL_DELAYED : SPOOL_VISIBLE;
 	m->due_ms = now + delay;
-	m->heap_idx = HEAP_NONE;
-	tree_init_msg(m);
 }
 
 /* Adds every message of every destination to b; ids are consecutive, in
@@ -286,18 +284,19 @@ static void dest_publish(struct dest *d, size_t n)
 	q->pending -= n;
 	d->reserved = false;
 	for (size_t i = 0; i < n; i++) {
-		struct msg *m = malloc(sizeof(*m));
+		struct node *m = node_alloc(&q->db->arena);
 
 		if (!m)
 			abort(); /* written but not servable: see heap_push */
-		*m = d->msgs[i];
+		node_set(m, &d->msgs[i]);
+		m->heap_idx = HEAP_NONE;
 		queue_hash_insert(q, m);
 		queue_place(q, m);
 		q->bytes += m->size;
 		if (m->state == SPOOL_VISIBLE)
 			visible = 1;
-		else if (m->due_ms < due)
-			due = m->due_ms;
+		else if (d->msgs[i].due_ms < due)
+			due = d->msgs[i].due_ms;
 	}
 	q->cnt[CNT_PUSHED] += n;
 	if (d->s.retention_ms && n)

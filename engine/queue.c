@@ -70,73 +70,123 @@ void spool_options_init(struct spool_options *o)
 
 /* ------------------------------------------------------- message hash */
 
-static size_t hash_slot(const spool_queue *q, uint64_t id)
+/*
+ * Open addressing with linear probing over node numbers: 4 bytes a slot
+ * and no chain link in the node. At most 4/5 full: Fibonacci hashing
+ * spreads ids, which arrive nearly consecutive, almost evenly, so runs stay
+ * short even so. Any size works (the slot is a multiply-shift of the hash,
+ * not a mask), so a rebuild at open sizes the table to what it holds
+ * (hash_reserve) instead of to the next power of two; it doubles as it
+ * fills. Deletion shifts the rest of the run back: no tombstones.
+ */
+static size_t hash_slot(size_t size, uint64_t id)
 {
-	id ^= id >> 33;
-	id *= 0xff51afd7ed558ccdull;
-	id ^= id >> 33;
-	return (size_t)id & q->hmask;
+	uint64_t h = (id * 0x9e3779b97f4a7c15ull) >> 32;
+
+	return (size_t)((h * size) >> 32);
 }
 
-/* Doubles the table; on ENOMEM keeps the old one (chains just grow). */
-static void hash_grow(spool_queue *q)
+static struct node *hnode(const spool_queue *q, uint32_t n)
 {
-	size_t n = (q->hmask + 1) * 2;
-	struct msg **t = calloc(n, sizeof(*t));
-	struct msg **old = q->htab;
-	size_t oldn = q->hmask + 1;
+	return node_at(&q->db->arena, n);
+}
 
+static int hash_full(size_t count, size_t size)
+{
+	return count * 5 > size * 4;
+}
+
+static void hash_put(spool_queue *q, uint32_t *t, size_t size, uint32_t n)
+{
+	size_t i = hash_slot(size, hnode(q, n)->id);
+
+	while (t[i])
+		i = i + 1 == size ? 0 : i + 1;
+	t[i] = n;
+}
+
+/* Rehashes into size slots; -ENOMEM keeps the old table. */
+static int hash_resize(spool_queue *q, size_t size)
+{
+	uint32_t *t;
+
+	if (size > UINT32_MAX)
+		return -ENOMEM;
+	t = calloc(size, sizeof(*t));
 	if (!t)
-		return;
+		return -ENOMEM;
+	for (size_t i = 0; i < q->hsize; i++)
+		if (q->htab[i])
+			hash_put(q, t, size, q->htab[i]);
+	free(q->htab);
 	q->htab = t;
-	q->hmask = n - 1;
-	for (size_t i = 0; i < oldn; i++) {
-		struct msg *m = old[i], *next;
-
-		for (; m; m = next) {
-			size_t s = hash_slot(q, m->id);
-
-			next = m->hnext;
-			m->hnext = t[s];
-			t[s] = m;
-		}
-	}
-	free(old);
+	q->hsize = size;
+	return 0;
 }
 
-void queue_hash_insert(spool_queue *q, struct msg *m)
+/* Makes room for n more messages at once. */
+static int hash_reserve(spool_queue *q, size_t n)
 {
-	size_t s;
+	size_t want = q->hcount + n;
 
-	if (q->hcount >= q->hmask + 1)
-		hash_grow(q);
-	s = hash_slot(q, m->id);
-	m->hnext = q->htab[s];
-	q->htab[s] = m;
+	if (!hash_full(want, q->hsize))
+		return 0;
+	return hash_resize(q, want + want / 4 + 64);
+}
+
+void queue_hash_insert(spool_queue *q, struct node *m)
+{
+	/* On ENOMEM the old table still has room (it is at most 4/5 full):
+	 * growing is tried again at the next insert. */
+	if (hash_full(q->hcount + 1, q->hsize))
+		hash_resize(q, q->hsize * 2);
+	if (q->hcount + 1 >= q->hsize) {
+		fputs("spool: out of memory for the message hash\n", stderr);
+		abort(); /* written but not servable: see heap_push */
+	}
+	hash_put(q, q->htab, q->hsize, node_num(m));
 	q->hcount++;
 	q->nstate[state_index(m->state)]++;
 }
 
-void queue_hash_remove(spool_queue *q, struct msg *m)
+/* The slot holding id, or the empty slot ending its run. */
+static size_t hash_probe(const spool_queue *q, uint64_t id)
 {
-	struct msg **pp = &q->htab[hash_slot(q, m->id)];
+	size_t i = hash_slot(q->hsize, id);
 
-	for (; *pp; pp = &(*pp)->hnext)
-		if (*pp == m) {
-			*pp = m->hnext;
-			q->hcount--;
-			q->nstate[state_index(m->state)]--;
-			return;
-		}
+	while (q->htab[i] && hnode(q, q->htab[i])->id != id)
+		i = i + 1 == q->hsize ? 0 : i + 1;
+	return i;
 }
 
-struct msg *queue_hash_find(spool_queue *q, uint64_t id)
+void queue_hash_remove(spool_queue *q, struct node *m)
 {
-	struct msg *m = q->htab[hash_slot(q, id)];
+	size_t i = hash_probe(q, m->id), j = i, k;
 
-	while (m && m->id != id)
-		m = m->hnext;
-	return m;
+	if (!q->htab[i])
+		return;
+	/* Move back every later entry of the run whose home slot does not
+	 * lie cyclically in (i, j]: the hole would cut it off. */
+	for (;;) {
+		j = j + 1 == q->hsize ? 0 : j + 1;
+		if (!q->htab[j])
+			break;
+		k = hash_slot(q->hsize, hnode(q, q->htab[j])->id);
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		q->htab[i] = q->htab[j];
+		i = j;
+	}
+	q->htab[i] = NODE_NONE;
+	q->hcount--;
+	q->nstate[state_index(m->state)]--;
+}
+
+struct node *queue_hash_find(spool_queue *q, uint64_t id)
+{
+	uint32_t n = q->htab[hash_probe(q, id)];
+
+	return n ? hnode(q, n) : NULL;
 }
 
 static struct tree *state_tree(spool_queue *q, int state)
@@ -149,21 +199,21 @@ static struct tree *state_tree(spool_queue *q, int state)
 	}
 }
 
-void queue_set_state(spool_queue *q, struct msg *m, int state)
+void queue_set_state(spool_queue *q, struct node *m, int state)
 {
 	q->nstate[state_index(m->state)]--;
 	q->nstate[state_index(state)]++;
 	m->state = (uint8_t)state;
 }
 
-void queue_place(spool_queue *q, struct msg *m)
+void queue_place(spool_queue *q, struct node *m)
 {
 	tree_insert(state_tree(q, m->state), m);
 	if (m->state == SPOOL_DELAYED || m->state == SPOOL_LEASED)
 		heap_push(&q->timers, m);
 }
 
-void queue_unplace(spool_queue *q, struct msg *m)
+void queue_unplace(spool_queue *q, struct node *m)
 {
 	tree_remove(state_tree(q, m->state), m);
 	if (m->heap_idx != HEAP_NONE)
@@ -172,14 +222,9 @@ void queue_unplace(spool_queue *q, struct msg *m)
 
 void queue_free_msgs(spool_queue *q)
 {
-	for (size_t i = 0; q->htab && i <= q->hmask; i++) {
-		struct msg *m = q->htab[i], *next;
-
-		for (; m; m = next) {
-			next = m->hnext;
-			free(m);
-		}
-	}
+	for (size_t i = 0; q->htab && i < q->hsize; i++)
+		if (q->htab[i])
+			node_free(&q->db->arena, hnode(q, q->htab[i]));
 	free(q->htab);
 	q->htab = NULL;
 	heap_free(&q->timers);
@@ -198,7 +243,7 @@ static spool_queue *queue_new(spool_db *db, uint32_t qid, const char *name)
 		free(q);
 		return NULL;
 	}
-	q->hmask = 63;
+	q->hsize = 64;
 	q->db = db;
 	q->qid = qid;
 	snprintf(q->name, sizeof(q->name), "%s", name);
@@ -206,10 +251,10 @@ static spool_queue *queue_new(spool_db *db, uint32_t qid, const char *name)
 	pthread_mutex_init(&q->lock, NULL);
 	q->alive = true;
 	settings_default(&q->set);
-	tree_init(&q->ready, tree_cmp_ready);
-	tree_init(&q->delayed, tree_cmp_id);
-	tree_init(&q->leased, tree_cmp_id);
-	tree_init(&q->corrupt, tree_cmp_id);
+	tree_init(&q->ready, tree_cmp_ready, &db->arena);
+	tree_init(&q->delayed, tree_cmp_id, &db->arena);
+	tree_init(&q->leased, tree_cmp_id, &db->arena);
+	tree_init(&q->corrupt, tree_cmp_id, &db->arena);
 	return q;
 }
 
@@ -423,6 +468,37 @@ static int load_counters(spool_db *db)
 	return 0;
 }
 
+/*
+ * Rebuilding at open. The scan of idx comes in id order (keys are big-
+ * endian ids), so each queue's messages arrive sorted by id: load_msg
+ * appends their node numbers per state, and load_trees then builds each
+ * tree in one pass (tree_build) instead of n inserts. Only the ready tree
+ * (priority first) may need a sort, and only if priorities differ.
+ */
+struct queue_load {
+	uint32_t *v[4];         /* node numbers, by state_index() */
+	size_t n[4], cap[4];
+};
+
+static int load_append(spool_queue *q, int si, uint32_t n)
+{
+	struct queue_load *l = q->load;
+
+	if (!l && !(l = q->load = calloc(1, sizeof(*l))))
+		return -ENOMEM;
+	if (l->n[si] == l->cap[si]) {
+		size_t cap = l->cap[si] ? l->cap[si] * 2 : 1024;
+		uint32_t *v = realloc(l->v[si], cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v[si] = v;
+		l->cap[si] = cap;
+	}
+	l->v[si][l->n[si]++] = n;
+	return 0;
+}
+
 /* One idx record: rebuild its message in memory. With many queues the
  * qid lookup is linear; a store has few queues and this runs once. */
 static int load_msg(void *arg, const char *k, size_t klen, const char *v,
@@ -430,7 +506,8 @@ static int load_msg(void *arg, const char *k, size_t klen, const char *v,
 {
 	spool_db *db = arg;
 	struct idx_rec r;
-	struct msg *m;
+	struct node *m;
+	struct msg val;
 	spool_queue *q;
 
 	if (klen != ID_KEY_LEN || idx_decode(v, vlen, &r) != 0) {
@@ -442,25 +519,83 @@ static int load_msg(void *arg, const char *k, size_t klen, const char *v,
 		db_log(db, SPOOL_LOG_WARN, "message of unknown queue %u", r.qid);
 		return 0;
 	}
-	m = calloc(1, sizeof(*m));
+	m = node_alloc(&db->arena);
 	if (!m)
 		return -ENOMEM;
-	m->id = key_id_decode(k);
-	m->state = r.state;
-	m->priority = r.priority;
-	m->receives = r.receives;
-	m->size = (uint32_t)r.size;
-	m->sent_ms = r.sent_ms;
-	m->due_ms = r.due_ms;
-	m->first_recv_ms = r.first_recv_ms;
+	val = (struct msg){ key_id_decode(k), r.sent_ms, r.due_ms,
+			    r.first_recv_ms, (uint32_t)r.size, r.receives,
+			    r.priority, r.state };
+	node_set(m, &val);
 	m->heap_idx = HEAP_NONE;
-	tree_init_msg(m);
-	queue_hash_insert(q, m);
-	queue_place(q, m);
 	q->bytes += m->size;
 	if (m->id > db->last_id)
 		db->last_id = m->id;
+	if (load_append(q, state_index(m->state), node_num(m))) {
+		node_free(&db->arena, m);
+		return -ENOMEM;
+	}
 	return 0;
+}
+
+static int cmp_num(const void *a, const void *b, void *arg)
+{
+	const struct tree *t = arg;
+
+	return t->cmp(node_at(t->a, *(const uint32_t *)a),
+		      node_at(t->a, *(const uint32_t *)b));
+}
+
+static int sorted(const struct tree *t, const uint32_t *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (t->cmp(node_at(t->a, v[i - 1]), node_at(t->a, v[i])) > 0)
+			return 0;
+	return 1;
+}
+
+/* Builds q's hash, trees and timer heap from what load_msg collected. */
+static int load_index(spool_queue *q)
+{
+	struct tree *t[4] = { &q->ready, &q->delayed, &q->leased, &q->corrupt };
+	struct queue_load *l = q->load;
+	const struct arena *a = &q->db->arena;
+
+	if (!l)
+		return 0;
+	if (hash_reserve(q, l->n[0] + l->n[1] + l->n[2] + l->n[3]))
+		return -ENOMEM;
+	for (int si = 0; si < 4; si++)
+		for (size_t i = 0; i < l->n[si]; i++)
+			queue_hash_insert(q, node_at(a, l->v[si][i]));
+	for (int si = 0; si < 4; si++) {
+		if (!sorted(t[si], l->v[si], l->n[si]))
+			qsort_r(l->v[si], l->n[si], sizeof(uint32_t), cmp_num,
+				t[si]);
+		for (size_t i = 0; (si == 1 || si == 2) && i < l->n[si]; i++)
+			heap_push(&q->timers, node_at(t[si]->a, l->v[si][i]));
+		tree_build(t[si], l->v[si], l->n[si]);
+		free(l->v[si]);
+		l->v[si] = NULL;
+	}
+	free(l);
+	q->load = NULL;
+	return 0;
+}
+
+/* Frees what load_msg collected for q, with its nodes, after a failed
+ * open (none of them is in the hash yet). */
+static void load_discard(spool_queue *q)
+{
+	struct queue_load *l = q->load;
+
+	for (int si = 0; l && si < 4; si++) {
+		for (size_t i = 0; i < l->n[si]; i++)
+			node_free(&q->db->arena,
+				  node_at(&q->db->arena, l->v[si][i]));
+		free(l->v[si]);
+	}
+	free(l);
+	q->load = NULL;
 }
 
 struct dedup_load {
@@ -552,6 +687,14 @@ static int db_load(spool_db *db)
 		rc = load_dedups(db);
 	if (!rc)
 		rc = store_scan(db->st, CF_IDX, "", 0, load_msg, db);
+	for (size_t i = 0; i < db->nqueues; i++) {
+		spool_queue *q = db->queues[i];
+
+		if (!rc)
+			rc = load_index(q);
+		if (rc)
+			load_discard(q);
+	}
 	/* The next id starts above everything seen; the first push writes a
 	 * new reservation. */
 	db->reserved_id = 0;
@@ -565,6 +708,7 @@ static void db_free(spool_db *db)
 		queue_unref(db->queues[i]);
 	}
 	free(db->queues);
+	arena_destroy(&db->arena);
 	store_close(db->st);
 	pthread_rwlock_destroy(&db->qlock);
 	pthread_mutex_destroy(&db->cfglock);
@@ -604,6 +748,10 @@ int spool_open(const char *dir, const struct spool_options *o, spool_db **out)
 		db->opt.log = log_stderr;
 	db_init_locks(db);
 	db->timer_next = INT64_MAX;
+	if (arena_init(&db->arena)) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
 	rc = store_open(dir, db->opt.sync == SPOOL_SYNC_ALWAYS, store_log_cb,
 			db, &db->st);
 	if (rc)

@@ -35,14 +35,14 @@ static void expire(struct msg *next)
 
 /* Takes up to TIMER_STEP due messages out (busy); q->lock held. Leases
  * out of receives come first in v, *ndead of them. */
-static size_t grab_due(spool_queue *q, int64_t now, struct msg **v,
+static size_t grab_due(spool_queue *q, int64_t now, struct node **v,
 		       size_t *ndead, uint64_t *expired)
 {
-	struct msg *m;
+	struct node *m;
 	size_t n = 0;
 
 	while (n < TIMER_STEP && (m = heap_top(&q->timers)) &&
-	       m->due_ms <= now) {
+	       node_due(m) <= now) {
 		queue_unplace(q, m);
 		m->busy = 1;
 		v[n] = m;
@@ -62,25 +62,26 @@ static size_t grab_due(spool_queue *q, int64_t now, struct msg **v,
  * message reaching the retention limit. q->lock held. */
 static int64_t next_due(spool_queue *q)
 {
-	struct msg *m = heap_top(&q->timers), *old;
-	int64_t due = m ? m->due_ms : INT64_MAX;
+	struct node *m = heap_top(&q->timers), *old;
+	int64_t due = m ? node_due(m) : INT64_MAX;
 
 	if (q->set.retention_ms && (old = queue_oldest(q)) &&
-	    old->sent_ms + q->set.retention_ms < due)
-		due = old->sent_ms + q->set.retention_ms;
+	    node_sent(old) + q->set.retention_ms < due)
+		due = node_sent(old) + q->set.retention_ms;
 	return due;
 }
 
 /* Makes v[0..n) visible (and counts expired leases) in one batch. */
-static int expire_all(spool_queue *q, struct msg **v, size_t n,
+static int expire_all(spool_queue *q, struct node **v, size_t n,
 		      uint64_t expired)
 {
 	struct store_batch *b = store_batch_new(q->db->st);
 	int rc = b ? 0 : -ENOMEM;
 
 	for (size_t i = 0; b && i < n; i++) {
-		struct msg next = *v[i];
+		struct msg next;
 
+		node_get(v[i], &next);
 		expire(&next);
 		msg_put_idx(b, &next, q->qid);
 	}
@@ -107,7 +108,7 @@ static int expire_all(spool_queue *q, struct msg **v, size_t n,
  * rest). Returns how many were applied, or a negative errno. */
 static int timer_step(spool_queue *q, int64_t now)
 {
-	struct msg *v[TIMER_STEP];
+	struct node *v[TIMER_STEP];
 	uint64_t expired = 0;
 	size_t n, ndead = 0;
 	int rc;
@@ -128,13 +129,13 @@ static int timer_step(spool_queue *q, int64_t now)
  * many, or a negative errno. */
 static int retention_step(spool_queue *q, int64_t now)
 {
-	struct msg *v[TIMER_STEP], *m;
+	struct node *v[TIMER_STEP], *m;
 	size_t n = 0;
 
 	pthread_mutex_lock(&q->lock);
 	while (q->alive && q->set.retention_ms && n < TIMER_STEP &&
 	       (m = queue_oldest(q)) &&
-	       m->sent_ms + q->set.retention_ms <= now) {
+	       node_sent(m) + q->set.retention_ms <= now) {
 		queue_unplace(q, m);
 		m->busy = 1;
 		v[n++] = m;
