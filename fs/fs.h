@@ -182,6 +182,9 @@ int fs_inode_stat(struct fs_inode *in, struct stat *st);
  * reference on dynamic inodes. */
 int fs_inode_entry(struct fs_inode *in, struct fuse_entry_param *e);
 double fs_kind_timeout(enum fs_kind kind);
+/* The queue's mode or owner changed: drop the kernel's copy of its fixed
+ * entries' attributes. */
+void fs_queue_attr_changed(struct fs_queue *q);
 int fs_kind_is_dir(enum fs_kind kind);
 
 /* ------------------------------------------------------------ dir.c */

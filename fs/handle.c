@@ -297,6 +297,12 @@ int fs_wbuf_write(struct fs_wbuf *w, const char *data, size_t size,
 	if (rc < 0)
 		goto out;
 	rel = (uint64_t)off < w->base ? w->buf.len : off - w->base;
+	/* push, lines, config and ctl take no holes: a write past the end is
+	 * an append. The kernel keeps their attributes for a second and grows
+	 * its idea of their size with every write, so an O_APPEND write (the
+	 * shell's >>) arrives at the end of an earlier open's bytes. */
+	if ((w->kind != FS_W_MSG || !w->in) && rel > w->buf.len)
+		rel = w->buf.len;
 	if (rel + size > w->max_size) {
 		rc = -EFBIG;
 		goto out_fail;

@@ -264,6 +264,18 @@ struct fs_queue *fs_queue_of(spool_queue *sq)
 	return spool_queue_udata(sq);
 }
 
+/*
+ * The queue's mode or owner changed, and with them the attributes of its
+ * fixed entries, which the kernel keeps for a second. Safe inside a
+ * request: invalidating attributes only (offset < 0) takes no inode lock
+ * in the kernel. An entry the kernel does not know gives ENOENT, ignored.
+ */
+void fs_queue_attr_changed(struct fs_queue *q)
+{
+	for (int i = 1; i <= FS_QFIXED; i++)
+		fuse_lowlevel_notify_inval_inode(fs.se, q->fixed[i]->ino, -1, 0);
+}
+
 void fs_queue_kill(struct fs_queue *q)
 {
 	pthread_mutex_lock(&fs.lock);
@@ -279,7 +291,13 @@ int fs_kind_is_dir(enum fs_kind kind)
 	       kind == FS_DELAYEDDIR || kind == FS_LEASEDDIR;
 }
 
-/* Names that change behind the kernel's back get 0; static ones 1 s. */
+/*
+ * Names and attributes that change behind the kernel's back get 0; static
+ * ones 1 s. A fixed entry's attributes follow its queue's mode and owner,
+ * which change only through setattr on the queue directory, and that
+ * invalidates them (fs_queue_attr_changed): so an open of `push` needs no
+ * GETATTR for the kernel's permission check, one round trip of five.
+ */
 double fs_kind_timeout(enum fs_kind kind)
 {
 	switch (kind) {
@@ -291,13 +309,6 @@ double fs_kind_timeout(enum fs_kind kind)
 	default:
 		return 1.0;
 	}
-}
-
-/* Attributes of the root and queue dirs change only through us, so the
- * kernel may keep them; the others derive from the queue's mode. */
-static double attr_timeout(enum fs_kind kind)
-{
-	return kind == FS_ROOT || kind == FS_QDIR ? 1.0 : 0.0;
 }
 
 /* The permission bits of classes that have both r and w on the queue. */
@@ -424,7 +435,7 @@ int fs_inode_entry(struct fs_inode *in, struct fuse_entry_param *e)
 		return rc;
 	e->ino = in->ino;
 	e->entry_timeout = fs_kind_timeout(in->kind);
-	e->attr_timeout = attr_timeout(in->kind);
+	e->attr_timeout = fs_kind_timeout(in->kind);
 	if (in->dynamic)
 		fs_inode_ref(in);
 	return 0;

@@ -378,11 +378,6 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* --------------------------------------------------------- attributes */
 
-static double attr_timeout_of(const struct fs_inode *in)
-{
-	return in->kind == FS_ROOT || in->kind == FS_QDIR ? 1.0 : 0.0;
-}
-
 static void reply_attr(fuse_req_t req, struct fs_inode *in,
 		       struct fuse_file_info *fi)
 {
@@ -400,7 +395,7 @@ static void reply_attr(fuse_req_t req, struct fs_inode *in,
 		st.st_size = w->base + w->buf.len;
 		pthread_mutex_unlock(&w->lock);
 	}
-	fuse_reply_attr(req, &st, attr_timeout_of(in));
+	fuse_reply_attr(req, &st, fs_kind_timeout(in->kind));
 }
 
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -434,7 +429,10 @@ static int setattr_qdir(struct fs_queue *q, struct stat *attr, int to_set)
 		qa.uid = attr->st_uid;
 	if (to_set & FUSE_SET_ATTR_GID)
 		qa.gid = attr->st_gid;
-	return spool_queue_setattr(q->sq, &qa);
+	rc = spool_queue_setattr(q->sq, &qa);
+	if (rc == 0)
+		fs_queue_attr_changed(q);
+	return rc;
 }
 
 static int setattr_draft(struct fs_draft *d, struct stat *attr, int to_set)

@@ -381,6 +381,28 @@ def test_push_entry(mount):
     assert set(os.listdir(q)) == CONTROL
 
 
+# The kernel keeps the control entries' attributes for a second and grows
+# its idea of their size with each write; >> then writes at that stale
+# end. push, lines, config and ctl take no holes: such a write appends.
+def test_append_after_write_takes_no_hole(mount):
+    q = mount.mkq('jobs')
+    mount.sh('printf "a\\nb\\n" > jobs/lines && printf "c\\nd\\n" >> jobs/lines')
+    mount.sh('echo priority=3 > jobs/config && echo max_receives=4 >> jobs/config')
+    cfg = mount.config('jobs')
+    assert (cfg['priority'], cfg['max_receives']) == ('3', '4')
+    assert sorted(bodies(q)) == [b'a', b'b', b'c', b'd']
+    mount.sh('echo purge > jobs/ctl && echo purge >> jobs/ctl')
+    assert stats(q)['visible'] == 0
+    mount.sh('printf 0123456789 > jobs/push && printf xy >> jobs/push')
+    assert bodies(q) == [b'0123456789', b'xy']
+    # An explicit offset past the end of push is an append too.
+    fd = os.open(q / 'push', os.O_WRONLY)
+    os.pwrite(fd, b'head', 0)
+    os.pwrite(fd, b'tail', 100)
+    os.close(fd)
+    assert bodies(q)[-1] == b'headtail'
+
+
 # O_TRUNC on every writable entry: the shell's > uses it.
 @pytest.mark.parametrize('entry', ['new-name', '.draft', 'push', 'lines',
                                    'config', 'ctl'])

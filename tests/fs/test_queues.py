@@ -146,6 +146,23 @@ def test_chmod_queue(mount):
     assert (st.st_uid, st.st_gid) == (1234, 5678)
 
 
+def test_chmod_queue_shows_in_its_entries_at_once(mount):
+    """Fixed entries' attributes are cached by the kernel for a second
+    (an open of push needs no GETATTR); a chmod or chown of the queue
+    invalidates them, so the next stat sees the change at once."""
+    q = mount.mkq('jobs', mode=0o777)
+    names = ['push', 'lines', 'pop', 'stats', 'config', 'ctl', 'leased']
+    before = {n: os.stat(q / n) for n in names}     # now in the cache
+    assert all(st.st_uid != 1234 for st in before.values())
+    assert stat.S_IMODE(before['stats'].st_mode) & 0o044
+    os.chmod(q, 0o700)
+    os.chown(q, 1234, 5678)
+    for n in names:
+        st = os.stat(q / n)
+        assert stat.S_IMODE(st.st_mode) & 0o077 == 0, (n, oct(st.st_mode))
+        assert (st.st_uid, st.st_gid) == (1234, 5678), n
+
+
 def test_metrics_prometheus_text(mount):
     q = mount.mkq('jobs')
     push(q, b'one')

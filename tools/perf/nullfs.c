@@ -103,7 +103,7 @@ static void fill_entry(struct fuse_entry_param *e, fuse_ino_t ino)
 		break;
 	}
 	e->entry_timeout = (k == K_NEXT || k == K_FILE) ? 0.0 : 1.0;
-	e->attr_timeout = (k == K_ROOT || k == K_QDIR) ? 1.0 : 0.0;
+	e->attr_timeout = e->entry_timeout;
 }
 
 static fuse_ino_t queue_ino(int i)
