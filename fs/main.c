@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -180,6 +181,10 @@ static int store_open(const char *dir, int sync_none, int debug)
 	fs_log_capture(1);
 	rc = spool_open(dir, &o, &fs.db);
 	fs_log_capture(0);
+	/* The rebuild's scratch (scan buffers, growing vectors) is freed by
+	 * now but left in the heap: give it back to the system, so that what
+	 * the daemon holds is what the queues need (docs/performance.md). */
+	malloc_trim(0);
 	if (rc < 0)
 		fprintf(stderr, "spoolfs: cannot open the store %s: %s\n", dir,
 			open_failure(rc));
