@@ -258,6 +258,10 @@ struct body_view {
 	size_t body_len;
 };
 int body_decode(const char *v, size_t len, struct body_view *out);
+/* Gives rec (len bytes) a body record's magic and the checksum of what
+ * follows the header's first 9 bytes, whatever the rest holds; a record
+ * shorter than that is left alone. For test seams and fuzzing. */
+void body_seal(char *rec, size_t len);
 /* The dedup key of a push: XXH3-128 of its name (mode 1) or body (2). */
 void dedup_key(int mode, const struct spool_push *p,
 	       uint8_t out[DEDUP_KEY_LEN]);

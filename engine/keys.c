@@ -201,6 +201,14 @@ int body_decode(const char *v, size_t len, struct body_view *out)
 	return 0;
 }
 
+void body_seal(char *rec, size_t len)
+{
+	if (len < 9)
+		return;
+	rec[0] = (char)BODY_MAGIC;
+	put_le(rec + 1, XXH3_64bits(rec + 9, len - 9), 8);
+}
+
 void dedup_key(int mode, const struct spool_push *p,
 	       uint8_t out[DEDUP_KEY_LEN])
 {

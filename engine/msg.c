@@ -300,6 +300,10 @@ static int attrs_walk(const struct body_view *bv, attr_fn fn, void *arg)
 		nlen = p[0] | (size_t)p[1] << 8;
 		if ((size_t)(end - p) < 2 + nlen + 4)
 			return -EIO;
+		/* Names are C strings, never empty (setxattr): anything else
+		 * would be listed under a name that getattr cannot find. */
+		if (nlen == 0 || memchr(p + 2, 0, nlen))
+			return -EIO;
 		p += 2 + nlen;
 		vlen = p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
 		       (size_t)p[3] << 24;

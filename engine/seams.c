@@ -1,10 +1,12 @@
 /*
- * seams.c - the test seams of spool_test.h: a full disk and bit rot on
- * demand. Built into the library (they cost nothing unless called) so the
- * tests exercise the very code the daemon runs.
+ * seams.c - the test seams of spool_test.h: a full disk, bit rot and
+ * hostile body records on demand. Built into the library (they cost
+ * nothing unless called) so the tests exercise the very code the daemon
+ * runs.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine_i.h"
 #include "spool_test.h"
@@ -35,5 +37,35 @@ int spool_test_corrupt(spool_db *db, uint64_t id)
 	}
 	store_batch_free(b);
 	free(v);
+	return rc;
+}
+
+int spool_test_put_body(spool_db *db, uint64_t id, const void *rec,
+			size_t len, int seal)
+{
+	struct store_batch *b;
+	char key[ID_KEY_LEN], *v, *copy;
+	size_t vlen;
+	int rc;
+
+	key_id(id, key);
+	rc = store_get(db->st, CF_BODY, key, ID_KEY_LEN, &v, &vlen);
+	if (rc)
+		return rc;
+	free(v);
+	copy = malloc(len ? len : 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, rec, len);
+	if (seal)
+		body_seal(copy, len);
+	b = store_batch_new(db->st);
+	rc = b ? 0 : -ENOMEM;
+	if (b) {
+		store_batch_put(b, CF_BODY, key, ID_KEY_LEN, copy, len);
+		rc = store_write(db->st, b, 0);
+	}
+	store_batch_free(b);
+	free(copy);
 	return rc;
 }

@@ -21,4 +21,14 @@ void spool_test_fail_writes(spool_db *db, int err);
  */
 int spool_test_corrupt(spool_db *db, uint64_t id);
 
+/*
+ * Stores rec (len bytes, any content) as the body record of message id
+ * behind the engine's back. With seal, it first gets the magic and the
+ * checksum of a body record (body_seal), so that the lengths and the
+ * attributes inside it are what a reader meets. The message must exist.
+ * Errors: -ENOENT no such record; -ENOMEM; -EIO.
+ */
+int spool_test_put_body(spool_db *db, uint64_t id, const void *rec,
+			size_t len, int seal);
+
 #endif /* SPOOL_TEST_H */
