@@ -17,9 +17,23 @@ void spool_test_fail_writes(spool_db *db, int err)
 	store_fail_writes(db->st, err);
 }
 
+/* Stores v as the body record under key, behind the engine's back. */
+static int put_body_record(spool_db *db, const char *key, const char *v,
+			   size_t len)
+{
+	struct store_batch *b = store_batch_new(db->st);
+	int rc = b ? 0 : -ENOMEM;
+
+	if (b) {
+		store_batch_put(b, CF_BODY, key, ID_KEY_LEN, v, len);
+		rc = store_write(db->st, b, 0);
+	}
+	store_batch_free(b);
+	return rc;
+}
+
 int spool_test_corrupt(spool_db *db, uint64_t id)
 {
-	struct store_batch *b;
 	char key[ID_KEY_LEN], *v;
 	size_t len;
 	int rc;
@@ -29,13 +43,7 @@ int spool_test_corrupt(spool_db *db, uint64_t id)
 	if (rc)
 		return rc;
 	v[len - 1] ^= 0x5a;     /* the last byte: body, name or header */
-	b = store_batch_new(db->st);
-	rc = b ? 0 : -ENOMEM;
-	if (b) {
-		store_batch_put(b, CF_BODY, key, ID_KEY_LEN, v, len);
-		rc = store_write(db->st, b, 0);
-	}
-	store_batch_free(b);
+	rc = put_body_record(db, key, v, len);
 	free(v);
 	return rc;
 }
@@ -43,7 +51,6 @@ int spool_test_corrupt(spool_db *db, uint64_t id)
 int spool_test_put_body(spool_db *db, uint64_t id, const void *rec,
 			size_t len, int seal)
 {
-	struct store_batch *b;
 	char key[ID_KEY_LEN], *v, *copy;
 	size_t vlen;
 	int rc;
@@ -59,13 +66,7 @@ int spool_test_put_body(spool_db *db, uint64_t id, const void *rec,
 	memcpy(copy, rec, len);
 	if (seal)
 		body_seal(copy, len);
-	b = store_batch_new(db->st);
-	rc = b ? 0 : -ENOMEM;
-	if (b) {
-		store_batch_put(b, CF_BODY, key, ID_KEY_LEN, copy, len);
-		rc = store_write(db->st, b, 0);
-	}
-	store_batch_free(b);
+	rc = put_body_record(db, key, copy, len);
 	free(copy);
 	return rc;
 }

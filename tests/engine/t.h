@@ -664,6 +664,19 @@ static T_UNUSED void t_check_snap(const char *file, int line, const char *an,
 		free(t_now_snap_);                                           \
 	} while (0)
 
+/* Closes db and opens its store again: what it holds must not change.
+ * Returns the new handle. */
+static T_UNUSED spool_db *t_reopen_same(spool_db *db)
+{
+	char *before = t_snapshot(db);
+
+	spool_close(db);
+	db = t_open();
+	CHECK_SNAP_DB(before, db);
+	free(before);
+	return db;
+}
+
 /* -------------------------------------------------------------- runner */
 
 static int t_rm_one(const char *path, const struct stat *sb, int flag,

@@ -299,16 +299,11 @@ TEST(reopen_keeps_everything)
 	spool_db *db = t_open();
 	struct spool_msg_info info;
 	uint64_t ids[6];
-	char *before, *after;
 	spool_queue *q;
 	size_t n;
 
 	populate(db, ids);
-	before = t_snapshot(db);
-	spool_close(db);
-	db = t_open();
-	after = t_snapshot(db);
-	CHECK_SNAP(before, after);
+	db = t_reopen_same(db);
 	/* and it goes on working: the lease order is intact */
 	q = t_q(db, "jobs");
 	EQU(t_lease(q, "default prio"), ids[0]);
@@ -317,16 +312,8 @@ TEST(reopen_keeps_everything)
 	RC(spool_lease_next(q, NULL, 0, &n, &info), -EAGAIN);
 	spool_queue_close(q);
 	/* once more, after those leases */
-	free(before);
-	free(after);
-	before = t_snapshot(db);
+	db = t_reopen_same(db);
 	spool_close(db);
-	db = t_open();
-	after = t_snapshot(db);
-	CHECK_SNAP(before, after);
-	spool_close(db);
-	free(before);
-	free(after);
 }
 
 TEST(reopen_expires_leases_that_ran_out)
@@ -448,7 +435,6 @@ TEST(reopen_keeps_times_that_do_not_pack)
 	spool_queue *q = t_mkq(db, "jobs");
 	struct spool_msg_info info;
 	uint64_t a, b;
-	char *before, *after;
 
 	a = t_push(q, "a");
 	t_advance(-100LL * 86400 * 1000);
@@ -463,11 +449,7 @@ TEST(reopen_keeps_times_that_do_not_pack)
 	EQ(info.sent_ms, T_CLOCK_START);
 	EQ(info.first_received_ms, T_CLOCK_START - 100LL * 86400 * 1000);
 	spool_queue_close(q);
-	before = t_snapshot(db);
-	spool_close(db);
-	db = t_open();
-	after = t_snapshot(db);
-	CHECK_SNAP(before, after);
+	db = t_reopen_same(db);
 	q = t_q(db, "jobs");
 	OK(spool_msg_stat(q, a, &info));
 	EQ(info.due_ms, far);
@@ -480,8 +462,6 @@ TEST(reopen_keeps_times_that_do_not_pack)
 	EQ(info.sent_ms, T_CLOCK_START - 100LL * 86400 * 1000);
 	spool_queue_close(q);
 	spool_close(db);
-	free(before);
-	free(after);
 }
 
 /* A reopen rebuilds every index in one pass from the scan: priorities in
@@ -494,7 +474,7 @@ TEST_T(reopen_rebuilds_indexes, 60)
 	spool_queue *q = t_mkq(db, "jobs");
 	struct spool_msg_info info;
 	static uint64_t ids[N];
-	char *before, *after, body[32];
+	char body[32];
 	size_t n;
 
 	for (int i = 0; i < N; i++) {
@@ -509,11 +489,7 @@ TEST_T(reopen_rebuilds_indexes, 60)
 	for (int i = 0; i < 200; i++)
 		OK(spool_lease_next(q, NULL, 0, &n, &info));
 	spool_queue_close(q);
-	before = t_snapshot(db);
-	spool_close(db);
-	db = t_open();
-	after = t_snapshot(db);
-	CHECK_SNAP(before, after);
+	db = t_reopen_same(db);
 	q = t_q(db, "jobs");
 	for (int i = 0; i < N; i++)
 		RC(spool_msg_stat(q, ids[i], &info), i % 5 ? 0 : -ENOENT);
@@ -535,6 +511,4 @@ TEST_T(reopen_rebuilds_indexes, 60)
 	}
 	spool_queue_close(q);
 	spool_close(db);
-	free(before);
-	free(after);
 }
