@@ -8,6 +8,7 @@
  * come and go. Negative lookups are never cached (plain ENOENT replies).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,34 +396,10 @@ struct fs_dirh {
 	struct spool_cursor cur;    /* message dirs */
 	uint64_t ids[DIR_BATCH];
 	size_t nids, idx;
-	struct fs_dirh *prev, *next; /* open dirs, protected by dirs_lock */
+	struct fs_link link;        /* in the set of open dirs */
 };
 
-static pthread_mutex_t dirs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct fs_dirh *dirs;
-
-static void dirs_add(struct fs_dirh *h)
-{
-	pthread_mutex_lock(&dirs_lock);
-	h->next = dirs;
-	if (dirs)
-		dirs->prev = h;
-	dirs = h;
-	pthread_mutex_unlock(&dirs_lock);
-}
-
-static void dirs_remove(struct fs_dirh *h)
-{
-	pthread_mutex_lock(&dirs_lock);
-	if (h->prev)
-		h->prev->next = h->next;
-	else if (dirs == h)
-		dirs = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	h->prev = h->next = NULL;
-	pthread_mutex_unlock(&dirs_lock);
-}
+static struct fs_set dirs = FS_SET_INIT;
 
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -440,9 +417,9 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h->in = in;
 	fi->fh = (uintptr_t)h;
-	dirs_add(h);
+	fs_set_add(&dirs, &h->link);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
-		dirs_remove(h);
+		fs_set_remove(&dirs, &h->link);
 		free(h);
 	}
 }
@@ -463,7 +440,7 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_dirh *h = (struct fs_dirh *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	dirs_remove(h);
+	fs_set_remove(&dirs, &h->link);
 	names_free(h);
 	free(h);
 	fuse_reply_err(req, 0);
@@ -471,10 +448,12 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void fs_dir_free_all(void)
 {
-	while (dirs) {
-		struct fs_dirh *h = dirs;
+	struct fs_link *l;
 
-		dirs_remove(h);
+	while ((l = fs_set_pop(&dirs))) {
+		struct fs_dirh *h = (struct fs_dirh *)((char *)l -
+					offsetof(struct fs_dirh, link));
+
 		names_free(h);
 		free(h);
 	}

@@ -335,13 +335,30 @@ int fs_text_metrics(char **out, size_t *len);
 /* ------------------------------------------------------------- ops.c */
 
 /* What fi->fh points to for every open file (not directories). */
+/*
+ * A set of live handles (open files, open directories), so that unmount can
+ * free those the kernel never released. Members embed a struct fs_link.
+ */
+struct fs_link {
+	struct fs_link *prev, *next;    /* protected by the set's lock */
+};
+struct fs_set {
+	pthread_mutex_t lock;
+	struct fs_link *head;
+};
+#define FS_SET_INIT { PTHREAD_MUTEX_INITIALIZER, NULL }
+void fs_set_add(struct fs_set *s, struct fs_link *l);
+void fs_set_remove(struct fs_set *s, struct fs_link *l);
+/* Takes any one member out of s; NULL when it is empty. */
+struct fs_link *fs_set_pop(struct fs_set *s);
+
 struct fs_file {
 	struct fs_inode *in;
 	struct fs_wbuf *w;          /* opened for writing (not drafts) */
 	struct fs_rfile *r;         /* next, claim, pop */
 	char *snap;                 /* stats, config, .metrics: text at open */
 	size_t snaplen;
-	struct fs_file *prev, *next; /* open files, for unmount */
+	struct fs_link link;        /* in the set of open files */
 };
 
 /* Answers an OPEN or CREATE (e != NULL) with f as the handle; frees f

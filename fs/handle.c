@@ -26,6 +26,46 @@
 /* Largest buffer of a lines or draft file (a message has max_size). */
 #define BIG_MAX (256u << 20)
 
+void fs_set_add(struct fs_set *s, struct fs_link *l)
+{
+	pthread_mutex_lock(&s->lock);
+	l->prev = NULL;
+	l->next = s->head;
+	if (s->head)
+		s->head->prev = l;
+	s->head = l;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void fs_set_remove(struct fs_set *s, struct fs_link *l)
+{
+	pthread_mutex_lock(&s->lock);
+	if (l->prev)
+		l->prev->next = l->next;
+	else if (s->head == l)
+		s->head = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	l->prev = l->next = NULL;
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct fs_link *fs_set_pop(struct fs_set *s)
+{
+	struct fs_link *l;
+
+	pthread_mutex_lock(&s->lock);
+	l = s->head;
+	if (l) {
+		s->head = l->next;
+		if (s->head)
+			s->head->prev = NULL;
+		l->prev = l->next = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return l;
+}
+
 int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off)
 {
 	size_t end = off + len;

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,41 +44,15 @@ pid_t fs_tgid(pid_t tid)
 	return tgid;
 }
 
-static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct fs_file *open_files; /* protected by open_lock */
-
-static void open_add(struct fs_file *f)
-{
-	pthread_mutex_lock(&open_lock);
-	f->prev = NULL;
-	f->next = open_files;
-	if (open_files)
-		open_files->prev = f;
-	open_files = f;
-	pthread_mutex_unlock(&open_lock);
-}
-
-static void open_remove(struct fs_file *f)
-{
-	pthread_mutex_lock(&open_lock);
-	if (f->prev)
-		f->prev->next = f->next;
-	else if (open_files == f)
-		open_files = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	f->prev = f->next = NULL;
-	pthread_mutex_unlock(&open_lock);
-}
+static struct fs_set open_files = FS_SET_INIT;
 
 void fs_file_free_all(void)
 {
-	while (open_files) {
-		struct fs_file *f = open_files;
+	struct fs_link *l;
 
-		open_remove(f);
-		fs_file_free(f);
-	}
+	while ((l = fs_set_pop(&open_files)))
+		fs_file_free((struct fs_file *)((char *)l -
+						offsetof(struct fs_file, link)));
 }
 
 static struct fs_file *file_of(struct fuse_file_info *fi)
@@ -113,11 +88,11 @@ void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->nonseekable = nonseekable(f);
-	open_add(f);
+	fs_set_add(&open_files, &f->link);
 	rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
 	if (rc != -ENOENT)
 		return;
-	open_remove(f);
+	fs_set_remove(&open_files, &f->link);
 	fs_file_free(f);
 	if (e && in && in->dynamic)
 		fs_inode_forget(e->ino, 1);
@@ -358,7 +333,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 	struct fs_file *f = file_of(fi);
 
 	(void)ino;
-	open_remove(f);
+	fs_set_remove(&open_files, &f->link);
 	if (f->w) {
 		fs_wbuf_release(f->w);
 		f->w = NULL;
