@@ -185,6 +185,24 @@ def wait_until(pred, timeout=5.0, interval=0.02):
         time.sleep(interval)
 
 
+def write_errno(path, chunks):
+    """open(O_WRONLY|O_TRUNC), one write() per chunk, close. Returns the
+    errno of the first write() or of close() that failed (either may be
+    where a refusal shows), else None."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    err = None
+    try:
+        for c in chunks:
+            os.write(fd, c)
+    except OSError as e:
+        err = e.errno
+    try:
+        os.close(fd)
+    except OSError as e:
+        err = err or e.errno
+    return err
+
+
 def errno_of(fn, *args, **kw):
     """Runs fn; returns the errno of the OSError it raised, or None."""
     try:

@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from spoolutil import lease, read_file, stats, write_file
+from spoolutil import lease, read_file, stats, write_errno, write_file
 
 MB = 1 << 20
 
@@ -325,17 +325,7 @@ def test_100_mb_write_to_lines_is_all_or_nothing(mount):
     or the write or close fails with a clear errno and none is."""
     q = mount.mkq('jobs')
     line = b'y' * (MB - 1) + b'\n'
-    fd = os.open(q / 'lines', os.O_WRONLY | os.O_TRUNC)
-    err = None
-    try:
-        for _ in range(100):
-            os.write(fd, line)
-    except OSError as e:
-        err = e.errno
-    try:
-        os.close(fd)
-    except OSError as e:
-        err = err or e.errno
+    err = write_errno(q / 'lines', [line] * 100)
     s = stats(q)
     if err is None:
         assert s['visible'] == 100 and s['bytes'] == 100 * (MB - 1), s

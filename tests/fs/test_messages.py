@@ -10,7 +10,7 @@ import pytest
 
 from spoolutil import (MSG_XATTRS, claim, ids, lease, now_ms, push,
                        push_lines, read_file, set_config, stats, wait_until,
-                       xattr)
+                       write_errno, xattr)
 
 
 def ms(ns):
@@ -408,15 +408,5 @@ def test_ctl_bad_command_is_einval(mount, cmd):
     q = mount.mkq('jobs')
     mount.mkq('b')
     push(q, b'x')
-    fd = os.open(q / 'ctl', os.O_WRONLY | os.O_TRUNC)
-    err = None
-    try:
-        os.write(fd, cmd)
-    except OSError as e:
-        err = e.errno
-    try:
-        os.close(fd)
-    except OSError as e:
-        err = err or e.errno
-    assert err == errno.EINVAL
+    assert write_errno(q / 'ctl', [cmd]) == errno.EINVAL
     assert stats(q)['visible'] == 1

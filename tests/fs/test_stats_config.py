@@ -6,7 +6,8 @@ import time
 import pytest
 
 from spoolutil import (CONFIG_KEYS, STATS_KEYS, claim, ids, lease, pop, push,
-                       read_file, set_config, stats, wait_until, xattr)
+                       read_file, set_config, stats, wait_until, write_errno,
+                       xattr)
 
 
 def test_stats_of_a_new_queue(mount):
@@ -148,17 +149,7 @@ def test_config_write_changes_only_given_keys(mount):
 def config_write_errno(q, text):
     """Writes text to config in one write(); returns the errno of write()
     or close(), whichever failed (either is allowed), else None."""
-    fd = os.open(q / 'config', os.O_WRONLY | os.O_TRUNC)
-    err = None
-    try:
-        os.write(fd, text)
-    except OSError as e:
-        err = e.errno
-    try:
-        os.close(fd)
-    except OSError as e:
-        err = err or e.errno
-    return err
+    return write_errno(q / 'config', [text])
 
 
 @pytest.mark.parametrize('text', [
