@@ -67,6 +67,60 @@ TEST(corrupt_read_eio_others_served)
 	spool_close(db);
 }
 
+/* A body record of the given name, attribute (name an, value av) and body,
+ * in the stored layout (keys.c); the seam seals it. */
+static size_t body_rec(char *out, const char *n, const char *an, size_t anl,
+		       const char *av, const char *body)
+{
+	size_t nl = strlen(n), vl = strlen(av), bl = strlen(body);
+	size_t al = 2 + anl + 4 + vl;
+	char *p = out + 9;
+
+	*p++ = (char)nl; *p++ = 0;
+	*p++ = (char)al; *p++ = 0; *p++ = 0; *p++ = 0;
+	memcpy(p, n, nl); p += nl;
+	*p++ = (char)anl; *p++ = 0;
+	memcpy(p, an, anl); p += anl;
+	*p++ = (char)vl; *p++ = 0; *p++ = 0; *p++ = 0;
+	memcpy(p, av, vl); p += vl;
+	memcpy(p, body, bl); p += bl;
+	return (size_t)(p - out);
+}
+
+/* Attribute names are C strings that setxattr never leaves empty: a stored
+ * one with a NUL in it, or an empty one, is a broken record (EIO), not a
+ * name listxattr would list and getxattr could not find. */
+TEST(put_body_hostile_attribute_names)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	char rec[128], buf[64], name[SPOOL_MSG_NAME_MAX + 1];
+	uint64_t id = t_push(q, "x");
+	size_t len;
+
+	len = body_rec(rec, "nm", "user.k", 6, "val", "body");
+	OK(spool_test_put_body(db, id, rec, len, 1));
+	RC(spool_msg_listattr(q, id, buf, sizeof buf), 7);
+	CHECK_STR(buf, "user.k");
+	RC(spool_msg_getattr(q, id, "user.k", buf, sizeof buf), 3);
+	RC(spool_msg_name(q, id, name), 0);
+	CHECK_STR(name, "nm");
+
+	len = body_rec(rec, "", "user.a\0b", 8, "v", "body");
+	OK(spool_test_put_body(db, id, rec, len, 1));
+	RC(spool_msg_listattr(q, id, buf, sizeof buf), -EIO);
+	RC(spool_msg_getattr(q, id, "user.a", buf, sizeof buf), -EIO);
+	RC(spool_msg_read(q, id, 0, buf, sizeof buf), 4);
+
+	len = body_rec(rec, "", "", 0, "v", "body");
+	OK(spool_test_put_body(db, id, rec, len, 1));
+	RC(spool_msg_listattr(q, id, NULL, 0), -EIO);
+
+	RC(spool_test_put_body(db, id + 1000, rec, len, 1), -ENOENT);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
 TEST(corrupt_skipped_by_lease_and_pop)
 {
 	spool_db *db = t_open();

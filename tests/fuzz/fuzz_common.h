@@ -28,7 +28,7 @@
 		}                                                            \
 	} while (0)
 
-static char fuzz_dir[64];
+static char fuzz_dir[256];
 
 static void fuzz_log(void *arg, enum spool_log_level level, const char *line)
 {
@@ -55,10 +55,15 @@ static __attribute__((unused)) spool_db *fuzz_open_store(void)
 {
 	struct spool_options o;
 	spool_db *db;
-	char store[96];
+	char store[sizeof fuzz_dir];
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 
-	snprintf(fuzz_dir, sizeof fuzz_dir, "%s/spool-fuzz-XXXXXX",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	/* mkdtemp() fills in the trailing X's of the template. */
+	if ((size_t)snprintf(fuzz_dir, sizeof fuzz_dir, "%s/spool-fuzz-XXXXXX",
+			     tmp) >= sizeof fuzz_dir - sizeof "/store") {
+		fprintf(stderr, "fuzz: TMPDIR too long: %s\n", tmp);
+		abort();
+	}
 	if (!mkdtemp(fuzz_dir)) {
 		perror("mkdtemp");
 		abort();
