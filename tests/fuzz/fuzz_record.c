@@ -19,7 +19,7 @@
 
 #include <xxhash.h>
 
-#include "engine_i.h"
+#include "rocks.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -26,7 +26,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
 #define ID_MAX 64
 #define MAX_JOBS 1024

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "spool.h"
+#include "cli.h"
 
 /* ENOENT and EAGAIN mean "not there" or "empty"; EINVAL means the daemon
  * refused what the user asked for (a bad name or setting), a usage error. */

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
 int spool_read_fd(int fd, char **out, size_t *len)
 {

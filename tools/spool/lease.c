@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
 #define ID_MAX 64
 /* How often a bounded wait looks at *stop and retries a read: POLLIN is

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "spool.h"
+#include "cli.h"
 
 static const struct spool_cmd commands[] = {
 	{ "push", spool_cmd_push, 1, spool_help_push },

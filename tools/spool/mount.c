@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "spool.h"
+#include "cli.h"
 
 char *spool_mount;
 

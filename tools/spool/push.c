@@ -14,7 +14,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
 #define MAX_ATTRS 64
 

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
 const char spool_help_ls[] =
 	"usage: spool ls [-l]\n\n"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spool.h"
+#include "cli.h"
 
 const char spool_help_stats[] =
 	"usage: spool stats [QUEUE...] [--json]\n\n"

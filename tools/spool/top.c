@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
 #define HISTORY 60	/* samples kept: one a second, the last minute */
 #define MAX_QUEUES 512

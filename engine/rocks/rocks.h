@@ -16,8 +16,8 @@
  * a busy message), then writes, then applies or undoes under the lock.
  * Lock order: db->qlock before q->lock; never two queue locks at once.
  */
-#ifndef ENGINE_I_H
-#define ENGINE_I_H
+#ifndef ROCKS_H
+#define ROCKS_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -337,4 +337,4 @@ void timer_kick(spool_db *db, int64_t due_ms);
 int64_t queue_run_timers(spool_queue *q, int64_t now);
 void queue_wake(spool_queue *q);
 
-#endif /* ENGINE_I_H */
+#endif /* ROCKS_H */

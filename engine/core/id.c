@@ -11,8 +11,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "engine_i.h"
-#include "store.h"
+#include "rocks.h"
+#include "kv.h"
 
 #define ID_COUNTER_BITS 21
 /* How far ahead a reservation reaches: 1024 ms worth of ids. */

@@ -18,8 +18,8 @@
 #include <pthread.h>
 #include <rocksdb/c.h>
 
-#include "engine_i.h"
-#include "store.h"
+#include "rocks.h"
+#include "kv.h"
 
 struct store {
 	rocksdb_t *db;

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_i.h"
-#include "store.h"
+#include "rocks.h"
+#include "kv.h"
 
 /* Expired dedup keys dropped per push, at most: keeps pushes short. */
 #define DEDUP_SWEEP 64

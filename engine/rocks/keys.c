@@ -37,7 +37,7 @@
 
 #include <xxhash.h>
 
-#include "engine_i.h"
+#include "rocks.h"
 
 #define BODY_MAGIC 0xB1
 #define BODY_HDR (1 + 8 + 2 + 4)

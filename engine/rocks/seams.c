@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_i.h"
+#include "rocks.h"
 #include "spool_test.h"
-#include "store.h"
+#include "kv.h"
 
 void spool_test_fail_writes(spool_db *db, int err)
 {

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_i.h"
-#include "store.h"
+#include "rocks.h"
+#include "kv.h"
 
 /* Messages counted against max_depth: all held, and pushes in flight. */
 uint64_t queue_depth(const spool_queue *q)

@@ -10,8 +10,8 @@
  *   CF_BODY  one record per message: checksum, name, attributes, body.
  * keys.c holds the layout of each key and value.
  */
-#ifndef STORE_H
-#define STORE_H
+#ifndef KV_H
+#define KV_H
 
 #include <stddef.h>
 
@@ -75,4 +75,4 @@ int store_scan(struct store *st, enum store_cf cf, const char *prefix,
 /* Test seam: make every write fail with err (0 = stop). */
 void store_fail_writes(struct store *st, int err);
 
-#endif /* STORE_H */
+#endif /* KV_H */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_i.h"
+#include "rocks.h"
 
 /* Upper bounds, so that a typo cannot ask for a lease of a thousand years
  * or a body larger than the daemon could buffer. */

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine_i.h"
-#include "store.h"
+#include "rocks.h"
+#include "kv.h"
 
 #define FORMAT_VERSION "1"
 #define QREC_VERSION 1

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "engine_i.h"
-#include "store.h"
+#include "rocks.h"
+#include "kv.h"
 
 /* How many timers one batch applies: bounds a batch's size and the time
  * the queue lock is held. */
