@@ -136,6 +136,7 @@ struct fs_queue {
 
 struct fs_ctx {
 	spool_db *db;
+	int udata;                  /* our slot of the queues' user pointers */
 	struct fuse_session *se;
 	pthread_mutex_t lock;       /* inode table, queue list, drafts */
 	struct fs_inode **table;

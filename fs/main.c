@@ -185,6 +185,8 @@ static int store_open(const char *dir, int sync_none, int debug)
 	 * now but left in the heap: give it back to the system, so that what
 	 * the daemon holds is what the queues need (docs/performance.md). */
 	malloc_trim(0);
+	if (rc == 0)
+		fs.udata = spool_udata_slot(fs.db); /* the first: cannot fail */
 	if (rc < 0)
 		fprintf(stderr, "spoolfs: cannot open the store %s: %s\n", dir,
 			open_failure(rc));

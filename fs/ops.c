@@ -521,8 +521,14 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 		.f_namemax = 255,
 	};
 
+	ssize_t nq = spool_queue_count(fs.db);
+
 	(void)ino;
-	st.f_files = spool_queue_count(fs.db);
+	if (nq < 0) {
+		fuse_reply_err(req, (int)-nq);
+		return;
+	}
+	st.f_files = (fsfilcnt_t)nq;
 	fuse_reply_statfs(req, &st);
 }
 

@@ -1,22 +1,18 @@
 /*
- * id.c - message ids: 43 bits of push time in ms, 21 bits of counter.
+ * id.c - message ids: 43 bits of push time in ms, 21 bits of counter, and
+ * their text form.
  *
  * An id is max(last + 1, now << 21), so ids increase in push order even
- * when the clock stalls or steps back. They are never reused, also across
- * restarts: the store keeps a reservation ("all ids below R may be in use"),
- * written in the same batch as the push that first passes it, a second of
- * ids ahead; at open the engine starts above both R and the largest id it
- * finds (see queue.c).
+ * when the clock stalls or steps back. Each store keeps them from being
+ * reused across restarts its own way (the RocksDB store: a reservation
+ * record, rocks/ids.c).
  */
 #include <errno.h>
 #include <string.h>
 
-#include "rocks.h"
-#include "kv.h"
+#include "core.h"
 
 #define ID_COUNTER_BITS 21
-/* How far ahead a reservation reaches: 1024 ms worth of ids. */
-#define ID_RESERVE_STEP (1024ull << ID_COUNTER_BITS)
 
 static const char digits[] =
 	"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -60,34 +56,9 @@ int spool_id_parse(const char *text, size_t len, uint64_t *id)
 	return 0;
 }
 
-uint64_t id_alloc(spool_db *db, size_t n, struct store_batch *b)
+uint64_t id_next(uint64_t last, int64_t now)
 {
-	int64_t now = spool_now(db);
-	uint64_t first, floor = now > 0 ? (uint64_t)now << ID_COUNTER_BITS : 0;
+	uint64_t floor = now > 0 ? (uint64_t)now << ID_COUNTER_BITS : 0;
 
-	pthread_mutex_lock(&db->idlock);
-	first = db->last_id + 1;
-	if (floor > first)
-		first = floor;
-	db->last_id = first + n - 1;
-	if (db->last_id >= db->reserved_id) {
-		char k[1] = { 'I' };
-		char v[8];
-		uint64_t r = db->last_id + ID_RESERVE_STEP;
-
-		for (int i = 0; i < 8; i++)
-			v[i] = (char)(r >> (56 - 8 * i));
-		store_batch_put(b, CF_META, k, 1, v, 8);
-		db->reserved_id = r;
-	}
-	pthread_mutex_unlock(&db->idlock);
-	return first;
-}
-
-/* A batch holding a reservation failed: write one again with the next. */
-void id_write_failed(spool_db *db)
-{
-	pthread_mutex_lock(&db->idlock);
-	db->reserved_id = 0;
-	pthread_mutex_unlock(&db->idlock);
+	return floor > last + 1 ? floor : last + 1;
 }

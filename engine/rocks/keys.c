@@ -35,54 +35,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <xxhash.h>
-
 #include "rocks.h"
-
-#define BODY_MAGIC 0xB1
-#define BODY_HDR (1 + 8 + 2 + 4)
-
-static void put_be64(char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (char)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | (unsigned char)p[i];
-	return v;
-}
-
-static char *put_le(char *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (char)(v >> (8 * i));
-	return p + n;
-}
-
-static uint64_t get_le(const char **pp, int n)
-{
-	const unsigned char *p = (const unsigned char *)*pp;
-	uint64_t v = 0;
-
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	*pp += n;
-	return v;
-}
+#include "kv.h"
 
 void key_id(uint64_t id, char out[ID_KEY_LEN])
 {
-	put_be64(out, id);
+	core_put_be64(out, id);
 }
 
 uint64_t key_id_decode(const char *k)
 {
-	return get_be64(k);
+	return core_get_be64(k);
 }
 
 void key_queue(char tag, uint32_t qid, char out[QKEY_LEN])
@@ -96,14 +59,14 @@ void idx_encode(const struct idx_rec *r, char out[IDX_REC_LEN])
 {
 	char *p = out;
 
-	p = put_le(p, r->qid, 4);
-	p = put_le(p, r->state, 1);
-	p = put_le(p, (uint32_t)r->priority, 4);
-	p = put_le(p, r->receives, 4);
-	p = put_le(p, r->size, 8);
-	p = put_le(p, (uint64_t)r->sent_ms, 8);
-	p = put_le(p, (uint64_t)r->due_ms, 8);
-	put_le(p, (uint64_t)r->first_recv_ms, 8);
+	p = core_put_le(p, r->qid, 4);
+	p = core_put_le(p, r->state, 1);
+	p = core_put_le(p, (uint32_t)r->priority, 4);
+	p = core_put_le(p, r->receives, 4);
+	p = core_put_le(p, r->size, 8);
+	p = core_put_le(p, (uint64_t)r->sent_ms, 8);
+	p = core_put_le(p, (uint64_t)r->due_ms, 8);
+	core_put_le(p, (uint64_t)r->first_recv_ms, 8);
 }
 
 int idx_decode(const char *v, size_t len, struct idx_rec *r)
@@ -112,14 +75,14 @@ int idx_decode(const char *v, size_t len, struct idx_rec *r)
 
 	if (len != IDX_REC_LEN)
 		return -EIO;
-	r->qid = (uint32_t)get_le(&p, 4);
-	r->state = (uint8_t)get_le(&p, 1);
-	r->priority = (int32_t)(uint32_t)get_le(&p, 4);
-	r->receives = (uint32_t)get_le(&p, 4);
-	r->size = get_le(&p, 8);
-	r->sent_ms = (int64_t)get_le(&p, 8);
-	r->due_ms = (int64_t)get_le(&p, 8);
-	r->first_recv_ms = (int64_t)get_le(&p, 8);
+	r->qid = (uint32_t)core_get_le(&p, 4);
+	r->state = (uint8_t)core_get_le(&p, 1);
+	r->priority = (int32_t)(uint32_t)core_get_le(&p, 4);
+	r->receives = (uint32_t)core_get_le(&p, 4);
+	r->size = core_get_le(&p, 8);
+	r->sent_ms = (int64_t)core_get_le(&p, 8);
+	r->due_ms = (int64_t)core_get_le(&p, 8);
+	r->first_recv_ms = (int64_t)core_get_le(&p, 8);
 	switch (r->state) {
 	case SPOOL_VISIBLE: case SPOOL_DELAYED: case SPOOL_LEASED:
 	case SPOOL_CORRUPT:
@@ -140,89 +103,6 @@ void idx_from_msg(const struct msg *m, uint32_t qid, struct idx_rec *r)
 	r->first_recv_ms = m->first_recv_ms;
 }
 
-static size_t attrs_len(const struct spool_push *p)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < p->nattrs; i++)
-		n += 2 + strlen(p->attrs[i].name) + 4 + p->attrs[i].len;
-	return n;
-}
-
-char *body_encode(const struct spool_push *p, size_t *len)
-{
-	size_t nlen = p->name ? strlen(p->name) : 0;
-	size_t alen = attrs_len(p);
-	size_t total = BODY_HDR + nlen + alen + p->len;
-	char *v = malloc(total), *q;
-
-	if (!v)
-		return NULL;
-	q = put_le(v + 9, nlen, 2);
-	q = put_le(q, alen, 4);
-	if (nlen)
-		memcpy(q, p->name, nlen);
-	q += nlen;
-	for (size_t i = 0; i < p->nattrs; i++) {
-		size_t an = strlen(p->attrs[i].name);
-
-		q = put_le(q, an, 2);
-		memcpy(q, p->attrs[i].name, an);
-		q = put_le(q + an, p->attrs[i].len, 4);
-		memcpy(q, p->attrs[i].value, p->attrs[i].len);
-		q += p->attrs[i].len;
-	}
-	if (p->len)
-		memcpy(q, p->body, p->len);
-	v[0] = (char)BODY_MAGIC;
-	put_le(v + 1, XXH3_64bits(v + 9, total - 9), 8);
-	*len = total;
-	return v;
-}
-
-int body_decode(const char *v, size_t len, struct body_view *out)
-{
-	const char *p = v + 1;
-	uint64_t sum;
-
-	if (len < BODY_HDR || (unsigned char)v[0] != BODY_MAGIC)
-		return -EIO;
-	sum = get_le(&p, 8);
-	if (sum != XXH3_64bits(v + 9, len - 9))
-		return -EIO;
-	out->name_len = get_le(&p, 2);
-	out->attrs_len = get_le(&p, 4);
-	if (out->name_len + out->attrs_len > len - BODY_HDR)
-		return -EIO;
-	out->name = p;
-	out->attrs = p + out->name_len;
-	out->body = out->attrs + out->attrs_len;
-	out->body_len = len - BODY_HDR - out->name_len - out->attrs_len;
-	return 0;
-}
-
-void body_seal(char *rec, size_t len)
-{
-	if (len < 9)
-		return;
-	rec[0] = (char)BODY_MAGIC;
-	put_le(rec + 1, XXH3_64bits(rec + 9, len - 9), 8);
-}
-
-void dedup_key(int mode, const struct spool_push *p,
-	       uint8_t out[DEDUP_KEY_LEN])
-{
-	XXH128_hash_t h;
-
-	if (mode == 1)
-		h = XXH3_128bits_withSeed(p->name ? p->name : "",
-					  p->name ? strlen(p->name) : 0, 1);
-	else
-		h = XXH3_128bits_withSeed(p->body, p->len, 2);
-	put_be64((char *)out, h.high64);
-	put_be64((char *)out + 8, h.low64);
-}
-
 void key_dedup(uint32_t qid, const uint8_t *key, char out[DKEY_LEN])
 {
 	key_queue('D', qid, out);
@@ -232,7 +112,7 @@ void key_dedup(uint32_t qid, const uint8_t *key, char out[DKEY_LEN])
 void counters_encode(const uint64_t c[CNT_N], char out[CNT_N * 8])
 {
 	for (int i = 0; i < CNT_N; i++)
-		put_le(out + 8 * i, c[i], 8);
+		core_put_le(out + 8 * i, c[i], 8);
 }
 
 void counters_decode(const char *v, size_t len, uint64_t c[CNT_N])
@@ -240,6 +120,88 @@ void counters_decode(const char *v, size_t len, uint64_t c[CNT_N])
 	for (int i = 0; i < CNT_N; i++) {
 		const char *p = v + 8 * i;
 
-		c[i] = (size_t)(8 * i + 8) <= len ? get_le(&p, 8) : 0;
+		c[i] = (size_t)(8 * i + 8) <= len ? core_get_le(&p, 8) : 0;
 	}
+}
+
+uint32_t key_qid_decode(const char *k)
+{
+	return (uint32_t)(unsigned char)k[1] << 24 |
+	       (uint32_t)(unsigned char)k[2] << 16 |
+	       (uint32_t)(unsigned char)k[3] << 8 | (unsigned char)k[4];
+}
+
+/* ------------------------------------------- records into a batch */
+
+void batch_put_idx(struct store_batch *b, const struct msg *m, uint32_t qid)
+{
+	char key[ID_KEY_LEN], val[IDX_REC_LEN];
+	struct idx_rec r;
+
+	idx_from_msg(m, qid, &r);
+	key_id(m->id, key);
+	idx_encode(&r, val);
+	store_batch_put(b, CF_IDX, key, ID_KEY_LEN, val, IDX_REC_LEN);
+}
+
+void batch_put_body(struct store_batch *b, uint64_t id, const char *rec,
+		    size_t len)
+{
+	char key[ID_KEY_LEN];
+
+	key_id(id, key);
+	store_batch_put(b, CF_BODY, key, ID_KEY_LEN, rec, len);
+}
+
+void batch_del_msg(struct store_batch *b, uint64_t id)
+{
+	char key[ID_KEY_LEN];
+
+	key_id(id, key);
+	store_batch_delete(b, CF_IDX, key, ID_KEY_LEN);
+	store_batch_delete(b, CF_BODY, key, ID_KEY_LEN);
+}
+
+void batch_merge_counters(struct store_batch *b, uint32_t qid,
+			  const uint64_t delta[CNT_N])
+{
+	char key[QKEY_LEN], v[CNT_N * 8];
+
+	key_queue('C', qid, key);
+	counters_encode(delta, v);
+	store_batch_merge(b, CF_META, key, QKEY_LEN, v, sizeof(v));
+}
+
+void batch_put_dedup(struct store_batch *b, uint32_t qid, const uint8_t *key,
+		     int64_t expiry)
+{
+	char k[DKEY_LEN], v[8];
+
+	core_put_le(v, (uint64_t)expiry, 8);
+	key_dedup(qid, key, k);
+	store_batch_put(b, CF_META, k, DKEY_LEN, v, sizeof(v));
+}
+
+void batch_del_dedup(struct store_batch *b, uint32_t qid, const uint8_t *key)
+{
+	char k[DKEY_LEN];
+
+	key_dedup(qid, key, k);
+	store_batch_delete(b, CF_META, k, DKEY_LEN);
+}
+
+void batch_put_reservation(struct store_batch *b, uint64_t r)
+{
+	char v[8];
+
+	core_put_be64(v, r);
+	store_batch_put(b, CF_META, "I", 1, v, 8);
+}
+
+int body_load(struct store *st, uint64_t id, char **rec, size_t *len)
+{
+	char key[ID_KEY_LEN];
+
+	key_id(id, key);
+	return store_get(st, CF_BODY, key, ID_KEY_LEN, rec, len);
 }

@@ -1,9 +1,9 @@
 /*
- * msg.c - what happens to messages: push, lease, ack, release, extend,
- * delete, move, pop, purge, reads of bodies and attributes, listings and
- * stats.
+ * msg.c - what happens to messages in the RocksDB store: lease, ack,
+ * release, extend, delete, move, pop, purge, reads of body records,
+ * listings and stats (pushes are in push.c; the rules are the core's).
  *
- * Every change follows one pattern (see engine_i.h): under q->lock take the
+ * Every change follows one pattern (see rocks.h): under q->lock take the
  * message out of its tree and heap and mark it busy; write one batch with
  * no lock held; under q->lock again apply the change, or put the message
  * back as it was if the write failed. A busy message belongs to the one
@@ -17,49 +17,13 @@
 #include "rocks.h"
 #include "kv.h"
 
-/* Messages counted against max_depth: all held, and pushes in flight. */
-uint64_t queue_depth(const spool_queue *q)
-{
-	return q->hcount + q->pending;
-}
-
-void queue_counters_merge(struct store_batch *b, uint32_t qid,
-			  const uint64_t delta[CNT_N])
-{
-	char key[QKEY_LEN], v[CNT_N * 8];
-
-	key_queue('C', qid, key);
-	counters_encode(delta, v);
-	store_batch_merge(b, CF_META, key, QKEY_LEN, v, sizeof(v));
-}
-
 /* Adds n to counter c, in the batch and (once it is written) in memory. */
-void msg_count(struct store_batch *b, spool_queue *q, int c, uint64_t n)
+void msg_count(struct store_batch *b, struct rocks_queue *q, int c, uint64_t n)
 {
 	uint64_t delta[CNT_N] = { 0 };
 
 	delta[c] = n;
-	queue_counters_merge(b, q->qid, delta);
-}
-
-void msg_put_idx(struct store_batch *b, const struct msg *m, uint32_t qid)
-{
-	char key[ID_KEY_LEN], val[IDX_REC_LEN];
-	struct idx_rec r;
-
-	idx_from_msg(m, qid, &r);
-	key_id(m->id, key);
-	idx_encode(&r, val);
-	store_batch_put(b, CF_IDX, key, ID_KEY_LEN, val, IDX_REC_LEN);
-}
-
-static void delete_msg(struct store_batch *b, uint64_t id)
-{
-	char key[ID_KEY_LEN];
-
-	key_id(id, key);
-	store_batch_delete(b, CF_IDX, key, ID_KEY_LEN);
-	store_batch_delete(b, CF_BODY, key, ID_KEY_LEN);
+	batch_merge_counters(b, q->qid, delta);
 }
 
 static void fill_info(const struct node *m, struct spool_msg_info *info)
@@ -69,19 +33,12 @@ static void fill_info(const struct node *m, struct spool_msg_info *info)
 	if (!info)
 		return;
 	node_get(m, &v);
-	info->id = v.id;
-	info->state = v.state;
-	info->priority = v.priority;
-	info->receives = v.receives;
-	info->size = v.size;
-	info->sent_ms = v.sent_ms;
-	info->due_ms = v.due_ms;
-	info->first_received_ms = v.first_recv_ms;
+	msg_info(&v, info);
 }
 
 /* Takes message id out of its place if its state is in states; q->lock
  * held. NULL if there is no such message, or it is busy. */
-static struct node *grab(spool_queue *q, uint64_t id, unsigned states)
+static struct node *grab(struct rocks_queue *q, uint64_t id, unsigned states)
 {
 	struct node *m = q->alive ? queue_hash_find(q, id) : NULL;
 
@@ -94,7 +51,7 @@ static struct node *grab(spool_queue *q, uint64_t id, unsigned states)
 
 /* Ends a busy period: m takes the fields of next (if not NULL) and goes
  * back in the place of its state; q->lock held. */
-static void settle(spool_queue *q, struct node *m, const struct msg *next)
+static void settle(struct rocks_queue *q, struct node *m, const struct msg *next)
 {
 	if (next) {
 		queue_set_state(q, m, next->state);
@@ -105,22 +62,22 @@ static void settle(spool_queue *q, struct node *m, const struct msg *next)
 }
 
 /* Forgets m for good (deleted, or moved away); q->lock held. */
-static void drop(spool_queue *q, struct node *m)
+static void drop(struct rocks_queue *q, struct node *m)
 {
 	queue_hash_remove(q, m);
 	q->bytes -= m->size;
 }
 
-static struct store_batch *batch(spool_queue *q)
+static struct store_batch *batch(struct rocks_queue *q)
 {
 	return store_batch_new(q->db->st);
 }
 
 /* After a change that made next visible or set a timer. */
-static void after_change(spool_queue *q, const struct msg *next)
+static void after_change(struct rocks_queue *q, const struct msg *next)
 {
 	if (next->state == SPOOL_VISIBLE)
-		queue_wake(q);
+		store_wake(&q->pub);
 	else if (next->state == SPOOL_DELAYED || next->state == SPOOL_LEASED)
 		timer_kick(q->db, next->due_ms);
 }
@@ -130,9 +87,9 @@ static void after_change(spool_queue *q, const struct msg *next)
  * change() sets on a copy, as one batch (with the counter c bumped when
  * c >= 0). The generic state change behind lease, release, extend, corrupt.
  */
-typedef int (*change_fn)(spool_queue *q, struct msg *next, void *arg);
+typedef int (*change_fn)(struct rocks_queue *q, struct msg *next, void *arg);
 
-static int update(spool_queue *q, uint64_t id, unsigned states, int durable,
+static int update(struct rocks_queue *q, uint64_t id, unsigned states, int durable,
 		  change_fn change, void *arg, int c,
 		  struct spool_msg_info *info)
 {
@@ -158,7 +115,7 @@ static int update(spool_queue *q, uint64_t id, unsigned states, int durable,
 	pthread_mutex_unlock(&q->lock);
 	if (!m)
 		goto out;
-	msg_put_idx(b, &next, q->qid);
+	batch_put_idx(b, &next, q->qid);
 	if (c >= 0)
 		msg_count(b, q, c, 1);
 	rc = store_write(q->db->st, b, durable);
@@ -178,14 +135,12 @@ out:
 /* ------------------------------------------------------------- bodies */
 
 /* Reads and verifies the body record of id into a malloc'd *rec. */
-static int load_record(spool_queue *q, uint64_t id, char **rec, size_t *len,
-		       struct body_view *bv)
+static int load_record(struct rocks_queue *q, uint64_t id, char **rec,
+		       size_t *len, struct body_view *bv)
 {
-	char key[ID_KEY_LEN];
 	int rc;
 
-	key_id(id, key);
-	rc = store_get(q->db->st, CF_BODY, key, ID_KEY_LEN, rec, len);
+	rc = body_load(q->db->st, id, rec, len);
 	if (rc)
 		return rc;
 	rc = body_decode(*rec, *len, bv);
@@ -196,38 +151,35 @@ static int load_record(spool_queue *q, uint64_t id, char **rec, size_t *len,
 	return rc;
 }
 
-static void log_corrupt(spool_queue *q, uint64_t id)
-{
-	char text[SPOOL_ID_LEN + 1];
-
-	spool_id_format(id, text);
-	db_log(q->db, SPOOL_LOG_ERR,
-	       "queue %s: message %s failed its checksum; set aside as corrupt",
-	       q->name, text);
-}
-
-static int to_corrupt(spool_queue *q, struct msg *next, void *arg)
+static int to_corrupt(struct rocks_queue *q, struct msg *next, void *arg)
 {
 	(void)q, (void)arg;
 	next->state = SPOOL_CORRUPT;
 	return 0;
 }
 
-int msg_set_corrupt(spool_queue *q, uint64_t id)
+int msg_set_corrupt(struct rocks_queue *q, uint64_t id)
 {
 	int rc = update(q, id, SPOOL_VISIBLE | SPOOL_DELAYED | SPOOL_LEASED, 1,
 			to_corrupt, NULL, -1, NULL);
 
 	if (!rc)
-		log_corrupt(q, id);
+		core_log_corrupt(&q->pub, id);
 	return rc;
 }
 
-/* Loads a message's record for reading: -ENOENT unknown, -EIO corrupt
- * (and set aside the first time). */
-static int read_record(spool_queue *q, uint64_t id, char **rec, size_t *len,
-		       struct body_view *bv)
+int rocks_msg_set_corrupt(spool_queue *pq, uint64_t id)
 {
+	return msg_set_corrupt(RQ(pq), id);
+}
+
+/* The body record of a message, for api.c to read: -ENOENT unknown, -EIO
+ * corrupt (a record that cannot be read is set aside here; one that fails
+ * its checksum, by api.c through msg_set_corrupt). */
+int rocks_msg_record(spool_queue *pq, uint64_t id, char **rec,
+			    size_t *len)
+{
+	struct rocks_queue *q = RQ(pq);
 	struct node *m;
 	int rc = 0;
 
@@ -240,164 +192,16 @@ static int read_record(spool_queue *q, uint64_t id, char **rec, size_t *len,
 	pthread_mutex_unlock(&q->lock);
 	if (rc)
 		return rc;
-	rc = load_record(q, id, rec, len, bv);
+	rc = body_load(q->db->st, id, rec, len);
 	if (rc == -EIO)
 		msg_set_corrupt(q, id);
 	return rc;
 }
 
-ssize_t spool_msg_read(spool_queue *q, uint64_t id, uint64_t off, void *buf,
-		       size_t len)
+int rocks_msg_stat(spool_queue *pq, uint64_t id,
+			  struct spool_msg_info *out)
 {
-	struct body_view bv;
-	size_t reclen, n = 0;
-	char *rec;
-	int rc = read_record(q, id, &rec, &reclen, &bv);
-
-	if (rc)
-		return rc;
-	if (off < bv.body_len) {
-		n = bv.body_len - off < len ? bv.body_len - off : len;
-		memcpy(buf, bv.body + off, n);
-	}
-	free(rec);
-	return (ssize_t)n;
-}
-
-int spool_msg_name(spool_queue *q, uint64_t id,
-		   char buf[SPOOL_MSG_NAME_MAX + 1])
-{
-	struct body_view bv;
-	size_t reclen, n;
-	char *rec;
-	int rc = read_record(q, id, &rec, &reclen, &bv);
-
-	if (rc)
-		return rc;
-	n = bv.name_len > SPOOL_MSG_NAME_MAX ? SPOOL_MSG_NAME_MAX : bv.name_len;
-	memcpy(buf, bv.name, n);
-	buf[n] = '\0';
-	free(rec);
-	return 0;
-}
-
-/* Walks packed attributes: calls fn(name, nlen, value, vlen) for each;
- * stops when it returns non-zero. -EIO if the packing is broken. */
-typedef int (*attr_fn)(void *arg, const char *name, size_t nlen,
-		       const char *val, size_t vlen);
-
-static int attrs_walk(const struct body_view *bv, attr_fn fn, void *arg)
-{
-	const unsigned char *p = (const unsigned char *)bv->attrs;
-	const unsigned char *end = p + bv->attrs_len;
-
-	while (p < end) {
-		size_t nlen, vlen;
-		int rc;
-
-		if (end - p < 2)
-			return -EIO;
-		nlen = p[0] | (size_t)p[1] << 8;
-		if ((size_t)(end - p) < 2 + nlen + 4)
-			return -EIO;
-		/* Names are C strings, never empty (setxattr): anything else
-		 * would be listed under a name that getattr cannot find. */
-		if (nlen == 0 || memchr(p + 2, 0, nlen))
-			return -EIO;
-		p += 2 + nlen;
-		vlen = p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
-		       (size_t)p[3] << 24;
-		if ((size_t)(end - p) < 4 + vlen)
-			return -EIO;
-		rc = fn(arg, (const char *)p - nlen, nlen, (const char *)p + 4,
-			vlen);
-		if (rc)
-			return rc;
-		p += 4 + vlen;
-	}
-	return 0;
-}
-
-struct attr_get {
-	const char *name;
-	void *buf;
-	size_t len;
-	ssize_t result;
-};
-
-static int attr_get_one(void *arg, const char *name, size_t nlen,
-			const char *val, size_t vlen)
-{
-	struct attr_get *g = arg;
-
-	if (strlen(g->name) != nlen || memcmp(g->name, name, nlen) != 0)
-		return 0;
-	if (g->len && g->len < vlen)
-		g->result = -ERANGE;
-	else {
-		if (g->len)
-			memcpy(g->buf, val, vlen);
-		g->result = (ssize_t)vlen;
-	}
-	return 1;
-}
-
-ssize_t spool_msg_getattr(spool_queue *q, uint64_t id, const char *name,
-			  void *buf, size_t len)
-{
-	struct attr_get g = { name, buf, len, -ENODATA };
-	struct body_view bv;
-	size_t reclen;
-	char *rec;
-	int rc = read_record(q, id, &rec, &reclen, &bv);
-
-	if (rc)
-		return rc;
-	rc = attrs_walk(&bv, attr_get_one, &g);
-	free(rec);
-	return rc < 0 ? rc : g.result;
-}
-
-struct attr_list {
-	char *buf;
-	size_t len, used;
-};
-
-static int attr_list_one(void *arg, const char *name, size_t nlen,
-			 const char *val, size_t vlen)
-{
-	struct attr_list *l = arg;
-
-	(void)val, (void)vlen;
-	if (l->len && l->used + nlen + 1 <= l->len) {
-		memcpy(l->buf + l->used, name, nlen);
-		l->buf[l->used + nlen] = '\0';
-	}
-	l->used += nlen + 1;
-	return 0;
-}
-
-ssize_t spool_msg_listattr(spool_queue *q, uint64_t id, char *buf, size_t len)
-{
-	struct attr_list l = { buf, len, 0 };
-	struct body_view bv;
-	size_t reclen;
-	char *rec;
-	int rc = read_record(q, id, &rec, &reclen, &bv);
-
-	if (rc)
-		return rc;
-	rc = attrs_walk(&bv, attr_list_one, &l);
-	free(rec);
-	if (rc < 0)
-		return rc;
-	if (len && l.used > len)
-		return -ERANGE;
-	return (ssize_t)l.used;
-}
-
-int spool_msg_stat(spool_queue *q, uint64_t id, struct spool_msg_info *out)
-{
+	struct rocks_queue *q = RQ(pq);
 	struct node *m;
 	int rc = 0;
 
@@ -411,52 +215,53 @@ int spool_msg_stat(spool_queue *q, uint64_t id, struct spool_msg_info *out)
 	return rc;
 }
 
-static int move_reserve(spool_queue *dst, uint64_t want, uint64_t *got);
-static void move_publish(spool_queue *q, spool_queue *dst, struct node **v,
+static int move_reserve(struct rocks_queue *dst, uint64_t want, uint64_t *got);
+static void move_publish(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
 			 size_t n, uint64_t reserved);
-static int move_write(spool_queue *q, spool_queue *dst, struct node **v,
+static int move_write(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
 		      size_t n, int c);
 
 /* -------------------------------------------------------- dead letters */
 
-int msg_exhausted(const spool_queue *q, const struct node *m)
+int msg_exhausted(const struct rocks_queue *q, const struct node *m)
 {
-	return q->set.max_receives && m->receives >= q->set.max_receives;
+	return policy_exhausted(&q->set, m->receives);
 }
 
 /* Opens q's dead-letter queue, creating it (with q's owner and mode) on
  * demand. */
-static int dead_letter_open(spool_queue *q, spool_queue **out)
+static int dead_letter_open(struct rocks_queue *q, struct rocks_queue **out)
 {
 	char name[SPOOL_NAME_MAX + 8];
 	struct spool_queue_attr a;
+	spool_queue *dlq;
 	int rc;
 
 	pthread_mutex_lock(&q->lock);
-	if (q->set.dead_letter[0])
-		snprintf(name, sizeof(name), "%s", q->set.dead_letter);
-	else
-		snprintf(name, sizeof(name), "%s.dead", q->name);
+	policy_dead_letter(q->pub.name, &q->set, name, sizeof(name));
 	a = q->attr;
 	pthread_mutex_unlock(&q->lock);
-	rc = spool_queue_open(q->db, name, out);
-	if (rc != -ENOENT)
-		return rc;
-	rc = spool_queue_create(q->db, name, &a);
-	if (rc && rc != -EEXIST)
-		return rc;
-	return spool_queue_open(q->db, name, out);
+	rc = spool_queue_open(&q->db->pub, name, &dlq);
+	if (rc == -ENOENT) {
+		rc = spool_queue_create(&q->db->pub, name, &a);
+		if (rc && rc != -EEXIST)
+			return rc;
+		rc = spool_queue_open(&q->db->pub, name, &dlq);
+	}
+	if (!rc)
+		*out = RQ(dlq);
+	return rc;
 }
 
-int msg_dead_letter(spool_queue *q, struct node **v, size_t n)
+int msg_dead_letter(struct rocks_queue *q, struct node **v, size_t n)
 {
-	spool_queue *dlq;
+	struct rocks_queue *dlq;
 	uint64_t got = 0;
 	int rc = dead_letter_open(q, &dlq);
 
 	if (rc) {
-		db_log(q->db, SPOOL_LOG_WARN, "queue %s: no dead-letter queue "
-		       "(%s); messages stay", q->name, strerror(-rc));
+		core_log(&q->db->pub, SPOOL_LOG_WARN, "queue %s: no dead-letter queue "
+		       "(%s); messages stay", q->pub.name, strerror(-rc));
 		return rc;
 	}
 	rc = dlq == q ? -EINVAL : move_reserve(dlq, n, &got);
@@ -474,7 +279,7 @@ int msg_dead_letter(spool_queue *q, struct node **v, size_t n)
 		q->cnt[CNT_DEAD] += n;
 		pthread_mutex_unlock(&q->lock);
 	}
-	spool_queue_close(dlq);
+	spool_queue_close(&dlq->pub);
 	return rc;
 }
 
@@ -485,22 +290,18 @@ struct lease_arg {
 	int64_t vt;
 };
 
-static int to_leased(spool_queue *q, struct msg *next, void *arg)
+static int to_leased(struct rocks_queue *q, struct msg *next, void *arg)
 {
 	const struct lease_arg *a = arg;
 
 	(void)q;
-	next->state = SPOOL_LEASED;
-	next->receives++;
-	next->due_ms = a->now + a->vt;
-	if (!next->first_recv_ms)
-		next->first_recv_ms = a->now;
+	state_lease(next, a->now, a->vt);
 	return 0;
 }
 
 /* Runs q's timers first if one is due, so that leasing never waits on the
  * timer thread for a message whose lease or delay has already run out. */
-static void run_due_timers(spool_queue *q, int64_t now)
+static void run_due_timers(struct rocks_queue *q, int64_t now)
 {
 	struct node *top;
 	int due;
@@ -514,7 +315,7 @@ static void run_due_timers(spool_queue *q, int64_t now)
 }
 
 /* Takes the head of the ready tree; q->lock held. */
-static int grab_head(spool_queue *q, struct node **out)
+static int grab_head(struct rocks_queue *q, struct node **out)
 {
 	struct node *m;
 
@@ -533,7 +334,7 @@ static int grab_head(spool_queue *q, struct node **out)
  * Takes the next visible message whose record reads back intact (setting
  * aside any that does not) and returns it busy, with its record.
  */
-static int take_next(spool_queue *q, struct node **out, char **rec,
+static int take_next(struct rocks_queue *q, struct node **out, char **rec,
 		     size_t *len, struct body_view *bv)
 {
 	for (;;) {
@@ -560,11 +361,11 @@ static int take_next(spool_queue *q, struct node **out, char **rec,
 			struct store_batch *b = batch(q);
 
 			if (b)
-				msg_put_idx(b, &next, q->qid);
+				batch_put_idx(b, &next, q->qid);
 			if (!b || store_write(q->db->st, b, 0) != 0)
 				next.state = m->state;
 			store_batch_free(b);
-			log_corrupt(q, m->id);
+			core_log_corrupt(&q->pub, m->id);
 		}
 		pthread_mutex_lock(&q->lock);
 		settle(q, m, rc == -EIO ? &next : NULL);
@@ -574,10 +375,11 @@ static int take_next(spool_queue *q, struct node **out, char **rec,
 	}
 }
 
-int spool_lease_next(spool_queue *q, void *buf, size_t len, size_t *n,
-		     struct spool_msg_info *info)
+int rocks_lease_next(spool_queue *pq, void *buf, size_t len,
+			    size_t *n, struct spool_msg_info *info)
 {
-	struct lease_arg a = { spool_now(q->db), 0 };
+	struct rocks_queue *q = RQ(pq);
+	struct lease_arg a = { db_now(q->db), 0 };
 	struct store_batch *b = batch(q);
 	struct body_view bv;
 	struct node *m;
@@ -597,7 +399,7 @@ int spool_lease_next(spool_queue *q, void *buf, size_t len, size_t *n,
 	pthread_mutex_unlock(&q->lock);
 	node_get(m, &next);
 	to_leased(q, &next, &a);
-	msg_put_idx(b, &next, q->qid);
+	batch_put_idx(b, &next, q->qid);
 	rc = store_write(q->db->st, b, 0);
 	pthread_mutex_lock(&q->lock);
 	settle(q, m, rc ? NULL : &next);
@@ -615,7 +417,7 @@ out:
 	return rc;
 }
 
-static int to_leased_checked(spool_queue *q, struct msg *next, void *arg)
+static int to_leased_checked(struct rocks_queue *q, struct msg *next, void *arg)
 {
 	struct lease_arg *a = arg;
 
@@ -625,61 +427,53 @@ static int to_leased_checked(spool_queue *q, struct msg *next, void *arg)
 	return to_leased(q, next, a);
 }
 
-int spool_lease_id(spool_queue *q, uint64_t id, struct spool_msg_info *info)
+int rocks_lease_id(spool_queue *pq, uint64_t id,
+			  struct spool_msg_info *info)
 {
-	struct lease_arg a = { spool_now(q->db), 0 };
+	struct rocks_queue *q = RQ(pq);
+	struct lease_arg a = { db_now(q->db), 0 };
 
 	return update(q, id, SPOOL_VISIBLE, 0, to_leased_checked, &a, -1,
 		      info);
 }
 
-static int to_visible(spool_queue *q, struct msg *next, void *arg)
+static int to_visible(struct rocks_queue *q, struct msg *next, void *arg)
 {
 	const int *uncount = arg;
 
-	next->state = SPOOL_VISIBLE;
-	next->due_ms = spool_now(q->db);
-	if (uncount && *uncount && next->receives > 0)
-		next->receives--;
+	state_release(next, db_now(q->db), uncount && *uncount);
 	return 0;
 }
 
-int spool_release(spool_queue *q, uint64_t id, int uncount)
+int rocks_release(spool_queue *pq, uint64_t id, int uncount)
 {
-	return update(q, id, SPOOL_LEASED, 1, to_visible, &uncount, -1, NULL);
+	return update(RQ(pq), id, SPOOL_LEASED, 1, to_visible, &uncount, -1, NULL);
 }
 
-static int to_extended(spool_queue *q, struct msg *next, void *arg)
+static int to_extended(struct rocks_queue *q, struct msg *next, void *arg)
 {
-	int64_t expiry = *(const int64_t *)arg, now = spool_now(q->db);
-
-	if (expiry < 0)
-		expiry = now + q->set.visibility_timeout_ms;
-	if (expiry <= now) {
-		next->state = SPOOL_VISIBLE;
-		next->due_ms = now;
-	} else {
-		next->due_ms = expiry;
-	}
+	state_extend(next, *(const int64_t *)arg, db_now(q->db),
+		     q->set.visibility_timeout_ms);
 	return 0;
 }
 
-int spool_lease_extend(spool_queue *q, uint64_t id, int64_t expiry_ms)
+int rocks_lease_extend(spool_queue *pq, uint64_t id,
+			      int64_t expiry_ms)
 {
-	return update(q, id, SPOOL_LEASED, 0, to_extended, &expiry_ms, -1,
+	return update(RQ(pq), id, SPOOL_LEASED, 0, to_extended, &expiry_ms, -1,
 		      NULL);
 }
 
 /* ----------------------------------------------------------- deleting */
 
-int remove_msgs(spool_queue *q, struct node **v, size_t n, int c,
+int remove_msgs(struct rocks_queue *q, struct node **v, size_t n, int c,
 		int durable)
 {
 	struct store_batch *b = batch(q);
 	int rc = b ? 0 : -ENOMEM;
 
 	for (size_t i = 0; b && i < n; i++)
-		delete_msg(b, v[i]->id);
+		batch_del_msg(b, v[i]->id);
 	if (b) {
 		msg_count(b, q, c, n);
 		rc = store_write(q->db->st, b, durable);
@@ -699,12 +493,12 @@ int remove_msgs(spool_queue *q, struct node **v, size_t n, int c,
 	return rc;
 }
 
-static int remove_msg(spool_queue *q, struct node *m, int c)
+static int remove_msg(struct rocks_queue *q, struct node *m, int c)
 {
 	return remove_msgs(q, &m, 1, c, 1);
 }
 
-static int delete_where(spool_queue *q, uint64_t id, unsigned states, int c,
+static int delete_where(struct rocks_queue *q, uint64_t id, unsigned states, int c,
 			int need_received)
 {
 	struct node *m;
@@ -720,25 +514,27 @@ static int delete_where(spool_queue *q, uint64_t id, unsigned states, int c,
 	return m ? remove_msg(q, m, c) : -ENOENT;
 }
 
-int spool_ack(spool_queue *q, uint64_t id)
+int rocks_ack(spool_queue *pq, uint64_t id)
 {
-	return delete_where(q, id, SPOOL_LEASED | SPOOL_VISIBLE, CNT_ACKED, 1);
+	return delete_where(RQ(pq), id, SPOOL_LEASED | SPOOL_VISIBLE, CNT_ACKED, 1);
 }
 
-int spool_delete(spool_queue *q, uint64_t id, unsigned states)
+int rocks_delete(spool_queue *pq, uint64_t id, unsigned states)
 {
-	return delete_where(q, id, states, CNT_DELETED, 0);
+	return delete_where(RQ(pq), id, states, CNT_DELETED, 0);
 }
 
-int spool_pop(spool_queue *q, void **body, struct spool_msg_info *info)
+int rocks_pop(spool_queue *pq, void **body,
+		     struct spool_msg_info *info)
 {
+	struct rocks_queue *q = RQ(pq);
 	struct body_view bv;
 	struct node *m;
 	size_t reclen;
 	char *rec;
 	int rc;
 
-	run_due_timers(q, spool_now(q->db));
+	run_due_timers(q, db_now(q->db));
 	rc = take_next(q, &m, &rec, &reclen, &bv);
 	if (rc)
 		return rc;
@@ -763,7 +559,7 @@ int spool_pop(spool_queue *q, void **body, struct spool_msg_info *info)
 }
 
 /* Takes up to max messages from tree t into v (busy); q->lock held. */
-static size_t grab_many(spool_queue *q, struct tree *t, struct node **v,
+static size_t grab_many(struct rocks_queue *q, struct tree *t, struct node **v,
 			size_t max)
 {
 	size_t n = 0;
@@ -777,8 +573,9 @@ static size_t grab_many(spool_queue *q, struct tree *t, struct node **v,
 	return n;
 }
 
-int spool_purge(spool_queue *q, uint64_t *count_out)
+int rocks_purge(spool_queue *pq, uint64_t *count_out)
 {
+	struct rocks_queue *q = RQ(pq);
 	struct node **v = NULL;
 	size_t n = 0;
 	int rc = 0;
@@ -804,7 +601,7 @@ int spool_purge(spool_queue *q, uint64_t *count_out)
 /* ------------------------------------------------------------- moving */
 
 /* Reserves room for up to want messages in dst: returns how many fit. */
-static int move_reserve(spool_queue *dst, uint64_t want, uint64_t *got)
+static int move_reserve(struct rocks_queue *dst, uint64_t want, uint64_t *got)
 {
 	int rc = 0;
 
@@ -825,10 +622,10 @@ static int move_reserve(spool_queue *dst, uint64_t want, uint64_t *got)
 }
 
 /* Hands moved messages (already written as dst's) over to dst. */
-static void move_publish(spool_queue *q, spool_queue *dst, struct node **v,
+static void move_publish(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
 			 size_t n, uint64_t reserved)
 {
-	int64_t now = spool_now(q->db);
+	int64_t now = db_now(q->db);
 
 	pthread_mutex_lock(&q->lock);
 	for (size_t i = 0; i < n; i++)
@@ -850,10 +647,10 @@ static void move_publish(spool_queue *q, spool_queue *dst, struct node **v,
 	}
 	pthread_mutex_unlock(&dst->lock);
 	if (n)
-		queue_wake(dst);
+		store_wake(&dst->pub);
 }
 
-static void move_undo(spool_queue *q, spool_queue *dst, struct node **v,
+static void move_undo(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
 		      size_t n, uint64_t reserved)
 {
 	pthread_mutex_lock(&q->lock);
@@ -866,11 +663,11 @@ static void move_undo(spool_queue *q, spool_queue *dst, struct node **v,
 }
 
 /* Writes v[0..n) as VISIBLE messages of dst, durably. */
-static int move_write(spool_queue *q, spool_queue *dst, struct node **v,
+static int move_write(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
 		      size_t n, int c)
 {
 	struct store_batch *b = batch(q);
-	int64_t now = spool_now(q->db);
+	int64_t now = db_now(q->db);
 	int rc;
 
 	if (!b)
@@ -881,7 +678,7 @@ static int move_write(spool_queue *q, spool_queue *dst, struct node **v,
 		node_get(v[i], &next);
 		next.state = SPOOL_VISIBLE;
 		next.due_ms = now;
-		msg_put_idx(b, &next, dst->qid);
+		batch_put_idx(b, &next, dst->qid);
 	}
 	if (c >= 0)
 		msg_count(b, q, c, n);
@@ -890,8 +687,10 @@ static int move_write(spool_queue *q, spool_queue *dst, struct node **v,
 	return rc;
 }
 
-int spool_move(spool_queue *q, uint64_t id, unsigned states, spool_queue *dst)
+int rocks_move(spool_queue *pq, uint64_t id, unsigned states,
+		      spool_queue *pdst)
 {
+	struct rocks_queue *q = RQ(pq), *dst = RQ(pdst);
 	uint64_t got;
 	struct node *m;
 	int rc;
@@ -917,7 +716,7 @@ int spool_move(spool_queue *q, uint64_t id, unsigned states, spool_queue *dst)
 #define MOVE_STEP 1000
 
 /* One step of spool_move_all: moves up to want messages. */
-static int move_step(spool_queue *q, spool_queue *dst, uint64_t want,
+static int move_step(struct rocks_queue *q, struct rocks_queue *dst, uint64_t want,
 		     uint64_t *moved)
 {
 	struct node *v[MOVE_STEP];
@@ -942,14 +741,13 @@ static int move_step(spool_queue *q, spool_queue *dst, uint64_t want,
 	return rc;
 }
 
-int spool_move_all(spool_queue *q, spool_queue *dst, uint64_t max,
-		   uint64_t *moved)
+int rocks_move_all(spool_queue *pq, spool_queue *pdst, uint64_t max,
+			  uint64_t *moved)
 {
+	struct rocks_queue *q = RQ(pq), *dst = RQ(pdst);
 	uint64_t total = 0, step;
 	int rc = 0;
 
-	if (q == dst)
-		return -EINVAL;
 	do {
 		uint64_t want = max ? max - total : MOVE_STEP;
 
@@ -965,26 +763,14 @@ int spool_move_all(spool_queue *q, spool_queue *dst, uint64_t max,
 
 /* ------------------------------------------------------------ listing */
 
-static struct tree *list_tree(spool_queue *q, enum spool_state state)
+ssize_t rocks_list(spool_queue *pq, enum spool_state state,
+			  struct spool_cursor *cur, uint64_t *ids, size_t max)
 {
-	switch (state) {
-	case SPOOL_VISIBLE: return &q->ready;
-	case SPOOL_DELAYED: return &q->delayed;
-	case SPOOL_LEASED: return &q->leased;
-	case SPOOL_CORRUPT: return &q->corrupt;
-	}
-	return NULL;
-}
-
-ssize_t spool_list(spool_queue *q, enum spool_state state,
-		   struct spool_cursor *cur, uint64_t *ids, size_t max)
-{
-	struct tree *t = list_tree(q, state);
+	struct rocks_queue *q = RQ(pq);
+	struct tree *t = queue_tree(q, state);
 	struct node key, *m, *last = NULL;
 	ssize_t n = 0;
 
-	if (!t)
-		return -EINVAL;
 	memset(&key, 0, sizeof(key));
 	key.id = cur->id;
 	key.priority = cur->priority;
@@ -1009,38 +795,10 @@ ssize_t spool_list(spool_queue *q, enum spool_state state,
 
 /* -------------------------------------------------------------- stats */
 
-/* The oldest visible message is the first (lowest id) of some priority:
- * visit the head of each priority's run. q->lock held. */
-static struct node *oldest_visible(spool_queue *q)
+int rocks_stats_get(spool_queue *pq, struct spool_stats *s)
 {
-	struct node *m = tree_first(&q->ready), *old = NULL, key;
-
-	memset(&key, 0, sizeof(key));
-	while (m) {
-		if (!old || node_sent(m) < node_sent(old))
-			old = m;
-		key.priority = m->priority;
-		key.id = UINT64_MAX;
-		m = tree_after(&q->ready, &key);
-	}
-	return old;
-}
-
-struct node *queue_oldest(spool_queue *q)
-{
-	struct node *c[3] = { oldest_visible(q), tree_first(&q->delayed),
-			     tree_first(&q->leased) };
-	struct node *old = NULL;
-
-	for (int i = 0; i < 3; i++)
-		if (c[i] && (!old || node_sent(c[i]) < node_sent(old)))
-			old = c[i];
-	return old;
-}
-
-int spool_stats_get(spool_queue *q, struct spool_stats *s)
-{
-	int64_t now = spool_now(q->db), oldest = INT64_MAX;
+	struct rocks_queue *q = RQ(pq);
+	int64_t now = db_now(q->db), oldest = INT64_MAX;
 	struct node *m;
 
 	memset(s, 0, sizeof(*s));
@@ -1060,35 +818,11 @@ int spool_stats_get(spool_queue *q, struct spool_stats *s)
 	s->dead_total = q->cnt[CNT_DEAD];
 	s->deduped_total = q->cnt[CNT_DEDUPED];
 	s->deleted_total = q->cnt[CNT_DELETED];
-	m = oldest_visible(q);
+	m = queue_oldest_visible(q);
 	if (m)
 		oldest = node_sent(m);
 	pthread_mutex_unlock(&q->lock);
 	if (oldest != INT64_MAX && now > oldest)
 		s->oldest_visible_age_ms = now - oldest;
 	return 0;
-}
-
-int spool_stats_format(spool_queue *q, char *buf, size_t len)
-{
-	struct spool_stats s;
-	int rc = spool_stats_get(q, &s);
-
-	if (rc)
-		return rc;
-	return snprintf(buf, len,
-		"visible=%llu\ndelayed=%llu\nleased=%llu\ncorrupt=%llu\n"
-		"bytes=%llu\npushed_total=%llu\nacked_total=%llu\n"
-		"expired_total=%llu\ndead_total=%llu\ndeduped_total=%llu\n"
-		"deleted_total=%llu\noldest_visible_age_ms=%lld\n",
-		(unsigned long long)s.visible, (unsigned long long)s.delayed,
-		(unsigned long long)s.leased, (unsigned long long)s.corrupt,
-		(unsigned long long)s.bytes,
-		(unsigned long long)s.pushed_total,
-		(unsigned long long)s.acked_total,
-		(unsigned long long)s.expired_total,
-		(unsigned long long)s.dead_total,
-		(unsigned long long)s.deduped_total,
-		(unsigned long long)s.deleted_total,
-		(long long)s.oldest_visible_age_ms);
 }

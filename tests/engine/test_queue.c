@@ -198,11 +198,11 @@ TEST(queue_deleted_handle_enoent)
 	void *body;
 	int marker;
 
-	spool_queue_set_udata(q, &marker);
+	spool_queue_set_udata(q, 0, &marker);
 	OK(spool_queue_delete(db, "q"));
 	EQ(spool_queue_alive(q), 0);
 	CHECK_STR(spool_queue_name(q), "q");
-	CHECK(spool_queue_udata(q) == &marker);
+	CHECK(spool_queue_udata(q, 0) == &marker);
 	RC(spool_push(q, &p, NULL), -ENOENT);
 	RC(spool_push_batch(q, &p, 1, NULL), -ENOENT);
 	RC(spool_lease_next(q, buf, sizeof buf, &n, &info), -ENOENT);
@@ -244,12 +244,12 @@ TEST(queue_udata)
 	spool_queue *q = t_mkq(db, "q"), *q2 = t_q(db, "q");
 	int x;
 
-	CHECK(spool_queue_udata(q) == NULL);
-	spool_queue_set_udata(q, &x);
+	CHECK(spool_queue_udata(q, 0) == NULL);
+	spool_queue_set_udata(q, 0, &x);
 	/* kept on the queue, so every handle sees it */
-	CHECK(spool_queue_udata(q2) == &x);
-	spool_queue_set_udata(q2, NULL);
-	CHECK(spool_queue_udata(q) == NULL);
+	CHECK(spool_queue_udata(q2, 0) == &x);
+	spool_queue_set_udata(q2, 0, NULL);
+	CHECK(spool_queue_udata(q, 0) == NULL);
 	spool_queue_close(q);
 	spool_queue_close(q2);
 	spool_close(db);
