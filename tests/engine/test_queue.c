@@ -238,6 +238,29 @@ TEST(queue_deleted_handle_enoent)
 	spool_close(db);
 }
 
+/* Each caller in the process takes its own slot: what one sets, the
+ * other does not see; there are four. */
+TEST(queue_udata_slots)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	int fs_slot = spool_udata_slot(db), sqs_slot = spool_udata_slot(db);
+	int x, y;
+
+	EQ(fs_slot, 0);
+	EQ(sqs_slot, 1);
+	EQ(spool_udata_slot(db), 2);
+	EQ(spool_udata_slot(db), 3);
+	RC(spool_udata_slot(db), -ENOSPC);
+	spool_queue_set_udata(q, fs_slot, &x);
+	CHECK(spool_queue_udata(q, sqs_slot) == NULL);
+	spool_queue_set_udata(q, sqs_slot, &y);
+	CHECK(spool_queue_udata(q, fs_slot) == &x);
+	CHECK(spool_queue_udata(q, sqs_slot) == &y);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
 TEST(queue_udata)
 {
 	spool_db *db = t_open();
