@@ -4,8 +4,7 @@
  *
  * An id is max(last + 1, now << 21), so ids increase in push order even
  * when the clock stalls or steps back. Each store keeps them from being
- * reused across restarts its own way (the RocksDB store: a reservation
- * record, rocks/ids.c).
+ * reused across restarts its own way (rocks/ids.c: a reservation record).
  */
 #include <errno.h>
 #include <string.h>
