@@ -11,8 +11,6 @@
 #include "spool_test.h"
 #include "store.h"
 
-static const struct store_ops *const stores[] = { &rocks_store };
-
 /* ------------------------------------------------------------ the store */
 
 int spool_open(const char *data, const struct spool_options *o, spool_db **out)
@@ -21,9 +19,16 @@ int spool_open(const char *data, const struct spool_options *o, spool_db **out)
 	spool_db tmp;
 
 	core_options(&opt, o);
-	for (size_t i = 0; i < sizeof(stores) / sizeof(stores[0]); i++)
-		if (stores[i]->claims(data))
-			return stores[i]->open(data, &opt, out);
+	for (size_t i = 0; store_kinds[i]; i++) {
+		int rc;
+
+		if (!store_kinds[i]->claims(data))
+			continue;
+		rc = store_kinds[i]->open(data, &opt, out);
+		if (!rc)
+			(*out)->ops = store_kinds[i];
+		return rc;
+	}
 	tmp.opt = opt;
 	core_log(&tmp, SPOOL_LOG_ERR, "%s: no store of this kind", data);
 	return -EINVAL;

@@ -29,7 +29,8 @@ struct store_ops {
 	const char *kind;       /* "rocksdb", ... (logs, docs) */
 	/* Is data (the --data value) this store's? */
 	int (*claims)(const char *data);
-	/* opt is complete (core_options); on success *out->ops is this. */
+	/* opt is complete (core_options). Runs due timers once before it
+	 * returns; api.c sets (*out)->ops after. */
 	int (*open)(const char *data, const struct spool_options *opt,
 		    spool_db **out);
 	void (*close)(spool_db *db);
@@ -96,7 +97,9 @@ struct store_ops {
 			     size_t len);
 };
 
-/* The stores, in the order spool_open() asks them. */
+/* stores.c: the stores, in the order spool_open() asks them; NULL ends
+ * the list. */
+extern const struct store_ops *const store_kinds[];
 extern const struct store_ops rocks_store;
 
 /* Tells every wake subscriber of q's handle (spool_options.wake and

@@ -725,7 +725,6 @@ int rocks_open(const char *dir, const struct spool_options *o,
 
 	if (!db)
 		return -ENOMEM;
-	db->pub.ops = &rocks_store;
 	db->pub.opt = *o;
 	db_init_locks(db);
 	db->timer_next = INT64_MAX;
@@ -740,7 +739,7 @@ int rocks_open(const char *dir, const struct spool_options *o,
 	rc = db_load(db);
 	if (rc)
 		goto out_free;
-	spool_tick(&db->pub);
+	rocks_tick(&db->pub);
 	if (!db->pub.opt.manual_timers) {
 		rc = timer_start(db);
 		if (rc)
@@ -1008,43 +1007,3 @@ int rocks_config_apply(spool_queue *pq, const char *text, size_t len)
 		timer_kick(q->db, db_now(q->db));
 	return rc;
 }
-
-/* ---------------------------------------------------------- the table */
-
-const struct store_ops rocks_store = {
-	.kind = "rocksdb",
-	.claims = rocks_claims,
-	.open = rocks_open,
-	.close = rocks_close,
-	.tick = rocks_tick,
-	.queue_create = rocks_queue_create,
-	.queue_delete = rocks_queue_delete,
-	.queue_open = rocks_queue_open,
-	.queue_close = rocks_queue_close,
-	.queue_alive = rocks_queue_alive,
-	.queue_next = rocks_queue_next,
-	.queue_count = rocks_queue_count,
-	.queue_getattr = rocks_queue_getattr,
-	.queue_setattr = rocks_queue_setattr,
-	.settings_get = rocks_settings_get,
-	.config_apply = rocks_config_apply,
-	.push_batch = rocks_push_batch,
-	.msg_stat = rocks_msg_stat,
-	.msg_record = rocks_msg_record,
-	.msg_set_corrupt = rocks_msg_set_corrupt,
-	.lease_next = rocks_lease_next,
-	.lease_id = rocks_lease_id,
-	.pop = rocks_pop,
-	.ack = rocks_ack,
-	.release = rocks_release,
-	.lease_extend = rocks_lease_extend,
-	.delete = rocks_delete,
-	.move = rocks_move,
-	.move_all = rocks_move_all,
-	.purge = rocks_purge,
-	.list = rocks_list,
-	.stats_get = rocks_stats_get,
-	.test_fail_writes = rocks_test_fail_writes,
-	.test_body_get = rocks_test_body_get,
-	.test_body_put = rocks_test_body_put,
-};

@@ -330,7 +330,23 @@ void queue_wake(struct rocks_queue *q);
 /* The operations of rocks_store (store.h), by file; their contracts are
  * store.h's. */
 /* queue.c */
+int rocks_claims(const char *data);
+int rocks_open(const char *dir, const struct spool_options *o,
+	       spool_db **out);
+void rocks_close(spool_db *db);
+int rocks_queue_create(spool_db *db, const char *name,
+		       const struct spool_queue_attr *attr);
+int rocks_queue_delete(spool_db *db, const char *name);
+int rocks_queue_open(spool_db *db, const char *name, spool_queue **out);
+void rocks_queue_close(spool_queue *q);
+int rocks_queue_alive(spool_queue *q);
+int rocks_queue_next(spool_db *db, const char *after,
+		     char name[SPOOL_NAME_MAX + 1]);
+ssize_t rocks_queue_count(spool_db *db);
+int rocks_queue_getattr(spool_queue *q, struct spool_queue_attr *out);
+int rocks_queue_setattr(spool_queue *q, const struct spool_queue_attr *attr);
 int rocks_settings_get(spool_queue *q, struct spool_settings *out);
+int rocks_config_apply(spool_queue *q, const char *text, size_t len);
 /* Takes a reference on queue name / drops one. */
 int queue_get(struct rocks_db *db, const char *name, struct rocks_queue **out);
 void queue_unref(struct rocks_queue *q);
