@@ -65,34 +65,15 @@ int spool_wake_subscribe(spool_db *db, spool_wake_fn fn, void *arg)
 	return 0;
 }
 
-void store_wake(spool_queue *q)
-{
-	spool_db *db = q->db;
-	int n = atomic_load(&db->nwake);
-
-	if (db->opt.wake)
-		db->opt.wake(db->opt.wake_arg, q);
-	for (int i = 0; i < n; i++) {
-		spool_wake_fn fn = atomic_load_explicit(&db->wake[i].fn,
-							memory_order_acquire);
-
-		if (fn)
-			fn(db->wake[i].arg, q);
-	}
-}
-
 /* ------------------------------------------------------------ queues */
 
 int spool_queue_create(spool_db *db, const char *name,
 		       const struct spool_queue_attr *attr)
 {
-	struct spool_queue_attr a = *attr;
+	struct spool_queue_attr a;
+	int rc = core_queue_attr(db, name, attr, &a);
 
-	if (!spool_name_valid(name, strlen(name)))
-		return -EINVAL;
-	a.mode &= 07777;
-	a.ctime_ms = spool_now(db);
-	return db->ops->queue_create(db, name, &a);
+	return rc ? rc : db->ops->queue_create(db, name, &a);
 }
 
 int spool_queue_delete(spool_db *db, const char *name)
@@ -160,10 +141,9 @@ int spool_queue_getattr(spool_queue *q, struct spool_queue_attr *out)
 
 int spool_queue_setattr(spool_queue *q, const struct spool_queue_attr *attr)
 {
-	struct spool_queue_attr a = *attr;
+	struct spool_queue_attr a;
 
-	a.mode &= 07777;
-	a.ctime_ms = spool_now(q->db);
+	core_queue_attr(q->db, NULL, attr, &a);
 	return q->db->ops->queue_setattr(q, &a);
 }
 

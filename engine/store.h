@@ -16,7 +16,7 @@
  *   - makes every state change one atomic write, applies the core's rules
  *     (core.h: push_check, push_msg_init, state_*, policy_*, fanout_*,
  *     settings_*), and stores the body record of core.h byte for byte;
- *   - calls store_wake() after a queue gained a visible message;
+ *   - calls core_wake() after a queue gained a visible message;
  *   - runs due timers itself (a thread, a server's own timers) unless
  *     opt.manual_timers, and in tick() when asked.
  */
@@ -101,10 +101,5 @@ struct store_ops {
  * the list. */
 extern const struct store_ops *const store_kinds[];
 extern const struct store_ops rocks_store;
-
-/* Tells every wake subscriber of q's handle (spool_options.wake and
- * spool_wake_subscribe) that q gained a visible message. No engine lock
- * may be held. */
-void store_wake(spool_queue *q);
 
 #endif /* STORE_H */

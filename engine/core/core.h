@@ -48,6 +48,14 @@ struct spool_queue {
 
 /* Fills the common part of a new queue handle. */
 void core_queue_init(spool_queue *q, spool_db *db, const char *name);
+/* A queue's attributes as stored: in's owner, its mode bits only, ctime
+ * now. -EINVAL if name (unless NULL) is not a valid queue name. */
+int core_queue_attr(spool_db *db, const char *name,
+		    const struct spool_queue_attr *in, struct spool_queue_attr *out);
+/* Tells every wake subscriber of q's store (spool_options.wake, then
+ * spool_wake_subscribe's) that q gained a visible message. No engine lock
+ * may be held. */
+void core_wake(spool_queue *q);
 
 /* ------------------------------------------------------------ logging */
 
@@ -124,11 +132,15 @@ size_t fanout_count(const char *list);
 /* The next name of fanout list *cur into name (advancing *cur); 0 at the
  * end. */
 int fanout_next(const char **cur, char name[SPOOL_NAME_MAX + 1]);
+/* The settings of queue name of db: 0, or -ENOENT if there is none. */
+typedef int (*core_settings_of_fn)(spool_db *db, const char *name,
+				   struct spool_settings *out);
 /* Checks the settings of queue q that name other queues (dead_letter,
- * fanout: they must exist and fan-out must not lead back to q), through
- * the public interface. -EINVAL if not. The caller keeps queues from being
- * created or deleted meanwhile. */
-int settings_check_refs(spool_queue *q, const struct spool_settings *s);
+ * fanout: they must exist and fan-out must not lead back to q), asking the
+ * store through settings_of. -EINVAL if not. The caller keeps queues from
+ * being created or deleted meanwhile. */
+int settings_check_refs(spool_queue *q, const struct spool_settings *s,
+			core_settings_of_fn settings_of);
 
 /* ---------------------------------------------------------- settings */
 

@@ -152,56 +152,45 @@ int fanout_next(const char **cur, char name[SPOOL_NAME_MAX + 1])
 	return 1;
 }
 
-/* Does queue name exist? The caller keeps queues from being created or
- * deleted meanwhile. */
-static int queue_exists(spool_db *db, const char *name)
-{
-	spool_queue *q;
-
-	if (spool_queue_open(db, name, &q))
-		return 0;
-	spool_queue_close(q);
-	return 1;
-}
-
 /* Does following fanout lists from target ever lead back to self? */
 static int fanout_reaches(spool_db *db, const char *list, const char *self,
-			  int depth)
+			  int depth, core_settings_of_fn settings_of)
 {
 	char t[SPOOL_NAME_MAX + 1];
 
 	if (depth > 64)
 		return 1;
 	while (fanout_next(&list, t)) {
-		spool_queue *q;
 		struct spool_settings s;
 
 		if (strcmp(t, self) == 0)
 			return 1;
-		if (spool_queue_open(db, t, &q))
+		if (settings_of(db, t, &s))
 			continue;
-		spool_settings_get(q, &s);
-		spool_queue_close(q);
-		if (s.fanout[0] && fanout_reaches(db, s.fanout, self, depth + 1))
+		if (s.fanout[0] &&
+		    fanout_reaches(db, s.fanout, self, depth + 1, settings_of))
 			return 1;
 	}
 	return 0;
 }
 
-int settings_check_refs(spool_queue *q, const struct spool_settings *s)
+int settings_check_refs(spool_queue *q, const struct spool_settings *s,
+			core_settings_of_fn settings_of)
 {
+	struct spool_settings other;
 	char dflt[SPOOL_NAME_MAX + 8], t[SPOOL_NAME_MAX + 1];
 	const char *list = s->fanout;
 
 	snprintf(dflt, sizeof(dflt), "%s.dead", q->name);
 	if (s->dead_letter[0] && strcmp(s->dead_letter, dflt) != 0 &&
 	    (strcmp(s->dead_letter, q->name) == 0 ||
-	     !queue_exists(q->db, s->dead_letter)))
+	     settings_of(q->db, s->dead_letter, &other)))
 		return -EINVAL;
 	while (fanout_next(&list, t))
-		if (!queue_exists(q->db, t))
+		if (settings_of(q->db, t, &other))
 			return -EINVAL;
-	if (s->fanout[0] && fanout_reaches(q->db, s->fanout, q->name, 0))
+	if (s->fanout[0] &&
+	    fanout_reaches(q->db, s->fanout, q->name, 0, settings_of))
 		return -EINVAL;
 	return 0;
 }

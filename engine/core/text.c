@@ -1,8 +1,10 @@
 /*
  * text.c - the text a queue shows and the log it writes, whatever store
  * holds it: queue names, the stats text (DESIGN §7), log lines, the
- * default clock and log, and the common part of every handle.
+ * default clock and log, and the common part of every handle (its
+ * attributes, its wake subscribers).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,6 +81,33 @@ void core_queue_init(spool_queue *q, spool_db *db, const char *name)
 	snprintf(q->name, sizeof(q->name), "%s", name);
 	for (int i = 0; i < CORE_UDATA_MAX; i++)
 		atomic_init(&q->udata[i], NULL);
+}
+
+int core_queue_attr(spool_db *db, const char *name,
+		    const struct spool_queue_attr *in, struct spool_queue_attr *out)
+{
+	if (name && !spool_name_valid(name, strlen(name)))
+		return -EINVAL;
+	*out = *in;
+	out->mode &= 07777;
+	out->ctime_ms = db->opt.clock(db->opt.clock_arg);
+	return 0;
+}
+
+void core_wake(spool_queue *q)
+{
+	spool_db *db = q->db;
+	int n = atomic_load(&db->nwake);
+
+	if (db->opt.wake)
+		db->opt.wake(db->opt.wake_arg, q);
+	for (int i = 0; i < n; i++) {
+		spool_wake_fn fn = atomic_load_explicit(&db->wake[i].fn,
+							memory_order_acquire);
+
+		if (fn)
+			fn(db->wake[i].arg, q);
+	}
 }
 
 int spool_name_valid(const char *name, size_t len)

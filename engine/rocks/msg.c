@@ -77,7 +77,7 @@ static struct store_batch *batch(struct rocks_queue *q)
 static void after_change(struct rocks_queue *q, const struct msg *next)
 {
 	if (next->state == SPOOL_VISIBLE)
-		store_wake(&q->pub);
+		core_wake(&q->pub);
 	else if (next->state == SPOOL_DELAYED || next->state == SPOOL_LEASED)
 		timer_kick(q->db, next->due_ms);
 }
@@ -233,24 +233,22 @@ int msg_exhausted(const struct rocks_queue *q, const struct node *m)
 static int dead_letter_open(struct rocks_queue *q, struct rocks_queue **out)
 {
 	char name[SPOOL_NAME_MAX + 8];
-	struct spool_queue_attr a;
-	spool_queue *dlq;
+	struct spool_queue_attr a, qa;
 	int rc;
 
 	pthread_mutex_lock(&q->lock);
 	policy_dead_letter(q->pub.name, &q->set, name, sizeof(name));
-	a = q->attr;
+	qa = q->attr;
 	pthread_mutex_unlock(&q->lock);
-	rc = spool_queue_open(&q->db->pub, name, &dlq);
-	if (rc == -ENOENT) {
-		rc = spool_queue_create(&q->db->pub, name, &a);
-		if (rc && rc != -EEXIST)
-			return rc;
-		rc = spool_queue_open(&q->db->pub, name, &dlq);
-	}
+	rc = queue_get(q->db, name, out);
+	if (rc != -ENOENT)
+		return rc;
+	rc = core_queue_attr(&q->db->pub, name, &qa, &a);
 	if (!rc)
-		*out = RQ(dlq);
-	return rc;
+		rc = rocks_queue_create(&q->db->pub, name, &a);
+	if (rc && rc != -EEXIST)
+		return rc;
+	return queue_get(q->db, name, out);
 }
 
 int msg_dead_letter(struct rocks_queue *q, struct node **v, size_t n)
@@ -279,7 +277,7 @@ int msg_dead_letter(struct rocks_queue *q, struct node **v, size_t n)
 		q->cnt[CNT_DEAD] += n;
 		pthread_mutex_unlock(&q->lock);
 	}
-	spool_queue_close(&dlq->pub);
+	queue_unref(dlq);
 	return rc;
 }
 
@@ -647,7 +645,7 @@ static void move_publish(struct rocks_queue *q, struct rocks_queue *dst, struct 
 	}
 	pthread_mutex_unlock(&dst->lock);
 	if (n)
-		store_wake(&dst->pub);
+		core_wake(&dst->pub);
 }
 
 static void move_undo(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,

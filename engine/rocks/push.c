@@ -246,7 +246,7 @@ static void dest_publish(struct dest *d, size_t n)
 		      d->msgs[0].sent_ms + d->s.retention_ms : due;
 	pthread_mutex_unlock(&q->lock);
 	if (visible)
-		store_wake(&q->pub);
+		core_wake(&q->pub);
 	if (due != INT64_MAX)
 		timer_kick(q->db, due);
 }

@@ -980,6 +980,20 @@ int rocks_settings_get(spool_queue *pq, struct spool_settings *out)
 	return rc;
 }
 
+/* For the core's checks of queues named in settings. */
+static int queue_settings_of(spool_db *db, const char *name,
+			     struct spool_settings *out)
+{
+	struct rocks_queue *q;
+	int rc = queue_get(RDB(db), name, &q);
+
+	if (rc)
+		return rc;
+	rc = rocks_settings_get(&q->pub, out);
+	queue_unref(q);
+	return rc;
+}
+
 int rocks_config_apply(spool_queue *pq, const char *text, size_t len)
 {
 	struct rocks_queue *q = RQ(pq);
@@ -992,7 +1006,7 @@ int rocks_config_apply(spool_queue *pq, const char *text, size_t len)
 	if (!rc)
 		rc = settings_parse(&s, text, len);
 	if (!rc)
-		rc = settings_check_refs(pq, &s);
+		rc = settings_check_refs(pq, &s, queue_settings_of);
 	if (!rc)
 		rc = queue_write_record(q, &q->attr, &s);
 	if (!rc) {
@@ -1002,7 +1016,7 @@ int rocks_config_apply(spool_queue *pq, const char *text, size_t len)
 	}
 	pthread_mutex_unlock(&q->db->cfglock);
 	if (!rc && was_paused && !s.paused)
-		store_wake(&q->pub);
+		core_wake(&q->pub);
 	if (!rc && s.retention_ms)
 		timer_kick(q->db, db_now(q->db));
 	return rc;

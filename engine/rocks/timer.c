@@ -145,7 +145,7 @@ int64_t queue_run_timers(struct rocks_queue *q, int64_t now)
 	while (rc >= 0 && (rc = retention_step(q, now)) == TIMER_STEP)
 		;
 	if (woke)
-		store_wake(&q->pub);
+		core_wake(&q->pub);
 	pthread_mutex_lock(&q->lock);
 	due = next_due(q);
 	pthread_mutex_unlock(&q->lock);
