@@ -1,9 +1,9 @@
 /*
- * queue.c - the RocksDB store's handle and its queues: open (and rebuild
- * every in-memory index from the store), close, the queue table, queue
- * records, owners and modes, settings, each queue's message hash and
- * trees, and the table of operations (rocks_store).
- * What happens to messages is in msg.c and push.c; timers are in timer.c.
+ * queue.c - the RocksDB store's queues: rebuilding every in-memory index
+ * from the store at open, the queue table, queue records, owners and
+ * modes, settings, each queue's message hash and trees.
+ * Opening and closing the store is in db.c; what happens to messages is in
+ * msg.c and push.c; timers are in timer.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -379,7 +379,7 @@ out:
 	return rc;
 }
 
-/* --------------------------------------------------------- open/close */
+/* ---------------------------------------------------- rebuild at open */
 
 static int load_queue(void *arg, const char *k, size_t klen, const char *v,
 		      size_t vlen)
@@ -641,7 +641,7 @@ static int load_meta(struct rocks_db *db)
 	return 0;
 }
 
-static int db_load(struct rocks_db *db)
+int db_load(struct rocks_db *db)
 {
 	int rc = load_meta(db);
 
@@ -665,100 +665,6 @@ static int db_load(struct rocks_db *db)
 	 * new reservation. */
 	db->reserved_id = 0;
 	return rc;
-}
-
-static void db_free(struct rocks_db *db)
-{
-	for (size_t i = 0; i < db->nqueues; i++) {
-		db->queues[i]->alive = false;
-		queue_unref(db->queues[i]);
-	}
-	free(db->queues);
-	arena_destroy(&db->arena);
-	store_close(db->st);
-	pthread_rwlock_destroy(&db->qlock);
-	pthread_mutex_destroy(&db->cfglock);
-	pthread_mutex_destroy(&db->idlock);
-	pthread_mutex_destroy(&db->tlock);
-	pthread_cond_destroy(&db->tcond);
-	free(db);
-}
-
-static void db_init_locks(struct rocks_db *db)
-{
-	pthread_condattr_t ca;
-
-	pthread_rwlock_init(&db->qlock, NULL);
-	pthread_mutex_init(&db->cfglock, NULL);
-	pthread_mutex_init(&db->idlock, NULL);
-	pthread_mutex_init(&db->tlock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&db->tcond, &ca);
-	pthread_condattr_destroy(&ca);
-}
-
-static void store_log_cb(void *arg, enum spool_log_level lv, const char *line)
-{
-	core_log(arg, lv, "%s", line);
-}
-
-/* Everything but "scheme://...": a directory. */
-int rocks_claims(const char *data)
-{
-	const char *c = strstr(data, "://");
-
-	if (!c || c == data)
-		return 1;
-	for (const char *p = data; p < c; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		      *p == '+' || *p == '-' || *p == '.'))
-			return 1;
-	return 0;
-}
-
-int rocks_open(const char *dir, const struct spool_options *o,
-		      spool_db **out)
-{
-	struct rocks_db *db = calloc(1, sizeof(*db));
-	int rc;
-
-	if (!db)
-		return -ENOMEM;
-	db->pub.opt = *o;
-	db_init_locks(db);
-	db->timer_next = INT64_MAX;
-	if (arena_init(&db->arena)) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	rc = store_open(dir, db->pub.opt.sync == SPOOL_SYNC_ALWAYS, store_log_cb,
-			&db->pub, &db->st);
-	if (rc)
-		goto out_free;
-	rc = db_load(db);
-	if (rc)
-		goto out_free;
-	rocks_tick(&db->pub);
-	if (!db->pub.opt.manual_timers) {
-		rc = timer_start(db);
-		if (rc)
-			goto out_free;
-	}
-	*out = &db->pub;
-	return 0;
-
-out_free:
-	db_free(db);
-	return rc;
-}
-
-void rocks_close(spool_db *pdb)
-{
-	struct rocks_db *db = RDB(pdb);
-
-	timer_stop(db);
-	db_free(db);
 }
 
 /* ------------------------------------------------------------ queues */

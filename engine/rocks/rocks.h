@@ -201,6 +201,7 @@ struct rocks_db {
 	uint64_t reserved_id;   /* ids below this may have been handed out */
 
 	pthread_mutex_t tlock;  /* timer thread */
+	int64_t (*tick)(spool_db *db); /* what it runs */
 	pthread_cond_t tcond;
 	pthread_t timer;
 	bool timer_running, timer_stop, timer_kicked;
@@ -271,6 +272,9 @@ void batch_put_reservation(struct store_batch *b, uint64_t r);
 int body_load(struct store *st, uint64_t id, char **rec, size_t *len);
 
 /* queue.c */
+/* Rebuilds db's queues and messages from its store. On failure, what was
+ * loaded is freed with db_free() (db.c). */
+int db_load(struct rocks_db *db);
 struct rocks_queue *queue_find_locked(struct rocks_db *db, const char *name);
 void queue_hash_insert(struct rocks_queue *q, struct node *m);
 void queue_hash_remove(struct rocks_queue *q, struct node *m);
@@ -304,9 +308,33 @@ int queue_write_record(struct rocks_queue *q, const struct spool_queue_attr *a,
 void dedup_sweep(struct rocks_queue *q, struct store_batch *b, int64_t now);
 
 /* msg.c */
+int msg_set_corrupt(struct rocks_queue *q, uint64_t id);
+
+/* busy.c */
 /* Adds n to counter c of q, in batch b (memory is the caller's). */
 void msg_count(struct store_batch *b, struct rocks_queue *q, int c, uint64_t n);
-int msg_set_corrupt(struct rocks_queue *q, uint64_t id);
+/* Takes message id out of its place if its state is in states; q->lock
+ * held. NULL if there is no such message, or it is busy. */
+struct node *grab(struct rocks_queue *q, uint64_t id, unsigned states);
+/* Takes up to max messages from tree t into v (busy); q->lock held. */
+size_t grab_many(struct rocks_queue *q, struct tree *t, struct node **v,
+		 size_t max);
+/* Ends a busy period: m takes the fields of next (if not NULL) and goes
+ * back in the place of its state; q->lock held. */
+void settle(struct rocks_queue *q, struct node *m, const struct msg *next);
+/* Forgets m for good (deleted, or moved away); q->lock held. */
+void drop(struct rocks_queue *q, struct node *m);
+struct store_batch *batch(struct rocks_queue *q);
+/* Moving busy messages v[0..n) of q to dst: reserve room in dst (*got of
+ * want fit), write them as dst's VISIBLE messages (counting c in q if
+ * c >= 0), then hand them over, or undo. */
+int move_reserve(struct rocks_queue *dst, uint64_t want, uint64_t *got);
+int move_write(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
+	       size_t n, int c);
+void move_publish(struct rocks_queue *q, struct rocks_queue *dst,
+		  struct node **v, size_t n, uint64_t reserved);
+void move_undo(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
+	       size_t n, uint64_t reserved);
 /* Moves busy messages v[0..n) of q to its dead-letter queue (created on
  * demand), counting dead_total. On error they stay busy and out of place:
  * the caller puts them back. */
@@ -319,21 +347,23 @@ int remove_msgs(struct rocks_queue *q, struct node **v, size_t n, int c,
 int msg_exhausted(const struct rocks_queue *q, const struct node *m);
 
 /* timer.c */
-int timer_start(struct rocks_db *db);
+/* Runs q's due timers; returns its next due time (INT64_MAX if none). */
+int64_t queue_run_timers(struct rocks_queue *q, int64_t now);
+
+/* thread.c: the timer thread, which runs tick(db) whenever a timer is due. */
+int timer_start(struct rocks_db *db, int64_t (*tick)(spool_db *db));
 void timer_stop(struct rocks_db *db);
 /* Tells the timer thread a timer is now due at due_ms. */
 void timer_kick(struct rocks_db *db, int64_t due_ms);
-/* Runs q's due timers; returns its next due time (INT64_MAX if none). */
-int64_t queue_run_timers(struct rocks_queue *q, int64_t now);
-void queue_wake(struct rocks_queue *q);
 
 /* The operations of rocks_store (store.h), by file; their contracts are
  * store.h's. */
-/* queue.c */
+/* db.c */
 int rocks_claims(const char *data);
 int rocks_open(const char *dir, const struct spool_options *o,
 	       spool_db **out);
 void rocks_close(spool_db *db);
+/* queue.c */
 int rocks_queue_create(spool_db *db, const char *name,
 		       const struct spool_queue_attr *attr);
 int rocks_queue_delete(spool_db *db, const char *name);
