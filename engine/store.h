@@ -12,7 +12,8 @@
  *
  * Each operation has the contract of the spool_* function of the same name
  * in spool.h, with what api.c already did taken off (noted per operation).
- * A store:
+ * A store named p declares its functions with STORE_OPS(STORE_OP_PROTO, p)
+ * and fills its table with STORE_OPS(STORE_OP_ENTRY, p). A store:
  *   - makes every state change one atomic write, applies the core's rules
  *     (core.h: push_check, push_msg_init, state_*, policy_*, fanout_*,
  *     settings_*), and stores the body record of core.h byte for byte;
@@ -25,77 +26,94 @@
 
 #include "core.h"
 
+/*
+ * The operations, as X(ret, name, (params), p): the members of struct
+ * store_ops, and for a store with prefix p its functions p_name
+ * (STORE_OP_PROTO) and its table's entries (STORE_OP_ENTRY).
+ */
+#define STORE_OPS(X, p)                                                      \
+	/* Is data (the --data value) this store's? */                       \
+	X(int, claims, (const char *data), p)                                \
+	/* opt is complete (core_options). Runs due timers once before it    \
+	 * returns; api.c sets (*out)->ops after. */                         \
+	X(int, open, (const char *data, const struct spool_options *opt,     \
+		      spool_db **out), p)                                    \
+	X(void, close, (spool_db *db), p)                                    \
+	X(int64_t, tick, (spool_db *db), p)                                  \
+	/* name is valid, attr->mode masked, attr->ctime_ms set. */          \
+	X(int, queue_create, (spool_db *db, const char *name,                \
+			      const struct spool_queue_attr *attr), p)       \
+	X(int, queue_delete, (spool_db *db, const char *name), p)            \
+	X(int, queue_open, (spool_db *db, const char *name,                  \
+			    spool_queue **out), p)                           \
+	/* q is not NULL. */                                                 \
+	X(void, queue_close, (spool_queue *q), p)                            \
+	X(int, queue_alive, (spool_queue *q), p)                             \
+	X(int, queue_next, (spool_db *db, const char *after,                 \
+			    char name[SPOOL_NAME_MAX + 1]), p)               \
+	X(ssize_t, queue_count, (spool_db *db), p)                           \
+	X(int, queue_getattr, (spool_queue *q,                               \
+			       struct spool_queue_attr *out), p)             \
+	/* attr->mode masked, attr->ctime_ms set. */                         \
+	X(int, queue_setattr, (spool_queue *q,                               \
+			       const struct spool_queue_attr *attr), p)      \
+	X(int, settings_get, (spool_queue *q, struct spool_settings *out), p) \
+	/* Parses with settings_parse, checks with settings_check_refs, all  \
+	 * under the store's own serialisation of settings changes. */       \
+	X(int, config_apply, (spool_queue *q, const char *text, size_t len), \
+	  p)                                                                 \
+	/* n > 0; *first_id is set to 0 before. */                           \
+	X(int, push_batch, (spool_queue *q, const struct spool_push *p,      \
+			    size_t n, uint64_t *first_id), p)                \
+	X(int, msg_stat, (spool_queue *q, uint64_t id,                       \
+			  struct spool_msg_info *out), p)                    \
+	/* The stored body record of message id, unchecked, into a malloc'd  \
+	 * *rec: -ENOENT none; -EIO the message is CORRUPT already. */       \
+	X(int, msg_record, (spool_queue *q, uint64_t id, char **rec,         \
+			    size_t *len), p)                                 \
+	/* Sets message id aside as CORRUPT (its record failed body_decode)  \
+	 * and logs it (core_log_corrupt). */                                \
+	X(int, msg_set_corrupt, (spool_queue *q, uint64_t id), p)            \
+	X(int, lease_next, (spool_queue *q, void *buf, size_t len,           \
+			    size_t *n, struct spool_msg_info *info), p)      \
+	X(int, lease_id, (spool_queue *q, uint64_t id,                       \
+			  struct spool_msg_info *info), p)                   \
+	X(int, pop, (spool_queue *q, void **body,                            \
+		     struct spool_msg_info *info), p)                        \
+	X(int, ack, (spool_queue *q, uint64_t id), p)                        \
+	X(int, release, (spool_queue *q, uint64_t id, int uncount), p)       \
+	X(int, lease_extend, (spool_queue *q, uint64_t id,                   \
+			      int64_t expiry_ms), p)                         \
+	X(int, delete, (spool_queue *q, uint64_t id, unsigned states), p)    \
+	/* dst belongs to the same store. */                                 \
+	X(int, move, (spool_queue *q, uint64_t id, unsigned states,          \
+		      spool_queue *dst), p)                                  \
+	/* q != dst. */                                                      \
+	X(int, move_all, (spool_queue *q, spool_queue *dst, uint64_t max,    \
+			  uint64_t *moved), p)                               \
+	X(int, purge, (spool_queue *q, uint64_t *count), p)                  \
+	/* state is exactly one state bit. */                                \
+	X(ssize_t, list, (spool_queue *q, enum spool_state state,            \
+			  struct spool_cursor *cur, uint64_t *ids,           \
+			  size_t max), p)                                    \
+	X(int, stats_get, (spool_queue *q, struct spool_stats *out), p)      \
+	/* Test seams (spool_test.h): fail every write with err; read and    \
+	 * write a body record behind the engine's back. */                  \
+	X(void, test_fail_writes, (spool_db *db, int err), p)                \
+	X(int, test_body_get, (spool_db *db, uint64_t id, char **rec,        \
+			       size_t *len), p)                              \
+	X(int, test_body_put, (spool_db *db, uint64_t id, const char *rec,   \
+			       size_t len), p)
+
+#define STORE_OP_MEMBER(ret, name, params, p) ret (*name) params;
+#define STORE_OP_PROTO(ret, name, params, p) ret p##_##name params;
+#define STORE_OP_ENTRY(ret, name, params, p) .name = p##_##name,
+
 struct store_ops {
 	const char *kind;       /* "rocksdb", ... (logs, docs) */
-	/* Is data (the --data value) this store's? */
-	int (*claims)(const char *data);
-	/* opt is complete (core_options). Runs due timers once before it
-	 * returns; api.c sets (*out)->ops after. */
-	int (*open)(const char *data, const struct spool_options *opt,
-		    spool_db **out);
-	void (*close)(spool_db *db);
-	int64_t (*tick)(spool_db *db);
-
-	/* name is valid, attr->mode masked, attr->ctime_ms set. */
-	int (*queue_create)(spool_db *db, const char *name,
-			    const struct spool_queue_attr *attr);
-	int (*queue_delete)(spool_db *db, const char *name);
-	int (*queue_open)(spool_db *db, const char *name, spool_queue **out);
-	void (*queue_close)(spool_queue *q);    /* q is not NULL */
-	int (*queue_alive)(spool_queue *q);
-	int (*queue_next)(spool_db *db, const char *after,
-			  char name[SPOOL_NAME_MAX + 1]);
-	ssize_t (*queue_count)(spool_db *db);
-	int (*queue_getattr)(spool_queue *q, struct spool_queue_attr *out);
-	/* attr->mode masked, attr->ctime_ms set. */
-	int (*queue_setattr)(spool_queue *q,
-			     const struct spool_queue_attr *attr);
-	int (*settings_get)(spool_queue *q, struct spool_settings *out);
-	/* Parses with settings_parse, checks with settings_check_refs, all
-	 * under the store's own serialisation of settings changes. */
-	int (*config_apply)(spool_queue *q, const char *text, size_t len);
-
-	/* n > 0; *first_id is set to 0 before. */
-	int (*push_batch)(spool_queue *q, const struct spool_push *p, size_t n,
-			  uint64_t *first_id);
-	int (*msg_stat)(spool_queue *q, uint64_t id,
-			struct spool_msg_info *out);
-	/* The stored body record of message id, unchecked, into a malloc'd
-	 * *rec: -ENOENT none; -EIO the message is CORRUPT already. */
-	int (*msg_record)(spool_queue *q, uint64_t id, char **rec,
-			  size_t *len);
-	/* Sets message id aside as CORRUPT (its record failed body_decode)
-	 * and logs it (core_log_corrupt). */
-	int (*msg_set_corrupt)(spool_queue *q, uint64_t id);
-	int (*lease_next)(spool_queue *q, void *buf, size_t len, size_t *n,
-			  struct spool_msg_info *info);
-	int (*lease_id)(spool_queue *q, uint64_t id,
-			struct spool_msg_info *info);
-	int (*pop)(spool_queue *q, void **body, struct spool_msg_info *info);
-	int (*ack)(spool_queue *q, uint64_t id);
-	int (*release)(spool_queue *q, uint64_t id, int uncount);
-	int (*lease_extend)(spool_queue *q, uint64_t id, int64_t expiry_ms);
-	int (*delete)(spool_queue *q, uint64_t id, unsigned states);
-	/* dst belongs to the same store. */
-	int (*move)(spool_queue *q, uint64_t id, unsigned states,
-		    spool_queue *dst);
-	/* q != dst. */
-	int (*move_all)(spool_queue *q, spool_queue *dst, uint64_t max,
-			uint64_t *moved);
-	int (*purge)(spool_queue *q, uint64_t *count);
-	/* state is exactly one state bit. */
-	ssize_t (*list)(spool_queue *q, enum spool_state state,
-			struct spool_cursor *cur, uint64_t *ids, size_t max);
-	int (*stats_get)(spool_queue *q, struct spool_stats *out);
-
-	/* Test seams (spool_test.h): fail every write with err; read and
-	 * write a body record behind the engine's back. */
-	void (*test_fail_writes)(spool_db *db, int err);
-	int (*test_body_get)(spool_db *db, uint64_t id, char **rec,
-			     size_t *len);
-	int (*test_body_put)(spool_db *db, uint64_t id, const char *rec,
-			     size_t len);
+	STORE_OPS(STORE_OP_MEMBER, )
 };
+
 
 /* stores.c: the stores, in the order spool_open() asks them; NULL ends
  * the list. */

@@ -91,14 +91,12 @@ void state_expire(struct msg *m)
 
 void msg_info(const struct msg *m, struct spool_msg_info *info)
 {
-	info->id = m->id;
-	info->state = m->state;
-	info->priority = m->priority;
-	info->receives = m->receives;
-	info->size = m->size;
-	info->sent_ms = m->sent_ms;
-	info->due_ms = m->due_ms;
-	info->first_received_ms = m->first_recv_ms;
+	*info = (struct spool_msg_info){
+		.id = m->id, .state = m->state, .priority = m->priority,
+		.receives = m->receives, .size = m->size,
+		.sent_ms = m->sent_ms, .due_ms = m->due_ms,
+		.first_received_ms = m->first_recv_ms,
+	};
 }
 
 /* ---------------------------------------------------------- policies */

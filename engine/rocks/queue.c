@@ -833,18 +833,24 @@ ssize_t rocks_queue_count(spool_db *pdb)
 	return (ssize_t)n;
 }
 
-int rocks_queue_getattr(spool_queue *pq, struct spool_queue_attr *out)
+/* Copies len bytes of q's field at src into out while q lives. */
+static int copy_alive(struct rocks_queue *q, void *out, const void *src,
+		      size_t len)
 {
-	struct rocks_queue *q = RQ(pq);
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
 	if (q->alive)
-		*out = q->attr;
+		memcpy(out, src, len);
 	else
 		rc = -ENOENT;
 	pthread_mutex_unlock(&q->lock);
 	return rc;
+}
+
+int rocks_queue_getattr(spool_queue *pq, struct spool_queue_attr *out)
+{
+	return copy_alive(RQ(pq), out, &RQ(pq)->attr, sizeof(*out));
 }
 
 /* Settings and attributes change under db->cfglock, so the record written
@@ -874,16 +880,7 @@ int rocks_queue_setattr(spool_queue *pq,
 
 int rocks_settings_get(spool_queue *pq, struct spool_settings *out)
 {
-	struct rocks_queue *q = RQ(pq);
-	int rc = 0;
-
-	pthread_mutex_lock(&q->lock);
-	if (q->alive)
-		*out = q->set;
-	else
-		rc = -ENOENT;
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return copy_alive(RQ(pq), out, &RQ(pq)->set, sizeof(*out));
 }
 
 /* For the core's checks of queues named in settings. */

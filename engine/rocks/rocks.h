@@ -356,58 +356,12 @@ void timer_stop(struct rocks_db *db);
 /* Tells the timer thread a timer is now due at due_ms. */
 void timer_kick(struct rocks_db *db, int64_t due_ms);
 
-/* The operations of rocks_store (store.h), by file; their contracts are
- * store.h's. */
-/* db.c */
-int rocks_claims(const char *data);
-int rocks_open(const char *dir, const struct spool_options *o,
-	       spool_db **out);
-void rocks_close(spool_db *db);
-/* queue.c */
-int rocks_queue_create(spool_db *db, const char *name,
-		       const struct spool_queue_attr *attr);
-int rocks_queue_delete(spool_db *db, const char *name);
-int rocks_queue_open(spool_db *db, const char *name, spool_queue **out);
-void rocks_queue_close(spool_queue *q);
-int rocks_queue_alive(spool_queue *q);
-int rocks_queue_next(spool_db *db, const char *after,
-		     char name[SPOOL_NAME_MAX + 1]);
-ssize_t rocks_queue_count(spool_db *db);
-int rocks_queue_getattr(spool_queue *q, struct spool_queue_attr *out);
-int rocks_queue_setattr(spool_queue *q, const struct spool_queue_attr *attr);
-int rocks_settings_get(spool_queue *q, struct spool_settings *out);
-int rocks_config_apply(spool_queue *q, const char *text, size_t len);
-/* Takes a reference on queue name / drops one. */
+/* The operations of rocks_store (store.h): rocks_claims, rocks_open, ...;
+ * each is in the file of its kind (db.c, queue.c, push.c, msg.c, timer.c,
+ * seams.c). */
+STORE_OPS(STORE_OP_PROTO, rocks)
+/* queue.c: takes a reference on queue name / drops one. */
 int queue_get(struct rocks_db *db, const char *name, struct rocks_queue **out);
 void queue_unref(struct rocks_queue *q);
-/* push.c */
-int rocks_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
-		     uint64_t *first_id);
-/* msg.c */
-int rocks_msg_stat(spool_queue *q, uint64_t id, struct spool_msg_info *out);
-int rocks_msg_record(spool_queue *q, uint64_t id, char **rec, size_t *len);
-int rocks_msg_set_corrupt(spool_queue *q, uint64_t id);
-int rocks_lease_next(spool_queue *q, void *buf, size_t len, size_t *n,
-		     struct spool_msg_info *info);
-int rocks_lease_id(spool_queue *q, uint64_t id, struct spool_msg_info *info);
-int rocks_pop(spool_queue *q, void **body, struct spool_msg_info *info);
-int rocks_ack(spool_queue *q, uint64_t id);
-int rocks_release(spool_queue *q, uint64_t id, int uncount);
-int rocks_lease_extend(spool_queue *q, uint64_t id, int64_t expiry_ms);
-int rocks_delete(spool_queue *q, uint64_t id, unsigned states);
-int rocks_move(spool_queue *q, uint64_t id, unsigned states, spool_queue *dst);
-int rocks_move_all(spool_queue *q, spool_queue *dst, uint64_t max,
-		   uint64_t *moved);
-int rocks_purge(spool_queue *q, uint64_t *count);
-ssize_t rocks_list(spool_queue *q, enum spool_state state,
-		   struct spool_cursor *cur, uint64_t *ids, size_t max);
-int rocks_stats_get(spool_queue *q, struct spool_stats *out);
-/* timer.c */
-int64_t rocks_tick(spool_db *db);
-/* seams.c */
-void rocks_test_fail_writes(spool_db *db, int err);
-int rocks_test_body_get(spool_db *db, uint64_t id, char **rec, size_t *len);
-int rocks_test_body_put(spool_db *db, uint64_t id, const char *rec,
-			size_t len);
 
 #endif /* ROCKS_H */
