@@ -89,8 +89,9 @@ typedef void (*spool_log_fn)(void *arg, enum spool_log_level level,
 /*
  * Called after queue q gained at least one visible message (a push, a delay
  * or lease that ran out, a release, a message moved in, an unpause). Called
- * with no engine lock held, from whatever thread caused it, possibly the
- * timer thread. The caller typically tries spool_lease_next() for each of its
+ * with no engine lock held, from whatever thread caused it: possibly the
+ * store's timer thread, or (a store several hosts share) the thread that
+ * learnt of another host's change. The caller typically tries spool_lease_next() for each of its
  * waiting readers until that returns -EAGAIN. Every subscriber is called
  * (spool_options.wake first, then those of spool_wake_subscribe()).
  */
@@ -106,7 +107,8 @@ struct spool_options {
 	                                 * default SPOOL_LOG_INFO */
 	spool_wake_fn wake;      /* NULL: none */
 	void *wake_arg;
-	int manual_timers;       /* 1: no timer thread; the caller runs due
+	int manual_timers;       /* 1: the store runs no timers on its own
+	                          * (no timer thread); the caller runs due
 	                          * timers with spool_tick() (tests) */
 };
 
@@ -152,8 +154,9 @@ int spool_wake_subscribe(spool_db *db, spool_wake_fn fn, void *arg);
  * created on demand with the queue's owner and mode), messages reaching
  * the retention age (deleted, in any state but corrupt); wakes the queues
  * that gained visible messages, and returns the due time of the earliest
- * timer still pending, or INT64_MAX if none. The timer thread
- * calls this; with manual_timers, the caller does.
+ * timer still pending, or INT64_MAX if none. The store's own timers
+ * (the RocksDB store: its timer thread) call this; with manual_timers, the
+ * caller does.
  */
 int64_t spool_tick(spool_db *db);
 
@@ -192,8 +195,8 @@ int spool_queue_delete(spool_db *db, const char *name);
 
 /*
  * Looks up queue name and returns a counted handle in *out; release it with
- * spool_queue_close(). Handles are cheap; holding one keeps the memory alive
- * after a delete (operations then fail with -ENOENT).
+ * spool_queue_close(). Handles are cheap; one stays valid after a delete
+ * (operations then fail with -ENOENT).
  * Errors: -ENOENT no such queue (or the name is not valid).
  */
 int spool_queue_open(spool_db *db, const char *name, spool_queue **out);
