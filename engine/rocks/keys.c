@@ -38,6 +38,9 @@
 #include "rocks.h"
 #include "kv.h"
 
+#define QREC_VERSION 1
+#define QREC_FIXED (1 + 4 + 4 + 4 + 8 + 2)
+
 void key_id(uint64_t id, char out[ID_KEY_LEN])
 {
 	core_put_be64(out, id);
@@ -105,7 +108,7 @@ void idx_from_msg(const struct msg *m, uint32_t qid, struct idx_rec *r)
 
 void key_dedup(uint32_t qid, const uint8_t *key, char out[DKEY_LEN])
 {
-	key_queue('D', qid, out);
+	key_queue(TAG_DEDUP, qid, out);
 	memcpy(out + QKEY_LEN, key, DEDUP_KEY_LEN);
 }
 
@@ -122,6 +125,53 @@ void counters_decode(const char *v, size_t len, uint64_t c[CNT_N])
 
 		c[i] = (size_t)(8 * i + 8) <= len ? core_get_le(&p, 8) : 0;
 	}
+}
+
+char *qrec_encode(const char *name, const struct spool_queue_attr *a,
+		  const struct spool_settings *s, size_t *len)
+{
+	size_t nlen = strlen(name);
+	int slen = settings_format(s, name, NULL, 0);
+	char *v = malloc(QREC_FIXED + nlen + (size_t)slen + 1), *p = v;
+	uint64_t fields[] = { QREC_VERSION, a->uid, a->gid, a->mode,
+			      (uint64_t)a->ctime_ms, nlen };
+	const int widths[] = { 1, 4, 4, 4, 8, 2 };
+
+	if (!v)
+		return NULL;
+	for (int i = 0; i < 6; i++)
+		for (int j = 0; j < widths[i]; j++)
+			*p++ = (char)(fields[i] >> (8 * j));
+	memcpy(p, name, nlen);
+	settings_format(s, name, p + nlen, (size_t)slen + 1);
+	*len = QREC_FIXED + nlen + (size_t)slen;
+	return v;
+}
+
+int qrec_decode(const char *v, size_t len, char name[SPOOL_NAME_MAX + 1],
+		       struct spool_queue_attr *a, struct spool_settings *s)
+{
+	uint64_t f[6] = { 0 };
+	const int widths[] = { 1, 4, 4, 4, 8, 2 };
+	const unsigned char *p = (const unsigned char *)v;
+
+	if (len < QREC_FIXED)
+		return -EIO;
+	for (int i = 0; i < 6; i++, p += widths[i - 1])
+		for (int j = widths[i] - 1; j >= 0; j--)
+			f[i] = f[i] << 8 | p[j];
+	if (f[0] != QREC_VERSION || f[5] > SPOOL_NAME_MAX ||
+	    QREC_FIXED + f[5] > len)
+		return -EIO;
+	a->uid = (uint32_t)f[1];
+	a->gid = (uint32_t)f[2];
+	a->mode = (uint32_t)f[3];
+	a->ctime_ms = (int64_t)f[4];
+	memcpy(name, v + QREC_FIXED, f[5]);
+	name[f[5]] = '\0';
+	settings_default(s);
+	return settings_parse(s, v + QREC_FIXED + f[5],
+			      len - QREC_FIXED - f[5]);
 }
 
 uint32_t key_qid_decode(const char *k)
@@ -167,7 +217,7 @@ void batch_merge_counters(struct store_batch *b, uint32_t qid,
 {
 	char key[QKEY_LEN], v[CNT_N * 8];
 
-	key_queue('C', qid, key);
+	key_queue(TAG_COUNTERS, qid, key);
 	counters_encode(delta, v);
 	store_batch_merge(b, CF_META, key, QKEY_LEN, v, sizeof(v));
 }
@@ -195,7 +245,7 @@ void batch_put_reservation(struct store_batch *b, uint64_t r)
 	char v[8];
 
 	core_put_be64(v, r);
-	store_batch_put(b, CF_META, "I", 1, v, 8);
+	store_batch_put(b, CF_META, KEY_RESERVATION, 1, v, 8);
 }
 
 int body_load(struct store *st, uint64_t id, char **rec, size_t *len)

@@ -14,9 +14,6 @@
 #include "rocks.h"
 #include "kv.h"
 
-#define FORMAT_VERSION "1"
-#define QREC_VERSION 1
-#define QREC_FIXED (1 + 4 + 4 + 4 + 8 + 2)
 
 /* ------------------------------------------------------- message hash */
 
@@ -311,66 +308,18 @@ static void table_remove(struct rocks_db *db, struct rocks_queue *q)
 
 /* ------------------------------------------------------ queue records */
 
-/* Encodes a queue record (keys.c) into a malloc'd buffer. */
-static char *qrec_encode(const struct rocks_queue *q, const struct spool_queue_attr *a,
-			 const struct spool_settings *s, size_t *len)
-{
-	size_t nlen = strlen(q->pub.name);
-	int slen = settings_format(s, q->pub.name, NULL, 0);
-	char *v = malloc(QREC_FIXED + nlen + (size_t)slen + 1), *p = v;
-	uint64_t fields[] = { QREC_VERSION, a->uid, a->gid, a->mode,
-			      (uint64_t)a->ctime_ms, nlen };
-	const int widths[] = { 1, 4, 4, 4, 8, 2 };
-
-	if (!v)
-		return NULL;
-	for (int i = 0; i < 6; i++)
-		for (int j = 0; j < widths[i]; j++)
-			*p++ = (char)(fields[i] >> (8 * j));
-	memcpy(p, q->pub.name, nlen);
-	settings_format(s, q->pub.name, p + nlen, (size_t)slen + 1);
-	*len = QREC_FIXED + nlen + (size_t)slen;
-	return v;
-}
-
-static int qrec_decode(const char *v, size_t len, char name[SPOOL_NAME_MAX + 1],
-		       struct spool_queue_attr *a, struct spool_settings *s)
-{
-	uint64_t f[6] = { 0 };
-	const int widths[] = { 1, 4, 4, 4, 8, 2 };
-	const unsigned char *p = (const unsigned char *)v;
-
-	if (len < QREC_FIXED)
-		return -EIO;
-	for (int i = 0; i < 6; i++, p += widths[i - 1])
-		for (int j = widths[i] - 1; j >= 0; j--)
-			f[i] = f[i] << 8 | p[j];
-	if (f[0] != QREC_VERSION || f[5] > SPOOL_NAME_MAX ||
-	    QREC_FIXED + f[5] > len)
-		return -EIO;
-	a->uid = (uint32_t)f[1];
-	a->gid = (uint32_t)f[2];
-	a->mode = (uint32_t)f[3];
-	a->ctime_ms = (int64_t)f[4];
-	memcpy(name, v + QREC_FIXED, f[5]);
-	name[f[5]] = '\0';
-	settings_default(s);
-	return settings_parse(s, v + QREC_FIXED + f[5],
-			      len - QREC_FIXED - f[5]);
-}
-
 int queue_write_record(struct rocks_queue *q, const struct spool_queue_attr *a,
 		       const struct spool_settings *s)
 {
 	struct store_batch *b = store_batch_new(q->db->st);
 	char key[QKEY_LEN];
 	size_t len;
-	char *v = qrec_encode(q, a, s, &len);
+	char *v = qrec_encode(q->pub.name, a, s, &len);
 	int rc = -ENOMEM;
 
 	if (!b || !v)
 		goto out;
-	key_queue('Q', q->qid, key);
+	key_queue(TAG_QUEUE, q->qid, key);
 	store_batch_put(b, CF_META, key, QKEY_LEN, v, len);
 	rc = store_write(q->db->st, b, 1);
 out:
@@ -424,7 +373,7 @@ static int load_counters(struct rocks_db *db)
 		size_t len;
 		int rc;
 
-		key_queue('C', q->qid, key);
+		key_queue(TAG_COUNTERS, q->qid, key);
 		rc = store_get(db->st, CF_META, key, QKEY_LEN, &v, &len);
 		if (rc == -ENOENT)
 			continue;
@@ -583,8 +532,7 @@ static int load_dedup(void *arg, const char *k, size_t klen, const char *v,
 
 	if (klen != DKEY_LEN || vlen != 8)
 		return 0;
-	for (int i = 7; i >= 0; i--)
-		expiry = (int64_t)((uint64_t)expiry << 8 | (unsigned char)v[i]);
+	expiry = (int64_t)core_get_le(&v, 8);
 	qid = key_qid_decode(k);
 	q = queue_by_qid(l->db, qid);
 	if (!q || expiry <= l->now)
@@ -601,7 +549,7 @@ static int load_dedups(struct rocks_db *db)
 
 	if (!l.stale)
 		return -ENOMEM;
-	rc = store_scan(db->st, CF_META, "D", 1, load_dedup, &l);
+	rc = store_scan(db->st, CF_META, KEY_DEDUPS, 1, load_dedup, &l);
 	if (!rc && store_batch_count(l.stale))
 		rc = store_write(db->st, l.stale, 0);
 	store_batch_free(l.stale);
@@ -612,14 +560,14 @@ static int load_meta(struct rocks_db *db)
 {
 	char *v;
 	size_t len;
-	int rc = store_get(db->st, CF_META, "V", 1, &v, &len);
+	int rc = store_get(db->st, CF_META, KEY_VERSION, 1, &v, &len);
 
 	if (rc == -ENOENT) {
 		struct store_batch *b = store_batch_new(db->st);
 
 		if (!b)
 			return -ENOMEM;
-		store_batch_put(b, CF_META, "V", 1, FORMAT_VERSION, 1);
+		store_batch_put(b, CF_META, KEY_VERSION, 1, FORMAT_VERSION, 1);
 		rc = store_write(db->st, b, 1);
 		store_batch_free(b);
 		return rc;
@@ -633,7 +581,7 @@ static int load_meta(struct rocks_db *db)
 	free(v);
 	if (rc)
 		return rc;
-	if (store_get(db->st, CF_META, "I", 1, &v, &len) == 0) {
+	if (store_get(db->st, CF_META, KEY_RESERVATION, 1, &v, &len) == 0) {
 		if (len == 8)
 			db->last_id = key_id_decode(v) - 1;
 		free(v);
@@ -646,7 +594,7 @@ int db_load(struct rocks_db *db)
 	int rc = load_meta(db);
 
 	if (!rc)
-		rc = store_scan(db->st, CF_META, "Q", 1, load_queue, db);
+		rc = store_scan(db->st, CF_META, KEY_QUEUES, 1, load_queue, db);
 	if (!rc)
 		rc = load_counters(db);
 	if (!rc)
@@ -716,15 +664,15 @@ static int queue_delete_record(struct rocks_queue *q)
 
 	if (!b)
 		return -ENOMEM;
-	key_queue('D', q->qid, key);
+	key_queue(TAG_DEDUP, q->qid, key);
 	rc = store_scan(q->db->st, CF_META, key, QKEY_LEN, add_delete, b);
 	if (rc) {
 		store_batch_free(b);
 		return rc;
 	}
-	key_queue('Q', q->qid, key);
+	key_queue(TAG_QUEUE, q->qid, key);
 	store_batch_delete(b, CF_META, key, QKEY_LEN);
-	key_queue('C', q->qid, key);
+	key_queue(TAG_COUNTERS, q->qid, key);
 	store_batch_delete(b, CF_META, key, QKEY_LEN);
 	rc = store_write(q->db->st, b, 1);
 	store_batch_free(b);

@@ -240,6 +240,22 @@ struct idx_rec {
 	int64_t sent_ms, due_ms, first_recv_ms;
 };
 #define IDX_REC_LEN 45
+/* Meta keys (CF_META) and the tags of per-queue meta keys. */
+#define FORMAT_VERSION "1"
+#define KEY_VERSION "V"
+#define KEY_RESERVATION "I"
+#define KEY_QUEUES "Q"          /* prefix of every queue record */
+#define KEY_DEDUPS "D"          /* prefix of every dedup key */
+#define TAG_QUEUE 'Q'
+#define TAG_COUNTERS 'C'
+#define TAG_DEDUP 'D'
+/* A queue record: owner, mode, ctime, name and settings text. encode
+ * gives a malloc'd buffer; decode gives -EIO for a bad record and
+ * -EINVAL for settings it cannot parse. */
+char *qrec_encode(const char *name, const struct spool_queue_attr *a,
+		  const struct spool_settings *s, size_t *len);
+int qrec_decode(const char *v, size_t len, char name[SPOOL_NAME_MAX + 1],
+		struct spool_queue_attr *a, struct spool_settings *s);
 #define ID_KEY_LEN 8
 #define QKEY_LEN 5
 void key_id(uint64_t id, char out[ID_KEY_LEN]);
