@@ -125,13 +125,14 @@ static void make_parents(char *path)
 	}
 }
 
-/* The store's directory, absolute (the daemon runs from /). */
+/* The store: a directory, made absolute (the daemon runs from /), or a
+ * URL ("scheme://...") as given, for the engine to pick its store. */
 static char *data_dir(const char *given)
 {
 	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
 	char cwd[PATH_MAX], *out = NULL;
 
-	if (given && given[0] == '/')
+	if (given && (given[0] == '/' || strstr(given, "://")))
 		return strdup(given);
 	if (given && getcwd(cwd, sizeof cwd)) {
 		if (asprintf(&out, "%s/%s", cwd, given) < 0)
@@ -163,6 +164,8 @@ static const char *open_failure(int rc)
 		return "not a directory";
 	case -EIO:
 		return "it is corrupt or not a spoolfs store";
+	case -EINVAL:
+		return "no store of this kind (--data takes a directory)";
 	default:
 		return strerror(-rc);
 	}
