@@ -110,7 +110,7 @@
 #define STORE_OP_ENTRY(ret, name, params, p) .name = p##_##name,
 
 struct store_ops {
-	const char *kind;       /* "rocksdb", ... (logs, docs) */
+	const char *kind;       /* its name, for logs and docs */
 	STORE_OPS(STORE_OP_MEMBER, )
 };
 
@@ -118,6 +118,5 @@ struct store_ops {
 /* stores.c: the stores, in the order spool_open() asks them; NULL ends
  * the list. */
 extern const struct store_ops *const store_kinds[];
-extern const struct store_ops rocks_store;
 
 #endif /* STORE_H */

@@ -5,6 +5,8 @@
  */
 #include "store.h"
 
+extern const struct store_ops rocks_store;      /* rocks/db.c */
+
 const struct store_ops *const store_kinds[] = {
 	&rocks_store,
 	NULL,

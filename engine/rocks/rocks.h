@@ -1,6 +1,6 @@
 /*
  * rocks.h - the RocksDB store's private structures, shared by the files of
- * engine/rocks/ only. Its operations (store.h) are rocks_store, in queue.c.
+ * engine/rocks/ only. Its table of operations (store.h) is rocks_store, in db.c.
  *
  * Memory model: RocksDB holds the truth; each queue keeps its messages in
  * memory too, indexed four ways:
@@ -376,6 +376,7 @@ void timer_kick(struct rocks_db *db, int64_t due_ms);
  * each is in the file of its kind (db.c, queue.c, push.c, msg.c, timer.c,
  * seams.c). */
 STORE_OPS(STORE_OP_PROTO, rocks)
+extern const struct store_ops rocks_store;
 /* queue.c: takes a reference on queue name / drops one. */
 int queue_get(struct rocks_db *db, const char *name, struct rocks_queue **out);
 void queue_unref(struct rocks_queue *q);
