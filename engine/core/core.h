@@ -51,7 +51,8 @@ void core_queue_init(spool_queue *q, spool_db *db, const char *name);
 /* A queue's attributes as stored: in's owner, its mode bits only, ctime
  * now. -EINVAL if name (unless NULL) is not a valid queue name. */
 int core_queue_attr(spool_db *db, const char *name,
-		    const struct spool_queue_attr *in, struct spool_queue_attr *out);
+		    const struct spool_queue_attr *in,
+		    struct spool_queue_attr *out);
 /* Tells every wake subscriber of q's store (spool_options.wake, then
  * spool_wake_subscribe's) that q gained a visible message. No engine lock
  * may be held. */

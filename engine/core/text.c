@@ -39,9 +39,8 @@ void core_log_corrupt(spool_queue *q, uint64_t id)
 	char text[SPOOL_ID_LEN + 1];
 
 	spool_id_format(id, text);
-	core_log(q->db, SPOOL_LOG_ERR,
-		 "queue %s: message %s failed its checksum; set aside as corrupt",
-		 q->name, text);
+	core_log(q->db, SPOOL_LOG_ERR, "queue %s: message %s failed its "
+		 "checksum; set aside as corrupt", q->name, text);
 }
 
 /* -------------------------------------------------------------- clock */
@@ -84,7 +83,8 @@ void core_queue_init(spool_queue *q, spool_db *db, const char *name)
 }
 
 int core_queue_attr(spool_db *db, const char *name,
-		    const struct spool_queue_attr *in, struct spool_queue_attr *out)
+		    const struct spool_queue_attr *in,
+		    struct spool_queue_attr *out)
 {
 	if (name && !spool_name_valid(name, strlen(name)))
 		return -EINVAL;

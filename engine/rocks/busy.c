@@ -90,7 +90,7 @@ int remove_msgs(struct rocks_queue *q, struct node **v, size_t n, int c,
 
 /* Takes up to max messages from tree t into v (busy); q->lock held. */
 size_t grab_many(struct rocks_queue *q, struct tree *t, struct node **v,
-			size_t max)
+		 size_t max)
 {
 	size_t n = 0;
 	struct node *m;
@@ -127,8 +127,8 @@ int move_reserve(struct rocks_queue *dst, uint64_t want, uint64_t *got)
 }
 
 /* Hands moved messages (already written as dst's) over to dst. */
-void move_publish(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
-			 size_t n, uint64_t reserved)
+void move_publish(struct rocks_queue *q, struct rocks_queue *dst,
+		  struct node **v, size_t n, uint64_t reserved)
 {
 	int64_t now = db_now(q->db);
 
@@ -156,7 +156,7 @@ void move_publish(struct rocks_queue *q, struct rocks_queue *dst, struct node **
 }
 
 void move_undo(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
-		      size_t n, uint64_t reserved)
+	       size_t n, uint64_t reserved)
 {
 	pthread_mutex_lock(&q->lock);
 	for (size_t i = 0; i < n; i++)
@@ -169,7 +169,7 @@ void move_undo(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
 
 /* Writes v[0..n) as VISIBLE messages of dst, durably. */
 int move_write(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
-		      size_t n, int c)
+	       size_t n, int c)
 {
 	struct store_batch *b = batch(q);
 	int64_t now = db_now(q->db);
@@ -229,8 +229,9 @@ int msg_dead_letter(struct rocks_queue *q, struct node **v, size_t n)
 	int rc = dead_letter_open(q, &dlq);
 
 	if (rc) {
-		core_log(&q->db->pub, SPOOL_LOG_WARN, "queue %s: no dead-letter queue "
-		       "(%s); messages stay", q->pub.name, strerror(-rc));
+		core_log(&q->db->pub, SPOOL_LOG_WARN, "queue %s: no "
+			 "dead-letter queue (%s); messages stay", q->pub.name,
+			 strerror(-rc));
 		return rc;
 	}
 	rc = dlq == q ? -EINVAL : move_reserve(dlq, n, &got);

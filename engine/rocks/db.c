@@ -63,7 +63,7 @@ int rocks_claims(const char *data)
 }
 
 int rocks_open(const char *dir, const struct spool_options *o,
-		      spool_db **out)
+	       spool_db **out)
 {
 	struct rocks_db *db = calloc(1, sizeof(*db));
 	int rc;
@@ -77,8 +77,8 @@ int rocks_open(const char *dir, const struct spool_options *o,
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	rc = store_open(dir, db->pub.opt.sync == SPOOL_SYNC_ALWAYS, store_log_cb,
-			&db->pub, &db->st);
+	rc = store_open(dir, db->pub.opt.sync == SPOOL_SYNC_ALWAYS,
+			store_log_cb, &db->pub, &db->st);
 	if (rc)
 		goto out_free;
 	rc = db_load(db);

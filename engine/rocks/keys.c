@@ -149,7 +149,7 @@ char *qrec_encode(const char *name, const struct spool_queue_attr *a,
 }
 
 int qrec_decode(const char *v, size_t len, char name[SPOOL_NAME_MAX + 1],
-		       struct spool_queue_attr *a, struct spool_settings *s)
+		struct spool_queue_attr *a, struct spool_settings *s)
 {
 	uint64_t f[6] = { 0 };
 	const int widths[] = { 1, 4, 4, 4, 8, 2 };

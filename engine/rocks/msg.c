@@ -43,8 +43,8 @@ static void after_change(struct rocks_queue *q, const struct msg *next)
  */
 typedef int (*change_fn)(struct rocks_queue *q, struct msg *next, void *arg);
 
-static int update(struct rocks_queue *q, uint64_t id, unsigned states, int durable,
-		  change_fn change, void *arg, int c,
+static int update(struct rocks_queue *q, uint64_t id, unsigned states,
+		  int durable, change_fn change, void *arg, int c,
 		  struct spool_msg_info *info)
 {
 	struct store_batch *b = batch(q);
@@ -131,7 +131,7 @@ int rocks_msg_set_corrupt(spool_queue *pq, uint64_t id)
  * corrupt (a record that cannot be read is set aside here; one that fails
  * its checksum, by api.c through msg_set_corrupt). */
 int rocks_msg_record(spool_queue *pq, uint64_t id, char **rec,
-			    size_t *len)
+		     size_t *len)
 {
 	struct rocks_queue *q = RQ(pq);
 	struct node *m;
@@ -153,7 +153,7 @@ int rocks_msg_record(spool_queue *pq, uint64_t id, char **rec,
 }
 
 int rocks_msg_stat(spool_queue *pq, uint64_t id,
-			  struct spool_msg_info *out)
+		   struct spool_msg_info *out)
 {
 	struct rocks_queue *q = RQ(pq);
 	struct node *m;
@@ -262,7 +262,7 @@ static int take_next(struct rocks_queue *q, struct node **out, char **rec,
 }
 
 int rocks_lease_next(spool_queue *pq, void *buf, size_t len,
-			    size_t *n, struct spool_msg_info *info)
+		     size_t *n, struct spool_msg_info *info)
 {
 	struct rocks_queue *q = RQ(pq);
 	struct lease_arg a = { db_now(q->db), 0 };
@@ -314,7 +314,7 @@ static int to_leased_checked(struct rocks_queue *q, struct msg *next, void *arg)
 }
 
 int rocks_lease_id(spool_queue *pq, uint64_t id,
-			  struct spool_msg_info *info)
+		   struct spool_msg_info *info)
 {
 	struct rocks_queue *q = RQ(pq);
 	struct lease_arg a = { db_now(q->db), 0 };
@@ -333,7 +333,8 @@ static int to_visible(struct rocks_queue *q, struct msg *next, void *arg)
 
 int rocks_release(spool_queue *pq, uint64_t id, int uncount)
 {
-	return update(RQ(pq), id, SPOOL_LEASED, 1, to_visible, &uncount, -1, NULL);
+	return update(RQ(pq), id, SPOOL_LEASED, 1, to_visible, &uncount, -1,
+		      NULL);
 }
 
 static int to_extended(struct rocks_queue *q, struct msg *next, void *arg)
@@ -344,7 +345,7 @@ static int to_extended(struct rocks_queue *q, struct msg *next, void *arg)
 }
 
 int rocks_lease_extend(spool_queue *pq, uint64_t id,
-			      int64_t expiry_ms)
+		       int64_t expiry_ms)
 {
 	return update(RQ(pq), id, SPOOL_LEASED, 0, to_extended, &expiry_ms, -1,
 		      NULL);
@@ -357,8 +358,8 @@ static int remove_msg(struct rocks_queue *q, struct node *m, int c)
 	return remove_msgs(q, &m, 1, c, 1);
 }
 
-static int delete_where(struct rocks_queue *q, uint64_t id, unsigned states, int c,
-			int need_received)
+static int delete_where(struct rocks_queue *q, uint64_t id, unsigned states,
+			int c, int need_received)
 {
 	struct node *m;
 
@@ -375,7 +376,8 @@ static int delete_where(struct rocks_queue *q, uint64_t id, unsigned states, int
 
 int rocks_ack(spool_queue *pq, uint64_t id)
 {
-	return delete_where(RQ(pq), id, SPOOL_LEASED | SPOOL_VISIBLE, CNT_ACKED, 1);
+	return delete_where(RQ(pq), id, SPOOL_LEASED | SPOOL_VISIBLE,
+			    CNT_ACKED, 1);
 }
 
 int rocks_delete(spool_queue *pq, uint64_t id, unsigned states)
@@ -384,7 +386,7 @@ int rocks_delete(spool_queue *pq, uint64_t id, unsigned states)
 }
 
 int rocks_pop(spool_queue *pq, void **body,
-		     struct spool_msg_info *info)
+	      struct spool_msg_info *info)
 {
 	struct rocks_queue *q = RQ(pq);
 	struct body_view bv;
@@ -445,7 +447,7 @@ int rocks_purge(spool_queue *pq, uint64_t *count_out)
 /* ------------------------------------------------------------- moving */
 
 int rocks_move(spool_queue *pq, uint64_t id, unsigned states,
-		      spool_queue *pdst)
+	       spool_queue *pdst)
 {
 	struct rocks_queue *q = RQ(pq), *dst = RQ(pdst);
 	uint64_t got;
@@ -473,8 +475,8 @@ int rocks_move(spool_queue *pq, uint64_t id, unsigned states,
 #define MOVE_STEP 1000
 
 /* One step of spool_move_all: moves up to want messages. */
-static int move_step(struct rocks_queue *q, struct rocks_queue *dst, uint64_t want,
-		     uint64_t *moved)
+static int move_step(struct rocks_queue *q, struct rocks_queue *dst,
+		     uint64_t want, uint64_t *moved)
 {
 	struct node *v[MOVE_STEP];
 	uint64_t got;
@@ -499,7 +501,7 @@ static int move_step(struct rocks_queue *q, struct rocks_queue *dst, uint64_t wa
 }
 
 int rocks_move_all(spool_queue *pq, spool_queue *pdst, uint64_t max,
-			  uint64_t *moved)
+		   uint64_t *moved)
 {
 	struct rocks_queue *q = RQ(pq), *dst = RQ(pdst);
 	uint64_t total = 0, step;
@@ -521,7 +523,7 @@ int rocks_move_all(spool_queue *pq, spool_queue *pdst, uint64_t max,
 /* ------------------------------------------------------------ listing */
 
 ssize_t rocks_list(spool_queue *pq, enum spool_state state,
-			  struct spool_cursor *cur, uint64_t *ids, size_t max)
+		   struct spool_cursor *cur, uint64_t *ids, size_t max)
 {
 	struct rocks_queue *q = RQ(pq);
 	struct tree *t = queue_tree(q, state);

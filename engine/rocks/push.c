@@ -1,7 +1,8 @@
 /*
- * push.c - pushing into the RocksDB store: checks (the core's), dedup (drop a push whose name or body was seen
- * within dedup_window), fan-out (a push to a topic goes to each subscriber
- * queue instead), max_depth reservations, and the one batch that writes
+ * push.c - pushing into the RocksDB store: checks (the core's), dedup
+ * (drop a push whose name or body was seen within dedup_window), fan-out
+ * (a push to a topic goes to each subscriber queue instead), max_depth
+ * reservations, and the one batch that writes
  * every message of a push to every destination: all or none.
  *
  * Fan-out is one level: a subscriber's own fanout setting is not followed

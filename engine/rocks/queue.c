@@ -43,7 +43,8 @@ static int hash_full(size_t count, size_t size)
 	return count * 5 > size * 4;
 }
 
-static void hash_put(struct rocks_queue *q, uint32_t *t, size_t size, uint32_t n)
+static void hash_put(struct rocks_queue *q, uint32_t *t, size_t size,
+		     uint32_t n)
 {
 	size_t i = hash_slot(size, hnode(q, n)->id);
 
@@ -214,7 +215,8 @@ void queue_free_msgs(struct rocks_queue *q)
 
 /* ------------------------------------------------------ queue objects */
 
-static struct rocks_queue *queue_new(struct rocks_db *db, uint32_t qid, const char *name)
+static struct rocks_queue *queue_new(struct rocks_db *db, uint32_t qid,
+				     const char *name)
 {
 	struct rocks_queue *q = calloc(1, sizeof(*q));
 
@@ -428,12 +430,14 @@ static int load_msg(void *arg, const char *k, size_t klen, const char *v,
 	struct rocks_queue *q;
 
 	if (klen != ID_KEY_LEN || idx_decode(v, vlen, &r) != 0) {
-		core_log(&db->pub, SPOOL_LOG_ERR, "unreadable message index record");
+		core_log(&db->pub, SPOOL_LOG_ERR,
+			 "unreadable message index record");
 		return -EIO;
 	}
 	q = queue_by_qid(db, r.qid);
 	if (!q) {
-		core_log(&db->pub, SPOOL_LOG_WARN, "message of unknown queue %u", r.qid);
+		core_log(&db->pub, SPOOL_LOG_WARN,
+			 "message of unknown queue %u", r.qid);
 		return 0;
 	}
 	m = node_alloc(&db->arena);
@@ -618,7 +622,7 @@ int db_load(struct rocks_db *db)
 /* ------------------------------------------------------------ queues */
 
 int rocks_queue_create(spool_db *pdb, const char *name,
-			      const struct spool_queue_attr *attr)
+		       const struct spool_queue_attr *attr)
 {
 	struct rocks_db *db = RDB(pdb);
 	struct spool_queue_attr a = *attr;
@@ -752,7 +756,7 @@ int rocks_queue_alive(spool_queue *pq)
 }
 
 int rocks_queue_next(spool_db *pdb, const char *after,
-			    char name[SPOOL_NAME_MAX + 1])
+		     char name[SPOOL_NAME_MAX + 1])
 {
 	struct rocks_db *db = RDB(pdb);
 	size_t i;
@@ -760,7 +764,8 @@ int rocks_queue_next(spool_db *pdb, const char *after,
 
 	pthread_rwlock_rdlock(&db->qlock);
 	i = after ? table_search(db, after) : 0;
-	if (after && i < db->nqueues && strcmp(db->queues[i]->pub.name, after) == 0)
+	if (after && i < db->nqueues &&
+	    strcmp(db->queues[i]->pub.name, after) == 0)
 		i++;
 	if (i < db->nqueues) {
 		strcpy(name, db->queues[i]->pub.name);
@@ -804,7 +809,7 @@ int rocks_queue_getattr(spool_queue *pq, struct spool_queue_attr *out)
 /* Settings and attributes change under db->cfglock, so the record written
  * is never older than one written before it. */
 int rocks_queue_setattr(spool_queue *pq,
-			       const struct spool_queue_attr *attr)
+			const struct spool_queue_attr *attr)
 {
 	struct rocks_queue *q = RQ(pq);
 	struct spool_queue_attr a = *attr;

@@ -1,6 +1,7 @@
 /*
  * rocks.h - the RocksDB store's private structures, shared by the files of
- * engine/rocks/ only. Its table of operations (store.h) is rocks_store, in db.c.
+ * engine/rocks/ only. Its table of operations (store.h) is rocks_store,
+ * in db.c.
  *
  * Memory model: RocksDB holds the truth; each queue keeps its messages in
  * memory too, indexed four ways:
