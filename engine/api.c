@@ -176,6 +176,11 @@ int spool_push(spool_queue *q, const struct spool_push *p, uint64_t *id)
 	return q->db->ops->push_batch(q, p, 1, id);
 }
 
+int spool_push_room(spool_queue *q, size_t n)
+{
+	return q->db->ops->push_room(q, n);
+}
+
 int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
 		     uint64_t *first_id)
 {

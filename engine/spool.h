@@ -354,6 +354,16 @@ int spool_push(spool_queue *q, const struct spool_push *p, uint64_t *id);
 int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
 		     uint64_t *first_id);
 
+/*
+ * Would q take n more messages now? Checks what a push of n messages would
+ * meet first: q deleted, or max_depth (of q, or of each queue of its
+ * fanout list). Only a forecast: other pushes may fill a queue before the
+ * caller's own. For a caller that must refuse early what it pushes later
+ * (the filesystem's empty files, pushed at release). Returns 0.
+ * Errors: -ENOENT q (or a fanout queue) deleted; -EDQUOT.
+ */
+int spool_push_room(spool_queue *q, size_t n);
+
 /* What the engine knows of a message without reading its body. */
 struct spool_msg_info {
 	uint64_t id;

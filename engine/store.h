@@ -62,6 +62,7 @@
 	 * under the store's own serialisation of settings changes. */       \
 	X(int, config_apply, (spool_queue *q, const char *text, size_t len), \
 	  p)                                                                 \
+	X(int, push_room, (spool_queue *q, size_t n), p)                     \
 	/* n > 0; *first_id is set to 0 before. */                           \
 	X(int, push_batch, (spool_queue *q, const struct spool_push *p,      \
 			    size_t n, uint64_t *first_id), p)                \

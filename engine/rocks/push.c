@@ -146,12 +146,8 @@ static int dests_reserve(struct push_job *j)
 		int rc = 0;
 
 		pthread_mutex_lock(&d->q->lock);
-		if (!d->q->alive)
-			rc = -ENOENT;
-		else if (d->q->set.max_depth &&
-			 queue_depth(d->q) + j->nkeep > d->q->set.max_depth)
-			rc = -EDQUOT;
-		else
+		rc = queue_room(d->q, j->nkeep);
+		if (!rc)
 			d->q->pending += j->nkeep;
 		d->s = d->q->set;
 		pthread_mutex_unlock(&d->q->lock);
@@ -308,6 +304,25 @@ static int push_job_init(struct push_job *j, struct rocks_queue *q,
 	if (!j->keep || (j->s.dedup && !j->keys))
 		return -ENOMEM;
 	return 0;
+}
+
+int rocks_push_room(spool_queue *pq, size_t n)
+{
+	struct push_job j;
+	int rc;
+
+	memset(&j, 0, sizeof(j));
+	j.q = RQ(pq);
+	rc = rocks_settings_get(pq, &j.s);
+	if (!rc)
+		rc = dests_open(&j);
+	for (size_t i = 0; !rc && i < j.nd; i++) {
+		pthread_mutex_lock(&j.d[i].q->lock);
+		rc = queue_room(j.d[i].q, n);
+		pthread_mutex_unlock(&j.d[i].q->lock);
+	}
+	dests_close(&j);
+	return rc;
 }
 
 int rocks_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,

@@ -174,6 +174,15 @@ uint64_t queue_depth(const struct rocks_queue *q)
 	return q->hcount + q->pending;
 }
 
+int queue_room(const struct rocks_queue *q, uint64_t n)
+{
+	if (!q->alive)
+		return -ENOENT;
+	if (q->set.max_depth && queue_depth(q) + n > q->set.max_depth)
+		return -EDQUOT;
+	return 0;
+}
+
 /* The oldest visible message is the first (lowest id) of some priority:
  * visit the head of each priority's run. q->lock held. */
 struct node *queue_oldest_visible(struct rocks_queue *q)

@@ -312,6 +312,9 @@ void queue_free_msgs(struct rocks_queue *q);
 struct tree *queue_tree(struct rocks_queue *q, int state);
 /* Number of messages counted against max_depth. */
 uint64_t queue_depth(const struct rocks_queue *q);
+/* Can q take n more messages? 0, -EDQUOT (max_depth), -ENOENT (deleted);
+ * q->lock held. */
+int queue_room(const struct rocks_queue *q, uint64_t n);
 /* The oldest visible message / the message with the oldest sent time (any
  * state but corrupt), or NULL; q->lock held. */
 struct node *queue_oldest_visible(struct rocks_queue *q);
