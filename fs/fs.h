@@ -335,7 +335,6 @@ int fs_text_metrics(char **out, size_t *len);
 
 /* ------------------------------------------------------------- ops.c */
 
-/* What fi->fh points to for every open file (not directories). */
 /*
  * A set of live handles (open files, open directories), so that unmount can
  * free those the kernel never released. Members embed a struct fs_link.
@@ -353,6 +352,7 @@ void fs_set_remove(struct fs_set *s, struct fs_link *l);
 /* Takes any one member out of s; NULL when it is empty. */
 struct fs_link *fs_set_pop(struct fs_set *s);
 
+/* What fi->fh points to for every open file (not directories). */
 struct fs_file {
 	struct fs_inode *in;
 	struct fs_wbuf *w;          /* opened for writing (not drafts) */

@@ -418,17 +418,9 @@ static int from_opener(struct fs_wbuf *w, fuse_req_t req)
  */
 static int empty_preflight(struct fs_wbuf *w)
 {
-	struct spool_settings s;
-	struct spool_stats st;
-
 	if (w->kind != FS_W_MSG || w->committed || w->buf.len)
 		return 0;
-	if (spool_settings_get(w->q->sq, &s) || !s.max_depth ||
-	    spool_stats_get(w->q->sq, &st))
-		return 0;
-	if (st.visible + st.delayed + st.leased + st.corrupt >= s.max_depth)
-		return -EDQUOT;
-	return 0;
+	return spool_push_room(w->q->sq, 1) == -EDQUOT ? -EDQUOT : 0;
 }
 
 int fs_wbuf_flush(struct fs_wbuf *w, fuse_req_t req)
