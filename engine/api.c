@@ -19,16 +19,9 @@ int spool_open(const char *data, const struct spool_options *o, spool_db **out)
 	spool_db tmp;
 
 	core_options(&opt, o);
-	for (size_t i = 0; store_kinds[i]; i++) {
-		int rc;
-
-		if (!store_kinds[i]->claims(data))
-			continue;
-		rc = store_kinds[i]->open(data, &opt, out);
-		if (!rc)
-			(*out)->ops = store_kinds[i];
-		return rc;
-	}
+	for (size_t i = 0; store_kinds[i]; i++)
+		if (store_kinds[i]->claims(data))
+			return store_kinds[i]->open(data, &opt, out);
 	tmp.opt = opt;
 	core_log(&tmp, SPOOL_LOG_ERR, "%s: no store of this kind", data);
 	return -EINVAL;

@@ -34,8 +34,8 @@
 #define STORE_OPS(X, p)                                                      \
 	/* Is data (the --data value) this store's? */                       \
 	X(int, claims, (const char *data), p)                                \
-	/* opt is complete (core_options). Runs due timers once before it    \
-	 * returns; api.c sets (*out)->ops after. */                         \
+	/* opt is complete (core_options). Sets (*out)->ops to its table     \
+	 * before it runs due timers once (wake-ups may call back). */       \
 	X(int, open, (const char *data, const struct spool_options *opt,     \
 		      spool_db **out), p)                                    \
 	X(void, close, (spool_db *db), p)                                    \

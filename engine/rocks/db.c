@@ -71,6 +71,8 @@ int rocks_open(const char *dir, const struct spool_options *o,
 	if (!db)
 		return -ENOMEM;
 	db->pub.opt = *o;
+	db->pub.ops = &rocks_store;     /* wakes during the first tick may
+					 * call back into the engine */
 	db_init_locks(db);
 	db->timer_next = INT64_MAX;
 	if (arena_init(&db->arena)) {

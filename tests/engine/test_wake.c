@@ -300,3 +300,30 @@ TEST(wake_subscribers_all_hear)
 	spool_queue_close(q);
 	spool_close(db);
 }
+
+/* The first tick runs inside spool_open (leases that ran out while the
+ * store was closed): a wake callback may already call back into the
+ * engine then. */
+TEST(wake_callback_during_open)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	uint64_t a = t_push(q, "expired while closed");
+
+	t_lease(q, "expired while closed");
+	spool_queue_close(q);
+	spool_close(db);
+	t_advance(60000);
+	side = NULL;
+	hook_rc = 1;
+	t_wake_hook = consume_hook;
+	db = t_open();
+	t_wake_hook = NULL;
+	EQ(hook_rc, 0);
+	EQU(hook_id, a);
+	q = t_q(db, "q");
+	EQU(t_stats(q).acked_total, 1);
+	EQU(t_stats(q).expired_total, 1);
+	spool_queue_close(q);
+	spool_close(db);
+}
