@@ -755,13 +755,9 @@ void rocks_queue_close(spool_queue *q)
 
 int rocks_queue_alive(spool_queue *pq)
 {
-	struct rocks_queue *q = RQ(pq);
-	int alive;
+	struct spool_queue_attr a;
 
-	pthread_mutex_lock(&q->lock);
-	alive = q->alive;
-	pthread_mutex_unlock(&q->lock);
-	return alive;
+	return rocks_queue_getattr(pq, &a) == 0;
 }
 
 int rocks_queue_next(spool_db *pdb, const char *after,
