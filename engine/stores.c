@@ -5,9 +5,11 @@
  */
 #include "store.h"
 
+extern const struct store_ops redis_store;      /* redis/ops.c */
 extern const struct store_ops rocks_store;      /* rocks/db.c */
 
 const struct store_ops *const store_kinds[] = {
+	&redis_store,
 	&rocks_store,
 	NULL,
 };

@@ -65,6 +65,8 @@ void core_log(spool_db *db, enum spool_log_level lv, const char *fmt, ...)
 /* Fills the options a store keeps: o's values with the defaults of
  * spool_options_init() and the real clock and stderr log where unset. */
 void core_options(struct spool_options *out, const struct spool_options *o);
+/* Is o's clock the real one core_options() put in (not the caller's)? */
+int core_clock_is_real(const struct spool_options *o);
 /* Logs that message id of q failed its checksum and was set aside. */
 void core_log_corrupt(spool_queue *q, uint64_t id);
 

@@ -54,6 +54,11 @@ static int64_t clock_real(void *arg)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int core_clock_is_real(const struct spool_options *o)
+{
+	return o->clock == clock_real;
+}
+
 void spool_options_init(struct spool_options *o)
 {
 	memset(o, 0, sizeof(*o));

@@ -1,0 +1,1218 @@
+/*
+ * ops.c - the Redis store's operations (store.h): each one builds the
+ * arguments of one function of spool.lua, calls it (conn.c), and turns
+ * the reply into the engine's structures. The handle (open, close, the
+ * timer thread, queue handles and their settings cache, wake-ups) is here
+ * too.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "redis.h"
+
+#define RD_GONE (-100000)       /* spool.lua's GONE */
+#define RD_SAFETY_MS 2000       /* parked readers are woken this often */
+#define RD_SETTINGS_TTL_MS 1000 /* a cached settings copy, at most */
+#define RD_MOVE_STEP 1000
+
+/* ------------------------------------------------------------- helpers */
+
+static int64_t db_now(struct rd_db *db)
+{
+	return db->pub.opt.clock(db->pub.opt.clock_arg);
+}
+
+/* The clock of a store whose caller did not replace it: the server's. */
+static int64_t server_clock(void *arg)
+{
+	struct rd_db *db = arg;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+	       atomic_load(&db->offset);
+}
+
+/* Arguments that start with the queue's name and incarnation. */
+static void q_args(struct rd_args *a, struct rd_queue *q)
+{
+	rd_args_init(a);
+	rd_arg_str(a, q->pub.name);
+	rd_arg_str(a, q->gen);
+}
+
+static void id_arg(struct rd_args *a, uint64_t id, char text[SPOOL_ID_LEN + 1])
+{
+	spool_id_format(id, text);
+	rd_arg(a, text, SPOOL_ID_LEN);
+}
+
+/* A call on queue q: RD_GONE marks the handle dead. */
+static int q_call(struct rd_queue *q, const char *fn, struct rd_args *a,
+		  enum rd_call kind, struct rd_reply *out)
+{
+	int rc = rd_call(RDB(q->pub.db), fn, a, kind, out);
+
+	rd_args_free(a);
+	if (rc == RD_GONE) {
+		atomic_store(&q->alive, 0);
+		rc = -ENOENT;
+	}
+	return rc;
+}
+
+/* A message's meta as spool.lua returns it (meta_list). */
+static void meta_info(const struct rd_reply *m, struct spool_msg_info *info)
+{
+	const char *id = rd_str(m, 0, NULL);
+
+	memset(info, 0, sizeof(*info));
+	if (id)
+		spool_id_parse(id, SPOOL_ID_LEN, &info->id);
+	info->state = (enum spool_state)rd_int(m, 1);
+	info->priority = (int32_t)rd_int(m, 2);
+	info->receives = (uint32_t)rd_int(m, 3);
+	info->size = (uint64_t)rd_int(m, 4);
+	info->sent_ms = rd_int(m, 5);
+	info->due_ms = rd_int(m, 6);
+	info->first_received_ms = rd_int(m, 7);
+}
+
+/* ------------------------------------------------------------ settings */
+
+enum { F_INT, F_UINT, F_STR };
+static const struct field {
+	const char *key;
+	int type;
+	size_t off;
+	size_t size;
+} fields[] = {
+#define FLD(k, t, m) { k, t, offsetof(struct spool_settings, m), \
+		       sizeof(((struct spool_settings *)0)->m) }
+	FLD("vt", F_INT, visibility_timeout_ms),
+	FLD("rw", F_INT, receive_wait_ms),
+	FLD("delay", F_INT, delay_ms),
+	FLD("prio", F_INT, priority),
+	FLD("max_size", F_UINT, max_size),
+	FLD("max_depth", F_UINT, max_depth),
+	FLD("max_recv", F_UINT, max_receives),
+	FLD("dl", F_STR, dead_letter),
+	FLD("ret", F_INT, retention_ms),
+	FLD("dedup", F_INT, dedup),
+	FLD("dwin", F_INT, dedup_window_ms),
+	FLD("paused", F_INT, paused),
+	FLD("fanout", F_STR, fanout),
+#undef FLD
+};
+#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+
+static void field_set(struct spool_settings *s, const struct field *f,
+		      const char *v, size_t len)
+{
+	char *p = (char *)s + f->off;
+
+	if (f->type == F_STR) {
+		size_t n = len < f->size - 1 ? len : f->size - 1;
+
+		memcpy(p, v, n);
+		p[n] = '\0';
+		return;
+	}
+	int64_t x = f->type == F_UINT ? (int64_t)strtoull(v, NULL, 10) :
+		    strtoll(v, NULL, 10);
+	if (f->size == 8)
+		memcpy(p, &x, 8);
+	else {
+		int32_t y = (int32_t)x;
+
+		memcpy(p, &y, 4);
+	}
+}
+
+/* Appends every setting of s as field, value pairs (numbers in nums). */
+static void settings_args(struct rd_args *a, const struct spool_settings *s,
+			  char (*nums)[24])
+{
+	for (size_t i = 0; i < NFIELDS; i++) {
+		const struct field *f = &fields[i];
+		const char *p = (const char *)s + f->off;
+
+		rd_arg_str(a, f->key);
+		if (f->type == F_STR) {
+			rd_arg_str(a, p);
+			continue;
+		}
+		if (f->size == 8) {
+			int64_t x;
+
+			memcpy(&x, p, 8);
+			if (f->type == F_UINT)
+				snprintf(nums[i], 24, "%llu",
+					 (unsigned long long)x);
+			else
+				snprintf(nums[i], 24, "%lld", (long long)x);
+		} else {
+			int32_t y;
+
+			memcpy(&y, p, 4);
+			if (f->type == F_UINT)
+				snprintf(nums[i], 24, "%u", (uint32_t)y);
+			else
+				snprintf(nums[i], 24, "%d", y);
+		}
+		rd_arg_str(a, nums[i]);
+	}
+}
+
+/* Reads queue name (incarnation gen, "" any): settings, attributes and
+ * its gen. */
+static int q_get(struct rd_db *db, const char *name, const char *gen,
+		 struct spool_settings *s, struct spool_queue_attr *attr,
+		 char gen_out[24])
+{
+	struct rd_args a;
+	struct rd_reply r, h;
+	int rc;
+
+	rd_args_init(&a);
+	rd_arg_str(&a, name);
+	rd_arg_str(&a, gen);
+	rc = rd_call(db, "qget", &a, RD_READ, &r);
+	rd_args_free(&a);
+	if (rc)
+		return rc;
+	if (gen_out)
+		snprintf(gen_out, 24, "%s", rd_str(&r, 0, NULL) ?: "");
+	h = rd_elem(&r, 1);
+	if (s)
+		settings_default(s);
+	if (attr)
+		memset(attr, 0, sizeof(*attr));
+	for (size_t i = 0; i + 1 < rd_count(&h); i += 2) {
+		size_t vlen;
+		const char *k = rd_str(&h, i, NULL), *v = rd_str(&h, i + 1,
+								 &vlen);
+
+		if (!k || !v)
+			continue;
+		if (attr && strcmp(k, "uid") == 0)
+			attr->uid = (uint32_t)strtoul(v, NULL, 10);
+		else if (attr && strcmp(k, "gid") == 0)
+			attr->gid = (uint32_t)strtoul(v, NULL, 10);
+		else if (attr && strcmp(k, "mode") == 0)
+			attr->mode = (uint32_t)strtoul(v, NULL, 10);
+		else if (attr && strcmp(k, "ctime") == 0)
+			attr->ctime_ms = strtoll(v, NULL, 10);
+		for (size_t f = 0; s && f < NFIELDS; f++)
+			if (strcmp(k, fields[f].key) == 0)
+				field_set(s, &fields[f], v, vlen);
+	}
+	rd_reply_free(&r);
+	return 0;
+}
+
+int redis_settings_get(spool_queue *pq, struct spool_settings *out)
+{
+	struct rd_queue *q = RQ(pq);
+	int64_t now = rd_mono_ms();
+	int rc;
+
+	pthread_mutex_lock(&q->slock);
+	if (q->set_valid && now - q->set_at < RD_SETTINGS_TTL_MS &&
+	    atomic_load(&q->alive)) {
+		*out = q->set;
+		pthread_mutex_unlock(&q->slock);
+		return 0;
+	}
+	pthread_mutex_unlock(&q->slock);
+	rc = q_get(RDB(pq->db), pq->name, q->gen, out, NULL, NULL);
+	if (rc == RD_GONE || rc == -ENOENT) {
+		atomic_store(&q->alive, 0);
+		return -ENOENT;
+	}
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&q->slock);
+	q->set = *out;
+	q->set_valid = true;
+	q->set_at = now;
+	pthread_mutex_unlock(&q->slock);
+	return 0;
+}
+
+static int settings_of(spool_db *db, const char *name,
+		       struct spool_settings *out)
+{
+	int rc = q_get(RDB(db), name, "", out, NULL, NULL);
+
+	return rc == RD_GONE ? -ENOENT : rc;
+}
+
+static void q_invalidate(struct rd_queue *q)
+{
+	pthread_mutex_lock(&q->slock);
+	q->set_valid = false;
+	pthread_mutex_unlock(&q->slock);
+}
+
+/* Writes field, value pairs into queue q's settings hash. */
+static int q_set(struct rd_queue *q, struct rd_args *a)
+{
+	int rc = q_call(q, "qset", a, RD_WRITE, NULL);
+
+	q_invalidate(q);
+	return rc;
+}
+
+int redis_config_apply(spool_queue *pq, const char *text, size_t len)
+{
+	struct rd_queue *q = RQ(pq);
+	struct spool_settings s;
+	char nums[NFIELDS][24];
+	struct rd_args a;
+	int rc;
+
+	q_invalidate(q);
+	rc = redis_settings_get(pq, &s);
+	if (rc)
+		return rc;
+	rc = settings_parse(&s, text, len);
+	if (rc)
+		return rc;
+	rc = settings_check_refs(pq, &s, settings_of);
+	if (rc)
+		return rc;
+	q_args(&a, q);
+	settings_args(&a, &s, nums);
+	return q_set(q, &a);
+}
+
+/* ------------------------------------------------------ queue handles */
+
+void rd_settings_invalidate(struct rd_db *db, const char *name)
+{
+	pthread_mutex_lock(&db->qlock);
+	for (struct rd_queue *q = db->queues; q; q = q->next)
+		if (strcmp(q->pub.name, name) == 0)
+			q_invalidate(q);
+	pthread_mutex_unlock(&db->qlock);
+}
+
+void rd_queue_gone(struct rd_db *db, const char *name, const char *gen)
+{
+	pthread_mutex_lock(&db->qlock);
+	for (struct rd_queue *q = db->queues; q; q = q->next)
+		if (strcmp(q->pub.name, name) == 0 &&
+		    (!gen || strcmp(q->gen, gen) == 0))
+			atomic_store(&q->alive, 0);
+	pthread_mutex_unlock(&db->qlock);
+	rd_settings_invalidate(db, name);
+}
+
+/* Wakes the live queue name of this process, if it has one open. */
+void rd_wake_name(struct rd_db *db, const char *name)
+{
+	struct rd_queue *q;
+
+	pthread_mutex_lock(&db->qlock);
+	for (q = db->queues; q; q = q->next)
+		if (atomic_load(&q->alive) && strcmp(q->pub.name, name) == 0)
+			break;
+	if (q)
+		q->refs++;
+	pthread_mutex_unlock(&db->qlock);
+	if (q) {
+		core_wake(&q->pub);
+		redis_queue_close(&q->pub);
+	}
+}
+
+/* Wakes every live queue open here (messages may have been missed). */
+void rd_wake_all(struct rd_db *db)
+{
+	struct rd_queue **v = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&db->qlock);
+	for (struct rd_queue *q = db->queues; q; q = q->next) {
+		if (!atomic_load(&q->alive))
+			continue;
+		if (n == cap) {
+			struct rd_queue **nv;
+
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		q->refs++;
+		v[n++] = q;
+	}
+	pthread_mutex_unlock(&db->qlock);
+	for (size_t i = 0; i < n; i++) {
+		core_wake(&v[i]->pub);
+		redis_queue_close(&v[i]->pub);
+	}
+	free(v);
+}
+
+int redis_queue_open(spool_db *pdb, const char *name, spool_queue **out)
+{
+	struct rd_db *db = RDB(pdb);
+	struct rd_queue *q;
+	char gen[24];
+	int rc;
+
+	if (!spool_name_valid(name, strlen(name)))
+		return -ENOENT;
+	rc = q_get(db, name, "", NULL, NULL, gen);
+	if (rc)
+		return rc == RD_GONE ? -ENOENT : rc;
+	pthread_mutex_lock(&db->qlock);
+	for (q = db->queues; q; q = q->next)
+		if (strcmp(q->pub.name, name) == 0 &&
+		    strcmp(q->gen, gen) == 0 && atomic_load(&q->alive))
+			break;
+	if (q) {
+		q->refs++;
+	} else if ((q = calloc(1, sizeof(*q)))) {
+		core_queue_init(&q->pub, pdb, name);
+		snprintf(q->gen, sizeof(q->gen), "%s", gen);
+		atomic_store(&q->alive, 1);
+		pthread_mutex_init(&q->slock, NULL);
+		q->refs = 1;
+		q->next = db->queues;
+		db->queues = q;
+	}
+	pthread_mutex_unlock(&db->qlock);
+	if (!q)
+		return -ENOMEM;
+	*out = &q->pub;
+	return 0;
+}
+
+void redis_queue_close(spool_queue *pq)
+{
+	struct rd_db *db = RDB(pq->db);
+	struct rd_queue *q = RQ(pq), **pp;
+	int last;
+
+	pthread_mutex_lock(&db->qlock);
+	last = --q->refs == 0;
+	if (last)
+		for (pp = &db->queues; *pp; pp = &(*pp)->next)
+			if (*pp == q) {
+				*pp = q->next;
+				break;
+			}
+	pthread_mutex_unlock(&db->qlock);
+	if (last) {
+		pthread_mutex_destroy(&q->slock);
+		free(q);
+	}
+}
+
+int redis_queue_alive(spool_queue *pq)
+{
+	return atomic_load(&RQ(pq)->alive);
+}
+
+int redis_queue_create(spool_db *pdb, const char *name,
+		       const struct spool_queue_attr *attr)
+{
+	struct rd_args a;
+	int rc;
+
+	rd_args_init(&a);
+	rd_arg_str(&a, name);
+	rd_arg_int(&a, attr->uid);
+	rd_arg_int(&a, attr->gid);
+	rd_arg_int(&a, attr->mode);
+	rd_arg_int(&a, attr->ctime_ms);
+	rc = rd_call(RDB(pdb), "qcreate", &a, RD_WRITE, NULL);
+	rd_args_free(&a);
+	return rc;
+}
+
+int redis_queue_delete(spool_db *pdb, const char *name)
+{
+	struct rd_args a;
+	int rc;
+
+	rd_args_init(&a);
+	rd_arg_str(&a, name);
+	rc = rd_call(RDB(pdb), "qdelete", &a, RD_WRITE, NULL);
+	rd_args_free(&a);
+	if (!rc)
+		rd_queue_gone(RDB(pdb), name, NULL);
+	return rc;
+}
+
+int redis_queue_next(spool_db *pdb, const char *after,
+		     char name[SPOOL_NAME_MAX + 1])
+{
+	struct rd_args a;
+	struct rd_reply r;
+	const char *n;
+	int rc;
+
+	rd_args_init(&a);
+	rd_arg_str(&a, after ? after : "");
+	rc = rd_call(RDB(pdb), "qnext", &a, RD_READ, &r);
+	rd_args_free(&a);
+	if (rc)
+		return rc;
+	n = rd_str(&r, 0, NULL);
+	snprintf(name, SPOOL_NAME_MAX + 1, "%s", n ? n : "");
+	rd_reply_free(&r);
+	return 0;
+}
+
+ssize_t redis_queue_count(spool_db *pdb)
+{
+	struct rd_args a;
+	struct rd_reply r;
+	ssize_t n;
+	int rc;
+
+	rd_args_init(&a);
+	rc = rd_call(RDB(pdb), "qcount", &a, RD_READ, &r);
+	rd_args_free(&a);
+	if (rc)
+		return rc;
+	n = rd_int(&r, 0);
+	rd_reply_free(&r);
+	return n;
+}
+
+int redis_queue_getattr(spool_queue *pq, struct spool_queue_attr *out)
+{
+	int rc = q_get(RDB(pq->db), pq->name, RQ(pq)->gen, NULL, out, NULL);
+
+	if (rc == RD_GONE || rc == -ENOENT) {
+		atomic_store(&RQ(pq)->alive, 0);
+		return -ENOENT;
+	}
+	return rc;
+}
+
+int redis_queue_setattr(spool_queue *pq, const struct spool_queue_attr *attr)
+{
+	struct rd_args a;
+
+	q_args(&a, RQ(pq));
+	rd_arg_str(&a, "uid");
+	rd_arg_int(&a, attr->uid);
+	rd_arg_str(&a, "gid");
+	rd_arg_int(&a, attr->gid);
+	rd_arg_str(&a, "mode");
+	rd_arg_int(&a, attr->mode);
+	rd_arg_str(&a, "ctime");
+	rd_arg_int(&a, attr->ctime_ms);
+	return q_set(RQ(pq), &a);
+}
+
+/* ------------------------------------------------------------ pushing */
+
+int redis_push_room(spool_queue *pq, size_t n)
+{
+	struct rd_args a;
+
+	q_args(&a, RQ(pq));
+	rd_arg_int(&a, (int64_t)n);
+	return q_call(RQ(pq), "room", &a, RD_READ, NULL);
+}
+
+int redis_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,
+		     uint64_t *first_id)
+{
+	struct rd_queue *q = RQ(pq);
+	struct spool_settings s;
+	struct rd_args a;
+	struct rd_reply r;
+	char **recs = calloc(n, sizeof(*recs));
+	char (*keys)[2 * DEDUP_KEY_LEN + 1] = calloc(n, sizeof(*keys));
+	char (*nums)[5][24] = calloc(n, sizeof(*nums));
+	int rc;
+
+	if (!recs || !keys || !nums) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = redis_settings_get(pq, &s);
+	if (!rc)
+		rc = push_check(p, n, UINT64_MAX);      /* max_size: spool.lua */
+	if (rc)
+		goto out;
+	q_args(&a, q);
+	rd_arg_int(&a, (int64_t)n);
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+
+		recs[i] = body_encode(&p[i], &len);
+		if (!recs[i]) {
+			rd_args_free(&a);
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (s.dedup && !(s.dedup == 1 && !p[i].name)) {
+			uint8_t k[DEDUP_KEY_LEN];
+
+			dedup_key(s.dedup, &p[i], k);
+			for (int j = 0; j < DEDUP_KEY_LEN; j++)
+				sprintf(keys[i] + 2 * j, "%02x", k[j]);
+		}
+		snprintf(nums[i][0], 24, "%zu", p[i].len);
+		snprintf(nums[i][1], 24, "%d", p[i].has_priority ? 1 : 0);
+		snprintf(nums[i][2], 24, "%d", p[i].priority);
+		snprintf(nums[i][3], 24, "%d", p[i].has_delay ? 1 : 0);
+		snprintf(nums[i][4], 24, "%lld", (long long)p[i].delay_ms);
+		rd_arg(&a, recs[i], len);
+		for (int j = 0; j < 5; j++)
+			rd_arg_str(&a, nums[i][j]);
+		rd_arg_str(&a, keys[i]);
+	}
+	rc = q_call(q, "push", &a, RD_ONCE, &r);
+	if (!rc) {
+		const char *id = rd_str(&r, 0, NULL);
+
+		if (first_id && id && *id)
+			spool_id_parse(id, SPOOL_ID_LEN, first_id);
+		rd_reply_free(&r);
+	}
+out:
+	for (size_t i = 0; recs && i < n; i++)
+		free(recs[i]);
+	free(recs);
+	free(keys);
+	free(nums);
+	return rc;
+}
+
+/* ------------------------------------------------------------ messages */
+
+int redis_msg_stat(spool_queue *pq, uint64_t id, struct spool_msg_info *out)
+{
+	char text[SPOOL_ID_LEN + 1];
+	struct rd_args a;
+	struct rd_reply r;
+	int rc;
+
+	q_args(&a, RQ(pq));
+	id_arg(&a, id, text);
+	rc = q_call(RQ(pq), "stat", &a, RD_READ, &r);
+	if (rc)
+		return rc;
+	struct rd_reply m = rd_elem(&r, 0);
+
+	meta_info(&m, out);
+	rd_reply_free(&r);
+	return 0;
+}
+
+/* Copies a string value into a malloc'd buffer. */
+static int dup_value(const struct rd_reply *r, size_t i, char **out,
+		     size_t *len)
+{
+	size_t n;
+	const char *v = rd_str(r, i, &n);
+
+	if (!v)
+		return -EIO;
+	*out = malloc(n ? n : 1);
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, v, n);
+	*len = n;
+	return 0;
+}
+
+int redis_msg_record(spool_queue *pq, uint64_t id, char **rec, size_t *len)
+{
+	char text[SPOOL_ID_LEN + 1];
+	struct rd_args a;
+	struct rd_reply r;
+	int rc;
+
+	q_args(&a, RQ(pq));
+	id_arg(&a, id, text);
+	rc = q_call(RQ(pq), "record", &a, RD_READ, &r);
+	if (rc)
+		return rc;
+	rc = dup_value(&r, 0, rec, len);
+	rd_reply_free(&r);
+	return rc;
+}
+
+int redis_msg_set_corrupt(spool_queue *pq, uint64_t id)
+{
+	char text[SPOOL_ID_LEN + 1];
+	struct rd_args a;
+	int rc;
+
+	q_args(&a, RQ(pq));
+	id_arg(&a, id, text);
+	rc = q_call(RQ(pq), "corrupt", &a, RD_WRITE, NULL);
+	if (!rc)
+		core_log_corrupt(pq, id);
+	return rc;
+}
+
+/*
+ * Leases (or pops) the next message whose record passes its checksum;
+ * one that fails is set aside as CORRUPT and the next one taken. On
+ * success *r holds the meta (value 0) and the record (value 1).
+ */
+static int take_next(struct rd_queue *q, int pop, struct rd_reply *r,
+		     struct body_view *bv, struct spool_msg_info *info)
+{
+	for (;;) {
+		struct rd_args a;
+		struct rd_reply m;
+		const char *rec;
+		size_t len;
+		int rc;
+
+		q_args(&a, q);
+		rd_arg_str(&a, pop ? "pop" : "lease");
+		rc = q_call(q, "lease", &a, RD_WRITE, r);
+		if (rc)
+			return rc;
+		m = rd_elem(r, 0);
+		meta_info(&m, info);
+		rec = rd_str(r, 1, &len);
+		if (rec && body_decode(rec, len, bv) == 0)
+			return 0;
+		if (pop) {      /* put it back, set aside */
+			char t[SPOOL_ID_LEN + 1];
+
+			q_args(&a, q);
+			id_arg(&a, info->id, t);
+			rd_arg_int(&a, SPOOL_CORRUPT);
+			rd_arg_int(&a, info->priority);
+			rd_arg_int(&a, info->receives);
+			rd_arg_int(&a, (int64_t)info->size);
+			rd_arg_int(&a, info->sent_ms);
+			rd_arg_int(&a, info->due_ms);
+			rd_arg_int(&a, info->first_received_ms);
+			rd_arg(&a, rec ? rec : "", rec ? len : 0);
+			rc = q_call(q, "restore", &a, RD_WRITE, NULL);
+			if (!rc)
+				core_log_corrupt(&q->pub, info->id);
+		} else {
+			rc = redis_msg_set_corrupt(&q->pub, info->id);
+		}
+		rd_reply_free(r);
+		if (rc)
+			return rc;
+	}
+}
+
+int redis_lease_next(spool_queue *pq, void *buf, size_t len, size_t *n,
+		     struct spool_msg_info *info)
+{
+	struct body_view bv;
+	struct rd_reply r;
+	struct spool_msg_info i;
+	int rc = take_next(RQ(pq), 0, &r, &bv, &i);
+
+	if (rc)
+		return rc;
+	*n = bv.body_len < len ? bv.body_len : len;
+	if (*n)
+		memcpy(buf, bv.body, *n);
+	if (info)
+		*info = i;
+	rd_reply_free(&r);
+	return 0;
+}
+
+int redis_pop(spool_queue *pq, void **body, struct spool_msg_info *info)
+{
+	struct body_view bv;
+	struct rd_reply r;
+	struct spool_msg_info i;
+	int rc = take_next(RQ(pq), 1, &r, &bv, &i);
+
+	if (rc)
+		return rc;
+	*body = NULL;
+	if (bv.body_len && !(*body = malloc(bv.body_len)))
+		rc = -ENOMEM;   /* popped all the same: at most once */
+	else if (bv.body_len)
+		memcpy(*body, bv.body, bv.body_len);
+	if (info)
+		*info = i;
+	rd_reply_free(&r);
+	return rc;
+}
+
+/* A call on message id of q with extra integer arguments. */
+static int msg_call(spool_queue *pq, const char *fn, uint64_t id, int nx,
+		    const int64_t *x, struct rd_reply *out)
+{
+	char text[SPOOL_ID_LEN + 1];
+	struct rd_args a;
+
+	q_args(&a, RQ(pq));
+	id_arg(&a, id, text);
+	for (int i = 0; i < nx; i++)
+		rd_arg_int(&a, x[i]);
+	return q_call(RQ(pq), fn, &a, RD_WRITE, out);
+}
+
+int redis_lease_id(spool_queue *pq, uint64_t id, struct spool_msg_info *info)
+{
+	struct rd_reply r;
+	int rc = msg_call(pq, "lease_id", id, 0, NULL, &r);
+
+	if (rc)
+		return rc;
+	if (info) {
+		struct rd_reply m = rd_elem(&r, 0);
+
+		meta_info(&m, info);
+	}
+	rd_reply_free(&r);
+	return 0;
+}
+
+int redis_ack(spool_queue *pq, uint64_t id)
+{
+	return msg_call(pq, "ack", id, 0, NULL, NULL);
+}
+
+int redis_release(spool_queue *pq, uint64_t id, int uncount)
+{
+	int64_t x = uncount ? 1 : 0;
+
+	return msg_call(pq, "release", id, 1, &x, NULL);
+}
+
+int redis_lease_extend(spool_queue *pq, uint64_t id, int64_t expiry_ms)
+{
+	int64_t x = expiry_ms < 0 ? -1 : expiry_ms;
+
+	return msg_call(pq, "extend", id, 1, &x, NULL);
+}
+
+int redis_delete(spool_queue *pq, uint64_t id, unsigned states)
+{
+	int64_t x = states;
+
+	return msg_call(pq, "delete", id, 1, &x, NULL);
+}
+
+int redis_move(spool_queue *pq, uint64_t id, unsigned states,
+	       spool_queue *dst)
+{
+	char text[SPOOL_ID_LEN + 1];
+	struct rd_args a;
+
+	q_args(&a, RQ(pq));
+	id_arg(&a, id, text);
+	rd_arg_int(&a, states);
+	rd_arg_str(&a, dst->name);
+	rd_arg_str(&a, RQ(dst)->gen);
+	return q_call(RQ(pq), "move", &a, RD_WRITE, NULL);
+}
+
+int redis_move_all(spool_queue *pq, spool_queue *dst, uint64_t max,
+		   uint64_t *moved)
+{
+	uint64_t total = 0, step;
+	int rc;
+
+	do {
+		uint64_t want = max ? max - total : RD_MOVE_STEP;
+		struct rd_args a;
+		struct rd_reply r;
+
+		if (want > RD_MOVE_STEP)
+			want = RD_MOVE_STEP;
+		q_args(&a, RQ(pq));
+		rd_arg_str(&a, dst->name);
+		rd_arg_str(&a, RQ(dst)->gen);
+		rd_arg_int(&a, (int64_t)want);
+		rc = q_call(RQ(pq), "move_all", &a, RD_WRITE, &r);
+		step = rc ? 0 : (uint64_t)rd_int(&r, 0);
+		rd_reply_free(&r);
+		total += step;
+	} while (!rc && step && (!max || total < max));
+	if (moved)
+		*moved = total;
+	return rc;
+}
+
+int redis_purge(spool_queue *pq, uint64_t *count)
+{
+	struct rd_args a;
+	struct rd_reply r;
+	int rc;
+
+	q_args(&a, RQ(pq));
+	rc = q_call(RQ(pq), "purge", &a, RD_WRITE, &r);
+	if (count)
+		*count = rc ? 0 : (uint64_t)rd_int(&r, 0);
+	rd_reply_free(&r);
+	return rc;
+}
+
+/* ------------------------------------------------------------ listing */
+
+ssize_t redis_list(spool_queue *pq, enum spool_state state,
+		   struct spool_cursor *cur, uint64_t *ids, size_t max)
+{
+	char from[8 + SPOOL_ID_LEN + 1] = "", text[SPOOL_ID_LEN + 1];
+	struct rd_args a;
+	struct rd_reply r;
+	size_t n;
+	int rc;
+
+	if (cur->started) {
+		spool_id_format(cur->id, text);
+		if (state == SPOOL_VISIBLE)
+			snprintf(from, sizeof(from), "%08x%s",
+				 (uint32_t)(0x7fffffffLL - cur->priority),
+				 text);
+		else
+			snprintf(from, sizeof(from), "%s", text);
+	}
+	q_args(&a, RQ(pq));
+	rd_arg_int(&a, state);
+	rd_arg_str(&a, from);
+	rd_arg_int(&a, (int64_t)max);
+	rc = q_call(RQ(pq), "list", &a, RD_READ, &r);
+	if (rc)
+		return rc;
+	struct rd_reply l = rd_elem(&r, 0);
+
+	n = rd_count(&l);
+	for (size_t i = 0; i < n && i < max; i++) {
+		size_t len;
+		const char *m = rd_str(&l, i, &len);
+		const char *id = state == SPOOL_VISIBLE ? m + 8 : m;
+
+		spool_id_parse(id, SPOOL_ID_LEN, &ids[i]);
+		if (state == SPOOL_VISIBLE) {
+			char p[9];
+
+			memcpy(p, m, 8);
+			p[8] = '\0';
+			cur->priority = (int32_t)(0x7fffffffLL -
+						  (int64_t)strtoull(p, NULL,
+								    16));
+		}
+		cur->id = ids[i];
+		cur->started = 1;
+	}
+	rd_reply_free(&r);
+	return (ssize_t)n;
+}
+
+int redis_stats_get(spool_queue *pq, struct spool_stats *out)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} counters[] = {
+		{ "bytes", offsetof(struct spool_stats, bytes) },
+		{ "pushed_total", offsetof(struct spool_stats, pushed_total) },
+		{ "acked_total", offsetof(struct spool_stats, acked_total) },
+		{ "expired_total", offsetof(struct spool_stats, expired_total) },
+		{ "dead_total", offsetof(struct spool_stats, dead_total) },
+		{ "deduped_total", offsetof(struct spool_stats, deduped_total) },
+		{ "deleted_total", offsetof(struct spool_stats, deleted_total) },
+	};
+	struct rd_args a;
+	struct rd_reply r, c, h;
+	const char *oldest;
+	int64_t now = db_now(RDB(pq->db));
+	int rc;
+
+	q_args(&a, RQ(pq));
+	rc = q_call(RQ(pq), "stats", &a, RD_READ, &r);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	c = rd_elem(&r, 0);
+	out->visible = (uint64_t)rd_int(&c, 0);
+	out->delayed = (uint64_t)rd_int(&c, 1);
+	out->leased = (uint64_t)rd_int(&c, 2);
+	out->corrupt = (uint64_t)rd_int(&c, 3);
+	h = rd_elem(&r, 1);
+	for (size_t i = 0; i + 1 < rd_count(&h); i += 2) {
+		const char *k = rd_str(&h, i, NULL);
+
+		for (size_t j = 0; k && j < sizeof(counters) /
+		     sizeof(counters[0]); j++)
+			if (strcmp(k, counters[j].key) == 0)
+				*(uint64_t *)((char *)out + counters[j].off) =
+					(uint64_t)rd_int(&h, i + 1);
+	}
+	oldest = rd_str(&r, 2, NULL);
+	if (oldest && *oldest && now > strtoll(oldest, NULL, 10))
+		out->oldest_visible_age_ms = now - strtoll(oldest, NULL, 10);
+	rd_reply_free(&r);
+	return 0;
+}
+
+/* ------------------------------------------------------------- timers */
+
+int64_t redis_tick(spool_db *pdb)
+{
+	struct rd_db *db = RDB(pdb);
+	struct rd_args a;
+	struct rd_reply r;
+	const char *next;
+	int64_t due = INT64_MAX;
+	int rc;
+
+	rd_args_init(&a);
+	rc = rd_call(db, "tick", &a, RD_WRITE, &r);
+	rd_args_free(&a);
+	if (rc)
+		return db_now(db) + 1000;
+	next = rd_str(&r, 0, NULL);
+	if (next && *next)
+		due = strtoll(next, NULL, 10);
+	rd_reply_free(&r);
+	return due;
+}
+
+static void deadline_after(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* The timer thread: runs due timers when the earliest is due (or kicked),
+ * and every RD_SAFETY_MS wakes the queues open here, in case a wake-up
+ * message was lost. */
+static void *timer_main(void *arg)
+{
+	struct rd_db *db = arg;
+	int64_t safety = rd_mono_ms() + RD_SAFETY_MS;
+
+	pthread_mutex_lock(&db->tlock);
+	while (!atomic_load(&db->stop)) {
+		int64_t next, wait;
+		struct timespec ts;
+
+		db->timer_kicked = false;
+		db->timer_next = INT64_MAX;
+		pthread_mutex_unlock(&db->tlock);
+		next = redis_tick(&db->pub);
+		if (rd_mono_ms() >= safety) {
+			rd_wake_all(db);
+			safety = rd_mono_ms() + RD_SAFETY_MS;
+		}
+		pthread_mutex_lock(&db->tlock);
+		if (db->timer_kicked || atomic_load(&db->stop))
+			continue;
+		db->timer_next = next;
+		wait = next == INT64_MAX ? RD_SAFETY_MS : next - db_now(db);
+		if (wait > safety - rd_mono_ms())
+			wait = safety - rd_mono_ms();
+		if (wait <= 0)
+			continue;
+		deadline_after(&ts, wait);
+		pthread_cond_timedwait(&db->tcond, &db->tlock, &ts);
+	}
+	pthread_mutex_unlock(&db->tlock);
+	return NULL;
+}
+
+void rd_timer_kick(struct rd_db *db, int64_t due)
+{
+	pthread_mutex_lock(&db->tlock);
+	if (due < db->timer_next) {
+		db->timer_next = due;
+		db->timer_kicked = true;
+		pthread_cond_signal(&db->tcond);
+	}
+	pthread_mutex_unlock(&db->tlock);
+}
+
+/* ------------------------------------------------------ open and close */
+
+int redis_claims(const char *data)
+{
+	return strncmp(data, "redis://", 8) == 0;
+}
+
+/* redis://HOST:PORT[/PREFIX] */
+static int parse_url(struct rd_db *db, const char *data)
+{
+	const char *h = data + 8, *colon = strrchr(h, ':'), *slash;
+	const char *prefix = "spool";
+	char *end;
+	long port;
+
+	slash = strchr(h, '/');
+	if (slash && colon > slash)
+		colon = memchr(h, ':', slash - h);
+	if (!colon || colon == h || (size_t)(colon - h) >= sizeof(db->host))
+		return -EINVAL;
+	memcpy(db->host, h, colon - h);
+	db->host[colon - h] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (port <= 0 || port > 65535 || (*end && *end != '/'))
+		return -EINVAL;
+	db->port = (int)port;
+	if (*end == '/' && end[1])
+		prefix = end + 1;
+	if (strpbrk(prefix, "{} \n\r"))
+		return -EINVAL;
+	if (asprintf(&db->prefix, "{%s}", prefix) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void db_free(struct rd_db *db)
+{
+	rd_sub_stop(db);
+	if (db->timer_running) {
+		pthread_mutex_lock(&db->tlock);
+		atomic_store(&db->stop, true);
+		pthread_cond_signal(&db->tcond);
+		pthread_mutex_unlock(&db->tlock);
+		pthread_join(db->timer, NULL);
+	}
+	rd_pool_free(db);
+	free(db->prefix);
+	free(db);
+}
+
+/* The settings a new queue gets. */
+static int write_defaults(struct rd_db *db)
+{
+	struct spool_settings s;
+	char nums[NFIELDS][24];
+	struct rd_args a;
+	int rc;
+
+	settings_default(&s);
+	rd_args_init(&a);
+	settings_args(&a, &s, nums);
+	rc = rd_call(db, "defaults", &a, RD_WRITE, NULL);
+	rd_args_free(&a);
+	return rc;
+}
+
+int redis_open(const char *data, const struct spool_options *o,
+	       spool_db **out)
+{
+	struct rd_db *db = calloc(1, sizeof(*db));
+	struct timespec ts;
+	int rc;
+
+	if (!db)
+		return -ENOMEM;
+	db->pub.opt = *o;
+	db->pub.ops = &redis_store;
+	pthread_mutex_init(&db->plock, NULL);
+	pthread_cond_init(&db->pcond, NULL);
+	pthread_mutex_init(&db->qlock, NULL);
+	pthread_mutex_init(&db->sublock, NULL);
+	pthread_mutex_init(&db->tlock, NULL);
+	pthread_cond_init(&db->tcond, NULL);
+	db->timer_next = INT64_MAX;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(db->origin, sizeof(db->origin), "%lx%lx",
+		 (unsigned long)getpid(),
+		 (unsigned long)(ts.tv_nsec ^ (uintptr_t)db));
+	rc = parse_url(db, data);
+	if (rc) {
+		core_log(&db->pub, SPOOL_LOG_ERR, "%s: not redis://HOST:PORT"
+			 "[/PREFIX]", data);
+		goto fail;
+	}
+	db->server_clock = core_clock_is_real(o);
+	if (db->server_clock) {
+		db->pub.opt.clock = server_clock;
+		db->pub.opt.clock_arg = db;
+	}
+	rc = rd_connect_all(db);
+	if (!rc)
+		rc = write_defaults(db);
+	if (!rc)
+		rc = rd_sub_start(db);
+	if (rc)
+		goto fail;
+	redis_tick(&db->pub);
+	if (!o->manual_timers) {
+		rc = pthread_create(&db->timer, NULL, timer_main, db);
+		if (rc) {
+			rc = -rc;
+			goto fail;
+		}
+		db->timer_running = true;
+	}
+	*out = &db->pub;
+	return 0;
+fail:
+	db_free(db);
+	return rc;
+}
+
+void redis_close(spool_db *pdb)
+{
+	db_free(RDB(pdb));
+}
+
+/* ---------------------------------------------------------- test seams */
+
+void redis_test_fail_writes(spool_db *pdb, int err)
+{
+	atomic_store(&RDB(pdb)->fail_writes, err);
+}
+
+int redis_test_body_get(spool_db *pdb, uint64_t id, char **rec, size_t *len)
+{
+	char text[SPOOL_ID_LEN + 1];
+	struct rd_args a;
+	struct rd_reply r;
+	int rc;
+
+	rd_args_init(&a);
+	id_arg(&a, id, text);
+	rc = rd_call(RDB(pdb), "body_get", &a, RD_READ, &r);
+	rd_args_free(&a);
+	if (rc)
+		return rc;
+	rc = dup_value(&r, 0, rec, len);
+	rd_reply_free(&r);
+	return rc;
+}
+
+int redis_test_body_put(spool_db *pdb, uint64_t id, const char *rec,
+			size_t len)
+{
+	char text[SPOOL_ID_LEN + 1];
+	struct rd_args a;
+	int rc;
+
+	rd_args_init(&a);
+	id_arg(&a, id, text);
+	rd_arg(&a, rec, len);
+	/* a seam: not stopped by test_fail_writes */
+	rc = rd_call(RDB(pdb), "body_put", &a, RD_READ, NULL);
+	rd_args_free(&a);
+	return rc;
+}
+
+const struct store_ops redis_store = {
+	.kind = "redis",
+	STORE_OPS(STORE_OP_ENTRY, redis)
+};

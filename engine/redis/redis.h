@@ -1,0 +1,135 @@
+/*
+ * redis.h - the Redis store (redis://HOST:PORT[/PREFIX], one primary):
+ * every operation is one call of a function of the library in spool.lua
+ * (one atomic FCALL); the daemon keeps no index, only handles, a pool of
+ * connections, a subscriber thread for the wake-up channel and, unless
+ * manual_timers, a timer thread. docs/scale-out.md.
+ *
+ * Only engine/redis/ includes <hiredis/hiredis.h> (tools/test checks it);
+ * this header does not, so that ops.c speaks in replies of its own.
+ */
+#ifndef REDIS_H
+#define REDIS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "store.h"
+
+#define RD_POOL_MAX 32          /* connections, at most */
+
+struct rd_conn;
+
+/* A queue's memory in this process: every handle of one incarnation (gen)
+ * of a queue shares it (udata). */
+struct rd_queue {
+	struct spool_queue pub;
+	struct rd_queue *next;          /* db->queues, under db->qlock */
+	int refs;                       /* under db->qlock */
+	char gen[24];                   /* incarnation, as the store has it */
+	atomic_int alive;
+	pthread_mutex_t slock;          /* the settings cache */
+	bool set_valid;
+	int64_t set_at;                 /* monotonic ms */
+	struct spool_settings set;
+};
+
+struct rd_db {
+	struct spool_db pub;
+	char host[256];
+	int port;
+	char *prefix;                   /* "{P}" */
+	char origin[24];                /* this handle's token on the channel */
+	bool server_clock;              /* now comes from the server's TIME */
+	atomic_llong offset;            /* server ms - local realtime ms */
+	char version[24];               /* of the library this build loads */
+	atomic_int fail_writes;         /* test seam: a negative errno */
+
+	pthread_mutex_t plock;          /* the pool */
+	pthread_cond_t pcond;
+	struct rd_conn *free;
+	int nconn;
+
+	pthread_mutex_t qlock;          /* queues */
+	struct rd_queue *queues;
+
+	pthread_t sub;                  /* the subscriber */
+	bool sub_running;
+	atomic_bool stop;
+	pthread_mutex_t sublock;
+	int sub_fd;                     /* its socket, to shut down at close */
+
+	pthread_t timer;                /* unless manual_timers */
+	bool timer_running;
+	pthread_mutex_t tlock;
+	pthread_cond_t tcond;
+	int64_t timer_next;             /* store ms */
+	bool timer_kicked;
+};
+
+#define RDB(p) ((struct rd_db *)(p))
+#define RQ(p) ((struct rd_queue *)(p))
+
+/* ------------------------------------------------------------ calls */
+
+/* The arguments of one function call, after KEYS[1], now and origin. */
+struct rd_args {
+	int n;
+	const char *v[64];
+	size_t l[64];
+	char num[64][24];
+	const char **xv;                /* beyond 64: grown */
+	size_t *xl;
+	int cap;
+};
+
+void rd_args_init(struct rd_args *a);
+void rd_args_free(struct rd_args *a);
+void rd_arg(struct rd_args *a, const char *s, size_t len);
+void rd_arg_str(struct rd_args *a, const char *s);
+void rd_arg_int(struct rd_args *a, int64_t v);
+
+/* What came back: the values after the code (a hiredis reply, kept
+ * opaque here): element base + i is value i. */
+struct rd_reply {
+	void *r;
+	size_t base;
+};
+enum rd_call {
+	RD_READ = 0,      /* retried after an I/O error */
+	RD_WRITE = 1,     /* retried; fails with the test seam's errno */
+	RD_ONCE = 2,      /* a write that must not run twice (a push): an
+	                   * I/O error after it was sent gives -EIO */
+};
+/* Calls spool_<fn>; *out (free with rd_reply_free; out may be NULL) holds the values after
+ * the code. Wakes the queues the call woke. Returns the code. */
+int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
+	    enum rd_call kind, struct rd_reply *out);
+void rd_reply_free(struct rd_reply *r);
+/* Element i (0 = the first after the code) of r: its string (NULL if
+ * none), length, integer, or the element itself as a reply. */
+const char *rd_str(const struct rd_reply *r, size_t i, size_t *len);
+int64_t rd_int(const struct rd_reply *r, size_t i);
+size_t rd_count(const struct rd_reply *r);
+/* Value i of r, itself an array, as a reply of its own (not freed). */
+struct rd_reply rd_elem(const struct rd_reply *r, size_t i);
+
+/* conn.c: the pool, start checks and the library. */
+int rd_connect_all(struct rd_db *db);
+void rd_pool_free(struct rd_db *db);
+/* The subscriber thread (wake-ups from other hosts). */
+int rd_sub_start(struct rd_db *db);
+void rd_sub_stop(struct rd_db *db);
+
+/* ops.c */
+void rd_wake_name(struct rd_db *db, const char *name);
+void rd_wake_all(struct rd_db *db);
+void rd_queue_gone(struct rd_db *db, const char *name, const char *gen);
+void rd_settings_invalidate(struct rd_db *db, const char *name);
+void rd_timer_kick(struct rd_db *db, int64_t due);
+int64_t rd_mono_ms(void);
+
+STORE_OPS(STORE_OP_PROTO, redis)
+extern const struct store_ops redis_store;
+
+#endif /* REDIS_H */

@@ -1,0 +1,889 @@
+#!lua name=spool
+--[[
+spool.lua - the Redis store's functions: one per engine operation, each one
+atomic call (engine/redis/, docs/scale-out.md). The daemon keeps no index;
+everything a queue is lives in these keys, all under one hash tag {P}:
+
+  {P}:queues        ZSET (scores 0)  queue names, byte order
+  {P}:gen           counter          incarnation numbers of queues
+  {P}:seq           hash ms c        the id generator (DESIGN section 3)
+  {P}:timers        ZSET             queue -> its earliest due time
+  {P}:defaults      hash             the settings of a new queue
+  {P}:b:ID          string           body record (engine/core/record.c)
+  {P}:q:Q:s         hash             settings, owner, mode, ctime, gen
+  {P}:q:Q:r         ZSET (scores 0)  VISIBLE: %08x(0x7fffffff - prio) .. ID
+  {P}:q:Q:d|l|k     ZSET (scores 0)  DELAYED, LEASED, CORRUPT ids
+  {P}:q:Q:t         ZSET             ID -> due ms (delays, leases)
+  {P}:q:Q:o         ZSET             ID -> sent ms (retention), not CORRUPT
+  {P}:q:Q:i         hash             ID -> meta "state,prio,recv,due,first,size,sent"
+  {P}:q:Q:c         hash             counters and bytes
+  {P}:q:Q:u         ZSET             dedup key -> expiry ms
+  channel {P}:w     "v ORIGIN Q" (Q gained visible messages), "c ORIGIN Q"
+                    (settings changed), "x ORIGIN Q" (deleted),
+                    "t ORIGIN Q DUE" (a new timer)
+
+Every function gets KEYS[1] = "{P}", ARGV[1] = now ("" for the server's
+TIME), ARGV[2] = the caller's origin token (for the wake-up channel), and
+returns {code, woken queues, ...}: code is 0 or -errno.
+The daemon replaces @VERSION@ with a hash of this text before loading.
+]]
+
+local VERSION = '@VERSION@'
+local ENOENT, EIO, EAGAIN, EEXIST, ENOTEMPTY, EINVAL, EFBIG, EDQUOT =
+	-2, -5, -11, -17, -39, -22, -27, -122
+local VIS, DEL, LEA, COR = 1, 2, 4, 8
+-- the queue (this incarnation) is gone: -ENOENT, and the handle is dead
+local GONE = -100000
+local TWO21 = 2097152
+local B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+local STEP = 1000
+
+local P, NOW, ORIGIN, WOKE, WOKESET
+
+local function S(n) return string.format('%.0f', n) end
+local function qk(q, t) return P .. ':q:' .. q .. ':' .. t end
+local function bk(id) return P .. ':b:' .. id end
+
+local function start(K, A)
+	P = K[1]
+	ORIGIN = A[2]
+	if A[1] ~= '' then
+		NOW = tonumber(A[1])
+	else
+		local t = redis.call('TIME')
+		NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+	end
+	WOKE, WOKESET = {}, {}
+end
+
+local function publish(kind, q, extra)
+	local m = kind .. ' ' .. ORIGIN .. ' ' .. q
+	if extra then m = m .. ' ' .. extra end
+	redis.call('PUBLISH', P .. ':w', m)
+end
+
+-- q gained a visible message: tell the caller and the other hosts
+local function woke(q)
+	if WOKESET[q] then return end
+	WOKESET[q] = true
+	WOKE[#WOKE + 1] = q
+	publish('v', q)
+end
+
+local function reply(code, ...)
+	return {code, WOKE, ...}
+end
+
+-- ---------------------------------------------------------------- ids
+
+local function b62(ms, c)
+	local out, hi, lo = {}, ms, c
+	for i = 11, 1, -1 do
+		local r = hi % 62
+		hi = (hi - r) / 62
+		local x = r * TWO21 + lo
+		local r2 = x % 62
+		lo = (x - r2) / 62
+		out[i] = B62:sub(r2 + 1, r2 + 1)
+	end
+	return table.concat(out)
+end
+
+-- n new ids: the first is max(last + 1, now << 21); returns (ms, c) of it
+local function ids_take(n)
+	local s = redis.call('HMGET', P .. ':seq', 'ms', 'c')
+	local ms, c = tonumber(s[1]), tonumber(s[2])
+	if not ms or NOW > ms then
+		ms, c = NOW, 0
+	else
+		c = c + 1
+		if c >= TWO21 then ms, c = ms + 1, 0 end
+	end
+	local lms, lc = ms, c + n - 1
+	while lc >= TWO21 do lms, lc = lms + 1, lc - TWO21 end
+	redis.call('HSET', P .. ':seq', 'ms', S(lms), 'c', S(lc))
+	return ms, c
+end
+
+local function id_add(ms, c, k)
+	c = c + k
+	while c >= TWO21 do ms, c = ms + 1, c - TWO21 end
+	return ms, c
+end
+
+-- ---------------------------------------------------------- settings
+
+local function settings(q)
+	local h = redis.call('HGETALL', qk(q, 's'))
+	if #h == 0 then return nil end
+	local s = {}
+	for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
+	for _, f in ipairs({'vt', 'delay', 'prio', 'max_size', 'max_depth',
+			     'max_recv', 'ret', 'dedup', 'dwin', 'paused',
+			     'gen'}) do
+		s[f] = tonumber(s[f]) or 0
+	end
+	s.dl = s.dl or ''
+	s.fanout = s.fanout or ''
+	return s
+end
+
+-- the settings of q if it exists and is incarnation gen ('' any)
+local function live(q, gen)
+	local s = settings(q)
+	if not s then return nil end
+	if gen ~= '' and S(s.gen) ~= gen then return nil end
+	return s
+end
+
+local function depth(q)
+	return redis.call('ZCARD', qk(q, 'r')) + redis.call('ZCARD', qk(q, 'd'))
+		+ redis.call('ZCARD', qk(q, 'l')) + redis.call('ZCARD', qk(q, 'k'))
+end
+
+local function room(q, s, n)
+	if s.max_depth > 0 and depth(q) + n > s.max_depth then return EDQUOT end
+	return 0
+end
+
+-- ------------------------------------------------------------ messages
+
+local function meta_get(q, id)
+	local v = redis.call('HGET', qk(q, 'i'), id)
+	if not v then return nil end
+	local f = {}
+	for x in string.gmatch(v, '[^,]+') do f[#f + 1] = tonumber(x) end
+	return {state = f[1], prio = f[2], recv = f[3], due = f[4],
+		first = f[5], size = f[6], sent = f[7], id = id}
+end
+
+local function meta_put(q, m)
+	redis.call('HSET', qk(q, 'i'), m.id, table.concat({S(m.state),
+		S(m.prio), S(m.recv), S(m.due), S(m.first), S(m.size),
+		S(m.sent)}, ','))
+end
+
+local function meta_list(m)
+	return {m.id, m.state, S(m.prio), m.recv, S(m.size), S(m.sent),
+		S(m.due), S(m.first)}
+end
+
+local function rmember(m)
+	return string.format('%08x', 2147483647 - m.prio) .. m.id
+end
+
+-- the queue's earliest due time, kept in {P}:timers
+local function qdue_update(q, s)
+	local due
+	local t = redis.call('ZRANGE', qk(q, 't'), 0, 0, 'WITHSCORES')
+	if #t > 0 then due = tonumber(t[2]) end
+	if s and s.ret > 0 then
+		local o = redis.call('ZRANGE', qk(q, 'o'), 0, 0, 'WITHSCORES')
+		if #o > 0 then
+			local r = tonumber(o[2]) + s.ret
+			if not due or r < due then due = r end
+		end
+	end
+	if due then
+		redis.call('ZADD', P .. ':timers', S(due), q)
+	else
+		redis.call('ZREM', P .. ':timers', q)
+	end
+	return due
+end
+
+-- takes message m out of the index of its state
+local function unplace(q, m)
+	if m.state == VIS then
+		redis.call('ZREM', qk(q, 'r'), rmember(m))
+	elseif m.state == DEL then
+		redis.call('ZREM', qk(q, 'd'), m.id)
+		redis.call('ZREM', qk(q, 't'), m.id)
+	elseif m.state == LEA then
+		redis.call('ZREM', qk(q, 'l'), m.id)
+		redis.call('ZREM', qk(q, 't'), m.id)
+	else
+		redis.call('ZREM', qk(q, 'k'), m.id)
+	end
+end
+
+-- puts message m into the index of its state (and writes its meta)
+local function place(q, m)
+	if m.state == VIS then
+		redis.call('ZADD', qk(q, 'r'), 0, rmember(m))
+		woke(q)
+	elseif m.state == DEL then
+		redis.call('ZADD', qk(q, 'd'), 0, m.id)
+		redis.call('ZADD', qk(q, 't'), S(m.due), m.id)
+	elseif m.state == LEA then
+		redis.call('ZADD', qk(q, 'l'), 0, m.id)
+		redis.call('ZADD', qk(q, 't'), S(m.due), m.id)
+	else
+		redis.call('ZADD', qk(q, 'k'), 0, m.id)
+	end
+	meta_put(q, m)
+end
+
+local function count(q, field, n)
+	if n ~= 0 then redis.call('HINCRBY', qk(q, 'c'), field, n) end
+end
+
+-- deletes message m (already out of its state index) with its body
+local function remove(q, m, counter, dropbody)
+	redis.call('HDEL', qk(q, 'i'), m.id)
+	redis.call('ZREM', qk(q, 'o'), m.id)
+	if dropbody ~= false then redis.call('UNLINK', bk(m.id)) end
+	count(q, 'bytes', -m.size)
+	if counter then count(q, counter, 1) end
+end
+
+-- moves message m (out of q's indexes) into dst, VISIBLE now
+local function move_into(q, m, dst)
+	redis.call('HDEL', qk(q, 'i'), m.id)
+	redis.call('ZREM', qk(q, 'o'), m.id)
+	count(q, 'bytes', -m.size)
+	m.state = VIS
+	m.due = NOW
+	place(dst, m)
+	redis.call('ZADD', qk(dst, 'o'), S(m.sent), m.id)
+	count(dst, 'bytes', m.size)
+end
+
+-- the dead-letter queue of q (created with q's owner and mode if missing)
+local function dlq_of(q, s)
+	local name = s.dl ~= '' and s.dl or (q .. '.dead')
+	if name == q then return nil end
+	local d = settings(name)
+	if d then return name, d end
+	if #name > 200 then return nil end
+	local gen = redis.call('INCR', P .. ':gen')
+	local dflt = redis.call('HGETALL', P .. ':defaults')
+	if #dflt > 0 then redis.call('HSET', qk(name, 's'), unpack(dflt)) end
+	redis.call('HSET', qk(name, 's'), 'uid', s.uid, 'gid', s.gid,
+		   'mode', s.mode, 'ctime', S(NOW), 'gen', S(gen))
+	redis.call('ZADD', P .. ':queues', 0, name)
+	return name, settings(name)
+end
+
+-- dead-letters m (out of q's indexes); false if it cannot go
+local function dead_letter(q, s, m)
+	local name, d = dlq_of(q, s)
+	if not name or room(name, d, 1) ~= 0 then
+		redis.log(redis.LOG_WARNING, 'spool: queue ' .. q ..
+			  ': no dead-letter queue; message stays')
+		return false
+	end
+	move_into(q, m, name)
+	qdue_update(name, d)
+	count(q, 'dead_total', 1)
+	return true
+end
+
+-- due delays and leases, and retention, of q at NOW
+local function promote(q, s)
+	local expired = 0
+	while true do
+		local due = redis.call('ZRANGE', qk(q, 't'), '-inf', S(NOW),
+				       'BYSCORE', 'LIMIT', 0, STEP)
+		for _, id in ipairs(due) do
+			local m = meta_get(q, id)
+			unplace(q, m)
+			local done = false
+			if m.state == LEA then
+				expired = expired + 1
+				if s.max_recv > 0 and m.recv >= s.max_recv then
+					done = dead_letter(q, s, m)
+				end
+			end
+			if not done then
+				m.state = VIS
+				place(q, m)
+			end
+		end
+		if #due < STEP then break end
+	end
+	count(q, 'expired_total', expired)
+	if s.ret > 0 then
+		while true do
+			local old = redis.call('ZRANGE', qk(q, 'o'), '-inf',
+					       S(NOW - s.ret), 'BYSCORE',
+					       'LIMIT', 0, STEP)
+			for _, id in ipairs(old) do
+				local m = meta_get(q, id)
+				unplace(q, m)
+				remove(q, m, 'deleted_total')
+			end
+			if #old < STEP then break end
+		end
+	end
+	return qdue_update(q, s)
+end
+
+-- ------------------------------------------------------------- queues
+
+local function f_version(K, A)
+	return VERSION
+end
+
+-- qcreate(name, uid, gid, mode, ctime)
+local function f_qcreate(K, A)
+	start(K, A)
+	local q = A[3]
+	if redis.call('EXISTS', qk(q, 's')) == 1 then return reply(EEXIST) end
+	local gen = redis.call('INCR', P .. ':gen')
+	local dflt = redis.call('HGETALL', P .. ':defaults')
+	if #dflt > 0 then redis.call('HSET', qk(q, 's'), unpack(dflt)) end
+	redis.call('HSET', qk(q, 's'), 'uid', A[4], 'gid', A[5], 'mode', A[6],
+		   'ctime', A[7], 'gen', S(gen))
+	redis.call('ZADD', P .. ':queues', 0, q)
+	return reply(0)
+end
+
+local function f_qdelete(K, A)
+	start(K, A)
+	local q = A[3]
+	if redis.call('EXISTS', qk(q, 's')) == 0 then return reply(ENOENT) end
+	if depth(q) > 0 then return reply(ENOTEMPTY) end
+	redis.call('ZREM', P .. ':queues', q)
+	redis.call('ZREM', P .. ':timers', q)
+	for _, t in ipairs({'s', 'r', 'd', 'l', 'k', 't', 'o', 'i', 'c', 'u'}) do
+		redis.call('UNLINK', qk(q, t))
+	end
+	publish('x', q)
+	return reply(0)
+end
+
+-- qget(name, gen): {0, {}, gen, settings hash as a flat list}
+local function f_qget(K, A)
+	start(K, A)
+	local s = live(A[3], A[4])
+	if not s then return reply(GONE) end
+	return reply(0, S(s.gen), redis.call('HGETALL', qk(A[3], 's')))
+end
+
+-- qset(name, gen, field, value, ...): owner, mode, ctime, settings
+local function f_qset(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local args = {}
+	for i = 5, #A do args[#args + 1] = A[i] end
+	local paused = s.paused
+	if #args > 0 then redis.call('HSET', qk(q, 's'), unpack(args)) end
+	local n = settings(q)
+	publish('c', q)
+	if paused ~= 0 and n.paused == 0 and
+	   redis.call('ZCARD', qk(q, 'r')) > 0 then
+		woke(q)
+	end
+	qdue_update(q, n)
+	return reply(0)
+end
+
+-- defaults(field, value, ...): the settings of a new queue
+local function f_defaults(K, A)
+	start(K, A)
+	local args = {}
+	for i = 3, #A do args[#args + 1] = A[i] end
+	redis.call('HSET', P .. ':defaults', unpack(args))
+	return reply(0)
+end
+
+local function f_qnext(K, A)
+	start(K, A)
+	local from = A[3] == '' and '-' or ('(' .. A[3])
+	local r = redis.call('ZRANGE', P .. ':queues', from, '+', 'BYLEX',
+			     'LIMIT', 0, 1)
+	if #r == 0 then return reply(ENOENT) end
+	return reply(0, r[1])
+end
+
+local function f_qcount(K, A)
+	start(K, A)
+	return reply(0, redis.call('ZCARD', P .. ':queues'))
+end
+
+-- ------------------------------------------------------------ pushing
+
+-- room(name, gen, n): would q (or each fanout queue) take n more
+local function f_room(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local n = tonumber(A[5])
+	if s.fanout == '' then return reply(room(q, s, n)) end
+	for t in string.gmatch(s.fanout, '[^,]+') do
+		local d = settings(t)
+		if not d then return reply(ENOENT) end
+		local rc = room(t, d, n)
+		if rc ~= 0 then return reply(rc) end
+	end
+	return reply(0)
+end
+
+-- push(name, gen, n, then per message: record, size, has_prio, prio,
+-- has_delay, delay, dedup key hex or ''): {0, woken, first id or ''}
+local function f_push(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local n = tonumber(A[5])
+	local msgs = {}
+	for i = 0, n - 1 do
+		local b = 6 + i * 7
+		msgs[#msgs + 1] = {rec = A[b], size = tonumber(A[b + 1]),
+			has_prio = A[b + 2] == '1', prio = tonumber(A[b + 3]),
+			has_delay = A[b + 4] == '1', delay = tonumber(A[b + 5]),
+			key = A[b + 6]}
+	end
+	-- destinations: the fanout queues, or q
+	local dests = {}
+	if s.fanout == '' then
+		dests[1] = {name = q, s = s}
+	else
+		for t in string.gmatch(s.fanout, '[^,]+') do
+			local d = settings(t)
+			if not d then return reply(ENOENT) end
+			dests[#dests + 1] = {name = t, s = d}
+		end
+	end
+	for _, m in ipairs(msgs) do
+		if m.size > s.max_size then return reply(EFBIG) end
+	end
+	-- dedup: keep the pushes not seen within the window
+	local keep, seen = {}, {}
+	local dedup = redis.call('ZRANGE', qk(q, 'u'), '-inf', S(NOW),
+				 'BYSCORE', 'LIMIT', 0, 64)
+	for _, m in ipairs(msgs) do
+		if m.key == '' then
+			keep[#keep + 1] = m
+		elseif not seen[m.key] then
+			local e = redis.call('ZSCORE', qk(q, 'u'), m.key)
+			if not e or tonumber(e) <= NOW then
+				keep[#keep + 1] = m
+				seen[m.key] = true
+			end
+		end
+	end
+	for _, d in ipairs(dests) do
+		local rc = room(d.name, d.s, #keep)
+		if rc ~= 0 then return reply(rc) end
+		if d.name ~= q then
+			for _, m in ipairs(keep) do
+				if m.size > d.s.max_size then return reply(EFBIG) end
+			end
+		end
+	end
+	-- from here on nothing fails
+	if #dedup > 0 then redis.call('ZREM', qk(q, 'u'), unpack(dedup)) end
+	for key, _ in pairs(seen) do
+		redis.call('ZADD', qk(q, 'u'), S(NOW + s.dwin), key)
+	end
+	count(q, 'deduped_total', n - #keep)
+	if #keep == 0 then return reply(0, '') end
+	local ms, c = ids_take(#keep * #dests)
+	local first
+	for di, d in ipairs(dests) do
+		local bytes = 0
+		for k, p in ipairs(keep) do
+			local ims, ic = id_add(ms, c, (di - 1) * #keep + (k - 1))
+			local id = b62(ims, ic)
+			first = first or id
+			local delay = p.has_delay and p.delay or d.s.delay
+			local m = {id = id, prio = p.has_prio and p.prio or d.s.prio,
+				sent = NOW, size = p.size, recv = 0, first = 0,
+				state = delay > 0 and DEL or VIS, due = NOW + delay}
+			redis.call('SET', bk(id), p.rec)
+			place(d.name, m)
+			redis.call('ZADD', qk(d.name, 'o'), S(NOW), id)
+			bytes = bytes + p.size
+			if m.state == DEL then publish('t', d.name, S(m.due)) end
+		end
+		count(d.name, 'pushed_total', #keep)
+		count(d.name, 'bytes', bytes)
+		qdue_update(d.name, d.s)
+	end
+	return reply(0, first)
+end
+
+-- ------------------------------------------------------------ leasing
+
+local function lease_msg(q, s, m)
+	m.state = LEA
+	m.recv = m.recv + 1
+	m.due = NOW + s.vt
+	if m.first == 0 then m.first = NOW end
+	place(q, m)
+	publish('t', q, S(m.due))
+end
+
+-- lease(name, gen, lease|pop): {0, woken, meta..., record}
+local function f_lease(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	promote(q, s)
+	if s.paused ~= 0 then return reply(EAGAIN) end
+	while true do
+		local head = redis.call('ZRANGE', qk(q, 'r'), 0, 0)
+		if #head == 0 then
+			qdue_update(q, s)
+			return reply(EAGAIN)
+		end
+		local m = meta_get(q, string.sub(head[1], 9))
+		unplace(q, m)
+		if s.max_recv > 0 and m.recv >= s.max_recv and
+		   dead_letter(q, s, m) then
+			-- next
+		else
+			local rec = redis.call('GET', bk(m.id))
+			if A[5] == 'pop' then
+				remove(q, m, 'acked_total')
+			else
+				lease_msg(q, s, m)
+			end
+			qdue_update(q, s)
+			return reply(0, meta_list(m), rec)
+		end
+	end
+end
+
+-- lease_id(name, gen, id)
+local function f_lease_id(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	if not m or m.state ~= VIS then return reply(ENOENT) end
+	if s.paused ~= 0 then return reply(EAGAIN) end
+	unplace(q, m)
+	lease_msg(q, s, m)
+	qdue_update(q, s)
+	return reply(0, meta_list(m))
+end
+
+-- put back a popped message whose record failed its checksum, CORRUPT
+-- restore(name, gen, id, state, prio, recv, size, sent, due, first, record)
+local function f_restore(K, A)
+	start(K, A)
+	local q = A[3]
+	if not live(q, A[4]) then return reply(GONE) end
+	local m = {id = A[5], state = COR, prio = tonumber(A[7]),
+		recv = tonumber(A[8]), size = tonumber(A[9]),
+		sent = tonumber(A[10]), due = tonumber(A[11]),
+		first = tonumber(A[12])}
+	redis.call('SET', bk(m.id), A[13])
+	place(q, m)
+	count(q, 'bytes', m.size)
+	count(q, 'acked_total', -1)
+	return reply(0)
+end
+
+-- ack(name, gen, id)
+local function f_ack(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	if not m or not (m.state == LEA or (m.state == VIS and m.recv > 0)) then
+		return reply(ENOENT)
+	end
+	unplace(q, m)
+	remove(q, m, 'acked_total')
+	qdue_update(q, s)
+	return reply(0)
+end
+
+-- release(name, gen, id, uncount)
+local function f_release(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	if not m or m.state ~= LEA then return reply(ENOENT) end
+	unplace(q, m)
+	m.state = VIS
+	m.due = NOW
+	if A[6] == '1' and m.recv > 0 then m.recv = m.recv - 1 end
+	place(q, m)
+	qdue_update(q, s)
+	return reply(0)
+end
+
+-- extend(name, gen, id, expiry or -1)
+local function f_extend(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	if not m or m.state ~= LEA then return reply(ENOENT) end
+	local e = tonumber(A[6])
+	if e < 0 then e = NOW + s.vt end
+	unplace(q, m)
+	if e <= NOW then
+		m.state = VIS
+		m.due = NOW
+	else
+		m.due = e
+		publish('t', q, S(e))
+	end
+	place(q, m)
+	qdue_update(q, s)
+	return reply(0)
+end
+
+-- delete(name, gen, id, states)
+local function f_delete(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	local states = tonumber(A[6])
+	if not m or math.floor(states / m.state) % 2 ~= 1 then
+		return reply(ENOENT)
+	end
+	unplace(q, m)
+	remove(q, m, 'deleted_total')
+	qdue_update(q, s)
+	return reply(0)
+end
+
+-- move(name, gen, id, states, dst, dstgen)
+local function f_move(K, A)
+	start(K, A)
+	local q, dst = A[3], A[7]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local d = live(dst, A[8])
+	if not d then return reply(ENOENT) end
+	local m = meta_get(q, A[5])
+	local states = tonumber(A[6])
+	if not m or math.floor(states / m.state) % 2 ~= 1 then
+		return reply(ENOENT)
+	end
+	if q == dst then
+		unplace(q, m)
+		m.state = VIS
+		m.due = NOW
+		place(q, m)
+		qdue_update(q, s)
+		return reply(0)
+	end
+	local rc = room(dst, d, 1)
+	if rc ~= 0 then return reply(rc) end
+	unplace(q, m)
+	move_into(q, m, dst)
+	qdue_update(q, s)
+	qdue_update(dst, d)
+	return reply(0)
+end
+
+-- move_all(name, gen, dst, dstgen, max): one step of up to max (<= 1000)
+local function f_move_all(K, A)
+	start(K, A)
+	local q, dst = A[3], A[5]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local d = live(dst, A[6])
+	if not d then return reply(ENOENT) end
+	local want = tonumber(A[7])
+	if d.max_depth > 0 then
+		local free = d.max_depth - depth(dst)
+		if free < want then want = free end
+		if want <= 0 then
+			if redis.call('ZCARD', qk(q, 'r')) > 0 then
+				return reply(EDQUOT, 0)
+			end
+			return reply(0, 0)
+		end
+	end
+	local head = redis.call('ZRANGE', qk(q, 'r'), 0, want - 1)
+	for _, member in ipairs(head) do
+		local m = meta_get(q, string.sub(member, 9))
+		unplace(q, m)
+		move_into(q, m, dst)
+	end
+	qdue_update(q, s)
+	qdue_update(dst, d)
+	return reply(0, #head)
+end
+
+-- purge(name, gen): every VISIBLE and DELAYED message
+local function f_purge(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local n = 0
+	for _, t in ipairs({'r', 'd'}) do
+		local all = redis.call('ZRANGE', qk(q, t), 0, -1)
+		for _, member in ipairs(all) do
+			local id = t == 'r' and string.sub(member, 9) or member
+			local m = meta_get(q, id)
+			unplace(q, m)
+			remove(q, m, 'deleted_total')
+			n = n + 1
+		end
+	end
+	qdue_update(q, s)
+	return reply(0, n)
+end
+
+-- corrupt(name, gen, id): sets a message aside
+local function f_corrupt(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	if not m or m.state == COR then return reply(ENOENT) end
+	unplace(q, m)
+	redis.call('ZREM', qk(q, 'o'), m.id)
+	m.state = COR
+	place(q, m)
+	qdue_update(q, s)
+	return reply(0)
+end
+
+-- ------------------------------------------------------------ reading
+
+-- stat(name, gen, id)
+local function f_stat(K, A)
+	start(K, A)
+	local q = A[3]
+	if not live(q, A[4]) then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	if not m then return reply(ENOENT) end
+	return reply(0, meta_list(m))
+end
+
+-- record(name, gen, id)
+local function f_record(K, A)
+	start(K, A)
+	local q = A[3]
+	if not live(q, A[4]) then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	if not m then return reply(ENOENT) end
+	if m.state == COR then return reply(EIO) end
+	local rec = redis.call('GET', bk(m.id))
+	if not rec then return reply(EIO) end
+	return reply(0, rec)
+end
+
+-- list(name, gen, state, from member or '', max)
+local function f_list(K, A)
+	start(K, A)
+	local q = A[3]
+	if not live(q, A[4]) then return reply(GONE) end
+	local t = ({['1'] = 'r', ['2'] = 'd', ['4'] = 'l', ['8'] = 'k'})[A[5]]
+	local from = A[6] == '' and '-' or ('(' .. A[6])
+	return reply(0, redis.call('ZRANGE', qk(q, t), from, '+', 'BYLEX',
+				   'LIMIT', 0, tonumber(A[7])))
+end
+
+-- stats(name, gen): counts, counters, the oldest visible sent time
+local function f_stats(K, A)
+	start(K, A)
+	local q = A[3]
+	if not live(q, A[4]) then return reply(GONE) end
+	local c = redis.call('HGETALL', qk(q, 'c'))
+	-- oldest visible: the first of each priority's run
+	local oldest = ''
+	local from = '-'
+	while true do
+		local h = redis.call('ZRANGE', qk(q, 'r'), from, '+', 'BYLEX',
+				     'LIMIT', 0, 1)
+		if #h == 0 then break end
+		local m = meta_get(q, string.sub(h[1], 9))
+		if oldest == '' or m.sent < oldest then oldest = m.sent end
+		from = '(' .. string.sub(h[1], 1, 8) .. '~'
+	end
+	return reply(0, {redis.call('ZCARD', qk(q, 'r')),
+		redis.call('ZCARD', qk(q, 'd')), redis.call('ZCARD', qk(q, 'l')),
+		redis.call('ZCARD', qk(q, 'k'))}, c,
+		oldest == '' and '' or S(oldest))
+end
+
+-- tick(): runs every queue's due timers; {0, woken, next due or ''}
+local function f_tick(K, A)
+	start(K, A)
+	while true do
+		local due = redis.call('ZRANGE', P .. ':timers', '-inf', S(NOW),
+				       'BYSCORE', 'LIMIT', 0, 100)
+		for _, q in ipairs(due) do
+			local s = settings(q)
+			if s then
+				local d = promote(q, s)
+				if d and d <= NOW then
+					-- what could not move (a full DLQ) waits a second
+					redis.call('ZADD', P .. ':timers', S(NOW + 1000), q)
+				end
+			else
+				redis.call('ZREM', P .. ':timers', q)
+			end
+		end
+		if #due < 100 then break end
+	end
+	local n = redis.call('ZRANGE', P .. ':timers', 0, 0, 'WITHSCORES')
+	return reply(0, #n > 0 and n[2] or '')
+end
+
+-- test seams: a body record by id
+local function f_body_get(K, A)
+	start(K, A)
+	local v = redis.call('GET', bk(A[3]))
+	if not v then return reply(ENOENT) end
+	return reply(0, v)
+end
+
+local function f_body_put(K, A)
+	start(K, A)
+	if redis.call('EXISTS', bk(A[3])) == 0 then return reply(ENOENT) end
+	redis.call('SET', bk(A[3]), A[4])
+	return reply(0)
+end
+
+local function reg(name, fn, flags)
+	redis.register_function{function_name = 'spool_' .. name,
+				callback = fn, flags = flags or {}}
+end
+
+local RO = {'no-writes', 'allow-stale'}
+local OOM = {'allow-oom'}
+reg('version', f_version, RO)
+reg('qcreate', f_qcreate)
+reg('qdelete', f_qdelete, OOM)
+reg('qget', f_qget, RO)
+reg('qset', f_qset, OOM)
+reg('defaults', f_defaults, OOM)
+reg('qnext', f_qnext, RO)
+reg('qcount', f_qcount, RO)
+reg('room', f_room, RO)
+reg('push', f_push)
+reg('lease', f_lease, OOM)
+reg('lease_id', f_lease_id, OOM)
+reg('restore', f_restore, OOM)
+reg('ack', f_ack, OOM)
+reg('release', f_release, OOM)
+reg('extend', f_extend, OOM)
+reg('delete', f_delete, OOM)
+reg('move', f_move, OOM)
+reg('move_all', f_move_all, OOM)
+reg('purge', f_purge, OOM)
+reg('corrupt', f_corrupt, OOM)
+reg('stat', f_stat, RO)
+reg('record', f_record, RO)
+reg('list', f_list, RO)
+reg('stats', f_stats, RO)
+reg('tick', f_tick, OOM)
+reg('body_get', f_body_get, RO)
+reg('body_put', f_body_put, OOM)
