@@ -325,10 +325,17 @@ void rd_wake_name(struct rd_db *db, const char *name)
 	if (q)
 		q->refs++;
 	pthread_mutex_unlock(&db->qlock);
-	if (q) {
-		core_wake(&q->pub);
-		redis_queue_close(&q->pub);
+	/* a queue no handle here has open: its memory for the wake (a
+	 * subscriber may keep it through the wake callback) */
+	if (!q) {
+		spool_queue *pq;
+
+		if (redis_queue_open(&db->pub, name, &pq))
+			return;
+		q = RQ(pq);
 	}
+	core_wake(&q->pub);
+	redis_queue_close(&q->pub);
 }
 
 /* Wakes every live queue open here (messages may have been missed). */
@@ -428,6 +435,10 @@ int redis_queue_create(spool_db *pdb, const char *name,
 	struct rd_args a;
 	int rc;
 
+	/* validation first, also when writes fail (test seam) */
+	if (atomic_load(&RDB(pdb)->fail_writes) &&
+	    q_get(RDB(pdb), name, "", NULL, NULL, NULL) == 0)
+		return -EEXIST;
 	rd_args_init(&a);
 	rd_arg_str(&a, name);
 	rd_arg_int(&a, attr->uid);
