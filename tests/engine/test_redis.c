@@ -1,0 +1,157 @@
+/*
+ * test_redis.c - what only the Redis store has: the start checks of the
+ * server's settings (DESIGN §10), a full server (OOM: pushes get -ENOSPC,
+ * everything that does not grow memory still works), a server that is not
+ * there (-EIO), a library of another version replaced at open, and
+ * wake-ups from another handle (another host) over pub/sub. Runs under
+ * tests/redis-run.sh, which gives SPOOL_REDIS_PORT; the server's settings
+ * are changed with redis-cli and put back.
+ */
+#include "t.h"
+
+/* redis-cli -p PORT ARGS..., must succeed */
+static void cli(const char *args)
+{
+	char cmd[512];
+	const char *port = getenv("SPOOL_REDIS_PORT");
+
+	CHECK(port != NULL);
+	snprintf(cmd, sizeof cmd, "redis-cli -p %s %s >/dev/null", port,
+		 args);
+	EQ(system(cmd), 0);
+}
+
+static int open_rc(enum spool_sync sync)
+{
+	struct spool_options o;
+	spool_db *db = NULL;
+	int rc;
+
+	t_options(&o);
+	o.sync = sync;
+	rc = spool_open(t_store, &o, &db);
+	spool_close(db);
+	return rc;
+}
+
+TEST(start_check_eviction_refused)
+{
+	cli("CONFIG SET maxmemory-policy allkeys-lru");
+	t_log_expect();
+	EQ(open_rc(SPOOL_SYNC_NONE), -ENOTSUP);
+	EQ(t_log_err_count(), 1);
+	cli("CONFIG SET maxmemory-policy noeviction");
+	EQ(open_rc(SPOOL_SYNC_NONE), 0);
+}
+
+TEST(start_check_sync_always_needs_fsync_always)
+{
+	t_log_expect();
+	cli("CONFIG SET appendfsync everysec");
+	EQ(open_rc(SPOOL_SYNC_ALWAYS), -ENOTSUP);
+	EQ(open_rc(SPOOL_SYNC_NONE), 0);        /* --sync none: fine */
+	cli("CONFIG SET appendfsync always");
+	cli("CONFIG SET appendonly no");
+	EQ(open_rc(SPOOL_SYNC_ALWAYS), -ENOTSUP);
+	EQ(t_log_err_count(), 2);
+	cli("CONFIG SET appendonly yes");
+	EQ(open_rc(SPOOL_SYNC_ALWAYS), 0);
+}
+
+TEST(no_server_eio)
+{
+	struct spool_options o;
+	spool_db *db = NULL;
+
+	t_options(&o);
+	t_log_expect();
+	/* port 1 on loopback: nothing listens (refused at once) */
+	EQ(spool_open("redis://127.0.0.1:1/x", &o, &db), -EIO);
+	CHECK(db == NULL);
+	EQ(spool_open("redis://nohost/x", &o, &db), -EINVAL);
+}
+
+TEST(full_server_enospc_for_pushes_only)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_msg_info info;
+	struct spool_push p = { 0 };
+	uint64_t a = t_push(q, "one"), b = t_push(q, "two"), id;
+
+	OK(spool_lease_id(q, a, &info));
+	cli("CONFIG SET maxmemory 1");
+	t_log_expect();
+	p.body = "x";
+	p.len = 1;
+	EQ(spool_push(q, &p, &id), -ENOSPC);
+	/* what does not grow memory still runs: consumers drain */
+	OK(spool_ack(q, a));
+	OK(spool_lease_id(q, b, &info));
+	OK(spool_release(q, b, 0));
+	EQ(t_stats(q).visible, 1);
+	cli("CONFIG SET maxmemory 0");
+	OK(spool_push(q, &p, &id));
+	EQ(t_stats(q).visible, 2);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(other_library_version_replaced)
+{
+	spool_db *db;
+
+	cli("FUNCTION LOAD REPLACE \"#!lua name=spool\n"
+	    "redis.register_function('spool_version', function() return 'old' end)\"");
+	db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+
+	t_push(q, "after the reload");
+	EQ(t_stats(q).visible, 1);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+static atomic_int woken;
+
+static void count_wake(void *arg, spool_queue *q)
+{
+	(void)arg;
+	if (strcmp(spool_queue_name(q), "q") == 0)
+		atomic_fetch_add(&woken, 1);
+}
+
+/* Two handles on one store are two hosts: a push on one wakes the other
+ * through the channel, and a delete on one is seen by the other. */
+TEST(two_handles_wake_each_other)
+{
+	struct spool_options o;
+	spool_db *a = t_open(), *b = NULL;
+	spool_queue *qa = t_mkq(a, "q"), *qb;
+	char buf[16];
+	size_t n;
+	struct spool_msg_info info;
+
+	t_options(&o);
+	o.wake = count_wake;
+	OK(spool_open(t_store, &o, &b));
+	qb = t_q(b, "q");
+	t_push(qa, "from a");
+	for (int i = 0; i < 500 && !atomic_load(&woken); i++)
+		usleep(10000);
+	CHECK(atomic_load(&woken) >= 1);
+	OK(spool_lease_next(qb, buf, sizeof buf, &n, &info));
+	EQ(n, 6);
+	OK(spool_ack(qb, info.id));
+	RC(spool_ack(qa, info.id), -ENOENT);
+	OK(spool_queue_delete(a, "q"));
+	RC(spool_push(qb, &(struct spool_push){ .body = "x", .len = 1 }, NULL),
+	   -ENOENT);
+	EQ(spool_queue_alive(qb), 0);
+	spool_queue_close(qa);
+	spool_queue_close(qb);
+	spool_close(a);
+	spool_close(b);
+}
+
+T_MAIN
