@@ -127,7 +127,7 @@ static struct fs_xattr **xattrs_of(struct fs_inode *in, pthread_mutex_t **lock)
 	if (in->kind != FS_WRITE)
 		return NULL;
 	pthread_mutex_lock(&fs.lock);
-	w = in->wbuf;
+	w = in->writers ? in->wbuf : NULL; /* pushed: EPERM */
 	if (w)
 		pthread_mutex_lock(&w->lock);
 	pthread_mutex_unlock(&fs.lock);
@@ -174,7 +174,7 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	}
 	list = xattrs_of(in, &lock);
 	if (!list) {
-		fuse_reply_err(req, in->kind == FS_WRITE ? ENOENT : EPERM);
+		fuse_reply_err(req, EPERM);
 		return;
 	}
 	rc = fs_xattr_check(name, value, size);
