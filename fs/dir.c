@@ -501,6 +501,72 @@ static int rename_draft(struct fs_inode *dir, const char *name,
 	return rc;
 }
 
+/* Reads message id's body into a new draft's buffer (not linked yet):
+ * only while nobody took it (visible or delayed, never received). */
+static int unpush_body(struct fs_queue *q, uint64_t id, struct fs_draft *d)
+{
+	struct spool_msg_info info;
+	ssize_t n;
+	int rc = spool_msg_stat(q->sq, id, &info);
+
+	if (rc < 0 || info.receives > 0 || info.state == SPOOL_LEASED)
+		return -EBUSY;
+	rc = fs_buf_put(&d->body, "", 0, info.size);
+	if (rc < 0)
+		return rc;
+	n = spool_msg_read(q->sq, id, 0, d->body.data, info.size);
+	if (n != (ssize_t)info.size)
+		return n < 0 ? (int)n : -EBUSY;
+	return spool_delete(q->sq, id, SPOOL_VISIBLE | SPOOL_DELAYED) < 0 ?
+	       -EBUSY : 0;
+}
+
+/*
+ * sed -i and perl -pi on a draft write a temp file without a dot next to
+ * it (pushed at its close), then rename it over the draft. The pusher's
+ * rename of a just-pushed name to a draft name takes the message back, as
+ * long as nobody received it, and makes it that draft (its body; the
+ * replaced draft's mode). Otherwise EBUSY: the message stays pushed.
+ */
+static int unpush_to_draft(fuse_req_t req, struct fs_inode *in,
+			   struct fs_inode *dir, const char *newname)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fs_inode *old, *d;
+	mode_t mode = 0644;
+	uint64_t id;
+	int rc;
+
+	pthread_mutex_lock(&fs.lock);
+	id = in->writers ? 0 : in->pushed_id;
+	old = fs_draft_find(dir, newname);
+	if (old && old->kind == FS_DRAFT)
+		mode = old->draft->mode;
+	rc = !id ? -EBUSY : old && old->kind == FS_DRAFTDIR ? -EISDIR : 0;
+	pthread_mutex_unlock(&fs.lock);
+	if (rc < 0)
+		return rc;
+	d = fs_inode_new(FS_DRAFT, dir->q);
+	if (!d)
+		return -ENOMEM;
+	d->name = strdup(newname);
+	d->draft = fs_draft_new(mode, ctx->uid, ctx->gid);
+	rc = !d->name || !d->draft ? -ENOMEM : unpush_body(dir->q, id, d->draft);
+	pthread_mutex_lock(&fs.lock);
+	if (rc == 0) {
+		old = fs_draft_find(dir, newname);
+		if (old)
+			fs_draft_unlink(old);
+		fs_draft_link(dir, d);
+		fs_names_drop(in);
+		in->pushed_id = 0;
+	} else {
+		fs_inode_maybe_free(d);
+	}
+	pthread_mutex_unlock(&fs.lock);
+	return rc;
+}
+
 /*
  * Renaming a name the caller is writing or just pushed (temp-file writers:
  * mkstemp, NamedTemporaryFile, then rename to the final name): within the
@@ -517,11 +583,16 @@ static int rename_named(fuse_req_t req, struct fs_inode *dir,
 
 	if (ndir->kind != FS_QDIR || ndir->q != dir->q)
 		return -EXDEV;
-	if (fixed_index(newname) >= 0 || newname[0] == '.')
+	if (fixed_index(newname) >= 0)
 		return -EPERM;
 	in = fs_names_find(dir->q, name, req);
 	if (!in)
 		return -ENOENT;
+	if (newname[0] == '.') {
+		rc = unpush_to_draft(req, in, ndir, newname);
+		fs_inode_forget(in->ino, 1);
+		return rc;
+	}
 	pthread_mutex_lock(&fs.lock);
 	rc = fs_names_rename(in, newname);
 	id = in->writers ? 0 : in->pushed_id;
