@@ -263,6 +263,7 @@ struct fs_wbuf {
 	struct fs_xattr *xattrs;    /* FS_WRITE: set with fsetxattr */
 	pid_t opener_tid;           /* the thread that opened it */
 	int committed;              /* a message was pushed already */
+	int append;                 /* every write is an append (no holes) */
 	int err;                    /* a refused write: errno for close() */
 	uint64_t max_size;          /* FS_W_LINES: of one line */
 	size_t line_at;             /* FS_W_LINES: lines checked up to here */
@@ -273,7 +274,8 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       mode_t mode, struct fuse_file_info *fi);
 /* Opens FS_WRITE inode in (a name its caller just pushed) for writing
  * again: a new message under the same name. */
-int fs_write_reopen(fuse_req_t req, struct fs_inode *in, struct fs_file *f);
+int fs_write_reopen(fuse_req_t req, struct fs_inode *in, struct fs_file *f,
+		    int flags);
 struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
 			    fuse_req_t req);
 void fs_wbuf_free(struct fs_wbuf *w);

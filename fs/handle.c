@@ -372,7 +372,7 @@ int fs_wbuf_write(struct fs_wbuf *w, const char *data, size_t size,
 	 * an append. The kernel keeps their attributes for a second and grows
 	 * its idea of their size with every write, so an O_APPEND write (the
 	 * shell's >>) arrives at the end of an earlier open's bytes. */
-	if ((w->kind != FS_W_MSG || !w->in) && rel > w->buf.len)
+	if ((w->kind != FS_W_MSG || !w->in || w->append) && rel > w->buf.len)
 		rel = w->buf.len;
 	if (rel + size > (w->kind == FS_W_MSG ? w->max_size : BIG_MAX)) {
 		rc = -EFBIG;
@@ -653,11 +653,15 @@ static int create_write(fuse_req_t req, struct fs_queue *q, const char *name,
 	return rc;
 }
 
-int fs_write_reopen(fuse_req_t req, struct fs_inode *in, struct fs_file *f)
+int fs_write_reopen(fuse_req_t req, struct fs_inode *in, struct fs_file *f,
+		    int flags)
 {
 	f->w = fs_wbuf_new(FS_W_MSG, in->q, req);
 	if (!f->w)
 		return -ENOMEM;
+	/* >> appends at the kernel's idea of the size, the pushed one: the
+	 * new message holds what is appended, without a hole before it. */
+	f->w->append = !!(flags & O_APPEND);
 	pthread_mutex_lock(&fs.lock);
 	write_attach(f->w, in);
 	pthread_mutex_unlock(&fs.lock);

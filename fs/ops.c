@@ -179,7 +179,7 @@ static int open_kind(fuse_req_t req, struct fs_file *f, int flags)
 		return open_draft(in, flags);
 	case FS_WRITE:
 		/* The pusher opens a name it just pushed: a new message. */
-		return fs_write_reopen(req, in, f);
+		return fs_write_reopen(req, in, f, flags);
 	default:
 		return -EISDIR;
 	}
