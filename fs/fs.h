@@ -252,9 +252,14 @@ int fs_names_rename(struct fs_inode *in, const char *newname);
 
 enum fs_wkind { FS_W_MSG, FS_W_LINES, FS_W_CONFIG, FS_W_CTL };
 
-/* One open for writing of a new name, push, lines, config or ctl. */
+/* One open for writing of a new name, push, lines, config or ctl. Lock
+ * order: fs.lock is never held while taking a wbuf's lock (a commit takes
+ * fs.lock under it); who finds a wbuf through its inode takes a reference
+ * under fs.lock instead (fs_wbuf_of). */
 struct fs_wbuf {
 	pthread_mutex_t lock;
+	_Atomic int refs;           /* the open file's, and fs_wbuf_of's */
+	_Atomic uint64_t size;      /* base + buf.len, readable unlocked */
 	enum fs_wkind kind;
 	struct fs_queue *q;
 	struct fs_inode *in;        /* FS_WRITE: its inode, else NULL */
@@ -278,7 +283,12 @@ int fs_write_reopen(fuse_req_t req, struct fs_inode *in, struct fs_file *f,
 		    int flags);
 struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
 			    fuse_req_t req);
+/* The open file's end of w: detaches it from its inode, drops its ref. */
 void fs_wbuf_free(struct fs_wbuf *w);
+/* The latest open write of FS_WRITE inode in, with a reference (drop it
+ * with fs_wbuf_put), or NULL. */
+struct fs_wbuf *fs_wbuf_of(struct fs_inode *in);
+void fs_wbuf_put(struct fs_wbuf *w);
 int fs_wbuf_write(struct fs_wbuf *w, const char *buf, size_t size,
 		  off_t off);
 int fs_wbuf_truncate(struct fs_wbuf *w, off_t size);

@@ -287,6 +287,7 @@ struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
 	if (!w)
 		return NULL;
 	pthread_mutex_init(&w->lock, NULL);
+	w->refs = 1;
 	w->kind = kind;
 	w->q = q;
 	w->opener_tid = fuse_req_ctx(req)->pid;
@@ -310,6 +311,28 @@ static void writing_drop(struct fs_wbuf *w)
 	pthread_mutex_unlock(&fs.lock);
 }
 
+void fs_wbuf_put(struct fs_wbuf *w)
+{
+	if (!w || atomic_fetch_sub(&w->refs, 1) != 1)
+		return;
+	fs_buf_free(&w->buf);
+	fs_xattr_free(w->xattrs);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+struct fs_wbuf *fs_wbuf_of(struct fs_inode *in)
+{
+	struct fs_wbuf *w;
+
+	pthread_mutex_lock(&fs.lock);
+	w = in->writers ? in->wbuf : NULL;
+	if (w)
+		atomic_fetch_add(&w->refs, 1);
+	pthread_mutex_unlock(&fs.lock);
+	return w;
+}
+
 void fs_wbuf_free(struct fs_wbuf *w)
 {
 	struct fs_inode *in = w ? w->in : NULL;
@@ -328,10 +351,13 @@ void fs_wbuf_free(struct fs_wbuf *w)
 		fs_inode_maybe_free(in);
 		pthread_mutex_unlock(&fs.lock);
 	}
-	fs_buf_free(&w->buf);
-	fs_xattr_free(w->xattrs);
-	pthread_mutex_destroy(&w->lock);
-	free(w);
+	fs_wbuf_put(w);
+}
+
+/* w->lock held: publishes the size for unlocked readers (fstat). */
+static void wbuf_sized(struct fs_wbuf *w)
+{
+	atomic_store(&w->size, w->base + w->buf.len);
 }
 
 /*
@@ -390,6 +416,7 @@ int fs_wbuf_write(struct fs_wbuf *w, const char *data, size_t size,
 out_fail:
 	w->err = -rc;
 out:
+	wbuf_sized(w);
 	pthread_mutex_unlock(&w->lock);
 	return rc;
 }
@@ -414,6 +441,7 @@ int fs_wbuf_truncate(struct fs_wbuf *w, off_t size)
 	if (w->line_at > w->buf.len)
 		w->line_at = w->buf.len;
 out:
+	wbuf_sized(w);
 	pthread_mutex_unlock(&w->lock);
 	return rc;
 }

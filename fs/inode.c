@@ -412,20 +412,13 @@ static void stat_draft(struct fs_draft *d, mode_t type, struct stat *st)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* A name being written: the bytes so far; once pushed, the pushed size. */
+/* A name being written: the bytes so far; once pushed, the pushed size.
+ * (No wbuf lock under fs.lock: see struct fs_wbuf.) */
 static void stat_write(struct fs_inode *in, struct stat *st)
 {
-	struct fs_wbuf *w;
-
 	pthread_mutex_lock(&fs.lock);
-	w = in->writers ? in->wbuf : NULL;
-	if (w) {
-		pthread_mutex_lock(&w->lock);
-		st->st_size = w->base + w->buf.len;
-		pthread_mutex_unlock(&w->lock);
-	} else {
-		st->st_size = in->pushed_size;
-	}
+	st->st_size = in->writers && in->wbuf ? atomic_load(&in->wbuf->size)
+					      : in->pushed_size;
 	pthread_mutex_unlock(&fs.lock);
 }
 

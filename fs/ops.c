@@ -439,16 +439,16 @@ static int setattr_draft(struct fs_draft *d, struct stat *attr, int to_set)
 static int setattr_write(struct fs_inode *in, struct fuse_file_info *fi,
 			 struct stat *attr, int to_set)
 {
-	struct fs_wbuf *w = fi ? file_of(fi)->w : NULL;
+	struct fs_wbuf *w = fi ? file_of(fi)->w : NULL, *ref = NULL;
+	int rc;
 
 	if (!(to_set & FUSE_SET_ATTR_SIZE))
 		return 0;
-	if (!w && in->kind == FS_WRITE) {
-		pthread_mutex_lock(&fs.lock);
-		w = in->writers ? in->wbuf : NULL;
-		pthread_mutex_unlock(&fs.lock);
-	}
-	return w ? fs_wbuf_truncate(w, attr->st_size) : 0;
+	if (!w && in->kind == FS_WRITE)
+		w = ref = fs_wbuf_of(in);
+	rc = w ? fs_wbuf_truncate(w, attr->st_size) : 0;
+	fs_wbuf_put(ref);
+	return rc;
 }
 
 static int setattr_kind(struct fs_inode *in, struct stat *attr, int to_set,
