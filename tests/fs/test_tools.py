@@ -408,6 +408,79 @@ def test_after_close_the_pusher_sees_the_pushed_size(mount):
     assert r.returncode == 1 and b'No such file' in r.stderr
 
 
+def test_after_close_other_thread_of_the_pusher(mount):
+    """Node's async fs and Go run calls on other threads: a thread of the
+    pushing process finds the name too."""
+    import threading
+    q = mount.mkq('jobs')
+    write_file(q / 'x', b'abc')
+    got = []
+    t = threading.Thread(target=lambda: got.append(os.stat(q / 'x').st_size))
+    t.start()
+    t.join()
+    assert got == [3]
+
+
+def test_after_close_unlink_forgets_the_name_only(mount):
+    q = mount.mkq('jobs')
+    write_file(q / 'x', b'kept')
+    os.unlink(q / 'x')
+    with pytest.raises(FileNotFoundError):
+        os.stat(q / 'x')
+    one_message(q, b'kept', 'x')
+
+
+def test_after_close_rename_rules(mount):
+    q = mount.mkq('jobs')
+    o = mount.mkq('other')
+    write_file(q / 'x', b'abc')
+    with pytest.raises(OSError) as e:
+        os.rename(q / 'x', o / 'x')
+    assert e.value.errno == errno.EXDEV
+    with pytest.raises(OSError) as e:
+        os.rename(q / 'x', q / 'next')
+    assert e.value.errno == errno.EPERM
+    # A consumed message: the rename still succeeds, nothing else changes.
+    (mid,) = ids(q)
+    os.unlink(q / 'peek' / mid)
+    os.rename(q / 'x', q / 'y')
+    assert os.stat(q / 'y').st_size == 3
+    assert stats(q)['pushed_total'] == 1 and ids(o) == []
+
+
+def test_after_close_the_name_goes_after_a_few_seconds(mount):
+    q = mount.mkq('jobs')
+    write_file(q / 'x', b'abc')
+    assert os.stat(q / 'x').st_size == 3
+    time.sleep(7)   # DESIGN §4: at least 5 s; spoolfs keeps 6 s
+    with pytest.raises(FileNotFoundError):
+        os.stat(q / 'x')
+    # Then even the pusher's O_EXCL create of that name pushes again.
+    write_file(q / 'x', b'again', os.O_CREAT | os.O_EXCL)
+    assert sorted(bodies(q)) == [b'abc', b'again']
+
+
+def test_stats_and_config_unlink_only_once_the_queue_is_empty(mount):
+    q = mount.mkq('jobs')
+    write_file(q / 'x', b'1')
+    for f in ('stats', 'config'):
+        with pytest.raises(OSError) as e:
+            os.unlink(q / f)
+        assert e.value.errno == errno.EPERM
+    with pytest.raises(OSError) as e:
+        os.rmdir(q / 'peek')
+    assert e.value.errno == errno.ENOTEMPTY
+    (mid,) = ids(q)
+    os.unlink(q / 'peek' / mid)
+    os.rmdir(q / 'peek')
+    os.unlink(q / 'stats')
+    os.unlink(q / 'config')
+    # They go with the queue, not before.
+    assert os.path.isdir(q / 'peek') and os.path.isfile(q / 'stats')
+    os.rmdir(q)
+    assert not os.path.exists(q)
+
+
 def test_second_echo_from_one_shell_pushes_a_second_message(mount):
     q = mount.mkq('jobs')
     ok(run('echo one > jobs/x; echo two > jobs/x; echo three >> jobs/x',
