@@ -483,13 +483,12 @@ static int rename_draft(struct fs_inode *dir, const char *name,
 		return -EPERM;
 	pthread_mutex_lock(&fs.lock);
 	in = fs_draft_find(dir, name);
-	if (in && in->kind == FS_DRAFTDIR)
-		in = NULL;
-	if (in)
+	rc = !in ? -ENOENT : in->kind == FS_DRAFTDIR ? -EPERM : 0;
+	if (rc == 0)
 		in->nlookup++; /* pins it while pushing */
 	pthread_mutex_unlock(&fs.lock);
-	if (!in)
-		return -ENOENT;
+	if (rc < 0)
+		return rc;
 	rc = fs_draft_push(in, ndir->q, newname);
 	pthread_mutex_lock(&fs.lock);
 	in->nlookup--;

@@ -126,7 +126,8 @@ struct fs_inode {
 	int named;                  /* in q->names */
 	pid_t pusher_tid;           /* the thread that opened it */
 	int64_t named_until;        /* monotonic ms; INT64_MAX while writing */
-	uint64_t pushed_id;         /* its last message, 0 = none yet */
+	int pushed;                 /* a message was pushed from it */
+	uint64_t pushed_id;         /* its last message (0: none, deduped) */
 	uint64_t pushed_size;
 	struct fs_inode *nnext;     /* q->names chain */
 };

@@ -346,7 +346,7 @@ void fs_wbuf_free(struct fs_wbuf *w)
 			in->wbuf = NULL;
 		in->writers--;
 		/* Nothing pushed (a refused write): the name is not kept. */
-		if (!in->writers && !in->pushed_id)
+		if (!in->writers && !in->pushed)
 			fs_names_drop(in);
 		fs_inode_maybe_free(in);
 		pthread_mutex_unlock(&fs.lock);
@@ -472,7 +472,7 @@ static int wbuf_commit(struct fs_wbuf *w, int final)
 	free((char *)name);
 	if (rc < 0)
 		return rc;
-	if (w->in && id)
+	if (w->in)
 		fs_names_pushed(w->in, id, w->buf.len);
 	w->line_at = 0;
 	if (!w->committed && w->in)

@@ -108,6 +108,7 @@ void fs_names_drop(struct fs_inode *in)
 void fs_names_pushed(struct fs_inode *in, uint64_t id, uint64_t size)
 {
 	pthread_mutex_lock(&fs.lock);
+	in->pushed = 1;
 	in->pushed_id = id;
 	in->pushed_size = size;
 	in->named_until = mono_ms() + FS_NAME_KEEP_MS;

@@ -247,7 +247,9 @@ void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return;
 	}
 	if (xattrs_of(in, &r) < 0) {
-		fuse_reply_err(req, msg_of(in) ? EPERM : ENODATA);
+		/* a message, or a name already pushed: nothing to change */
+		fuse_reply_err(req, msg_of(in) || in->kind == FS_WRITE ? EPERM
+								       : ENODATA);
 		return;
 	}
 	rc = xattr_remove(r.list, name);

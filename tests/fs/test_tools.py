@@ -365,6 +365,17 @@ def test_producer_pushes_exactly_one_message(mount, src, tool):
         'a temp file or directory was left behind'
 
 
+def test_install_into_a_dedup_queue_twice(mount, src):
+    """A deduplicated push (accepted and dropped) keeps its name for the
+    pusher too: install's chmod after close succeeds."""
+    need('install')
+    q = mount.mkq('jobs', dedup='name')
+    ok(run('install -m 644 %s jobs/out' % src, mount.mnt))
+    ok(run('install -m 644 %s jobs/out' % src, mount.mnt))
+    s = stats(q)
+    assert (s['visible'], s['pushed_total'], s['deduped_total']) == (1, 1, 1)
+
+
 def test_shutil_move_into_a_queue(mount, tmp_path):
     q = mount.mkq('jobs')
     (tmp_path / 'm.txt').write_bytes(b'moved\n')
@@ -394,9 +405,11 @@ def test_after_close_the_pusher_sees_the_pushed_size(mount):
     os.chmod(q / 'x', 0o600)
     os.chown(q / 'x', os.getuid(), os.getgid())
     os.utime(q / 'x', (1, 1))
-    with pytest.raises(OSError) as e:
-        os.setxattr(q / 'x', 'user.late', b'1')
-    assert e.value.errno == errno.EPERM
+    for fn in (lambda: os.setxattr(q / 'x', 'user.late', b'1'),
+               lambda: os.removexattr(q / 'x', 'user.late')):
+        with pytest.raises(OSError) as e:
+            fn()
+        assert e.value.errno == errno.EPERM
     assert 'x' not in os.listdir(q)
     os.rename(q / 'x', q / 'y')
     assert os.stat(q / 'y').st_size == 5
