@@ -1,11 +1,14 @@
 /*
  * dir.c - the namespace: lookup, mkdir, rmdir, unlink, rename, readdir.
  *
- * The root lists queues; a queue directory lists its control entries and
- * its drafts, never messages; peek/, delayed/ and leased/ list message ids
- * from the engine with a cursor kept in the directory handle, so a listing
- * streams any number of entries in order and stays correct while messages
- * come and go. Negative lookups are never cached (plain ENOENT replies).
+ * The root lists queues; a queue directory lists what can be read without
+ * taking or waiting (peek/, delayed/, leased/, config, stats) and its
+ * drafts, never messages, and finds the other control entries and the
+ * names its caller is writing or just pushed (names.c) by name only. A
+ * draft directory (.name in a queue) lists its drafts. peek/, delayed/ and
+ * leased/ list message ids from the engine with a cursor kept in the
+ * directory handle, so a listing streams any number of entries in order and
+ * stays correct while messages come and go. Negative lookups are never cached (plain ENOENT replies).
  */
 #include <errno.h>
 #include <stddef.h>

@@ -419,6 +419,9 @@ def test_after_close_the_pusher_sees_the_pushed_size(mount):
     # Another process does not see it.
     r = run('stat jobs/y', mount.mnt)
     assert r.returncode == 1 and b'No such file' in r.stderr
+    # The new name is durable.
+    mount.remount()
+    one_message(q, b'12345', 'y')
 
 
 def test_after_close_other_thread_of_the_pusher(mount):
