@@ -84,7 +84,8 @@ int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off)
 	}
 	if (off > b->len)
 		memset(b->data + b->len, 0, off - b->len);
-	memcpy(b->data + off, data, len);
+	if (len) /* b->data may still be NULL: a truncate to 0 of nothing */
+		memcpy(b->data + off, data, len);
 	if (end > b->len)
 		b->len = end;
 	return 0;
