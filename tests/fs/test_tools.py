@@ -532,6 +532,16 @@ def test_fallocate_fails_and_pushes_nothing(mount):
     r = run('fallocate -l 100 jobs/x', mount.mnt)
     assert r.returncode == 1 and b'not supported' in r.stderr, r.stderr
     assert stats(q)['pushed_total'] == 0
+    # posix_fallocate (glibc falls back to writing zeros): the same error,
+    # at fallocate and at close.
+    fd = os.open(q / 'y', os.O_WRONLY | os.O_CREAT, 0o644)
+    with pytest.raises(OSError) as e:
+        os.posix_fallocate(fd, 0, 100)
+    assert e.value.errno == errno.EOPNOTSUPP
+    with pytest.raises(OSError) as e:
+        os.close(fd)
+    assert e.value.errno == errno.EOPNOTSUPP
+    assert stats(q)['pushed_total'] == 0
 
 
 # ------------------------------------------------ errors before close
