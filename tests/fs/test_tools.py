@@ -405,6 +405,9 @@ def test_after_close_the_pusher_sees_the_pushed_size(mount):
     os.chmod(q / 'x', 0o600)
     os.chown(q / 'x', os.getuid(), os.getgid())
     os.utime(q / 'x', (1, 1))
+    after = os.stat(q / 'x')   # nothing changed
+    assert (after.st_mode, after.st_mtime, after.st_size) == \
+        (st.st_mode, st.st_mtime, 5)
     for fn in (lambda: os.setxattr(q / 'x', 'user.late', b'1'),
                lambda: os.removexattr(q / 'x', 'user.late')):
         with pytest.raises(OSError) as e:
@@ -518,6 +521,7 @@ def test_ftruncate_and_fstat_while_writing(mount):
     fd = os.open(q / 'x', os.O_WRONLY | os.O_CREAT, 0o644)
     os.write(fd, b'abc')
     assert os.fstat(fd).st_size == 3
+    assert os.stat(q / 'x').st_size == 3   # by name, for its writer
     os.ftruncate(fd, 10)
     assert os.fstat(fd).st_size == 10
     os.ftruncate(fd, 2)
