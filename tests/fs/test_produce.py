@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from spoolutil import (LISTED, errno_in_child, bodies, ids, pop, pop_all, push, read_file,
-                       set_config, stats, wait_until, write_file, xattr)
+from spoolutil import (LISTED, bodies, errno_in_child, ids, pop, pop_all,
+                       push, read_file, set_config, stats, wait_until,
+                       write_file, xattr)
 
 
 def only_body(q):

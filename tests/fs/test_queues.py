@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from spoolutil import CONTROL, LISTED, errno_in_child, lease, push, read_file, stats
+from spoolutil import (CONTROL, LISTED, errno_in_child, lease, push,
+                       read_file, stats)
 
 
 def test_mkdir_creates_a_queue(mount):

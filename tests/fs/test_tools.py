@@ -225,7 +225,8 @@ def test_python_copytree_and_walk(mount, tmp_path):
         '    for f in fs:\n'
         '        n += len(pathlib.Path(d, f).read_bytes()) > 0\n'
         'print(n)'))))
-    assert r.stdout == b'12\n'   # 6 bodies, 2 config, 2 stats, .draft, .metrics
+    # 6 bodies, 2 config, 2 stats, .draft, .metrics
+    assert r.stdout == b'12\n'
 
 
 def test_node_cp_recursive(mount, tmp_path):
@@ -325,8 +326,8 @@ PRODUCERS = {
                         'shutil.copy(sys.argv[1], \'jobs/out\')" {src}',
     'shutil.copy2': PY + ' -c "import shutil,sys; '
                          'shutil.copy2(sys.argv[1], \'jobs/out\')" {src}',
-    'shutil.copyfile': PY + ' -c "import shutil,sys; '
-                            'shutil.copyfile(sys.argv[1], \'jobs/out\')" {src}',
+    'shutil.copyfile': PY + ' -c "import shutil,sys; shutil.copyfile('
+                            'sys.argv[1], \'jobs/out\')" {src}',
     'pathlib.write_bytes': PY + ' -c "import pathlib,sys; pathlib.Path('
                                 '\'jobs/out\').write_bytes(open(sys.argv[1],'
                                 ' \'rb\').read())" {src}',
