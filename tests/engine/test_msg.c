@@ -2,8 +2,7 @@
  * test_msg.c - messages: push (one and batch, limits), ordering, delays,
  * leasing, lease expiry and receive counts, ack/release/extend, delete,
  * move, move_all, pop, purge, reading bodies/names/attributes, renaming,
- * listings
- * with cursors, and the counters after every step.
+ * listings with cursors, and the counters after every step.
  */
 #include "t.h"
 
