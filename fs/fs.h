@@ -81,12 +81,37 @@ struct fs_xattr {
 	struct fs_xattr *next;
 };
 
+/* ------------------------------------------------------------ util.c */
+
 /* A growing byte buffer. */
 struct fs_buf {
 	char *data;
 	size_t len;
 	size_t cap;
 };
+/* Writes len bytes at off, growing b (zeros fill a gap); -ENOMEM. */
+int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off);
+void fs_buf_free(struct fs_buf *b);
+
+/*
+ * A set of live handles (open files, open directories), so that unmount can
+ * free those the kernel never released. Members embed a struct fs_link.
+ */
+struct fs_link {
+	struct fs_link *prev, *next;    /* protected by the set's lock */
+};
+struct fs_set {
+	pthread_mutex_t lock;
+	struct fs_link *head;
+};
+#define FS_SET_INIT { PTHREAD_MUTEX_INITIALIZER, NULL }
+void fs_set_add(struct fs_set *s, struct fs_link *l);
+void fs_set_remove(struct fs_set *s, struct fs_link *l);
+/* Takes any one member out of s; NULL when it is empty. */
+struct fs_link *fs_set_pop(struct fs_set *s);
+
+/* Maps a thread id to its process id through /proc; 0 if unknown. */
+pid_t fs_tgid(pid_t tid);
 
 struct fs_queue;
 struct fs_wbuf;
@@ -300,8 +325,6 @@ void fs_wbuf_release(struct fs_wbuf *w);
 int fs_push_with_xattrs(struct fs_queue *q, const char *name,
 			const void *body, size_t len,
 			const struct fs_xattr *xattrs, uint64_t *id);
-int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off);
-void fs_buf_free(struct fs_buf *b);
 
 /* Drafts: file data, opened like regular files. */
 struct fs_draft *fs_draft_new(mode_t mode, uid_t uid, gid_t gid);
@@ -398,23 +421,6 @@ int fs_text_metrics(char **out, size_t *len);
 
 /* ------------------------------------------------------------- ops.c */
 
-/*
- * A set of live handles (open files, open directories), so that unmount can
- * free those the kernel never released. Members embed a struct fs_link.
- */
-struct fs_link {
-	struct fs_link *prev, *next;    /* protected by the set's lock */
-};
-struct fs_set {
-	pthread_mutex_t lock;
-	struct fs_link *head;
-};
-#define FS_SET_INIT { PTHREAD_MUTEX_INITIALIZER, NULL }
-void fs_set_add(struct fs_set *s, struct fs_link *l);
-void fs_set_remove(struct fs_set *s, struct fs_link *l);
-/* Takes any one member out of s; NULL when it is empty. */
-struct fs_link *fs_set_pop(struct fs_set *s);
-
 /* What fi->fh points to for every open file (not directories). */
 struct fs_file {
 	struct fs_inode *in;
@@ -436,7 +442,5 @@ void fs_file_free_all(void);
 extern const struct fuse_lowlevel_ops fs_ops;
 /* Unix ms from the store's clock. */
 int64_t fs_now(void);
-/* Maps a thread id to its process id through /proc; 0 if unknown. */
-pid_t fs_tgid(pid_t tid);
 
 #endif /* FS_H */
