@@ -10,13 +10,15 @@
  *   inode.c   inode table, per-queue state, attributes
  *   dir.c     lookup, mkdir, rmdir, readdir, unlink, rename
  *   ops.c     open/read/write/flush/release dispatch and the ops table
- *   handle.c  write handles: new names, push, lines, drafts, config, ctl
+ *   handle.c  write handles: new names, push, lines, config, ctl
+ *   draft.c   drafts (.name files and dirs): their lists and data
  *   consume.c next, claim, pop: lease on read
  *   wait.c    parked readers, interrupts, deadlines, poll handles
  *   msg.c     message files: attributes, xattrs, lease extension
  *   xattr.c   xattr storage of drafts and write handles, and dispatch
  *   text.c    stats, config and .metrics snapshots
  *   names.c   names being written and just pushed, per process
+ *   util.c    a set of live handles, a byte buffer, a thread's process
  */
 #ifndef FS_H
 #define FS_H
@@ -247,15 +249,6 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* At unmount: frees the directory handles still open. */
 void fs_dir_free_all(void);
-/* Draft helpers shared with handle.c. fs.lock held. dir is a queue
- * directory or a draft directory. */
-struct fs_inode **fs_drafts_of(struct fs_inode *dir);
-struct fs_inode *fs_draft_find(struct fs_inode *dir, const char *name);
-void fs_draft_link(struct fs_inode *dir, struct fs_inode *in);
-void fs_draft_unlink(struct fs_inode *in);
-/* Does the caller's name exist in a queue or draft directory as a
- * draft (a name starting with '.', or any name in a draft dir)? */
-int fs_is_draft_name(struct fs_inode *dir, const char *name);
 
 /* ----------------------------------------------------------- names.c */
 
@@ -326,6 +319,8 @@ int fs_push_with_xattrs(struct fs_queue *q, const char *name,
 			const void *body, size_t len,
 			const struct fs_xattr *xattrs, uint64_t *id);
 
+/* ----------------------------------------------------------- draft.c */
+
 /* Drafts: file data, opened like regular files. */
 struct fs_draft *fs_draft_new(mode_t mode, uid_t uid, gid_t gid);
 /* Makes a draft (FS_DRAFT) or draft dir inode named name in dir, linked. */
@@ -335,6 +330,18 @@ struct fs_inode *fs_draft_make(struct fs_inode *dir, enum fs_kind kind,
 void fs_draft_free(struct fs_draft *d);
 int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
 		  const char *name);
+/* The lists of drafts. fs.lock held. dir is a queue directory or a draft
+ * directory. */
+struct fs_inode **fs_drafts_of(struct fs_inode *dir);
+struct fs_inode *fs_draft_find(struct fs_inode *dir, const char *name);
+void fs_draft_link(struct fs_inode *dir, struct fs_inode *in);
+/* Takes a draft out of its list (it stays allocated) / and frees it if
+ * unused. */
+void fs_draft_detach(struct fs_inode *in);
+void fs_draft_unlink(struct fs_inode *in);
+/* Does the caller's name exist in a queue or draft directory as a
+ * draft (a name starting with '.', or any name in a draft dir)? */
+int fs_is_draft_name(struct fs_inode *dir, const char *name);
 
 /* --------------------------------------------------------- consume.c */
 

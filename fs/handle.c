@@ -1,6 +1,6 @@
 /*
- * handle.c - producing: names being written, push, lines, drafts, and the
- * write side of config and ctl.
+ * handle.c - producing: names being written, push, lines, creating drafts
+ * (draft.c), and the write side of config and ctl.
  *
  * The commit rule (docs/decisions.md): a message is pushed at a FLUSH that
  * comes from the process that opened the file (the thread group of the
@@ -473,44 +473,6 @@ void fs_wbuf_release(struct fs_wbuf *w)
 	fs_wbuf_free(w);
 }
 
-/* ------------------------------------------------------------ drafts */
-
-struct fs_draft *fs_draft_new(mode_t mode, uid_t uid, gid_t gid)
-{
-	struct fs_draft *d = calloc(1, sizeof *d);
-
-	if (!d)
-		return NULL;
-	pthread_mutex_init(&d->lock, NULL);
-	d->mode = mode & 07777;
-	d->uid = uid;
-	d->gid = gid;
-	clock_gettime(CLOCK_REALTIME, &d->mtime);
-	d->ctime = d->mtime;
-	return d;
-}
-
-void fs_draft_free(struct fs_draft *d)
-{
-	fs_buf_free(&d->body);
-	fs_xattr_free(d->xattrs);
-	pthread_mutex_destroy(&d->lock);
-	free(d);
-}
-
-int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
-		  const char *name)
-{
-	struct fs_draft *d = in->draft;
-	int rc;
-
-	pthread_mutex_lock(&d->lock);
-	rc = fs_push_with_xattrs(dst, name, d->body.data, d->body.len,
-				 d->xattrs, NULL);
-	pthread_mutex_unlock(&d->lock);
-	return rc;
-}
-
 /* ------------------------------------------------------------ create */
 
 /* fs.lock held. Is name being written in q right now? */
@@ -522,27 +484,6 @@ static int writing_has(struct fs_queue *q, const char *name)
 		if (w->in && strcmp(w->in->name, name) == 0)
 			return 1;
 	return 0;
-}
-
-struct fs_inode *fs_draft_make(struct fs_inode *dir, enum fs_kind kind,
-			       const char *name, mode_t mode,
-			       const struct fuse_ctx *ctx)
-{
-	struct fs_inode *in = fs_inode_new(kind, dir->q);
-
-	if (!in)
-		return NULL;
-	in->name = strdup(name);
-	in->draft = fs_draft_new(mode, ctx->uid, ctx->gid);
-	pthread_mutex_lock(&fs.lock);
-	if (!in->name || !in->draft) {
-		fs_inode_maybe_free(in);
-		in = NULL;
-	} else {
-		fs_draft_link(dir, in);
-	}
-	pthread_mutex_unlock(&fs.lock);
-	return in;
 }
 
 static int create_draft(fuse_req_t req, struct fs_inode *dir,
