@@ -660,6 +660,32 @@ int redis_msg_record(spool_queue *pq, uint64_t id, char **rec, size_t *len)
 	return rc;
 }
 
+int redis_msg_rename(spool_queue *pq, uint64_t id, const char *name)
+{
+	char text[SPOOL_ID_LEN + 1], *rec, *nrec;
+	struct body_view bv;
+	struct rd_args a;
+	size_t len, nlen;
+	int rc = redis_msg_record(pq, id, &rec, &len);
+
+	if (rc)
+		return rc;
+	if (body_decode(rec, len, &bv)) {
+		free(rec);
+		return redis_msg_set_corrupt(pq, id) ?: -EIO;
+	}
+	nrec = body_renamed(&bv, name, &nlen);
+	free(rec);
+	if (!nrec)
+		return -ENOMEM;
+	q_args(&a, RQ(pq));
+	id_arg(&a, id, text);
+	rd_arg(&a, nrec, nlen);
+	rc = q_call(RQ(pq), "rename", &a, RD_WRITE, NULL);
+	free(nrec);
+	return rc;
+}
+
 int redis_msg_set_corrupt(spool_queue *pq, uint64_t id)
 {
 	char text[SPOOL_ID_LEN + 1];

@@ -754,6 +754,18 @@ local function f_corrupt(K, A)
 	return reply(0)
 end
 
+-- rename(name, gen, id, record): the message's new body record (its name
+-- changed; the daemon built it from the old one)
+local function f_rename(K, A)
+	start(K, A)
+	local q = A[3]
+	if not live(q, A[4]) then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	if not m or m.state == COR then return reply(ENOENT) end
+	redis.call('SET', bk(m.id), A[6])
+	return reply(0)
+end
+
 -- ------------------------------------------------------------ reading
 
 -- stat(name, gen, id)
@@ -880,6 +892,7 @@ reg('move', f_move, OOM)
 reg('move_all', f_move_all, OOM)
 reg('purge', f_purge, OOM)
 reg('corrupt', f_corrupt, OOM)
+reg('rename', f_rename)
 reg('stat', f_stat, RO)
 reg('record', f_record, RO)
 reg('list', f_list, RO)
