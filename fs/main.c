@@ -173,6 +173,7 @@ static const char *open_failure(int rc)
 
 static int store_open(const char *dir, int sync_none, int debug)
 {
+	char why[512];
 	struct spool_options o;
 	int rc;
 
@@ -183,6 +184,8 @@ static int store_open(const char *dir, int sync_none, int debug)
 	o.wake = fs_wake;
 	fs_log_capture(1);
 	rc = spool_open(dir, &o, &fs.db);
+	/* the engine's own line says which setting of a server is wrong */
+	snprintf(why, sizeof why, "%s", fs_log_captured());
 	fs_log_capture(0);
 	/* The rebuild's scratch (scan buffers, growing vectors) is freed by
 	 * now but left in the heap: give it back to the system, so that what
@@ -192,7 +195,7 @@ static int store_open(const char *dir, int sync_none, int debug)
 		fs.udata = spool_udata_slot(fs.db); /* the first: cannot fail */
 	if (rc < 0)
 		fprintf(stderr, "spoolfs: cannot open the store %s: %s\n", dir,
-			open_failure(rc));
+			rc == -ENOTSUP && why[0] ? why : open_failure(rc));
 	return rc;
 }
 

@@ -48,6 +48,18 @@ QUIET_LOG = re.compile(r'^spoolfs(\[\d+\])?: (info|debug): ')
 
 DEFAULT_TIMEOUT = 120  # seconds per test unless marked spool_timeout(n)
 
+# The store the daemons use: unset or "rocksdb", a RocksDB directory per
+# test (Mount.data); a URL (redis://HOST:PORT[/PREFIX], as
+# tests/redis-run.sh exports it), that URL with a path unique to the test
+# appended, so that every test has a namespace of its own on the server.
+STORE = os.environ.get('SPOOL_TEST_STORE', '')
+if STORE == 'rocksdb':
+    STORE = ''
+
+
+def store_is_redis():
+    return STORE.startswith('redis://')
+
 
 def environment_problems():
     problems = []
@@ -75,6 +87,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'spoolfs(*args): extra daemon options for the mount '
         'fixture, e.g. @pytest.mark.spoolfs("--sync", "none")')
+    config.addinivalue_line(
+        'markers', 'rocksdb_only(reason): the test is about the RocksDB '
+        'store itself; not run when SPOOL_TEST_STORE names another store')
     config.addinivalue_line(
         'markers', 'spool_timeout(seconds): watchdog for this test '
         '(default %d s); on expiry the daemons are killed so that '
@@ -130,13 +145,17 @@ class Mount:
     cmd (the daemon's last command line).
     """
 
-    def __init__(self, tmp, args, request=None):
+    def __init__(self, tmp, args, request=None, store=None):
         self.tmp = Path(tmp)
         self.mnt = self.tmp / 'mnt'
         self.data = self.tmp / 'data'
         self.mnt.mkdir(exist_ok=True)
         self.data.mkdir(exist_ok=True)
         self.logfile = self.tmp / 'spoolfs.log'
+        # the --data value: the directory, or the test's namespace of the
+        # store SPOOL_TEST_STORE names
+        self.store = store or ('%s/%s' % (STORE.rstrip('/'), self.tmp.name)
+                               if STORE else str(self.data))
         self.args = list(args)
         self.proc = None
         self.cmd = None
@@ -151,7 +170,7 @@ class Mount:
         the mount's args if given) and waits for the mount."""
         if args:
             self.args = list(args)
-        self.cmd = [str(BIN), '-f', '--data', str(self.data), *self.args,
+        self.cmd = [str(BIN), '-f', '--data', self.store, *self.args,
                     str(self.mnt)]
         with open(self.logfile, 'a') as f:
             f.write(HEADER + shlex.join(self.cmd) + '\n')
@@ -327,16 +346,18 @@ def watchdog(request):
 
 @pytest.fixture
 def mount_factory(request, watchdog):
-    """Returns make(*args, start=True) -> Mount; every Mount made is
-    unmounted (daemon exit 0 asserted) and its log checked at teardown."""
+    """Returns make(*args, start=True, store=None) -> Mount; every Mount
+    made is unmounted (daemon exit 0 asserted) and its log checked at
+    teardown. store: the --data value (another mount's .store: a second
+    host on the same store), instead of the mount's own."""
     mounts = []
     tmps = []
     request.node._spool_mounts = mounts
 
-    def make(*args, start=True):
+    def make(*args, start=True, store=None):
         tmp = tempfile.mkdtemp(prefix='spoolfs-test-')
         tmps.append(tmp)
-        m = Mount(tmp, args, request)
+        m = Mount(tmp, args, request, store)
         mounts.append(m)
         watchdog.mounts.append(m)
         if start:
@@ -398,3 +419,29 @@ def pytest_runtest_makereport(item, call):
     for m in getattr(item, '_spool_mounts', []):
         rep.sections.append(('spoolfs log %s' % m.logfile, m.log()))
         rep.sections.append(('repro', m.repro()))
+
+
+def pytest_collection_modifyitems(config, items):
+    """On another store than RocksDB, deselects the tests marked
+    rocksdb_only, and says so with their reasons at the end: they are
+    not skipped in silence."""
+    if not STORE:
+        return
+    keep, gone = [], []
+    for item in items:
+        mark = item.get_closest_marker('rocksdb_only')
+        (gone if mark else keep).append(item)
+    if gone:
+        config.hook.pytest_deselected(items=gone)
+        items[:] = keep
+        config._spool_rocksdb_only = [
+            (i.nodeid, i.get_closest_marker('rocksdb_only').args[0])
+            for i in gone]
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    gone = getattr(config, '_spool_rocksdb_only', [])
+    if gone:
+        terminalreporter.section('not run on %s (RocksDB only)' % STORE)
+        for nodeid, reason in gone:
+            terminalreporter.line('%s: %s' % (nodeid, reason))

@@ -1,0 +1,167 @@
+"""Several hosts on one Redis store (docs/scale-out.md): two daemons, two
+mount points, one namespace on one redis-server. Runs in every fs run: on
+the store SPOOL_TEST_STORE names when it is Redis, else on a redis-server
+of this module's own (started on a free loopback port in a temporary
+directory, stopped by its pid). A missing redis-server fails the tests.
+"""
+import errno
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import STORE, store_is_redis
+from spoolutil import (ids, lease, push, read_file, stats, set_config,
+                       wait_until)
+
+
+@pytest.fixture(scope='module')
+def redis_url():
+    if store_is_redis():
+        yield STORE.rstrip('/')
+        return
+    server = shutil.which('redis-server')
+    assert server, 'redis-server is missing (package redis-server)'
+    d = tempfile.mkdtemp(prefix='spool-redis-')
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    p = subprocess.Popen([server, '--port', str(port), '--bind', '127.0.0.1',
+                          '--dir', d, '--save', '', '--appendonly', 'yes',
+                          '--appendfsync', 'always',
+                          '--logfile', os.path.join(d, 'redis.log')])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(('127.0.0.1', port), 0.2).close()
+                break
+            except OSError:
+                assert p.poll() is None, 'redis-server exited'
+                assert time.monotonic() < deadline, 'redis-server silent'
+                time.sleep(0.05)
+        yield 'redis://127.0.0.1:%d/mh' % port
+    finally:
+        p.terminate()
+        p.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def hosts(mount_factory, redis_url, tmp_path):
+    """Two daemons (A, B) on one namespace of the store."""
+    store = '%s/%s' % (redis_url, tmp_path.name)
+    a = mount_factory(store=store)
+    b = mount_factory(store=store)
+    return a, b
+
+
+def test_push_on_a_lease_on_b(hosts):
+    a, b = hosts
+    qa = a.mkq('jobs')
+    push(qa, b'from a', name='x.txt')
+    qb = b.q('jobs')
+    assert os.path.isdir(qb)
+    mid, body = lease(qb)
+    assert body == b'from a'
+    assert stats(qa)['leased'] == 1
+    os.unlink(qb / 'leased' / mid)
+    s = stats(qa)
+    assert (s['leased'], s['acked_total']) == (0, 1)
+    assert lease(qa) is None
+
+
+def test_reader_parked_on_b_woken_by_push_on_a(hosts):
+    a, b = hosts
+    qa = a.mkq('jobs')
+    qb = b.q('jobs')
+    out = {}
+
+    def reader():
+        out['body'] = read_file(qb / 'next')   # blocks until a message
+
+    t = threading.Thread(target=reader)
+    t.start()
+    time.sleep(0.3)          # the reader is parked on B (not asserted)
+    assert t.is_alive() and 'body' not in out
+    push(qa, b'wake up')
+    t.join(10)
+    assert not t.is_alive(), 'the reader on B was not woken'
+    assert out['body'] == b'wake up'
+    assert stats(qa)['leased'] == 1
+
+
+def test_mv_peek_to_leased_race_between_hosts_has_one_winner(hosts):
+    a, b = hosts
+    qa = a.mkq('jobs')
+    qb = b.q('jobs')
+    for rnd in range(10):
+        push(qa, b'r%d' % rnd)
+        (mid,) = ids(qa)
+        assert ids(qb) == [mid]
+        barrier = threading.Barrier(2)
+        results = []
+
+        def racer(q):
+            barrier.wait()
+            try:
+                os.rename(q / 'peek' / mid, q / 'leased' / mid)
+                results.append(0)
+            except OSError as e:
+                results.append(e.errno)
+
+        ts = [threading.Thread(target=racer, args=(q,)) for q in (qa, qb)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert sorted(results) == [0, errno.ENOENT], results
+        os.unlink(qa / 'leased' / mid)
+    assert stats(qb)['acked_total'] == 10
+
+
+def test_config_on_a_seen_on_b(hosts):
+    a, b = hosts
+    qa = a.mkq('jobs')
+    qb = b.q('jobs')
+    set_config(qa, paused=1)
+    push(qa, b'held')
+    assert lease(qb) is None                   # paused, seen at once
+    set_config(qa, paused=0)
+    assert lease(qb)[1] == b'held'
+    set_config(qa, max_size=4)
+    # B's cached settings follow within a second (the 'c' message)
+    assert wait_until(lambda: 'max_size=4' in (qb / 'config').read_text())
+    with pytest.raises(OSError) as e:
+        push(qb, b'too big')
+    assert e.value.errno == errno.EFBIG
+
+
+def test_rmdir_on_a_seen_on_b(hosts):
+    a, b = hosts
+    qa = a.mkq('jobs')
+    qb = b.q('jobs')
+    assert os.path.isdir(qb)
+    os.rmdir(qa)
+    assert wait_until(lambda: not os.path.exists(qb))
+    assert 'jobs' not in os.listdir(b.mnt)
+
+
+def test_stats_identical_on_both(hosts):
+    a, b = hosts
+    qa = a.mkq('jobs')
+    qb = b.q('jobs')
+    for i in range(5):
+        push(qa if i % 2 else qb, b'm%d' % i, name='m%d' % i)
+    lease(qa)
+    drop = ('oldest_visible_age_ms',)
+    sa = {k: v for k, v in stats(qa).items() if k not in drop}
+    sb = {k: v for k, v in stats(qb).items() if k not in drop}
+    assert sa == sb
+    assert (sa['visible'], sa['leased'], sa['pushed_total']) == (4, 1, 5)
