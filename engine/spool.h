@@ -11,8 +11,9 @@
  *
  * The engine knows nothing of FUSE, and nothing here names the store behind
  * it. spool_open() picks the store from its data argument (the daemon's
- * --data value): a directory is a RocksDB store (engine/rocks/); a store
- * over Redis (a redis:// URL) is to follow behind this same header. Where
+ * --data value): a directory is a RocksDB store (engine/rocks/); a
+ * redis://HOST:PORT[/PREFIX] URL a store over Redis (engine/redis/) that
+ * several processes and hosts share. Where
  * stores differ, a function says so ("RocksDB store: ...").
  *
  * Several callers may share one handle in one process (the filesystem and
@@ -125,6 +126,11 @@ void spool_options_init(struct spool_options *o);
  *   open in another process (its lock is held); -EACCES no permission;
  *   -ENOTDIR data is not a directory; -EIO the store is corrupt or not a
  *   spool store.
+ * - "redis://HOST:PORT[/PREFIX]": the Redis store (docs/scale-out.md).
+ *   Errors: -EINVAL a malformed URL; -EIO the server cannot be reached;
+ *   -ENOTSUP the server's settings do not fit (maxmemory-policy must be
+ *   noeviction; SPOOL_SYNC_ALWAYS needs appendonly yes and appendfsync
+ *   always).
  * - "scheme://..." of no store this build has: -EINVAL.
  * Errors of every store: -ENOMEM. Each failure also logs one line at
  * SPOOL_LOG_ERR saying which.

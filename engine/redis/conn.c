@@ -354,7 +354,7 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 		if (q)
 			rd_wake_name(db, q);
 	}
-	if (out) {
+	if (out && rc == 0) {   /* the values of a failed call: none */
 		out->r = r;
 		out->base = 2;
 		r = NULL;
