@@ -23,6 +23,13 @@
 #define RD_DEADLINE_MS 10000    /* retrying a call, at most */
 #define RD_CMD_TIMEOUT_S 2      /* one command's socket timeout */
 
+static void set_timeout(redisContext *c, int s)
+{
+	struct timeval tv = { s, 0 };
+
+	redisSetTimeout(c, tv);
+}
+
 struct rd_conn {
 	redisContext *c;
 	struct rd_conn *next;
@@ -226,7 +233,8 @@ static int load_library(struct rd_db *db, redisContext *c);
  * those become *rc), or NULL with *rc set.
  */
 static redisReply *command(struct rd_db *db, int argc, const char **argv,
-			   const size_t *lens, enum rd_call kind, int *rc)
+			   const size_t *lens, enum rd_call kind, int timeout_s,
+			   int *rc)
 {
 	int64_t deadline = rd_mono_ms() + RD_DEADLINE_MS;
 	int backoff = 20, loaded = 0;
@@ -241,7 +249,11 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 			k->c = dial(db);
 		if (k->c) {
 			sent = 1;
+			if (timeout_s > RD_CMD_TIMEOUT_S)
+				set_timeout(k->c, timeout_s);
 			r = redisCommandArgv(k->c, argc, argv, lens);
+			if (k->c && timeout_s > RD_CMD_TIMEOUT_S && r)
+				set_timeout(k->c, RD_CMD_TIMEOUT_S);
 		}
 		if (r && r->type == REDIS_REPLY_ERROR) {
 			if (strncmp(r->str, "OOM", 3) == 0) {
@@ -336,7 +348,7 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 		argv[6 + i] = i < 64 ? a->v[i] : a->xv[i - 64];
 		lens[6 + i] = i < 64 ? a->l[i] : a->xl[i - 64];
 	}
-	r = command(db, argc, argv, lens, kind, &rc);
+	r = command(db, argc, argv, lens, kind, a->timeout_s, &rc);
 	if (!r)
 		goto out;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||

@@ -549,6 +549,7 @@ int redis_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,
 	char **recs = calloc(n, sizeof(*recs));
 	char (*keys)[2 * DEDUP_KEY_LEN + 1] = calloc(n, sizeof(*keys));
 	char (*nums)[5][24] = calloc(n, sizeof(*nums));
+	size_t bytes = 0;
 	int rc;
 
 	if (!recs || !keys || !nums) {
@@ -564,6 +565,11 @@ int redis_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,
 	rd_arg_int(&a, (int64_t)n);
 	for (size_t i = 0; i < n; i++) {
 		size_t len;
+
+		/* a big batch is one long function call: wait for its reply
+		 * a second longer per 2000 messages or 8 MiB */
+		a.timeout_s = (int)(10 + i / 2000 + bytes / (8 << 20));
+		bytes += p[i].len;
 
 		recs[i] = body_encode(&p[i], &len);
 		if (!recs[i]) {

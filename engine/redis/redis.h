@@ -78,6 +78,8 @@ struct rd_args {
 	const char *v[64];
 	size_t l[64];
 	char num[64][24];
+	int timeout_s;                  /* the reply's, if longer than the
+	                                 * default (a big batch) */
 	const char **xv;                /* beyond 64: grown */
 	size_t *xl;
 	int cap;

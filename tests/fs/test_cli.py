@@ -61,6 +61,9 @@ def test_usage_error_exits_1(args, tmp_path):
     assert not os.path.ismount(tmp_path / 'mnt')
 
 
+@pytest.mark.rocksdb_only(
+    'the RocksDB store is locked to one daemon; a Redis namespace is '
+    'shared by design (the per-host lock is not built: docs/scale-out.md)')
 def test_locked_store_exits_2_with_one_line(mount, tmp_path):
     """A second daemon on the same --data while the first runs."""
     mnt2 = tmp_path / 'mnt2'

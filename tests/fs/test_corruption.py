@@ -17,6 +17,10 @@ from spoolutil import lease, read_file, stats
 CORRUPT = Path(os.environ.get('SPOOL_CORRUPT_BIN') or
                BIN.parents[1] / 'tests' / 'tools' / 'spool-corrupt')
 
+pytestmark = pytest.mark.rocksdb_only(
+    'spool-corrupt edits the RocksDB directory; on Redis the same path '
+    'runs in tests/engine/test_fault.c (suite engine-redis)')
+
 
 def corrupt(m, *ids):
     """Stops the daemon cleanly, flips a byte of each id's body, restarts."""

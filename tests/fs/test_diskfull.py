@@ -13,6 +13,10 @@ from spoolutil import lease, read_file, stats, write_file
 
 BODY = 64 * 1024
 
+pytestmark = pytest.mark.rocksdb_only(
+    'a full filesystem under the RocksDB directory; a full Redis server '
+    'is test_multihost.py::test_full_redis_refuses_pushes_keeps_serving')
+
 
 def sh(*cmd):
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,

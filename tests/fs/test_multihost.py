@@ -165,3 +165,44 @@ def test_stats_identical_on_both(hosts):
     sb = {k: v for k, v in stats(qb).items() if k not in drop}
     assert sa == sb
     assert (sa['visible'], sa['leased'], sa['pushed_total']) == (4, 1, 5)
+
+
+def redis_cli(url, *args):
+    """redis-cli against the server of url (redis://HOST:PORT/...)."""
+    hostport = url[len('redis://'):].split('/')[0]
+    host, port = hostport.rsplit(':', 1)
+    cli = shutil.which('redis-cli')
+    assert cli, 'redis-cli is missing (package redis-tools)'
+    r = subprocess.run([cli, '-h', host, '-p', port, *args],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_full_redis_refuses_pushes_keeps_serving(hosts, redis_url):
+    """maxmemory reached: a push's close() gets ENOSPC; leases, reads,
+    acks and releases still work (their functions carry allow-oom), so
+    consumers drain; once there is room, pushes work again."""
+    a, b = hosts
+    qa = a.mkq('jobs')
+    qb = b.q('jobs')
+    push(qa, b'one', name='one')
+    push(qa, b'two', name='two')
+    redis_cli(redis_url, 'CONFIG', 'SET', 'maxmemory', '1')
+    try:
+        with pytest.raises(OSError) as e:
+            push(qa, b'refused', name='three')
+        assert e.value.errno == errno.ENOSPC
+        mid, body = lease(qb)
+        assert body == b'one'
+        os.unlink(qb / 'leased' / mid)
+        mid, body = lease(qa)
+        assert body == b'two'
+        os.rename(qa / 'leased' / mid, qa / 'peek' / mid)    # released
+        s = stats(qa)
+        assert (s['visible'], s['acked_total'], s['pushed_total']) == \
+            (1, 1, 2)
+    finally:
+        redis_cli(redis_url, 'CONFIG', 'SET', 'maxmemory', '0')
+    push(qb, b'after', name='after')
+    assert stats(qa)['visible'] == 2

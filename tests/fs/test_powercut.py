@@ -18,6 +18,9 @@ from spoolutil import read_file, write_file
 
 SHIM = BIN.parents[1] / 'tests' / 'tools' / 'libpowercut.so'
 
+pytestmark = pytest.mark.rocksdb_only(
+    'models a power cut of the local disk under the RocksDB directory')
+
 
 def producers(q, n_threads, ledger, stop):
     """Threads pushing unique bodies until stop is set; each body whose

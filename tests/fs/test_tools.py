@@ -642,6 +642,9 @@ def test_rm_rf_of_the_queue_contents_keeps_the_queue(mount):
     assert os.path.isdir(q / 'peek')
 
 
+@pytest.mark.rocksdb_only(
+    'df reports the disk under the RocksDB directory; a Redis store has '
+    'no local disk (docs/scale-out.md)')
 def test_df_reports_the_store_disk(mount):
     need('df')
     q = mount.mkq('jobs')
