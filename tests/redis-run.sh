@@ -2,7 +2,8 @@
 # redis-run.sh PROGRAM [ARGS...] - runs PROGRAM against a Redis server of
 # its own: redis-server on a free loopback port with its own temporary
 # directory (AOF on, fsync always, as --sync always needs), the store's URL
-# in SPOOL_TEST_STORE (redis://127.0.0.1:PORT/PREFIX) and SPOOL_REDIS_URL;
+# in SPOOL_TEST_STORE (redis://127.0.0.1:PORT/PREFIX) and SPOOL_REDIS_URL,
+# its port and pid in SPOOL_REDIS_PORT and SPOOL_REDIS_PID;
 # the server is stopped by its pid afterwards. PROGRAM's exit status is
 # this script's. A missing redis-server fails (exit 1): never a skip.
 set -u
@@ -38,5 +39,6 @@ done
 SPOOL_TEST_STORE="redis://127.0.0.1:$port/t$$"
 SPOOL_REDIS_URL="redis://127.0.0.1:$port"
 SPOOL_REDIS_PORT=$port
-export SPOOL_TEST_STORE SPOOL_REDIS_URL SPOOL_REDIS_PORT
+SPOOL_REDIS_PID=$pid
+export SPOOL_TEST_STORE SPOOL_REDIS_URL SPOOL_REDIS_PORT SPOOL_REDIS_PID
 "$@"

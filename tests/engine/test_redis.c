@@ -21,6 +21,22 @@ static void cli(const char *args)
 	EQ(system(cmd), 0);
 }
 
+/* SIGSTOP or SIGCONT to the server (tests/redis-run.sh's pid). */
+static void server_signal(int sig)
+{
+	const char *pid = getenv("SPOOL_REDIS_PID");
+
+	CHECK(pid != NULL);
+	EQ(kill((pid_t)atoi(pid), sig), 0);
+}
+
+static void *cont_later(void *arg)
+{
+	usleep(*(int *)arg * 1000);
+	server_signal(SIGCONT);
+	return NULL;
+}
+
 static int open_rc(enum spool_sync sync)
 {
 	struct spool_options o;
@@ -108,6 +124,56 @@ TEST(other_library_version_replaced)
 
 	t_push(q, "after the reload");
 	EQ(t_stats(q).visible, 1);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/* A server that stops answering for a moment (3 s, longer than one
+ * command's 2 s socket timeout): calls wait, reconnect and succeed. */
+TEST(paused_server_calls_wait_and_succeed)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_msg_info info;
+	uint64_t a = t_push(q, "a");
+	int ms = 3000, rc_stat, rc_lease;
+	pthread_t th;
+
+	server_signal(SIGSTOP);
+	OK(pthread_create(&th, NULL, cont_later, &ms));
+	rc_stat = spool_msg_stat(q, a, &info);
+	rc_lease = spool_lease_id(q, a, &info);
+	pthread_join(th, NULL);
+	EQ(rc_stat, 0);
+	EQ(rc_lease, 0);
+	EQ(t_stats(q).leased, 1);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/* A server that does not answer for longer than the 10 s deadline: -EIO
+ * (a push at once once its reply is lost: it may have happened); then
+ * the same handle works again when the server is back. */
+TEST_T(stopped_server_eio_then_recovers, 90)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_msg_info info;
+	struct spool_push p = { .body = "x", .len = 1 };
+	uint64_t a = t_push(q, "a"), id;
+	int rc_stat, rc_push;
+
+	t_log_expect();
+	server_signal(SIGSTOP);
+	rc_stat = spool_msg_stat(q, a, &info);
+	rc_push = spool_push(q, &p, &id);
+	server_signal(SIGCONT);
+	EQ(rc_stat, -EIO);
+	EQ(rc_push, -EIO);
+	CHECK(t_log_err_count() >= 2);
+	OK(spool_msg_stat(q, a, &info));
+	OK(spool_push(q, &p, &id));
+	CHECK(t_stats(q).visible >= 2);
 	spool_queue_close(q);
 	spool_close(db);
 }
