@@ -195,7 +195,8 @@ static int store_open(const char *dir, int sync_none, int debug)
 		fs.udata = spool_udata_slot(fs.db); /* the first: cannot fail */
 	if (rc < 0)
 		fprintf(stderr, "spoolfs: cannot open the store %s: %s\n", dir,
-			rc == -ENOTSUP && why[0] ? why : open_failure(rc));
+			(rc == -ENOTSUP || strstr(dir, "://")) && why[0] ?
+			why : open_failure(rc));
 	return rc;
 }
 

@@ -412,8 +412,12 @@ static int start_checks(struct rd_db *db, redisContext *c)
 			 v);
 		return -ENOTSUP;
 	}
-	if (db->pub.opt.sync != SPOOL_SYNC_ALWAYS)
+	if (db->pub.opt.sync != SPOOL_SYNC_ALWAYS) {
+		core_log(&db->pub, SPOOL_LOG_INFO, "redis %s:%d: --sync none: "
+			 "a change is acknowledged once the primary has it, "
+			 "fsynced as its appendfsync says", db->host, db->port);
 		return 0;
+	}
 	if (config_get(c, "appendonly", v, sizeof(v)))
 		goto unreadable;
 	if (strcmp(v, "yes") != 0) {
@@ -430,6 +434,10 @@ static int start_checks(struct rd_db *db, redisContext *c)
 			 db->host, db->port, v);
 		return -ENOTSUP;
 	}
+	core_log(&db->pub, SPOOL_LOG_INFO, "redis %s:%d: appendonly yes, "
+		 "appendfsync always: a change is acknowledged once fsynced on "
+		 "the primary (replicas copy it asynchronously)", db->host,
+		 db->port);
 	return 0;
 unreadable:
 	core_log(&db->pub, SPOOL_LOG_ERR, "redis %s:%d: CONFIG GET failed: "

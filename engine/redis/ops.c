@@ -1115,7 +1115,7 @@ static int parse_url(struct rd_db *db, const char *data)
 	db->port = (int)port;
 	if (*end == '/' && end[1])
 		prefix = end + 1;
-	if (strpbrk(prefix, "{} \n\r"))
+	if (strpbrk(prefix, "{}? \n\r"))
 		return -EINVAL;
 	if (asprintf(&db->prefix, "{%s}", prefix) < 0)
 		return -ENOMEM;
@@ -1177,8 +1177,9 @@ int redis_open(const char *data, const struct spool_options *o,
 		 (unsigned long)(ts.tv_nsec ^ (uintptr_t)db));
 	rc = parse_url(db, data);
 	if (rc) {
-		core_log(&db->pub, SPOOL_LOG_ERR, "%s: not redis://HOST:PORT"
-			 "[/PREFIX]", data);
+		core_log(&db->pub, SPOOL_LOG_ERR, strchr(data, '?') ?
+			 "%s: URL options (?replicas=N) are not supported yet" :
+			 "%s: not redis://HOST:PORT[/PREFIX]", data);
 		goto fail;
 	}
 	db->server_clock = core_clock_is_real(o);

@@ -126,6 +126,25 @@ def test_mv_peek_to_leased_race_between_hosts_has_one_winner(hosts):
     assert stats(qb)['acked_total'] == 10
 
 
+def test_lease_on_a_touched_released_and_acked_on_b(hosts):
+    a, b = hosts
+    qa = a.mkq('jobs', visibility_timeout=30)
+    qb = b.q('jobs')
+    push(qa, b'x')
+    push(qa, b'y')
+    mid, _ = lease(qa)
+    when = int(time.time()) + 100
+    b.sh('touch -d @%d jobs/leased/%s' % (when, mid))
+    assert os.stat(qa / 'leased' / mid).st_mtime_ns == when * 10**9
+    b.sh('mv jobs/leased/%s jobs/peek/' % mid)          # released on B
+    assert stats(qa)['visible'] == 2
+    mid2, body = lease(qa)
+    assert body == b'x' and mid2 == mid
+    b.sh('rm jobs/leased/%s' % mid)                      # acked on B
+    s = stats(qa)
+    assert (s['visible'], s['leased'], s['acked_total']) == (1, 0, 1)
+
+
 def test_config_on_a_seen_on_b(hosts):
     a, b = hosts
     qa = a.mkq('jobs')
