@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import STORE, store_is_redis
+from conftest import BIN, STORE, store_is_redis
 from spoolutil import (ids, lease, push, read_file, stats, set_config,
                        wait_until)
 
@@ -225,3 +225,43 @@ def test_full_redis_refuses_pushes_keeps_serving(hosts, redis_url):
         redis_cli(redis_url, 'CONFIG', 'SET', 'maxmemory', '0')
     push(qb, b'after', name='after')
     assert stats(qa)['visible'] == 2
+
+
+def spoolfs_exit(data, mnt):
+    """Runs a daemon in the foreground on data; (exit status, stderr)."""
+    r = subprocess.run([str(BIN), '-f', '--data', data, str(mnt)],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=30)
+    return r.returncode, r.stderr
+
+
+def test_misconfigured_or_absent_redis_exits_2_naming_why(redis_url,
+                                                          tmp_path):
+    """DESIGN §10: the daemon refuses a server whose settings do not hold
+    the contract, with exit 2 and one line that names the setting."""
+    mnt = tmp_path / 'mnt'
+    mnt.mkdir()
+    data = '%s/%s' % (redis_url, tmp_path.name)
+    cases = [
+        (('appendfsync', 'everysec'), ('appendfsync', 'always'),
+         'appendfsync is everysec; --sync always needs appendfsync always'),
+        (('appendonly', 'no'), ('appendonly', 'yes'),
+         'appendonly is no; --sync always needs appendonly yes'),
+        (('maxmemory-policy', 'allkeys-lru'), ('maxmemory-policy',
+                                               'noeviction'),
+         'maxmemory-policy is allkeys-lru; the store needs noeviction'),
+    ]
+    for bad, good, why in cases:
+        redis_cli(redis_url, 'CONFIG', 'SET', *bad)
+        try:
+            rc, err = spoolfs_exit(data, mnt)
+        finally:
+            redis_cli(redis_url, 'CONFIG', 'SET', *good)
+        assert rc == 2, (bad, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and why in lines[0], (bad, err)
+        assert not os.path.ismount(mnt)
+    rc, err = spoolfs_exit('redis://127.0.0.1:1/x', mnt)
+    assert rc == 2 and err.strip().endswith('cannot connect'), err
+    rc, err = spoolfs_exit(data + '?replicas=1', mnt)
+    assert rc == 2 and 'not supported yet' in err, err
