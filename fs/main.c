@@ -28,6 +28,7 @@
 
 #include "config.h"
 #include "fs.h"
+#include "sqs.h"
 
 #define MAX_THREADS 16
 
@@ -36,6 +37,8 @@ enum { KEY_HELP, KEY_VERSION };
 struct options {
 	char *data;
 	char *sync;
+	char *sqs;                  /* --sqs [ADDR:]PORT */
+	char *sqs_keys;             /* --sqs-keys FILE */
 	int help;
 	int version;
 	char *pos[3];               /* positional arguments */
@@ -50,6 +53,12 @@ static const struct fuse_opt option_spec[] = {
 	OPT("--sync %s", sync),
 	OPT("--sync=%s", sync),
 	OPT("sync=%s", sync),
+	OPT("--sqs %s", sqs),
+	OPT("--sqs=%s", sqs),
+	OPT("sqs=%s", sqs),
+	OPT("--sqs-keys %s", sqs_keys),
+	OPT("--sqs-keys=%s", sqs_keys),
+	OPT("sqs_keys=%s", sqs_keys),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -67,6 +76,9 @@ static void usage(const char *prog)
 	       "$XDG_DATA_HOME/spoolfs/default)\n"
 	       "    --sync always|none    fsync every push and ack "
 	       "(default always)\n"
+	       "    --sqs [ADDR:]PORT     also serve the SQS API there "
+	       "(default address\n"
+	       "                          127.0.0.1; docs/sqs.md)\n"
 	       "    -f                    stay in the foreground\n"
 	       "    -d                    debug: foreground, log every "
 	       "request\n"
@@ -291,8 +303,49 @@ static int serve(struct fuse_session *se, struct fuse_cmdline_opts *cmd)
 	return rc;
 }
 
+/* Was -o allow_other given (it lets other users in, FUSE and SQS)? */
+static int allow_other(const struct fuse_args *args)
+{
+	for (int i = 0; i < args->argc; i++) {
+		const char *a = args->argv[i];
+
+		if (strncmp(a, "-o", 2) == 0 && !a[2] && i + 1 < args->argc)
+			a = args->argv[++i];
+		else if (strncmp(a, "-o", 2) == 0)
+			a += 2;
+		else
+			continue;
+		for (const char *p = strstr(a, "allow_other"); p;
+		     p = strstr(p + 1, "allow_other"))
+			if ((p == a || p[-1] == ',') &&
+			    (p[11] == '\0' || p[11] == ','))
+				return 1;
+	}
+	return 0;
+}
+
+/* Starts the SQS endpoint if --sqs was given; prints one line if not. */
+static int sqs_begin(const struct options *o, const struct fuse_args *args)
+{
+	struct sqs_config c = {
+		.listen = o->sqs,
+		.owner = getuid(),
+		.allow_other = allow_other(args),
+		.keys = o->sqs_keys,
+		.log = fs_log,
+	};
+	char err[512];
+
+	if (!o->sqs)
+		return 0;
+	if (sqs_start(fs.db, &c, err, sizeof err) == 0)
+		return 0;
+	fprintf(stderr, "spoolfs: %s\n", err);
+	return -1;
+}
+
 static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
-	       const char *data, int sync_none)
+	       const char *data, int sync_none, const struct options *o)
 {
 	struct fuse_session *se;
 	int rc, code = 1;
@@ -308,6 +361,8 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 	fs.start_ms = spool_now(fs.db);
 	if (fs_inode_init() < 0 || fs_wait_start() < 0)
 		goto out_store;
+	if (sqs_begin(o, args) < 0)
+		goto out_wait;
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_wait;
 	if (fuse_session_mount(se, cmd->mountpoint) < 0)
@@ -316,6 +371,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 	fs_log(SPOOL_LOG_INFO, "serving %s on %s", data, cmd->mountpoint);
 	rc = serve(se, cmd);
 	code = rc < 0 && rc != -ENODEV ? 1 : 0;
+	sqs_stop();
 	fs_wait_stop();
 	fuse_session_unmount(se);
 	fs_file_free_all();
@@ -323,6 +379,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_wait:
+	sqs_stop();
 	fs_wait_stop();
 out_store:
 	fs_inode_destroy();
@@ -376,13 +433,15 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "spoolfs: fork: %s\n", strerror(errno));
 		goto out;
 	}
-	code = run(&args, &cmd, data, sync_none);
+	code = run(&args, &cmd, data, sync_none, &o);
 	daemon_report(code);
 out:
 	free(data);
 	free(cmd.mountpoint);
 	free(o.data);
 	free(o.sync);
+	free(o.sqs);
+	free(o.sqs_keys);
 	while (o.npos > 0)
 		free(o.pos[--o.npos]);
 	fuse_opt_free_args(&args);
