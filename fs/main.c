@@ -39,6 +39,8 @@ struct options {
 	char *sync;
 	char *sqs;                  /* --sqs [ADDR:]PORT */
 	char *sqs_keys;             /* --sqs-keys FILE */
+	int allow_other;            /* -o allow_other (read before libfuse
+	                             * takes the mount options out) */
 	int help;
 	int version;
 	char *pos[3];               /* positional arguments */
@@ -325,12 +327,12 @@ static int allow_other(const struct fuse_args *args)
 }
 
 /* Starts the SQS endpoint if --sqs was given; prints one line if not. */
-static int sqs_begin(const struct options *o, const struct fuse_args *args)
+static int sqs_begin(const struct options *o)
 {
 	struct sqs_config c = {
 		.listen = o->sqs,
 		.owner = getuid(),
-		.allow_other = allow_other(args),
+		.allow_other = o->allow_other,
 		.keys = o->sqs_keys,
 		.log = fs_log,
 	};
@@ -361,7 +363,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 	fs.start_ms = spool_now(fs.db);
 	if (fs_inode_init() < 0 || fs_wait_start() < 0)
 		goto out_store;
-	if (sqs_begin(o, args) < 0)
+	if (sqs_begin(o) < 0)
 		goto out_wait;
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_wait;
@@ -433,6 +435,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "spoolfs: fork: %s\n", strerror(errno));
 		goto out;
 	}
+	o.allow_other = allow_other(&args);
 	code = run(&args, &cmd, data, sync_none, &o);
 	daemon_report(code);
 out:

@@ -65,6 +65,8 @@ static int running;             /* protected by lock */
 static int stopping;            /* protected by lock */
 static struct conn *parked;     /* protected by lock */
 static struct qstate *qstates;  /* protected by lock */
+static int live;                /* requests not yet completed; by lock */
+static pthread_cond_t drained;  /* live reached 0 while stopping */
 static _Atomic uint64_t request_seq;
 
 int64_t sqs_mono_ms(void)
@@ -347,6 +349,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 			return MHD_NO;
 		k->c = c;
 		*con_cls = k;
+		pthread_mutex_lock(&lock);
+		live++;
+		pthread_mutex_unlock(&lock);
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -391,6 +396,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		if (k->next)
 			k->next->prev = k->prev;
 	}
+	if (--live == 0)
+		pthread_cond_broadcast(&drained);
 	pthread_mutex_unlock(&lock);
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		sqs_receive_undo(&k->req);
@@ -543,6 +550,7 @@ int sqs_start(spool_db *db, const struct sqs_config *cfg, char *err,
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&cond, &ca);
+	pthread_cond_init(&drained, &ca);
 	pthread_condattr_destroy(&ca);
 	mhd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD |
 			       MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
@@ -576,18 +584,34 @@ int sqs_start(spool_db *db, const struct sqs_config *cfg, char *err,
 	return 0;
 }
 
+/* How long a stop waits for the answers of requests under way (parked
+ * polls answer at once: they are resumed as timed out). */
+#define DRAIN_MS 5000
+
 void sqs_stop(void)
 {
+	struct timespec until;
 	struct qstate *s;
+	int fd;
 
 	if (!mhd)
 		return;
+	fd = MHD_quiesce_daemon(mhd);   /* no new connections */
 	pthread_mutex_lock(&lock);
 	stopping = 1;
 	pthread_cond_signal(&cond);
 	pthread_mutex_unlock(&lock);
 	pthread_join(timer, NULL);      /* it resumed every parked poll */
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += DRAIN_MS / 1000;
+	pthread_mutex_lock(&lock);
+	while (live > 0 &&
+	       pthread_cond_timedwait(&drained, &lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&lock);
 	MHD_stop_daemon(mhd);
+	if (fd >= 0)
+		close(fd);
 	mhd = NULL;
 	pthread_mutex_lock(&lock);
 	running = 0;
@@ -597,4 +621,5 @@ void sqs_stop(void)
 	}
 	pthread_mutex_unlock(&lock);
 	pthread_cond_destroy(&cond);
+	pthread_cond_destroy(&drained);
 }
