@@ -253,6 +253,13 @@ int spool_msg_name(spool_queue *q, uint64_t id,
 	return 0;
 }
 
+int spool_msg_rename(spool_queue *q, uint64_t id, const char *name)
+{
+	if (strlen(name) > SPOOL_MSG_NAME_MAX)
+		return -ENAMETOOLONG;
+	return q->db->ops->msg_rename(q, id, name);
+}
+
 ssize_t spool_msg_getattr(spool_queue *q, uint64_t id, const char *name,
 			  void *buf, size_t len)
 {

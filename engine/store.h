@@ -73,6 +73,9 @@
 	 * *rec: -ENOENT none; -EIO the message is CORRUPT already. */       \
 	X(int, msg_record, (spool_queue *q, uint64_t id, char **rec,         \
 			    size_t *len), p)                                 \
+	/* name is at most SPOOL_MSG_NAME_MAX bytes. */                      \
+	X(int, msg_rename, (spool_queue *q, uint64_t id, const char *name),  \
+	  p)                                                                 \
 	/* Sets message id aside as CORRUPT (its record failed body_decode)  \
 	 * and logs it (core_log_corrupt). */                                \
 	X(int, msg_set_corrupt, (spool_queue *q, uint64_t id), p)            \

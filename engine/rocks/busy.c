@@ -187,7 +187,7 @@ int move_write(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
 	}
 	if (c >= 0)
 		msg_count(b, q, c, n);
-	rc = store_write(q->db->st, b, 1);
+	rc = store_write(q->db->st, b, STORE_DURABLE);
 	store_batch_free(b);
 	return rc;
 }

@@ -152,6 +152,45 @@ int rocks_msg_record(spool_queue *pq, uint64_t id, char **rec,
 	return rc;
 }
 
+int rocks_msg_rename(spool_queue *pq, uint64_t id, const char *name)
+{
+	struct rocks_queue *q = RQ(pq);
+	struct store_batch *b;
+	struct body_view bv;
+	struct node *m;
+	char *rec = NULL, *nrec = NULL;
+	size_t len, nlen = 0;
+	struct msg cur;
+	int rc;
+
+	b = batch(q);
+	if (!b)
+		return -ENOMEM;
+	pthread_mutex_lock(&q->lock);
+	m = grab(q, id, SPOOL_VISIBLE | SPOOL_DELAYED | SPOOL_LEASED);
+	pthread_mutex_unlock(&q->lock);
+	rc = m ? load_record(q, id, &rec, &len, &bv) : -ENOENT;
+	if (!rc && !(nrec = body_renamed(&bv, name, &nlen)))
+		rc = -ENOMEM;
+	if (!rc) {
+		batch_put_body(b, id, nrec, nlen);
+		rc = store_write(q->db->st, b, STORE_DURABLE);
+	}
+	if (m) {
+		pthread_mutex_lock(&q->lock);
+		settle(q, m, NULL);
+		node_get(m, &cur);
+		pthread_mutex_unlock(&q->lock);
+		after_change(q, &cur);
+	}
+	if (rc == -EIO)
+		msg_set_corrupt(q, id);
+	free(rec);
+	free(nrec);
+	store_batch_free(b);
+	return rc;
+}
+
 int rocks_msg_stat(spool_queue *pq, uint64_t id,
 		   struct spool_msg_info *out)
 {
