@@ -17,6 +17,7 @@ from pathlib import Path
 
 import boto3
 import botocore
+import botocore.loaders
 import pytest
 from botocore.config import Config
 
@@ -57,11 +58,23 @@ class Sqs:
         self.endpoint = 'http://127.0.0.1:%d' % self.port
         self.c = self.client()
 
-    def client(self):
-        return boto3.client(
-            'sqs', endpoint_url=self.endpoint, region_name='us-east-1',
-            aws_access_key_id='x', aws_secret_access_key='y',
-            config=Config(retries={'max_attempts': 1}, read_timeout=60))
+    def client(self, data_path=None):
+        """A boto3 client; with data_path (json_model()), one that speaks
+        AWS JSON 1.0 (botocore reads AWS_DATA_PATH when a session starts)."""
+        old = os.environ.get('AWS_DATA_PATH')
+        try:
+            if data_path:
+                os.environ['AWS_DATA_PATH'] = str(data_path)
+            session = boto3.session.Session()
+            return session.client(
+                'sqs', endpoint_url=self.endpoint, region_name='us-east-1',
+                aws_access_key_id='x', aws_secret_access_key='y',
+                config=Config(retries={'max_attempts': 1}, read_timeout=60))
+        finally:
+            if old is None:
+                os.environ.pop('AWS_DATA_PATH', None)
+            else:
+                os.environ['AWS_DATA_PATH'] = old
 
     def mkq(self, name='jobs', **attrs):
         return self.c.create_queue(
@@ -94,6 +107,110 @@ def sqs(mount_factory):
 
 def code(e):
     return e.value.response['Error']['Code']
+
+
+def json_model(root):
+    """Writes under root a botocore data tree whose SQS model speaks AWS
+    JSON 1.0, derived from Debian's installed Query model: the same
+    operations and shapes, without the Query serialisation hints, and the
+    JSON protocol's metadata (as current botocore has it). The project
+    commits no copy of a model; this is made at run time."""
+    loader = botocore.loaders.Loader()
+    model = loader.load_service_model('sqs', 'service-2')
+    hints = ('locationName', 'flattened', 'resultWrapper', 'documentation',
+             'xmlNamespace')
+
+    def strip(o):
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k not in hints}
+        if isinstance(o, list):
+            return [strip(x) for x in o]
+        return o
+
+    model = strip(model)
+    assert model['metadata']['protocol'] == 'query'
+    model['metadata'].update(protocol='json', jsonVersion='1.0',
+                             targetPrefix='AmazonSQS', awsQueryCompatible={})
+    d = Path(root) / 'sqs' / model['metadata']['apiVersion']
+    d.mkdir(parents=True)
+    (d / 'service-2.json').write_text(json.dumps(model))
+    return root
+
+
+@pytest.fixture(params=['query', 'json'])
+def proto_client(request, sqs, tmp_path):
+    """(protocol, boto3 client) for each protocol Debian's boto3 can speak."""
+    if request.param == 'query':
+        c = sqs.client()
+    else:
+        c = sqs.client(json_model(tmp_path))
+    assert c.meta.service_model.protocol == request.param
+    return request.param, c
+
+
+def test_client_sequence(sqs, proto_client):
+    """What typical client code does, in each protocol, through boto3."""
+    proto, c = proto_client
+    dlq = c.create_queue(QueueName='dlq')['QueueUrl']
+    url = c.create_queue(QueueName='jobs', Attributes={
+        'VisibilityTimeout': '60',
+        'RedrivePolicy': json.dumps({
+            'deadLetterTargetArn': 'arn:aws:sqs:us-east-1:000000000000:dlq',
+            'maxReceiveCount': 3})})['QueueUrl']
+    assert url == sqs.endpoint + '/000000000000/jobs'
+    r = c.send_message(QueueUrl=url, MessageBody='one',
+                       MessageAttributes=ATTRS)
+    assert r['MD5OfMessageAttributes'] == md5_attrs(ATTRS)
+    assert r['MD5OfMessageBody'] == md5(b'one')
+    r = c.send_message_batch(QueueUrl=url, Entries=[
+        {'Id': 'b%d' % i, 'MessageBody': 'batch %d' % i} for i in range(10)])
+    assert len(r['Successful']) == 10 and 'Failed' not in r
+    got = c.receive_message(QueueUrl=url, MessageAttributeNames=['All'],
+                            WaitTimeSeconds=1)['Messages']
+    assert [(m['Body'], m['MessageAttributes']) for m in got] == \
+        [('one', ATTRS)]
+    ten = c.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                            WaitTimeSeconds=2)['Messages']
+    assert [m['Body'] for m in ten] == ['batch %d' % i for i in range(10)]
+    c.change_message_visibility(QueueUrl=url,
+                                ReceiptHandle=got[0]['ReceiptHandle'],
+                                VisibilityTimeout=0)
+    again = c.receive_message(QueueUrl=url, WaitTimeSeconds=5)['Messages']
+    assert again[0]['Body'] == 'one'
+    c.delete_message(QueueUrl=url, ReceiptHandle=again[0]['ReceiptHandle'])
+    r = c.delete_message_batch(QueueUrl=url, Entries=[
+        {'Id': str(i), 'ReceiptHandle': m['ReceiptHandle']}
+        for i, m in enumerate(ten)])
+    assert len(r['Successful']) == 10
+    c.set_queue_attributes(QueueUrl=url, Attributes={'DelaySeconds': '1'})
+    a = c.get_queue_attributes(QueueUrl=url, AttributeNames=['All'])
+    assert a['Attributes']['DelaySeconds'] == '1'
+    assert a['Attributes']['ApproximateNumberOfMessages'] == '0'
+    c.send_message(QueueUrl=url, MessageBody='purged', DelaySeconds=0)
+    c.purge_queue(QueueUrl=url)
+    assert stats(sqs.m.q())['visible'] == 0
+    # redrive: the third lease that runs out sends it to the DLQ
+    c.send_message(QueueUrl=url, MessageBody='poison', DelaySeconds=0)
+    for _ in range(3):
+        m = c.receive_message(QueueUrl=url, VisibilityTimeout=0,
+                              WaitTimeSeconds=5)['Messages'][0]
+        assert m['Body'] == 'poison'
+    m = c.receive_message(QueueUrl=dlq, WaitTimeSeconds=20)['Messages'][0]
+    assert m['Body'] == 'poison'
+    # errors, as the SDK's own classes
+    with pytest.raises(c.exceptions.QueueDoesNotExist) as e:
+        c.send_message(QueueUrl=sqs.endpoint + '/000000000000/nope',
+                       MessageBody='x')
+    assert code(e) == 'AWS.SimpleQueueService.NonExistentQueue'
+    with pytest.raises(c.exceptions.ReceiptHandleIsInvalid) as e:
+        c.delete_message(QueueUrl=url, ReceiptHandle='not-a-handle')
+    assert code(e) == 'ReceiptHandleIsInvalid'
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.receive_message(QueueUrl=url, WaitTimeSeconds=21)
+    assert code(e) == 'InvalidParameterValue'
+    c.delete_queue(QueueUrl=url)
+    assert [u.rsplit('/', 1)[1] for u in c.list_queues()['QueueUrls']] == \
+        ['dlq']
 
 
 # ------------------------------------------------------------ start-up
