@@ -910,3 +910,90 @@ def test_other_user_gets_the_mode_rules_with_allow_other(mount_factory):
                     't(c.receive_message, QueueUrl=url)\n')
     assert out.split() == ['ok', 'ok']
     assert stats(sqs.m.q())['pushed_total'] == 2
+
+
+# ------------------------------------------------------------- the AWS CLI
+
+AWS = '/usr/bin/aws'     # Debian's awscli (v2, Query), not one on PATH
+
+
+def aws(sqs, tmp_path, *args, ok=True):
+    """Runs Debian's aws sqs ARGS against the endpoint; returns
+    (exit status, parsed JSON output or None, stderr)."""
+    env = dict(os.environ, HOME=str(tmp_path), AWS_ACCESS_KEY_ID='x',
+               AWS_SECRET_ACCESS_KEY='y', AWS_DEFAULT_REGION='us-east-1',
+               AWS_PAGER='', AWS_CONFIG_FILE=str(tmp_path / 'none'),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / 'none'))
+    r = subprocess.run([AWS, '--endpoint-url', sqs.endpoint, '--output',
+                        'json', 'sqs', *args], env=env, capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL)
+    if ok:
+        assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout) if r.stdout.strip() else None
+    return r.returncode, out, r.stderr
+
+
+@pytest.mark.spool_timeout(600)     # each aws run takes a few seconds
+def test_aws_cli(sqs, tmp_path):
+    assert os.access(AWS, os.X_OK), 'apt-get install awscli'
+    _, out, _ = aws(sqs, tmp_path, 'create-queue', '--queue-name', 'jobs',
+                    '--attributes', 'VisibilityTimeout=45')
+    url = out['QueueUrl']
+    assert url == sqs.endpoint + '/000000000000/jobs'
+    _, out, _ = aws(sqs, tmp_path, 'send-message', '--queue-url', url,
+                    '--message-body', 'from the cli',
+                    '--message-attributes',
+                    json.dumps({'colour': {'DataType': 'String',
+                                           'StringValue': 'red'}}))
+    assert out['MD5OfMessageBody'] == md5(b'from the cli')
+    assert out['MD5OfMessageAttributes'] == md5_attrs(
+        {'colour': {'DataType': 'String', 'StringValue': 'red'}})
+    assert sqs.m.sh('cat jobs/next').stdout == b'from the cli'
+    sqs.m.sh('echo from the shell > jobs/x')
+    _, out, _ = aws(sqs, tmp_path, 'send-message-batch', '--queue-url', url,
+                    '--entries', json.dumps([
+                        {'Id': 'a', 'MessageBody': 'batch a'},
+                        {'Id': 'b', 'MessageBody': 'batch b'}]))
+    assert [e['Id'] for e in out['Successful']] == ['a', 'b']
+    _, out, _ = aws(sqs, tmp_path, 'receive-message', '--queue-url', url,
+                    '--max-number-of-messages', '10', '--wait-time-seconds',
+                    '1', '--attribute-names', 'All',
+                    '--message-attribute-names', 'All')
+    msgs = out['Messages']
+    assert [m['Body'] for m in msgs] == ['from the shell\n', 'batch a',
+                                         'batch b']
+    aws(sqs, tmp_path, 'change-message-visibility', '--queue-url', url,
+        '--receipt-handle', msgs[0]['ReceiptHandle'],
+        '--visibility-timeout', '0')
+    _, out, _ = aws(sqs, tmp_path, 'receive-message', '--queue-url', url,
+                    '--wait-time-seconds', '5')
+    again = out['Messages'][0]
+    assert again['Body'] == 'from the shell\n'
+    aws(sqs, tmp_path, 'delete-message', '--queue-url', url,
+        '--receipt-handle', again['ReceiptHandle'])
+    _, out, _ = aws(sqs, tmp_path, 'delete-message-batch', '--queue-url', url,
+                    '--entries', json.dumps([
+                        {'Id': str(i), 'ReceiptHandle': m['ReceiptHandle']}
+                        for i, m in enumerate(msgs[1:])]))
+    assert [e['Id'] for e in out['Successful']] == ['0', '1']
+    aws(sqs, tmp_path, 'set-queue-attributes', '--queue-url', url,
+        '--attributes', 'DelaySeconds=2')
+    _, out, _ = aws(sqs, tmp_path, 'get-queue-attributes', '--queue-url', url,
+                    '--attribute-names', 'All')
+    assert out['Attributes']['DelaySeconds'] == '2'
+    assert out['Attributes']['VisibilityTimeout'] == '45'
+    aws(sqs, tmp_path, 'send-message', '--queue-url', url, '--message-body',
+        'x')
+    aws(sqs, tmp_path, 'purge-queue', '--queue-url', url)
+    assert stats(sqs.m.q())['delayed'] == 0
+    st, _, err = aws(sqs, tmp_path, 'get-queue-url', '--queue-name', 'nope',
+                     ok=False)
+    assert st != 0 and 'AWS.SimpleQueueService.NonExistentQueue' in err
+    st, _, err = aws(sqs, tmp_path, 'delete-message', '--queue-url', url,
+                     '--receipt-handle', 'nope', ok=False)
+    assert st != 0 and 'ReceiptHandleIsInvalid' in err
+    _, out, _ = aws(sqs, tmp_path, 'list-queues')
+    assert out['QueueUrls'] == [url]
+    aws(sqs, tmp_path, 'delete-queue', '--queue-url', url)
+    _, out, _ = aws(sqs, tmp_path, 'list-queues')
+    assert out is None or 'QueueUrls' not in out
