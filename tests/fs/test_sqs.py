@@ -242,6 +242,13 @@ def test_refused_at_start(args, line):
     assert r.stderr.count('\n') == 1 and line in r.stderr, r.stderr
 
 
+def test_mount_option_form(mount_factory):
+    """-o sqs=PORT (an fstab line's options) is --sqs PORT."""
+    sqs = Sqs(mount_factory('-o', 'sqs=0'))
+    sqs.mkq()
+    assert (sqs.m.mnt / 'jobs').is_dir()
+
+
 def test_port_in_use_refused(sqs):
     r = run_daemon('--sqs', '127.0.0.1:%d' % sqs.port)
     assert r.returncode == 1
