@@ -1004,3 +1004,24 @@ def test_aws_cli(sqs, tmp_path):
     aws(sqs, tmp_path, 'delete-queue', '--queue-url', url)
     _, out, _ = aws(sqs, tmp_path, 'list-queues')
     assert out is None or 'QueueUrls' not in out
+
+
+# ------------------------------------------- the AWS SDK for JavaScript v3
+
+JS = Path(__file__).resolve().parents[1] / 'sqs-js'
+
+
+@pytest.mark.spool_timeout(300)
+@pytest.mark.parametrize('protocol', ['json', 'query'])
+def test_js_sdk(sqs, protocol):
+    """@aws-sdk/client-sqs 3.1175.0 (JSON 1.0) and 3.445.0 (Query), pinned
+    by tests/sqs-js/*/package-lock.json (tools/test runs npm ci): the SDK
+    checks every body MD5 itself and names its errors by class."""
+    d = JS / protocol
+    assert (d / 'node_modules' / '@aws-sdk' / 'client-sqs').is_dir(), \
+        'run: (cd %s && npm ci)' % d
+    r = subprocess.run(['node', str(JS / 'client.cjs'), str(d)],
+                       env=dict(os.environ, SQS_ENDPOINT=sqs.endpoint),
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ['ok', protocol]
