@@ -160,6 +160,46 @@ int spool_config_apply(spool_queue *q, const char *text, size_t len)
 	return q->db->ops->config_apply(q, text, len);
 }
 
+static int meta_key_valid(const char *key)
+{
+	size_t n = strlen(key);
+
+	return n >= 1 && n <= SPOOL_QMETA_KEY_MAX &&
+	       strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			   "0123456789._-") == n;
+}
+
+ssize_t spool_queue_meta_get(spool_queue *q, const char *key, char *buf,
+			     size_t len)
+{
+	char *v;
+	size_t n;
+	int rc;
+
+	if (!meta_key_valid(key))
+		return -EINVAL;
+	rc = q->db->ops->queue_meta_get(q, key, &v, &n);
+	if (rc)
+		return rc;
+	if (n >= len) {
+		free(v);
+		return -ERANGE;
+	}
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	free(v);
+	return (ssize_t)n;
+}
+
+int spool_queue_meta_set(spool_queue *q, const char *key, const char *value)
+{
+	size_t n = value ? strlen(value) : 0;
+
+	if (!meta_key_valid(key) || n > SPOOL_QMETA_VALUE_MAX)
+		return -EINVAL;
+	return q->db->ops->queue_meta_set(q, key, value, n);
+}
+
 /* ---------------------------------------------------------- messages */
 
 int spool_push(spool_queue *q, const struct spool_push *p, uint64_t *id)

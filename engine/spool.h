@@ -248,6 +248,26 @@ int spool_queue_getattr(spool_queue *q, struct spool_queue_attr *out);
  * Errors: -ENOENT deleted; -ENOSPC/-EIO. */
 int spool_queue_setattr(spool_queue *q, const struct spool_queue_attr *attr);
 
+/*
+ * A queue's extra values: small named texts a front end keeps with a queue
+ * (the SQS endpoint: ReceiveMessageWaitTimeSeconds, CreatedTimestamp). The
+ * engine never reads them; they are deleted with the queue. Keys are
+ * 1..SPOOL_QMETA_KEY_MAX bytes of [A-Za-z0-9._-]; values at most
+ * SPOOL_QMETA_VALUE_MAX bytes, any but NUL.
+ */
+#define SPOOL_QMETA_KEY_MAX 64
+#define SPOOL_QMETA_VALUE_MAX 4096
+
+/* Copies the value of key and a NUL into buf (len bytes); returns its
+ * length. Errors: -ENODATA no such key; -ERANGE buf too small; -EINVAL bad
+ * key; -ENOENT queue deleted; -EIO. */
+ssize_t spool_queue_meta_get(spool_queue *q, const char *key, char *buf,
+			     size_t len);
+
+/* Sets key to value (NULL: removes it), durably.
+ * Errors: -EINVAL bad key or value; -ENOENT queue deleted; -ENOSPC/-EIO. */
+int spool_queue_meta_set(spool_queue *q, const char *key, const char *value);
+
 /* ---------------------------------------------------------- settings */
 
 /* Settings of one queue, in the units the engine uses. */

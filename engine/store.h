@@ -57,6 +57,12 @@
 	/* attr->mode masked, attr->ctime_ms set. */                         \
 	X(int, queue_setattr, (spool_queue *q,                               \
 			       const struct spool_queue_attr *attr), p)      \
+	/* key checked. *val is malloc'd (not NUL-terminated); -ENODATA none. */ \
+	X(int, queue_meta_get, (spool_queue *q, const char *key, char **val, \
+				size_t *len), p)                             \
+	/* key and value checked; val NULL removes it. */                    \
+	X(int, queue_meta_set, (spool_queue *q, const char *key,             \
+				const char *val, size_t len), p)             \
 	X(int, settings_get, (spool_queue *q, struct spool_settings *out), p) \
 	/* Parses with settings_parse, checks with settings_check_refs, all  \
 	 * under the store's own serialisation of settings changes. */       \
