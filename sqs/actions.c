@@ -51,8 +51,7 @@ static int ok(struct sqs_req *req, json_t *out)
 	return 0;
 }
 
-/* A whole number in [lo, hi]; -1 (and the error set) if not. */
-static int int_param(struct sqs_req *req, const char *name, const char *v,
+int sqs_int_param(struct sqs_req *req, const char *name, const char *v,
 		     long lo, long hi, long *out)
 {
 	char *end;
@@ -127,12 +126,16 @@ static int open_for(struct sqs_req *req, int want, spool_queue **q)
 
 /* --------------------------------------------------- queue attributes */
 
-/* Queue attributes from Attribute.N.Name/Value as config lines. */
-static int attrs_to_config(struct sqs_req *req, char *text, size_t len)
+/* Queue attributes from Attribute.N.Name/Value as config lines, and
+ * ReceiveMessageWaitTimeSeconds (kept as the queue's extra value
+ * sqs.receive_wait) in *wait (-1 when not given). */
+static int attrs_to_config(struct sqs_req *req, char *text, size_t len,
+			   long *wait)
 {
 	size_t used = 0;
 
 	text[0] = '\0';
+	*wait = -1;
 	for (int i = 1;; i++) {
 		const char *name = sqs_paramf(&req->params, NULL,
 					      "Attribute.%d.Name", i);
@@ -145,34 +148,29 @@ static int attrs_to_config(struct sqs_req *req, char *text, size_t len)
 		if (!v)
 			v = "";
 		if (strcmp(name, "VisibilityTimeout") == 0) {
-			if (int_param(req, name, v, 0, 43200, &n))
+			if (sqs_int_param(req, name, v, 0, 43200, &n))
 				goto bad;
 			used += (size_t)snprintf(text + used, len - used,
 				"visibility_timeout=%ld\n", n);
 		} else if (strcmp(name, "DelaySeconds") == 0) {
-			if (int_param(req, name, v, 0, 900, &n))
+			if (sqs_int_param(req, name, v, 0, 900, &n))
 				goto bad;
 			used += (size_t)snprintf(text + used, len - used,
 				"delay=%ld\n", n);
 		} else if (strcmp(name, "MaximumMessageSize") == 0) {
-			if (int_param(req, name, v, 1024, 1048576, &n))
+			if (sqs_int_param(req, name, v, 1024, 1048576, &n))
 				goto bad;
 			used += (size_t)snprintf(text + used, len - used,
 				"max_size=%ld\n", n);
 		} else if (strcmp(name, "MessageRetentionPeriod") == 0) {
-			if (int_param(req, name, v, 60, 1209600, &n))
+			if (sqs_int_param(req, name, v, 60, 1209600, &n))
 				goto bad;
 			used += (size_t)snprintf(text + used, len - used,
 				"retention=%ld\n", n);
 		} else if (strcmp(name, "ReceiveMessageWaitTimeSeconds") == 0) {
-			if (int_param(req, name, v, 0, 20, &n))
+			if (sqs_int_param(req, name, v, 0, 20, &n))
 				goto bad;
-			if (n != 0)
-				return sqs_fail(req, E_INVALID_ATTR_VALUE,
-					"Invalid value for the parameter "
-					"ReceiveMessageWaitTimeSeconds: spoolfs "
-					"keeps no per-queue SQS wait yet; use "
-					"WaitTimeSeconds on ReceiveMessage.");
+			*wait = n;
 		} else if (strcmp(name, "RedrivePolicy") == 0) {
 			json_t *p = *v ? json_loads(v, 0, NULL) : NULL;
 			json_t *arn = json_object_get(p, "deadLetterTargetArn");
@@ -256,8 +254,13 @@ static void queue_attr(spool_queue *q, size_t i, const struct spool_stats *st,
 	case 4: add_attr(o, n, "%" PRId64, s->delay_ms / 1000); break;
 	case 5: add_attr(o, n, "%" PRIu64, s->max_size); break;
 	case 6: add_attr(o, n, "%" PRId64, s->retention_ms / 1000); break;
-	case 7: add_attr(o, n, "0"); break;
+	case 7: add_attr(o, n, "%ld", sqs_queue_wait(q)); break;
 	case 8:
+		if (spool_queue_meta_get(q, "sqs.created", arn, sizeof arn) > 0)
+			add_attr(o, n, "%s", arn);
+		else
+			add_attr(o, n, "%" PRId64, a->ctime_ms / 1000);
+		break;
 	case 9: add_attr(o, n, "%" PRId64, a->ctime_ms / 1000); break;
 	case 10: queue_arn(name, arn, sizeof arn);
 		add_attr(o, n, "%s", arn);
@@ -327,17 +330,38 @@ static int get_queue_attributes(struct sqs_req *req)
 	return ok(req, out);
 }
 
+long sqs_queue_wait(spool_queue *q)
+{
+	char v[16];
+
+	return spool_queue_meta_get(q, "sqs.receive_wait", v, sizeof v) > 0
+		       ? atol(v) : 0;
+}
+
+/* Applies config text and the SQS wait (if >= 0) to q: two writes. */
+static int apply_attrs(spool_queue *q, const char *text, long wait)
+{
+	char v[16];
+	int rc = spool_config_apply(q, text, strlen(text));
+
+	snprintf(v, sizeof v, "%ld", wait);
+	if (!rc && wait >= 0)
+		rc = spool_queue_meta_set(q, "sqs.receive_wait", v);
+	return rc;
+}
+
 static int set_queue_attributes(struct sqs_req *req)
 {
 	char text[2048];
 	spool_queue *q;
+	long wait;
 	int rc;
 
-	if (attrs_to_config(req, text, sizeof text))
+	if (attrs_to_config(req, text, sizeof text, &wait))
 		return -1;
 	if (open_for(req, 0, &q))
 		return -1;
-	rc = spool_config_apply(q, text, strlen(text));
+	rc = apply_attrs(q, text, wait);
 	spool_queue_close(q);
 	if (rc == -EINVAL)
 		return sqs_fail(req, E_INVALID_ATTR_VALUE, "Invalid value "
@@ -402,8 +426,9 @@ static int create_queue(struct sqs_req *req)
 {
 	const char *name = sqs_param(&req->params, "QueueName", NULL);
 	struct spool_queue_attr a = { .mode = 0755 };
-	char text[2048];
+	char text[2048], now[32];
 	spool_queue *q;
+	long wait;
 	int rc;
 
 	if (!name)
@@ -416,10 +441,11 @@ static int create_queue(struct sqs_req *req)
 		return sqs_fail(req, E_INVALID_PARAM, "Can only include "
 				"alphanumeric characters, hyphens, or "
 				"underscores. 1 to 80 in length");
-	if (attrs_to_config(req, text, sizeof text))
+	if (attrs_to_config(req, text, sizeof text, &wait))
 		return -1;
 	if (spool_queue_open(sqs.db, name, &q) == 0) {
-		rc = same_settings(q, text);
+		rc = same_settings(q, text) &&
+		     (wait < 0 || wait == sqs_queue_wait(q));
 		spool_queue_close(q);
 		if (!rc)
 			return sqs_fail(req, E_QUEUE_EXISTS, "A queue already "
@@ -437,13 +463,19 @@ static int create_queue(struct sqs_req *req)
 		return ok(req, url_out(req, name));
 	if (rc)
 		return fail_rc(req, rc);
-	if (text[0] && spool_queue_open(sqs.db, name, &q) == 0) {
-		rc = spool_config_apply(q, text, strlen(text));
+	/* The queue's SQS creation time (its ctime moves with chmod). */
+	snprintf(now, sizeof now, "%" PRId64, spool_now(sqs.db) / 1000);
+	if (spool_queue_open(sqs.db, name, &q) == 0) {
+		rc = spool_queue_meta_set(q, "sqs.created", now);
+		if (!rc)
+			rc = apply_attrs(q, text, wait);
 		spool_queue_close(q);
 		if (rc) {
 			spool_queue_delete(sqs.db, name);
-			return sqs_fail(req, E_INVALID_ATTR_VALUE,
-					"Invalid value for an attribute.");
+			return rc == -EINVAL
+				? sqs_fail(req, E_INVALID_ATTR_VALUE,
+					   "Invalid value for an attribute.")
+				: fail_rc(req, rc);
 		}
 	}
 	return ok(req, url_out(req, name));
@@ -474,7 +506,7 @@ static int list_queues(struct sqs_req *req)
 	long max = 1000;
 	size_t plen = prefix ? strlen(prefix) : 0;
 
-	if (max_s && int_param(req, "MaxResults", max_s, 1, 1000, &max)) {
+	if (max_s && sqs_int_param(req, "MaxResults", max_s, 1, 1000, &max)) {
 		json_decref(urls);
 		json_decref(out);
 		return -1;
@@ -737,7 +769,7 @@ static int msg_read(struct sqs_req *req, const char *prefix,
 	m->push.body = m->body;
 	m->push.len = m->len;
 	if (delay) {
-		if (int_param(req, "DelaySeconds", delay, 0, 900, &d))
+		if (sqs_int_param(req, "DelaySeconds", delay, 0, 900, &d))
 			return -1;
 		m->push.has_delay = 1;
 		m->push.delay_ms = d * 1000;
@@ -937,7 +969,7 @@ static int change_one(struct sqs_req *req, spool_queue *q, const char *h,
 	if (!vt_s)
 		return sqs_fail(req, E_MISSING_PARAM, "The request must "
 				"contain the parameter VisibilityTimeout.");
-	if (int_param(req, "VisibilityTimeout", vt_s, 0, 43200, &vt))
+	if (sqs_int_param(req, "VisibilityTimeout", vt_s, 0, 43200, &vt))
 		return -1;
 	rc = spool_lease_extend_receive(q, id, rcv,
 					spool_now(sqs.db) + vt * 1000);

@@ -324,23 +324,14 @@ static int opt_int(struct sqs_req *req, const char *name, long lo, long hi,
 		   long *out)
 {
 	const char *v = sqs_param(&req->params, name, NULL);
-	char *end;
 
-	if (!v)
-		return 0;
-	errno = 0;
-	*out = strtol(v, &end, 10);
-	if (!*v || *end || errno || *out < lo || *out > hi)
-		return sqs_fail(req, E_INVALID_PARAM, "Value %s for parameter "
-				"%s is invalid. Reason: Must be between %ld "
-				"and %ld, if provided.", v, name, lo, hi);
-	return 0;
+	return v ? sqs_int_param(req, name, v, lo, hi, out) : 0;
 }
 
 int sqs_receive(struct sqs_req *req)
 {
 	struct sqs_recv *r = calloc(1, sizeof(*r));
-	long vt = -1, wait = 0;
+	long vt = -1, wait = -1;
 	spool_queue *q;
 
 	if (!r)
@@ -357,6 +348,8 @@ int sqs_receive(struct sqs_req *req)
 	req->recv = r;
 	if (sqs_req_may(req, q, 6))
 		return -1;
+	if (wait < 0)
+		wait = sqs_queue_wait(q);
 	r->vt_ms = vt >= 0 ? vt * 1000 : -1;
 	r->deadline = sqs_mono_ms() + wait * 1000;
 	r->buf = malloc(LEASE_BUF);

@@ -193,6 +193,12 @@ int sqs_fail(struct sqs_req *req, enum sqs_err e, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Opens the queue the request names (QueueUrl, or the path). */
 int sqs_req_queue(struct sqs_req *req, spool_queue **q);
+/* A whole number v of parameter name in [lo, hi] into *out; -1 (and the
+ * error InvalidParameterValue set) if not. */
+int sqs_int_param(struct sqs_req *req, const char *name, const char *v,
+		  long lo, long hi, long *out);
+/* The queue's ReceiveMessageWaitTimeSeconds (0 unless set over SQS). */
+long sqs_queue_wait(spool_queue *q);
 /* Checks want (4 r, 2 w) on q for the request's user. */
 int sqs_req_may(struct sqs_req *req, spool_queue *q, int want);
 

@@ -360,7 +360,7 @@ def test_queue_attributes(sqs):
             ('VisibilityTimeout', '43201', 'InvalidAttributeValue'),
             ('DelaySeconds', 'x', 'InvalidAttributeValue'),
             ('Policy', '{}', 'InvalidAttributeName'),
-            ('ReceiveMessageWaitTimeSeconds', '5', 'InvalidAttributeValue'),
+            ('ReceiveMessageWaitTimeSeconds', '21', 'InvalidAttributeValue'),
             ('RedrivePolicy', '{"maxReceiveCount": 2}',
              'InvalidAttributeValue')]:
         with pytest.raises(botocore.exceptions.ClientError) as e:
@@ -370,6 +370,20 @@ def test_queue_attributes(sqs):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         c.get_queue_attributes(QueueUrl=url, AttributeNames=['Nonsense'])
     assert code(e) == 'InvalidAttributeName'
+    # kept with the queue (not a spool setting): the default wait of an
+    # SQS receive, 0 unless set
+    c.set_queue_attributes(QueueUrl=url, Attributes={
+        'ReceiveMessageWaitTimeSeconds': '20'})
+    a = c.get_queue_attributes(QueueUrl=url, AttributeNames=['All'])
+    assert a['Attributes']['ReceiveMessageWaitTimeSeconds'] == '20'
+    assert 'receive_wait' in sqs.m.config('jobs')   # the files' own: apart
+    assert sqs.m.config('jobs')['receive_wait'] == 'inf'
+    # CreatedTimestamp stays when a chmod moves the queue's ctime
+    created = a['Attributes']['CreatedTimestamp']
+    os.chmod(sqs.m.q(), 0o700)
+    a = c.get_queue_attributes(QueueUrl=url, AttributeNames=['All'])
+    assert a['Attributes']['CreatedTimestamp'] == created
+    assert int(a['Attributes']['LastModifiedTimestamp']) >= int(created)
     # RedrivePolicy "" turns dead-lettering off
     c.set_queue_attributes(QueueUrl=url, Attributes={'RedrivePolicy': ''})
     assert sqs.m.config('jobs')['max_receives'] == '0'
@@ -522,6 +536,32 @@ def test_long_poll_woken_by_a_file_push(sqs):
     t.join(60)
     assert not t.is_alive()
     assert [m['Body'] for m in out['r']['Messages']] == ['woken\n']
+
+
+def test_queue_wait_applies_to_receive(sqs):
+    """A queue's ReceiveMessageWaitTimeSeconds makes a receive without
+    WaitTimeSeconds a long poll (woken by the file push below; without the
+    wait it would return empty at once)."""
+    setup = sqs.client()
+    url = setup.create_queue(QueueName='jobs', Attributes={
+        'ReceiveMessageWaitTimeSeconds': '20'})['QueueUrl']
+    setup.close()       # so that the only connection left is the poller's
+    poller = sqs.client()
+    out = {}
+
+    def receive():
+        out['r'] = poller.receive_message(QueueUrl=url)
+
+    t = threading.Thread(target=receive)
+    t.start()
+    assert wait_until(lambda: request_read(sqs.port), timeout=30)
+    sqs.m.sh('echo late > jobs/m')
+    t.join(60)
+    assert [m['Body'] for m in out['r']['Messages']] == ['late\n']
+    # the same attributes again: the same queue; another wait: refused
+    assert sqs.mkq(ReceiveMessageWaitTimeSeconds=20) == url
+    with pytest.raises(sqs.c.exceptions.QueueNameExists):
+        sqs.mkq(ReceiveMessageWaitTimeSeconds=0)
 
 
 def test_receive_ten_with_wait(sqs):
