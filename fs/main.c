@@ -58,9 +58,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("--sqs %s", sqs),
 	OPT("--sqs=%s", sqs),
 	OPT("sqs=%s", sqs),
-	OPT("--sqs-keys %s", sqs_keys),
-	OPT("--sqs-keys=%s", sqs_keys),
-	OPT("sqs_keys=%s", sqs_keys),
+	OPT("sqs_keys=%s", sqs_keys),   /* --sqs-keys: take_sqs_keys() */
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -81,6 +79,8 @@ static void usage(const char *prog)
 	       "    --sqs [ADDR:]PORT     also serve the SQS API there "
 	       "(default address\n"
 	       "                          127.0.0.1; docs/sqs.md)\n"
+	       "    --sqs-keys FILE       SigV4 keys for --sqs: lines "
+	       "ACCESS_KEY SECRET USER\n"
 	       "    -f                    stay in the foreground\n"
 	       "    -d                    debug: foreground, log every "
 	       "request\n"
@@ -395,11 +395,39 @@ out_session:
 	return code;
 }
 
+/*
+ * Takes --sqs-keys FILE and --sqs-keys=FILE out of argv (compacting it):
+ * libfuse's template "--sqs %s" matches any argument that begins with
+ * "--sqs", so this one cannot be a template beside it.
+ */
+static int take_sqs_keys(int argc, char *argv[], struct options *o)
+{
+	int n = 1;
+
+	for (int i = 1; i < argc; i++) {
+		const char *v = NULL;
+
+		if (strcmp(argv[i], "--sqs-keys") == 0 && i + 1 < argc)
+			v = argv[++i];
+		else if (strncmp(argv[i], "--sqs-keys=", 11) == 0)
+			v = argv[i] + 11;
+		if (v) {
+			free(o->sqs_keys);
+			o->sqs_keys = strdup(v);
+		} else {
+			argv[n++] = argv[i];
+		}
+	}
+	argv[n] = NULL;
+	return n;
+}
+
 int main(int argc, char *argv[])
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_cmdline_opts cmd = { 0 };
 	struct options o = { 0 };
+	int nargc = take_sqs_keys(argc, argv, &o);
+	struct fuse_args args = FUSE_ARGS_INIT(nargc, argv);
+	struct fuse_cmdline_opts cmd = { 0 };
 	char *data = NULL;
 	int code = 1, sync_none = 0;
 

@@ -77,6 +77,14 @@ static void fill_groups(struct sqs_ident *id)
 		id->ngroups = n;
 }
 
+void sqs_ident_of(uid_t uid, struct sqs_ident *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->uid = uid;
+	id->known = 1;
+	fill_groups(id);
+}
+
 int sqs_peer_ident(int fd, struct sqs_ident *id)
 {
 	struct sockaddr_storage me, peer;

@@ -59,6 +59,12 @@ static const struct err_info errs[] = {
 	[E_INTERNAL] = { "InternalError", "InternalError", 500, 0 },
 	[E_QUEUE_DELETED_RECENTLY] = { "QueueDeletedRecently",
 		"AWS.SimpleQueueService.QueueDeletedRecently", 400, 1 },
+	[E_MISSING_AUTH] = { "MissingAuthenticationToken",
+		"MissingAuthenticationToken", 403, 1 },
+	[E_INVALID_TOKEN] = { "InvalidClientTokenId", "InvalidClientTokenId",
+		403, 1 },
+	[E_SIGNATURE] = { "SignatureDoesNotMatch", "SignatureDoesNotMatch",
+		403, 1 },
 };
 
 const char *sqs_err_code(enum sqs_err e)

@@ -45,6 +45,8 @@ struct qstate {
 /* One request. */
 struct conn {
 	struct MHD_Connection *c;
+	char *uri;              /* as it arrived, query included */
+	int begun;
 	struct sqs_req req;
 	char *body;
 	size_t len, cap;
@@ -212,6 +214,30 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
 	return MHD_YES;
 }
 
+static const char *header_of(void *ctx, const char *name)
+{
+	return header(ctx, name);
+}
+
+/* Who sends the request: the signer (a keys file) or the local user at
+ * the other end of the connection. */
+static int identify(struct conn *k, const char *method)
+{
+	struct sqs_req *r = &k->req;
+	const char *q = strchr(k->uri, '?');
+	char *path = strndup(k->uri, q ? (size_t)(q - k->uri)
+				       : strlen(k->uri));
+	struct sqs_signed in = { method, path, q ? q + 1 : NULL, k->body,
+				 k->len, header_of, k->c };
+	int rc;
+
+	if (!path)
+		return sqs_fail(r, E_INTERNAL, "Out of memory.");
+	rc = sqs_sigv4_check(r, &in);
+	free(path);
+	return rc;
+}
+
 static struct sqs_ident *conn_ident(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
@@ -227,7 +253,7 @@ static struct sqs_ident *conn_ident(struct MHD_Connection *c)
 }
 
 /* Reads protocol, action and parameters; runs the action. */
-static int start(struct conn *k, const char *url)
+static int start(struct conn *k, const char *url, const char *method)
 {
 	struct sqs_req *r = &k->req;
 	const char *ct = header(k->c, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -241,7 +267,7 @@ static int start(struct conn *k, const char *url)
 	r->host = header(k->c, MHD_HTTP_HEADER_HOST);
 	r->path = url;
 	r->json = ct && strncmp(ct, "application/x-amz-json", 22) == 0;
-	if (id)
+	if (id && !sqs_keys_on())
 		r->who = *id;
 	if (k->too_big)
 		return sqs_fail(r, E_INVALID_PARAM, "The request is too large.");
@@ -269,6 +295,8 @@ static int start(struct conn *k, const char *url)
 			return sqs_fail(r, E_MISSING_PARAM, "The request must "
 					"contain the parameter Action.");
 	}
+	if (sqs_keys_on() && identify(k, method))
+		return -1;
 	if (!r->who.known)
 		return sqs_fail(r, E_ACCESS_DENIED, "The connection's local "
 				"user could not be found.");
@@ -342,13 +370,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 	struct conn *k = *con_cls;
 	int rc;
 
-	(void)cls, (void)method, (void)version;
-	if (!k) {
-		k = calloc(1, sizeof(*k));
-		if (!k)
-			return MHD_NO;
+	(void)cls, (void)url, (void)version;
+	if (!k)
+		return MHD_NO;
+	if (!k->begun) {
+		k->begun = 1;
 		k->c = c;
-		*con_cls = k;
 		pthread_mutex_lock(&lock);
 		live++;
 		pthread_mutex_unlock(&lock);
@@ -361,7 +388,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 	}
 	if (!k->started) {
 		k->started = 1;
-		rc = start(k, url);
+		rc = start(k, url, method);
 	} else {
 		rc = sqs_receive_again(&k->req, k->timed_out);
 	}
@@ -405,8 +432,23 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	json_decref(k->req.out);
 	sqs_params_free(&k->req.params);
 	free(k->body);
+	free(k->uri);
 	free(k);
 	*con_cls = NULL;
+}
+
+/* The first call of a request: its raw URI (the handler gets it decoded
+ * and without the query, which a signature covers). */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct conn *k = calloc(1, sizeof(*k));
+
+	(void)cls, (void)c;
+	if (k && !(k->uri = strdup(uri))) {
+		free(k);
+		k = NULL;
+	}
+	return k;
 }
 
 static void connection(void *cls, struct MHD_Connection *c, void **ctx,
@@ -532,18 +574,18 @@ int sqs_start(spool_db *db, const struct sqs_config *cfg, char *err,
 
 	sqs.db = db;
 	sqs.cfg = *cfg;
-	if (cfg->keys) {
-		snprintf(err, errlen, "--sqs-keys: SigV4 verification is not "
-			 "built yet (docs/sqs.md)");
+	if (cfg->keys && sqs_keys_load(cfg->keys, err, errlen) < 0)
+		return -1;
+	if (listen_on(cfg->listen, &fd, &v6, err, errlen) < 0) {
+		sqs_keys_free();
 		return -1;
 	}
-	if (listen_on(cfg->listen, &fd, &v6, err, errlen) < 0)
-		return -1;
 	slot = spool_udata_slot(db);
 	if (slot < 0 || spool_wake_subscribe(db, wake, NULL) < 0) {
 		snprintf(err, errlen, "--sqs: the engine has no room for "
 			 "another front end");
 		close(fd);
+		sqs_keys_free();
 		return -1;
 	}
 	sqs.slot = slot;
@@ -561,6 +603,7 @@ int sqs_start(spool_db *db, const struct sqs_config *cfg, char *err,
 			       (unsigned)POOL_THREADS,
 			       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 			       MHD_OPTION_NOTIFY_CONNECTION, connection, NULL,
+			       MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL,
 			       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			       MHD_OPTION_CONNECTION_TIMEOUT, 120u,
 			       MHD_OPTION_END);
@@ -568,6 +611,7 @@ int sqs_start(spool_db *db, const struct sqs_config *cfg, char *err,
 		snprintf(err, errlen, "--sqs %s: the HTTP server did not "
 			 "start", cfg->listen);
 		close(fd);
+		sqs_keys_free();
 		return -1;
 	}
 	pthread_mutex_lock(&lock);
@@ -622,4 +666,5 @@ void sqs_stop(void)
 	pthread_mutex_unlock(&lock);
 	pthread_cond_destroy(&cond);
 	pthread_cond_destroy(&drained);
+	sqs_keys_free();
 }

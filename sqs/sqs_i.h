@@ -119,6 +119,9 @@ enum sqs_err {
 	E_ACCESS_DENIED,
 	E_INTERNAL,
 	E_QUEUE_DELETED_RECENTLY,
+	E_MISSING_AUTH,
+	E_INVALID_TOKEN,
+	E_SIGNATURE,
 };
 
 /* The code a Query client sees (and a batch entry's Code). */
@@ -153,6 +156,8 @@ struct sqs_ident {
 
 /* Finds the local user at the other end of the TCP connection fd. */
 int sqs_peer_ident(int fd, struct sqs_ident *id);
+/* The identity of local user uid (its groups from the user database). */
+void sqs_ident_of(uid_t uid, struct sqs_ident *id);
 /* 1 if id has all the want bits (4 read, 2 write) on a queue of attr a;
  * root has all. */
 int sqs_may(const struct sqs_ident *id, const struct spool_queue_attr *a,
@@ -214,6 +219,28 @@ int64_t sqs_recv_deadline(const struct sqs_req *req);
 /* The response never reached the client: give its leases back. */
 void sqs_receive_undo(struct sqs_req *req);
 void sqs_receive_free(struct sqs_req *req);
+
+/* ----------------------------------------------------------- sigv4.c */
+
+/* What a signature covers, as it arrived. */
+struct sqs_signed {
+	const char *method;
+	const char *path;       /* raw, before any '?' */
+	const char *query;      /* raw, after '?', or NULL */
+	const char *body;
+	size_t len;
+	const char *(*header)(void *ctx, const char *name);
+	void *ctx;
+};
+
+/* Loads the keys file; -1 with one line in err. */
+int sqs_keys_load(const char *file, char *err, size_t errlen);
+void sqs_keys_free(void);
+/* 1 when a keys file is loaded: every request must be signed. */
+int sqs_keys_on(void);
+/* Verifies the request's SigV4 signature and sets req->who to the key's
+ * user; -1 with the error set if it does not hold. */
+int sqs_sigv4_check(struct sqs_req *req, const struct sqs_signed *in);
 
 /* ----------------------------------------------------------- server.c */
 

@@ -24,7 +24,7 @@ from botocore.config import Config
 from conftest import BIN
 from spoolutil import claim, ids, stats, wait_until
 
-SERVING = re.compile(r'serving SQS on http://127\.0\.0\.1:(\d+)')
+SERVING = re.compile(r'serving SQS on http://[0-9.]+:(\d+)')
 
 
 def md5(data):
@@ -58,7 +58,7 @@ class Sqs:
         self.endpoint = 'http://127.0.0.1:%d' % self.port
         self.c = self.client()
 
-    def client(self, data_path=None):
+    def client(self, data_path=None, key=('x', 'y')):
         """A boto3 client; with data_path (json_model()), one that speaks
         AWS JSON 1.0 (botocore reads AWS_DATA_PATH when a session starts)."""
         old = os.environ.get('AWS_DATA_PATH')
@@ -68,7 +68,7 @@ class Sqs:
             session = boto3.session.Session()
             return session.client(
                 'sqs', endpoint_url=self.endpoint, region_name='us-east-1',
-                aws_access_key_id='x', aws_secret_access_key='y',
+                aws_access_key_id=key[0], aws_secret_access_key=key[1],
                 config=Config(retries={'max_attempts': 1}, read_timeout=60))
         finally:
             if old is None:
@@ -233,8 +233,8 @@ def run_daemon(*args):
     (('--sqs', '0.0.0.0:9324'), 'refusing a non-loopback address'),
     (('--sqs', '127.0.0.1:http'), '--sqs takes [ADDR:]PORT'),
     (('--sqs', '99999'), '--sqs takes [ADDR:]PORT'),
-    (('--sqs', '9324', '--sqs-keys', '/dev/null'),
-     'SigV4 verification is not built yet'),
+    (('--sqs', '9324', '--sqs-keys', '/nonexistent'),
+     '--sqs-keys /nonexistent: No such file or directory'),
 ])
 def test_refused_at_start(args, line):
     r = run_daemon(*args)
@@ -1065,3 +1065,74 @@ def test_js_sdk(sqs, protocol):
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ['ok', protocol]
+
+
+# --------------------------------------------------- keys file and SigV4
+
+def keys_file(tmp_path, text, mode=0o600):
+    f = tmp_path / 'keys'
+    f.write_text(text)
+    f.chmod(mode)
+    return str(f)
+
+
+def test_keys_file_refused_at_start(tmp_path):
+    for text, mode, line in [
+            ('AK SECRET root\n', 0o644, 'readable by others (chmod 600 it)'),
+            ('AK SECRET\n', 0o600, 'line 1: not "ACCESS_KEY SECRET USER"'),
+            ('AK SECRET no-such-user-here\n', 0o600, 'line 1:'),
+            ('# nothing\n', 0o600, 'no keys in it')]:
+        r = run_daemon('--sqs', '0', '--sqs-keys',
+                       keys_file(tmp_path, text, mode))
+        assert r.returncode == 1, r
+        assert r.stderr.count('\n') == 1 and line in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize('protocol', ['query', 'json'])
+def test_keys_file_sigv4(mount_factory, tmp_path, protocol):
+    """With --sqs-keys every request is signed with a key of the file and
+    served as its user; any address may then be bound."""
+    keys = keys_file(tmp_path, '# access secret user\n'
+                     'ROOTKEY s3cret/with+chars root\n'
+                     'NOBODYKEY other 65534\n')
+    sqs = Sqs(mount_factory('--sqs', '0.0.0.0:0', '--sqs-keys', keys,
+                            '-o', 'allow_other'))
+    assert 'serving SQS on http://0.0.0.0:' in sqs.m.log()
+    model = json_model(tmp_path / 'model') if protocol == 'json' else None
+    root = sqs.client(model, key=('ROOTKEY', 's3cret/with+chars'))
+    assert root.meta.service_model.protocol == protocol
+    url = root.create_queue(QueueName='jobs')['QueueUrl']
+    root.send_message(QueueUrl=url, MessageBody='signed',
+                      MessageAttributes={'colour': ATTRS['colour']})
+    m = root.receive_message(QueueUrl=url, MessageAttributeNames=['All'],
+                             WaitTimeSeconds=1)['Messages'][0]
+    assert m['Body'] == 'signed'
+    root.delete_message(QueueUrl=url, ReceiptHandle=m['ReceiptHandle'])
+    assert os.stat(sqs.m.q()).st_uid == 0
+    for key, err in [(('ROOTKEY', 'wrong'), 'SignatureDoesNotMatch'),
+                     (('NOKEY', 'x'), 'InvalidClientTokenId')]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            sqs.client(model, key=key).list_queues()
+        assert code(e) == err
+        assert e.value.response['ResponseMetadata']['HTTPStatusCode'] == 403
+    # served as the key's user (nobody), whoever connects: the mode rules
+    nobody = sqs.client(model, key=('NOBODYKEY', 'other'))
+    a = nobody.get_queue_attributes(QueueUrl=url, AttributeNames=['All'])
+    assert a['Attributes']['ApproximateNumberOfMessages'] == '0'
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        nobody.send_message(QueueUrl=url, MessageBody='x')
+    assert code(e) == 'AccessDenied'
+    # unsigned: refused
+    st, _, body = sqs.raw('Action=ListQueues', {
+        'Content-Type': 'application/x-www-form-urlencoded'})
+    assert st == 403 and b'MissingAuthenticationToken' in body
+
+
+def test_keys_file_without_allow_other_serves_the_owner_only(mount_factory,
+                                                            tmp_path):
+    keys = keys_file(tmp_path, 'ROOTKEY a root\nNOBODYKEY b 65534\n')
+    sqs = Sqs(mount_factory('--sqs', '0', '--sqs-keys', keys))
+    sqs.client(key=('ROOTKEY', 'a')).create_queue(QueueName='jobs')
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.client(key=('NOBODYKEY', 'b')).list_queues()
+    assert code(e) == 'AccessDenied'
