@@ -27,7 +27,7 @@ int sqs_params_add(struct sqs_params *p, const char *key, const char *val,
 {
 	struct sqs_param *e;
 
-	if (p->n >= PARAMS_MAX || strlen(key) >= KEY_MAX)
+	if (p->n >= PARAMS_MAX || !*key || strlen(key) >= KEY_MAX)
 		return -EINVAL;
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 16;

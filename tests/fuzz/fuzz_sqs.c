@@ -7,7 +7,9 @@
  * and a value of its stated length; a handle that parses formats back to
  * one that parses to the same id and receive; a queue URL gives a valid
  * queue name; an XML response built from any parameter values holds no raw
- * '\r' or '<' inside text.
+ * '\r' or '<' inside text; the SigV4 check (sqs/sigv4.c) of any
+ * Authorization, X-Amz-Date and body refuses with an error set (a forged
+ * signature never passes).
  */
 #include "fuzz_common.h"
 #include "../../sqs/sqs_i.h"
@@ -79,6 +81,56 @@ static void check_b64(const char *s, size_t len)
 	free(out);
 }
 
+/* Header values for the SigV4 check: fields of the input split at NULs. */
+struct hdrs {
+	const char *auth, *date, *host;
+};
+
+static const char *hdr(void *ctx, const char *name)
+{
+	const struct hdrs *h = ctx;
+
+	if (strcasecmp(name, "Authorization") == 0)
+		return h->auth;
+	if (strcasecmp(name, "X-Amz-Date") == 0)
+		return h->date;
+	return h->host;
+}
+
+static void check_sigv4(const char *s, size_t len)
+{
+	static int loaded;
+	char *z = malloc(len + 3), err[256];
+	struct sqs_req req;
+	struct hdrs h;
+	struct sqs_signed in = { "POST", "/", NULL, NULL, 0, hdr, &h };
+
+	FUZZ_CHECK(z != NULL);
+	if (!loaded) {
+		char path[] = "/tmp/fuzz-sqs-keys-XXXXXX";
+		int fd = mkstemp(path);
+
+		FUZZ_CHECK(fd >= 0);
+		FUZZ_CHECK(write(fd, "AK SECRET 0\n", 12) == 12);
+		close(fd);
+		FUZZ_CHECK(sqs_keys_load(path, err, sizeof err) == 0);
+		unlink(path);
+		loaded = 1;
+	}
+	memcpy(z, s, len);
+	z[len] = z[len + 1] = z[len + 2] = '\0';
+	h.auth = z;
+	h.date = z + strlen(z) + 1;
+	h.host = h.date + strlen(h.date) + 1;
+	in.body = h.host;
+	in.len = strlen(h.host);
+	memset(&req, 0, sizeof req);
+	/* Random input cannot hold the right HMAC: it must be refused. */
+	FUZZ_CHECK(sqs_sigv4_check(&req, &in) == -1);
+	FUZZ_CHECK(req.errmsg[0] != '\0' && !req.who.known);
+	free(z);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sqs_params p = { 0 };
@@ -88,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		rc = sqs_form_decode(&p, s, len);
 		FUZZ_CHECK(rc == 0 || rc == -EINVAL);
@@ -105,8 +157,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 		check_url(s, len);
 		break;
-	default:
+	case 4:
 		check_b64(s, len);
+		break;
+	default:
+		check_sigv4(s, len);
 		break;
 	}
 	sqs_params_free(&p);
