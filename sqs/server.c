@@ -172,16 +172,19 @@ static void *timer_main(void *arg)
 	return NULL;
 }
 
-/* Parks k; returns 0, or -1 if a wake-up came since its try (or the
- * endpoint is stopping): then try again now. */
+/* Parks k; returns 0, or 1 if a wake-up came since its try: then try
+ * again now; or -1 if it cannot wait (stopping, no memory): then answer
+ * with what a last try finds. */
 static int park(struct conn *k)
 {
 	spool_queue *q = sqs_recv_queue(&k->req);
-	int rc = -1;
+	int rc = 1;
 
 	pthread_mutex_lock(&lock);
 	k->qs = qstate_of(q);
-	if (!stopping && k->qs && k->qs->seq == sqs_recv_seq(&k->req)) {
+	if (stopping || !k->qs) {
+		rc = -1;
+	} else if (k->qs->seq == sqs_recv_seq(&k->req)) {
 		k->deadline = sqs_recv_deadline(&k->req);
 		k->next = parked;
 		if (parked)
@@ -393,14 +396,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		rc = sqs_receive_again(&k->req, k->timed_out);
 	}
 	while (rc == 1) {
-		int stop;
+		int parked_rc = park(k);
 
-		if (park(k) == 0)
+		if (parked_rc == 0)
 			return MHD_YES;
-		pthread_mutex_lock(&lock);
-		stop = stopping;
-		pthread_mutex_unlock(&lock);
-		rc = sqs_receive_again(&k->req, stop);
+		rc = sqs_receive_again(&k->req, parked_rc < 0);
 	}
 	return respond(k, rc);
 }
