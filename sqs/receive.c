@@ -165,8 +165,8 @@ static void message_attrs(const struct sqs_req *req, spool_queue *q,
 			  uint64_t id, int b64, json_t *msg)
 {
 	struct sqs_attr a[64];
-	char *vals[64] = { 0 }, list[8192], types[4096] = "";
-	ssize_t len = spool_msg_listattr(q, id, list, sizeof list);
+	char *vals[64] = { 0 }, *list = NULL, types[4096] = "";
+	ssize_t len = spool_msg_listattr(q, id, NULL, 0);
 	ssize_t tl = spool_msg_getattr(q, id, "user.spool.types", types,
 				       sizeof types - 1);
 	json_t *attrs = json_object();
@@ -174,6 +174,9 @@ static void message_attrs(const struct sqs_req *req, spool_queue *q,
 	size_t n = 0;
 
 	types[tl > 0 ? tl : 0] = '\0';
+	if (len > 0 && (!(list = malloc((size_t)len)) ||
+			spool_msg_listattr(q, id, list, (size_t)len) != len))
+		len = 0;
 	for (ssize_t off = 0; len > 0 && off < len && n < 63;
 	     off += (ssize_t)strlen(list + off) + 1) {
 		const char *xn = list + off, *name = xn + 5;
@@ -219,6 +222,7 @@ static void message_attrs(const struct sqs_req *req, spool_queue *q,
 	json_decref(attrs);
 	for (size_t i = 0; i < 64; i++)
 		free(vals[i]);
+	free(list);
 }
 
 /* The message just leased: its JSON, or NULL. */
