@@ -836,6 +836,25 @@ def test_query_queue_from_path_and_xml_escaping(sqs):
     assert m['Body'] == body and m['MD5OfBody'] == md5(body.encode())
 
 
+def test_query_over_get_and_oversized_bodies(sqs):
+    """The Query protocol in a GET's URL (curl), and a body over the
+    limit refused with an SQS error, not a dropped connection."""
+    sqs.mkq()
+    r = subprocess.run(['curl', '-sS', sqs.endpoint + '/?Action=GetQueueUrl'
+                        '&QueueName=jobs'], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0 and \
+        b'<QueueUrl>%s/000000000000/jobs</QueueUrl>' % \
+        sqs.endpoint.encode() in r.stdout
+    st, _, body = sqs.raw(b'Action=ListQueues&x=' + b'a' * (13 << 20), {
+        'Content-Type': 'application/x-www-form-urlencoded'})
+    assert st == 400 and b'<Code>InvalidParameterValue</Code>' in body
+    st, _, body = sqs.raw('[' * 100000 + ']' * 100000, {
+        'Content-Type': 'application/x-amz-json-1.0',
+        'X-Amz-Target': 'AmazonSQS.ListQueues'})
+    assert st == 400
+
+
 def test_json_protocol_shapes(sqs):
     """AWS JSON 1.0 (what current SDKs send), checked on the wire."""
     st, h, out = sqs.json('CreateQueue', {'QueueName': 'jobs'})
