@@ -752,8 +752,10 @@ int spool_open(const char *dir, const struct spool_options *o, spool_db **out)
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	rc = store_open(dir, db->opt.sync == SPOOL_SYNC_ALWAYS, store_log_cb,
-			db, &db->st);
+	rc = store_open(dir, (db->opt.sync == SPOOL_SYNC_ALWAYS ?
+			      STORE_OPEN_SYNC : 0) |
+			(db->opt.salvage ? STORE_OPEN_SALVAGE : 0),
+			store_log_cb, db, &db->st);
 	if (rc)
 		goto out_free;
 	rc = db_load(db);

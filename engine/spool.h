@@ -99,19 +99,23 @@ struct spool_options {
 	void *wake_arg;
 	int manual_timers;       /* 1: no timer thread; the caller runs due
 	                          * timers with spool_tick() (tests) */
+	int salvage;             /* 1: open a damaged store with what can be
+	                          * read, logging each loss (DESIGN §8) */
 };
 
 /* Fills o with the defaults above. */
 void spool_options_init(struct spool_options *o);
 
 /*
- * Opens the store in directory dir, creating it (and missing parents' last
- * component) if it does not exist, and rebuilds the in-memory indexes.
+ * Opens the store in directory dir, creating it if dir is missing or empty
+ * (never over anything else), and rebuilds the in-memory indexes. An
+ * existing store is checked first; a damaged one is refused without a
+ * byte changed, unless o->salvage (docs/reliability.md).
  * Leases whose expiry passed while the store was closed are expired at once.
  * On success *out is the handle; free it with spool_close().
  * Errors: -EBUSY the store is open in another process (its lock is held);
  * -EACCES no permission; -ENOTDIR dir is not a directory; -EIO the store is
- * corrupt or not a spool store; -ENOMEM. Each failure also logs one line
+ * damaged or dir is not a spool store; -ENOMEM. Each failure also logs one line
  * at SPOOL_LOG_ERR saying which.
  */
 int spool_open(const char *dir, const struct spool_options *o, spool_db **out);

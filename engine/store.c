@@ -6,7 +6,12 @@
  * Every RocksDB error string is logged here and turned into a negative
  * errno; none leaves this file.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +19,13 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <pthread.h>
 #include <rocksdb/c.h>
 
 #include "engine_i.h"
+#include "logscan.h"
 #include "store.h"
 
 struct store {
@@ -37,6 +44,8 @@ struct store {
 	atomic_int fail;                 /* test seam: forced write error */
 	atomic_int broken;               /* a write failed: refuse writes */
 	char *dir;
+	int created;                     /* this open made a new store */
+	int salvaged;                    /* opened with --salvage */
 	pthread_mutex_t room_lock;
 	int64_t room_checked_ms;         /* protected by room_lock */
 	uint64_t room;                   /* free bytes then, less writes since */
@@ -260,41 +269,667 @@ static void store_free_options(struct store *st)
 		rocksdb_readoptions_destroy(st->ropts);
 }
 
-/* Checks dir before RocksDB does, for errors it words badly. */
-static int store_check_dir(struct store *st, const char *dir)
+/* ---- opening: a new store only where there is none */
+
+/*
+ * Why an existing directory cannot be opened as it is. Each kind is one
+ * line for the operator, naming the file at fault. --salvage acts on every
+ * kind but DMG_FOREIGN: a directory that is not a spoolfs store is never
+ * written to.
+ */
+enum damage_kind { DMG_NONE, DMG_FOREIGN, DMG_CURRENT, DMG_MANIFEST,
+		   DMG_LOG, DMG_TABLE, DMG_MARKER, DMG_OTHER };
+
+struct damage {
+	enum damage_kind kind;
+	char file[256];         /* the file at fault, or "" */
+	char what[1024];        /* what is wrong, for the operator */
+	struct logscan scan;    /* DMG_LOG: the scan of file */
+};
+
+static void damage_set(struct damage *d, enum damage_kind kind,
+		       const char *file, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void damage_set(struct damage *d, enum damage_kind kind,
+		       const char *file, const char *fmt, ...)
+{
+	va_list ap;
+
+	d->kind = kind;
+	snprintf(d->file, sizeof(d->file), "%s", file ? file : "");
+	va_start(ap, fmt);
+	vsnprintf(d->what, sizeof(d->what), fmt, ap);
+	va_end(ap);
+}
+
+/* The names in a directory, sorted; free with names_free(). */
+struct names {
+	char **v;
+	size_t n;
+};
+
+static void names_free(struct names *nm)
+{
+	while (nm->n)
+		free(nm->v[--nm->n]);
+	free(nm->v);
+	nm->v = NULL;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lists dir, leaving out ".", ".." and "lost+found" (the root of a fresh
+ * filesystem has one: it does not make the directory hold a store). */
+static int names_read(const char *dir, struct names *nm)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t cap = 0;
+
+	nm->v = NULL;
+	nm->n = 0;
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    !strcmp(e->d_name, "lost+found"))
+			continue;
+		if (nm->n == cap) {
+			char **v = realloc(nm->v, (cap = cap * 2 + 16) *
+					   sizeof(*v));
+
+			if (!v)
+				goto out_nomem;
+			nm->v = v;
+		}
+		nm->v[nm->n] = strdup(e->d_name);
+		if (!nm->v[nm->n])
+			goto out_nomem;
+		nm->n++;
+	}
+	closedir(d);
+	qsort(nm->v, nm->n, sizeof(*nm->v), cmp_name);
+	return 0;
+out_nomem:
+	closedir(d);
+	names_free(nm);
+	return -ENOMEM;
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* A name RocksDB (or a salvage) gives files in a store directory. */
+static int store_file_name(const char *n)
+{
+	static const char *const prefix[] = { "CURRENT", "IDENTITY", "LOCK",
+		"LOG", "MANIFEST-", "OPTIONS-", "damaged-", "lost" };
+	static const char *const suffix[] = { ".log", ".sst", ".ldb",
+		".blob", ".dbtmp" };
+
+	for (size_t i = 0; i < sizeof(prefix) / sizeof(*prefix); i++)
+		if (!strncmp(n, prefix[i], strlen(prefix[i])))
+			return 1;
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(*suffix); i++)
+		if (has_suffix(n, suffix[i]))
+			return 1;
+	return 0;
+}
+
+static int names_has(const struct names *nm, const char *name)
+{
+	return bsearch(&name, nm->v, nm->n, sizeof(*nm->v), cmp_name) != NULL;
+}
+
+/* Makes sure dir is a directory; a missing one is made. *is_new: it was
+ * missing or empty, so a new store goes there. */
+static int store_check_dir(struct store *st, const char *dir, int *is_new,
+			   struct names *nm)
 {
 	struct stat sb;
+	int rc;
 
-	if (stat(dir, &sb) == 0) {
-		if (!S_ISDIR(sb.st_mode)) {
-			store_log(st, SPOOL_LOG_ERR, dir, "not a directory");
-			return -ENOTDIR;
+	*is_new = 0;
+	if (stat(dir, &sb) != 0) {
+		rc = -errno;
+		if (rc == -ENOENT && mkdir(dir, 0700) == 0) {
+			*is_new = 1;
+			return names_read(dir, nm);
 		}
+		rc = -errno;
+		store_log(st, SPOOL_LOG_ERR, dir, strerror(-rc));
+		return rc;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		store_log(st, SPOOL_LOG_ERR, dir, "not a directory");
+		return -ENOTDIR;
+	}
+	rc = names_read(dir, nm);
+	if (rc) {
+		store_log(st, SPOOL_LOG_ERR, dir, strerror(-rc));
+		return rc;
+	}
+	*is_new = nm->n == 0;
+	return 0;
+}
+
+static void path_join(char *out, size_t len, const char *dir,
+		      const char *name)
+{
+	snprintf(out, len, "%s/%s", dir, name);
+}
+
+/* Is the store's LOCK held by another process? Asked with F_GETLK, which
+ * changes nothing (RocksDB locks LOCK with fcntl). */
+static int store_locked(const char *dir)
+{
+	char path[PATH_MAX];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd, locked = 0;
+
+	path_join(path, sizeof(path), dir, "LOCK");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return 0;
-	}
-	if (errno != ENOENT) {
-		int rc = -errno;
+	if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+		locked = 1;
+	close(fd);
+	return locked;
+}
 
-		store_log(st, SPOOL_LOG_ERR, dir, strerror(errno));
-		return rc;
-	}
-	if (mkdir(dir, 0700) != 0) {
-		int rc = -errno;
+/* CURRENT names the live MANIFEST: "MANIFEST-<number>\n". */
+static int check_current(const char *dir, const struct names *nm,
+			 char *manifest, size_t mlen, struct damage *d)
+{
+	char path[PATH_MAX], buf[64];
+	size_t n = 0;
+	FILE *f;
 
-		store_log(st, SPOOL_LOG_ERR, dir, strerror(errno));
-		return rc;
+	if (!names_has(nm, "CURRENT")) {
+		damage_set(d, DMG_CURRENT, "CURRENT", "CURRENT is missing");
+		return -1;
+	}
+	path_join(path, sizeof(path), dir, "CURRENT");
+	f = fopen(path, "re");
+	if (f) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	if (n < 11 || strncmp(buf, "MANIFEST-", 9) != 0 ||
+	    buf[n - 1] != '\n' || strspn(buf + 9, "0123456789") != n - 10) {
+		damage_set(d, DMG_CURRENT, "CURRENT", "CURRENT is damaged "
+			   "(it does not name a MANIFEST file)");
+		return -1;
+	}
+	buf[n - 1] = '\0';
+	snprintf(manifest, mlen, "%s", buf);
+	if (!names_has(nm, manifest)) {
+		damage_set(d, DMG_CURRENT, "CURRENT", "CURRENT names %s, "
+			   "which is missing", manifest);
+		return -1;
 	}
 	return 0;
 }
 
-/* One clear line for the operator; RocksDB's own words at debug level. */
-static int store_open_error(struct store *st, const char *dir, char *err)
+/* The MANIFEST is synced record by record: any damage in it is damage. */
+static int check_manifest(const char *dir, const char *manifest,
+			  struct damage *d)
 {
-	int rc = store_errno(err);
+	char path[PATH_MAX];
+	struct logscan s;
+	int rc;
+
+	path_join(path, sizeof(path), dir, manifest);
+	rc = logscan_file(path, &s);
+	if (rc) {
+		damage_set(d, DMG_MANIFEST, manifest, "%s cannot be read (%s)",
+			   manifest, strerror(-rc));
+		return -1;
+	}
+	if (s.records == 0 || !logscan_clean(&s)) {
+		damage_set(d, DMG_MANIFEST, manifest, "%s is damaged or "
+			   "truncated (%llu of its %llu bytes unreadable, from "
+			   "byte %llu)", manifest,
+			   (unsigned long long)(s.records ? s.bad_bytes :
+						s.size),
+			   (unsigned long long)s.size,
+			   (unsigned long long)s.bad_at);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The write-ahead logs, oldest first, read as one log: damage followed by
+ * any whole record (in the same file or a later one) is damage in the
+ * middle; damage with nothing after it is what a crash leaves (a torn or
+ * never-synced tail), which recovery drops without a word.
+ */
+static int check_logs(const char *dir, const struct names *nm,
+		      struct damage *d)
+{
+	struct damage first = { .kind = DMG_NONE };
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < nm->n; i++) {
+		struct logscan s;
+
+		if (!has_suffix(nm->v[i], ".log") ||
+		    strspn(nm->v[i], "0123456789") != strlen(nm->v[i]) - 4)
+			continue;
+		path_join(path, sizeof(path), dir, nm->v[i]);
+		if (logscan_file(path, &s) != 0)
+			continue;
+		if (first.kind != DMG_NONE && s.records) {
+			first.scan.after += s.records;
+			*d = first;
+		}
+		if (first.kind == DMG_NONE && !logscan_clean(&s)) {
+			first.kind = DMG_LOG;
+			first.scan = s;
+			snprintf(first.file, sizeof(first.file), "%s",
+				 nm->v[i]);
+		}
+	}
+	if (d->kind == DMG_NONE && first.kind == DMG_LOG && first.scan.after)
+		*d = first;
+	if (d->kind != DMG_LOG)
+		return 0;
+	snprintf(d->what, sizeof(d->what), "the log %s is damaged in the "
+		 "middle (at byte %llu of %llu): %llu records after the damage "
+		 "would be lost", d->file,
+		 (unsigned long long)d->scan.bad_at,
+		 (unsigned long long)d->scan.size,
+		 (unsigned long long)d->scan.after);
+	return -1;
+}
+
+/* The magic number ending every block-based table file
+ * (table/block_based/block_based_table_builder.cc), and the highest table
+ * format version RocksDB 7.8 writes. */
+#define TABLE_MAGIC 0x88e241b785f4cff7ull
+#define TABLE_FORMAT_MAX 5
+
+/* Finds a table file whose footer is not a table's: RocksDB reports such
+ * damage against the MANIFEST that lists the file. */
+static int find_bad_table(const char *dir, const struct names *nm,
+			  char *file, size_t len)
+{
+	char path[PATH_MAX];
+	unsigned char t[12];
+
+	for (size_t i = 0; i < nm->n; i++) {
+		uint64_t magic = 0;
+		uint32_t version;
+		int fd, ok;
+
+		if (!has_suffix(nm->v[i], ".sst"))
+			continue;
+		path_join(path, sizeof(path), dir, nm->v[i]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ok = lseek(fd, -12, SEEK_END) >= 0 &&
+		     read(fd, t, sizeof(t)) == (ssize_t)sizeof(t);
+		close(fd);
+		for (int k = 7; ok && k >= 0; k--)
+			magic = magic << 8 | t[4 + k];
+		version = t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
+			  (uint32_t)t[3] << 24;
+		if (!ok || magic != TABLE_MAGIC || version > TABLE_FORMAT_MAX) {
+			snprintf(file, len, "%s", nm->v[i]);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The table file named in a RocksDB error ("... /000013.ldb: No such
+ * file ..."), as it is named in the directory (.sst). */
+static int table_in_error(const char *err, char *file, size_t len)
+{
+	static const char *const ext[] = { ".sst", ".ldb", ".blob" };
+
+	for (const char *p = err; *p; p++) {
+		size_t digits = strspn(p, "0123456789");
+
+		if (!digits || (p > err && isdigit((unsigned char)p[-1])))
+			continue;
+		for (size_t i = 0; i < sizeof(ext) / sizeof(*ext); i++)
+			if (!strncmp(p + digits, ext[i], strlen(ext[i]))) {
+				snprintf(file, len, "%.*s%s", (int)digits, p,
+					 i == 1 ? ".sst" : ext[i]);
+				return 1;
+			}
+	}
+	return 0;
+}
+
+/* Turns a failed read-only open into the file at fault and its damage. */
+static void damage_from_rocksdb(const char *dir, const struct names *nm,
+				const char *manifest, const char *err,
+				struct damage *d)
+{
+	char file[64];
+
+	if (strstr(err, "Column family not found") ||
+	    strstr(err, "does not match existing comparator")) {
+		damage_set(d, DMG_FOREIGN, "", "it is a RocksDB database of "
+			   "another program (RocksDB: %s)", err);
+	} else if (table_in_error(err, file, sizeof(file))) {
+		damage_set(d, DMG_TABLE, file, "the table file %s is %s "
+			   "(RocksDB: %s)", file, names_has(nm, file) ?
+			   "damaged" : "missing", err);
+	} else if (find_bad_table(dir, nm, file, sizeof(file))) {
+		damage_set(d, DMG_TABLE, file, "the table file %s is damaged "
+			   "(RocksDB: %s)", file, err);
+	} else if (strstr(err, "MANIFEST")) {
+		damage_set(d, DMG_MANIFEST, manifest, "%s is damaged "
+			   "(RocksDB: %s)", manifest, err);
+	} else {
+		damage_set(d, DMG_OTHER, "", "RocksDB: %s", err);
+	}
+}
+
+/* Opens the store read-only (which writes nothing in dir) and checks that
+ * it is a spoolfs store: our column families and the format record. */
+static int check_rocksdb(struct store *st, const char *dir,
+			 const struct names *nm, const char *manifest,
+			 struct damage *d)
+{
+	rocksdb_column_family_handle_t *cf[CF_N];
+	rocksdb_t *db;
+	char *err = NULL, *v;
+	size_t vlen;
+
+	rocksdb_options_set_wal_recovery_mode(st->opts, 2);
+	db = rocksdb_open_for_read_only_column_families(
+		st->opts, dir, CF_N, cf_names,
+		(const rocksdb_options_t *const *)st->cfopts, cf, 0, &err);
+	if (err) {
+		int rc = store_errno(err);
+
+		if (rc == -EACCES || rc == -EBUSY) {
+			rocksdb_free(err);
+			return rc;
+		}
+		damage_from_rocksdb(dir, nm, manifest, err, d);
+		rocksdb_free(err);
+		return 1;
+	}
+	v = rocksdb_get_cf(db, st->ropts, cf[CF_META], STORE_MARKER,
+			   strlen(STORE_MARKER), &vlen, &err);
+	if (err) {
+		damage_set(d, DMG_TABLE, "", "its format record cannot be "
+			   "read (RocksDB: %s)", err);
+		rocksdb_free(err);
+	} else if (!v) {
+		damage_set(d, DMG_MARKER, "", "it has no spoolfs format "
+			   "record");
+	}
+	rocksdb_free(v);
+	for (int i = 0; i < CF_N; i++)
+		rocksdb_column_family_handle_destroy(cf[i]);
+	rocksdb_close(db);
+	return d->kind != DMG_NONE;
+}
+
+/*
+ * Checks an existing store without changing a byte of it. Returns 0 if it
+ * can be opened as it is; 1 with *d saying what is wrong; -EBUSY if
+ * another process has it open; -EACCES.
+ */
+static int store_check(struct store *st, const char *dir,
+		       const struct names *nm, struct damage *d)
+{
+	char manifest[64] = "";
+	int foreign = 1;
+
+	memset(d, 0, sizeof(*d));
+	if (store_locked(dir))
+		return -EBUSY;
+	for (size_t i = 0; i < nm->n; i++)
+		foreign &= !store_file_name(nm->v[i]);
+	if (foreign) {
+		damage_set(d, DMG_FOREIGN, "", "it holds other files (%s%s)",
+			   nm->v[0], nm->n > 1 ? ", ..." : "");
+		return 1;
+	}
+	if (check_current(dir, nm, manifest, sizeof(manifest), d) ||
+	    check_manifest(dir, manifest, d) || check_logs(dir, nm, d))
+		return 1;
+	return check_rocksdb(st, dir, nm, manifest, d);
+}
+
+/* The one line an operator sees when the store is refused. */
+static int store_refuse(struct store *st, const char *dir,
+			const struct damage *d, int salvage)
+{
+	char line[2048];
+
+	if (d->kind == DMG_FOREIGN)
+		snprintf(line, sizeof(line), "%s: not a spoolfs store: %s; a "
+			 "new store is created only in a missing or empty "
+			 "directory (nothing was changed)", dir, d->what);
+	else
+		snprintf(line, sizeof(line), "%s: not a spoolfs store or "
+			 "damaged: %s (nothing was changed%s)", dir, d->what,
+			 salvage ? "" : "; --salvage opens it with what can "
+			 "be read");
+	if (st->log)
+		st->log(st->log_arg, SPOOL_LOG_ERR, line);
+	return -EIO;
+}
+
+/* ---- --salvage */
+
+static void salvage_log(struct store *st, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void salvage_log(struct store *st, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	int n = snprintf(line, sizeof(line), "salvage: %s: ", st->dir);
+
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (st->log)
+		st->log(st->log_arg, SPOOL_LOG_ERR, line);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	char buf[1 << 16];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out, rc = 0;
+	ssize_t n;
+
+	if (in < 0)
+		return -errno;
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		rc = -errno;
+		close(in);
+		return rc;
+	}
+	while (rc == 0 && (n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 || write(out, buf, (size_t)n) != n)
+			rc = -(errno ? errno : EIO);
+	}
+	if (rc == 0 && fsync(out) != 0)
+		rc = -errno;
+	close(in);
+	close(out);
+	return rc;
+}
+
+/*
+ * Keeps a copy of the store as it was found in dir/damaged-<time>/ before
+ * anything is changed: every file but LOCK, the info logs and the table
+ * files that are not at fault (tables are never rewritten in place, and
+ * copying them all could fill the disk). Nothing is ever deleted.
+ */
+static int salvage_set_aside(struct store *st, const struct names *nm,
+			     const struct damage *d, char *aside, size_t len)
+{
+	char from[PATH_MAX], to[PATH_MAX], stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t copied = 0;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(aside, len, "%s/damaged-%s", st->dir, stamp);
+	if (mkdir(aside, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	for (size_t i = 0; i < nm->n; i++) {
+		const char *n = nm->v[i];
+		struct stat sb;
+		int rc;
+
+		path_join(from, sizeof(from), st->dir, n);
+		if (stat(from, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+		    !strcmp(n, "LOCK") || !strncmp(n, "LOG", 3) ||
+		    ((has_suffix(n, ".sst") || has_suffix(n, ".blob")) &&
+		     strcmp(n, d->file) != 0))
+			continue;
+		path_join(to, sizeof(to), aside, n);
+		rc = copy_file(from, to);
+		if (rc && rc != -EEXIST)
+			return rc;
+		copied++;
+	}
+	salvage_log(st, "kept a copy of the %zu damaged and bookkeeping files "
+		    "as found in %s", copied, aside);
+	return 0;
+}
+
+/* Points CURRENT at the newest MANIFEST that reads whole. */
+static int salvage_current(struct store *st, const struct names *nm)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	const char *best = NULL;
+	int fd, rc = 0;
+
+	for (size_t i = 0; i < nm->n; i++) {
+		struct damage d;
+
+		if (!strncmp(nm->v[i], "MANIFEST-", 9) &&
+		    strspn(nm->v[i] + 9, "0123456789") == strlen(nm->v[i]) - 9
+		    && check_manifest(st->dir, nm->v[i], &d) == 0 &&
+		    (!best || strlen(nm->v[i]) > strlen(best) ||
+		     (strlen(nm->v[i]) == strlen(best) &&
+		      strcmp(nm->v[i], best) > 0)))
+			best = nm->v[i];
+	}
+	if (!best)
+		return -ENOENT;
+	path_join(tmp, sizeof(tmp), st->dir, "CURRENT.salvage");
+	path_join(path, sizeof(path), st->dir, "CURRENT");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (dprintf(fd, "%s\n", best) < 0 || fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (!rc && rename(tmp, path) != 0)
+		rc = -errno;
+	if (!rc)
+		salvage_log(st, "CURRENT now names %s, the newest MANIFEST "
+			    "that reads whole", best);
+	return rc;
+}
+
+/* RocksDB's repair: a new MANIFEST from every table and log file it can
+ * read; what it cannot read it moves to dir/lost/. */
+static int salvage_repair(struct store *st)
+{
+	rocksdb_options_t *o = rocksdb_options_create_copy(st->cfopts[CF_META]);
+	char *err = NULL;
+
+	rocksdb_repair_db(o, st->dir, &err);
+	rocksdb_options_destroy(o);
+	if (err) {
+		salvage_log(st, "RocksDB's repair failed: %s", err);
+		return store_fail(st, SPOOL_LOG_ERR, "repair", err);
+	}
+	salvage_log(st, "rebuilt the MANIFEST with RocksDB's repair from the "
+		    "table and log files; files it could not read are in "
+		    "%s/lost/; log records of the message index and bodies "
+		    "not yet in a table file are lost (RocksDB 7.8 repairs "
+		    "the logs of the default column family only)", st->dir);
+	return 0;
+}
+
+static void salvage_log_damage(struct store *st, const struct damage *d)
+{
+	const struct logscan *s = &d->scan;
+
+	if (d->kind == DMG_LOG)
+		salvage_log(st, "%s: skipping %llu damaged bytes from byte "
+			    "%llu; lost %llu log records (the damaged one and "
+			    "the rest of its 32 KiB block); kept the %llu "
+			    "records after them", d->file,
+			    (unsigned long long)s->bad_bytes,
+			    (unsigned long long)s->bad_at,
+			    (unsigned long long)s->lost,
+			    (unsigned long long)s->after);
+	else
+		salvage_log(st, "%s", d->what);
+}
+
+/*
+ * Opens what can be read of a damaged store: keeps a copy aside, then
+ * fixes CURRENT, or skips damaged log records (*mode gets RocksDB's
+ * kSkipAnyCorruptedRecords), or runs RocksDB's repair. Logs every step at
+ * error level. On success the caller opens the store read-write.
+ */
+static int store_salvage(struct store *st, struct names *nm,
+			 struct damage *d, int *mode)
+{
+	char aside[PATH_MAX];
+	int rc;
+
+	if (d->kind == DMG_FOREIGN)
+		return store_refuse(st, st->dir, d, 1);
+	salvage_log_damage(st, d);
+	rc = salvage_set_aside(st, nm, d, aside, sizeof(aside));
+	if (rc) {
+		salvage_log(st, "cannot keep a copy in %s (%s); changed "
+			    "nothing", aside, strerror(-rc));
+		return rc;
+	}
+	if (d->kind == DMG_CURRENT && salvage_current(st, nm) == 0) {
+		names_free(nm);
+		rc = names_read(st->dir, nm);
+		if (!rc)
+			rc = store_check(st, st->dir, nm, d);
+		if (rc != 1)
+			return rc;
+		salvage_log_damage(st, d);
+	}
+	if (d->kind == DMG_LOG)
+		*mode = 3;      /* kSkipAnyCorruptedRecords */
+	if (d->kind == DMG_LOG || d->kind == DMG_MARKER)
+		return 0;
+	return salvage_repair(st);
+}
+
+/* One clear line for the operator when RocksDB or the lock refuses. */
+static int store_open_say(struct store *st, const char *dir, int rc)
+{
 	char what[4200];
 
-	store_log(st, SPOOL_LOG_DEBUG, dir, err);
-	rocksdb_free(err);
 	switch (rc) {
 	case -EBUSY:
 		snprintf(what, sizeof(what), "%s: store is locked by another "
@@ -314,12 +949,54 @@ static int store_open_error(struct store *st, const char *dir, char *err)
 	return rc;
 }
 
-int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
+/* Takes ownership of err; RocksDB's own words go to the debug log. */
+static int store_open_error(struct store *st, const char *dir, char *err)
+{
+	int rc = store_errno(err);
+
+	store_log(st, SPOOL_LOG_DEBUG, dir, err);
+	rocksdb_free(err);
+	return store_open_say(st, dir, rc);
+}
+
+/*
+ * Decides how to open dir: a new store (missing or empty directory), an
+ * existing one that checks out, or (with salvage) a damaged one. *mode is
+ * the WAL recovery mode to open with. Changes nothing in a directory it
+ * refuses.
+ */
+static int store_prepare(struct store *st, int flags, int *mode)
+{
+	struct names nm = { 0 };
+	struct damage d;
+	int is_new, rc;
+
+	*mode = 2;      /* kPointInTimeRecovery: drops a torn tail */
+	rc = store_check_dir(st, st->dir, &is_new, &nm);
+	if (rc || is_new) {
+		st->created = is_new;
+		goto out;
+	}
+	rc = store_check(st, st->dir, &nm, &d);
+	if (rc < 0)
+		rc = store_open_say(st, st->dir, rc);
+	else if (rc && !(flags & STORE_OPEN_SALVAGE)) {
+		rc = store_refuse(st, st->dir, &d, 0);
+	} else if (rc) {
+		rc = store_salvage(st, &nm, &d, mode);
+		st->salvaged = rc == 0;
+	}
+out:
+	names_free(&nm);
+	return rc;
+}
+
+int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	       struct store **out)
 {
 	struct store *st = calloc(1, sizeof(*st));
 	char *err = NULL;
-	int rc;
+	int rc, mode;
 
 	if (!st)
 		return -ENOMEM;
@@ -327,10 +1004,16 @@ int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
 	st->log_arg = log_arg;
 	st->dir = strdup(dir);
 	pthread_mutex_init(&st->room_lock, NULL);
-	rc = st->dir ? store_check_dir(st, dir) : -ENOMEM;
-	if (rc)
+	if (!st->dir) {
+		rc = -ENOMEM;
 		goto out_free;
-	store_init_options(st, sync);
+	}
+	store_init_options(st, flags & STORE_OPEN_SYNC);
+	rc = store_prepare(st, flags, &mode);
+	if (rc)
+		goto out_options;
+	rocksdb_options_set_create_if_missing(st->opts, st->created);
+	rocksdb_options_set_wal_recovery_mode(st->opts, mode);
 	st->db = rocksdb_open_column_families(
 		st->opts, dir, CF_N, cf_names,
 		(const rocksdb_options_t *const *)st->cfopts, st->cf, &err);
@@ -348,6 +1031,16 @@ out_free:
 	free(st->dir);
 	free(st);
 	return rc;
+}
+
+int store_created(const struct store *st)
+{
+	return st->created;
+}
+
+int store_salvaged(const struct store *st)
+{
+	return st->salvaged;
 }
 
 void store_close(struct store *st)

@@ -25,10 +25,32 @@ struct store_batch;
 typedef void (*store_log_fn)(void *arg, enum spool_log_level lv,
 			     const char *line);
 
-/* Opens (creating if missing) the store in dir. sync: fsync durable writes.
- * Errors: -EBUSY locked; -EACCES; -ENOTDIR; -EIO (logged). */
-int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
+/* The CF_META key every spoolfs store holds (keys.c: the format version):
+ * an existing store without it is not one. */
+#define STORE_MARKER "V"
+
+/* store_open() flags. */
+#define STORE_OPEN_SYNC 1       /* fsync durable writes */
+#define STORE_OPEN_SALVAGE 2    /* open a damaged store with what is left */
+
+/*
+ * Opens the store in dir. A new store is created only in a missing or
+ * empty directory. An existing one is first checked without writing a
+ * byte (CURRENT, the MANIFEST and the write-ahead logs record by record,
+ * then a read-only open and the STORE_MARKER record); what a crash leaves
+ * (a torn end of the log) passes, other damage refuses the store with one
+ * error line naming the file, and nothing in dir is changed. With
+ * STORE_OPEN_SALVAGE a damaged store is opened with what can be read: a
+ * copy of the damaged files is kept in dir/damaged-<time>/ and each loss is
+ * logged at error level.
+ * Errors: -EBUSY locked; -EACCES; -ENOTDIR; -EIO damaged or not a spoolfs
+ * store (logged).
+ */
+int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	       struct store **out);
+/* 1 if store_open() made a new store; 1 if it salvaged a damaged one. */
+int store_created(const struct store *st);
+int store_salvaged(const struct store *st);
 void store_close(struct store *st);
 
 /* A new empty batch for st; NULL on ENOMEM. */

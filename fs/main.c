@@ -36,6 +36,7 @@ enum { KEY_HELP, KEY_VERSION };
 struct options {
 	char *data;
 	char *sync;
+	int salvage;
 	int help;
 	int version;
 	char *pos[3];               /* positional arguments */
@@ -50,6 +51,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("--sync %s", sync),
 	OPT("--sync=%s", sync),
 	OPT("sync=%s", sync),
+	{ "--salvage", offsetof(struct options, salvage), 1 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -67,6 +69,10 @@ static void usage(const char *prog)
 	       "$XDG_DATA_HOME/spoolfs/default)\n"
 	       "    --sync always|none    fsync every push and ack "
 	       "(default always)\n"
+	       "    --salvage             open a damaged store with what can "
+	       "be read,\n"
+	       "                          logging what was lost "
+	       "(docs/reliability.md)\n"
 	       "    -f                    stay in the foreground\n"
 	       "    -d                    debug: foreground, log every "
 	       "request\n"
@@ -168,7 +174,8 @@ static const char *open_failure(int rc)
 	}
 }
 
-static int store_open(const char *dir, int sync_none, int debug)
+static int store_open(const char *dir, int sync_none, int salvage,
+		      int debug)
 {
 	struct spool_options o;
 	int rc;
@@ -178,16 +185,21 @@ static int store_open(const char *dir, int sync_none, int debug)
 	o.log = fs_log_engine;
 	o.log_level = debug ? SPOOL_LOG_DEBUG : SPOOL_LOG_INFO;
 	o.wake = fs_wake;
-	fs_log_capture(1);
+	o.salvage = salvage;
+	/* What salvage did is logged as it happens, not captured. */
+	fs_log_capture(!salvage);
 	rc = spool_open(dir, &o, &fs.db);
-	fs_log_capture(0);
 	/* The rebuild's scratch (scan buffers, growing vectors) is freed by
 	 * now but left in the heap: give it back to the system, so that what
 	 * the daemon holds is what the queues need (docs/performance.md). */
 	malloc_trim(0);
-	if (rc < 0)
+	/* The engine's line says which file is at fault and how. */
+	if (rc < 0 && fs_log_captured()[0] && rc != -ENOMEM)
+		fprintf(stderr, "spoolfs: %s\n", fs_log_captured());
+	else if (rc < 0)
 		fprintf(stderr, "spoolfs: cannot open the store %s: %s\n", dir,
 			open_failure(rc));
+	fs_log_capture(0);
 	return rc;
 }
 
@@ -287,7 +299,7 @@ static int serve(struct fuse_session *se, struct fuse_cmdline_opts *cmd)
 }
 
 static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
-	       const char *data, int sync_none)
+	       const char *data, int sync_none, int salvage)
 {
 	struct fuse_session *se;
 	int rc, code = 1;
@@ -296,7 +308,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 	if (!se)
 		return 1;
 	fs.se = se;
-	if (store_open(data, sync_none, cmd->debug) < 0) {
+	if (store_open(data, sync_none, salvage, cmd->debug) < 0) {
 		code = 2;
 		goto out_session;
 	}
@@ -371,7 +383,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "spoolfs: fork: %s\n", strerror(errno));
 		goto out;
 	}
-	code = run(&args, &cmd, data, sync_none);
+	code = run(&args, &cmd, data, sync_none, o.salvage);
 	daemon_report(code);
 out:
 	free(data);
