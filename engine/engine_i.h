@@ -337,4 +337,8 @@ void timer_kick(spool_db *db, int64_t due_ms);
 int64_t queue_run_timers(spool_queue *q, int64_t now);
 void queue_wake(spool_queue *q);
 
+/* salvage.c: after store_open() salvaged a damaged store, logs at error
+ * level what the loaded queues lack. Reads only. */
+void salvage_report(spool_db *db);
+
 #endif /* ENGINE_I_H */

@@ -761,6 +761,8 @@ int spool_open(const char *dir, const struct spool_options *o, spool_db **out)
 	rc = db_load(db);
 	if (rc)
 		goto out_free;
+	if (store_salvaged(db->st))
+		salvage_report(db);
 	spool_tick(db);
 	if (!db->opt.manual_timers) {
 		rc = timer_start(db);
