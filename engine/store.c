@@ -352,7 +352,8 @@ static int names_read(const char *dir, struct names *nm)
 		nm->n++;
 	}
 	closedir(d);
-	qsort(nm->v, nm->n, sizeof(*nm->v), cmp_name);
+	if (nm->n)
+		qsort(nm->v, nm->n, sizeof(*nm->v), cmp_name);
 	return 0;
 out_nomem:
 	closedir(d);
@@ -386,7 +387,8 @@ static int store_file_name(const char *n)
 
 static int names_has(const struct names *nm, const char *name)
 {
-	return bsearch(&name, nm->v, nm->n, sizeof(*nm->v), cmp_name) != NULL;
+	return nm->n &&
+	       bsearch(&name, nm->v, nm->n, sizeof(*nm->v), cmp_name) != NULL;
 }
 
 /* Makes sure dir is a directory; a missing one is made. *is_new: it was

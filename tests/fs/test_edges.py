@@ -41,3 +41,29 @@ def test_touch_d_far_future_saturates(mount):
     mount.remount()
     assert os.listdir(q / 'leased') == [mid]
     assert os.stat(q / 'leased' / mid).st_mtime_ns == st.st_mtime_ns
+
+
+@pytest.mark.parametrize('line', [
+    'visibility_timeout=0x10', 'visibility_timeout=1e3',
+    'visibility_timeout=nan', 'visibility_timeout=inf', 'delay=+5',
+    'retention=16abc', 'receive_wait=0x10', 'max_size=0x10',
+    'dedup_window=1.5.0'])
+def test_config_numbers_are_decimal(mount, line):
+    q = mount.mkq('jobs')
+    before = config(q)
+    with pytest.raises(OSError) as e:
+        set_config(q, **dict([line.split('=', 1)]))
+    assert e.value.errno == errno.EINVAL
+    assert config(q) == before
+    # printf(1) into config the way a shell user writes it: refused too
+    r = mount.sh("env printf '%s\\n' > jobs/config" % line, check=False)
+    assert r.returncode != 0 and b'Invalid argument' in r.stderr, r
+    assert config(q) == before
+
+
+def test_config_decimal_fractions_still_accepted(mount):
+    q = mount.mkq('jobs')
+    set_config(q, visibility_timeout='2.5', delay='.5', receive_wait='inf')
+    c = config(q)
+    assert (c['visibility_timeout'], c['delay'], c['receive_wait']) == \
+        ('2.5', '0.5', 'inf')
