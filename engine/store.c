@@ -46,16 +46,41 @@ struct store {
 	char *dir;
 	int created;                     /* this open made a new store */
 	int salvaged;                    /* opened with --salvage */
+	uint64_t reserve;                /* a push leaves this much free */
+	uint64_t reserve_small;          /* any other write leaves this */
 	pthread_mutex_t room_lock;
 	int64_t room_checked_ms;         /* protected by room_lock */
 	uint64_t room;                   /* free bytes then, less writes since */
 };
 
-/* Free space a push must leave behind, and what any other write must:
- * room for RocksDB's own log appends and flushes, so that consumers can go
- * on acking when producers have filled the disk. */
-#define STORE_RESERVE (4u << 20)
-#define STORE_RESERVE_SMALL (256u << 10)
+/*
+ * Sized from the filesystem that holds the store (its size S, at open), so
+ * that a store works on a filesystem of a few MB as on a large one:
+ *   - the free space a push must leave behind, reserve = S/16 within
+ *     [256 KiB, 4 MiB], and what any other write must, reserve/16 within
+ *     [64 KiB, 256 KiB]: room for RocksDB's own log appends and flushes,
+ *     so that consumers go on acking when producers have filled the disk;
+ *   - each column family's write buffer, S/32 within [256 KiB, 32 MiB]:
+ *     RocksDB preallocates 1.1 times that for each log file, and a flush
+ *     writes about that much, so a push reserve holds one flush;
+ *   - the write-ahead logs kept before the column families they hold are
+ *     flushed, S/8 within [1 MiB, 256 MiB] (a log is deleted only once
+ *     every family has flushed past it; the small ones seldom fill);
+ *   - the MANIFEST's preallocation, S/64 within [64 KiB, 4 MiB].
+ * On an 8 MB filesystem that is 512 KiB, 32 KiB, 256 KiB and 128 KiB
+ * instead of 4 MiB, 256 KiB, 32 MiB and 4 MiB, which together with the
+ * log's preallocation left no room for any push. docs/reliability.md.
+ */
+#define RESERVE_MIN (256ull << 10)
+#define RESERVE_MAX (4ull << 20)
+#define SMALL_MIN (64ull << 10)
+#define SMALL_MAX (256ull << 10)
+#define WBUF_MIN (256ull << 10)
+#define WBUF_MAX (32ull << 20)
+#define WAL_TOTAL_MIN (1ull << 20)
+#define WAL_TOTAL_MAX (256ull << 20)
+#define MANIFEST_PREALLOC_MIN (64ull << 10)
+#define MANIFEST_PREALLOC_MAX (4ull << 20)
 /* How long a free-space reading is trusted while there is plenty. */
 #define ROOM_TTL_MS 100
 #define ROOM_PLENTY (256ull << 20)
@@ -199,7 +224,7 @@ static void store_tune_db(struct store *st)
 	rocksdb_options_increase_parallelism(o, 2);
 	rocksdb_options_set_max_background_jobs(o, 2);
 	rocksdb_options_set_wal_recovery_mode(o, 2 /* point in time */);
-	rocksdb_options_set_max_total_wal_size(o, 256ull << 20);
+	rocksdb_options_set_max_total_wal_size(o, WAL_TOTAL_MAX);
 	rocksdb_options_set_keep_log_file_num(o, 3);
 	rocksdb_options_set_enable_pipelined_write(o, 1);
 	rocksdb_options_set_paranoid_checks(o, 1);
@@ -213,7 +238,7 @@ static rocksdb_options_t *store_cf_options(struct store *st, enum store_cf cf)
 
 	rocksdb_options_set_block_based_table_factory(o, st->bbopts);
 	rocksdb_options_set_compression(o, rocksdb_lz4_compression);
-	rocksdb_options_set_write_buffer_size(o, 32 << 20);
+	rocksdb_options_set_write_buffer_size(o, WBUF_MAX);
 	/* Queue keys are written once and deleted once: compact files whose
 	 * deletions pile up instead of waiting for size triggers. */
 	rocksdb_options_add_compact_on_deletion_collector_factory(o, 32768,
@@ -993,6 +1018,33 @@ out:
 	return rc;
 }
 
+static uint64_t clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Sizes the reserves and RocksDB's buffers from the store's filesystem
+ * (see RESERVE_MIN). */
+static void store_size_to_fs(struct store *st)
+{
+	struct statvfs sv;
+	uint64_t size = UINT64_MAX;
+
+	if (statvfs(st->dir, &sv) == 0)
+		size = (uint64_t)sv.f_blocks * sv.f_frsize;
+	st->reserve = clamp_u64(size / 16, RESERVE_MIN, RESERVE_MAX);
+	st->reserve_small = clamp_u64(st->reserve / 16, SMALL_MIN, SMALL_MAX);
+	for (int i = 0; i < CF_N; i++)
+		rocksdb_options_set_write_buffer_size(
+			st->cfopts[i], clamp_u64(size / 32, WBUF_MIN,
+						 WBUF_MAX));
+	rocksdb_options_set_max_total_wal_size(
+		st->opts, clamp_u64(size / 8, WAL_TOTAL_MIN, WAL_TOTAL_MAX));
+	rocksdb_options_set_manifest_preallocation_size(
+		st->opts, clamp_u64(size / 64, MANIFEST_PREALLOC_MIN,
+				    MANIFEST_PREALLOC_MAX));
+}
+
 int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	       struct store **out)
 {
@@ -1014,6 +1066,7 @@ int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	rc = store_prepare(st, flags, &mode);
 	if (rc)
 		goto out_options;
+	store_size_to_fs(st);
 	rocksdb_options_set_create_if_missing(st->opts, st->created);
 	rocksdb_options_set_wal_recovery_mode(st->opts, mode);
 	st->db = rocksdb_open_column_families(
@@ -1156,8 +1209,8 @@ int store_write(struct store *st, struct store_batch *b, int flags)
 	if (rc)
 		return rc;
 	rocksdb_writebatch_data(b->wb, &size);
-	rc = store_room(st, size, flags & STORE_GROWS ? STORE_RESERVE :
-			STORE_RESERVE_SMALL);
+	rc = store_room(st, size, flags & STORE_GROWS ? st->reserve :
+			st->reserve_small);
 	if (rc)
 		return rc;
 	rocksdb_write(st->db, durable ? st->wsync : st->wnosync, b->wb, &err);

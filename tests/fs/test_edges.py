@@ -3,13 +3,13 @@ of what touch -d can say, numbers in config, a store on a filesystem of a
 few MB."""
 import errno
 import os
-import subprocess
 import time
 
 import pytest
 
 from spoolutil import claim, config, push, read_file, set_config, stats, \
     wait_until
+from test_diskfull import push as push_one, sh
 
 
 @pytest.mark.parametrize('when', ['1969-12-31', '@0', '@-1', '@-100000000000'])
@@ -67,3 +67,47 @@ def test_config_decimal_fractions_still_accepted(mount):
     c = config(q)
     assert (c['visibility_timeout'], c['delay'], c['receive_wait']) == \
         ('2.5', '0.5', 'inf')
+
+
+@pytest.mark.spool_timeout(300)
+@pytest.mark.parametrize('size_mb', [4, 8])
+def test_store_on_a_small_filesystem_takes_pushes(mount_factory, size_mb):
+    """On a tmpfs of a few MB, pushes work until it is full (the free-space
+    reserve and RocksDB's preallocations are sized from the filesystem),
+    then fail with ENOSPC while leases and acks go on, and everything
+    acknowledged is there after a restart."""
+    assert os.geteuid() == 0, 'this test mounts a tmpfs: run it as root'
+    m = mount_factory(start=False)
+    m.expect_log(r'(?i)no space|ENOSPC|space left|store')
+    r = sh('mount', '-t', 'tmpfs', '-o', 'size=%dm' % size_mb,
+           'spool-small', str(m.data))
+    assert r.returncode == 0, r.stderr
+    try:
+        m.start()
+        q = m.mkq('jobs')
+        assert push_one(q, b'hi', 'first') == 0
+        pushed = [b'hi']
+        err = 0
+        while not err and len(pushed) < 2000:
+            body = b'%06d' % len(pushed) + os.urandom(20000)
+            err = push_one(q, body, 'm%d' % len(pushed))
+            if not err:
+                pushed.append(body)
+        assert err == errno.ENOSPC, err
+        # most of the filesystem held messages before it was full
+        assert sum(map(len, pushed)) > size_mb * 2**20 * 0.4, len(pushed)
+        print('%d MB tmpfs: %d pushes of 20 kB before ENOSPC'
+              % (size_mb, len(pushed)))
+        for _ in range(10):
+            mid = claim(q)
+            assert read_file(q / 'leased' / mid) in pushed
+            os.unlink(q / 'leased' / mid)
+        m.remount()
+        assert stats(q)['visible'] == len(pushed) - 10
+        m.umount()
+    finally:
+        m.cleanup()
+        r = sh('umount', str(m.data))
+        if r.returncode != 0:
+            sh('umount', '-l', str(m.data))
+    assert not os.path.ismount(m.data)
