@@ -656,7 +656,9 @@ static int load_meta(spool_db *db)
 		store_batch_put(b, CF_META, "V", 1, FORMAT_VERSION, 1);
 		rc = store_write(db->st, b, 1);
 		store_batch_free(b);
-		return rc;
+		/* Durable in any sync mode: a store without it is refused
+		 * as not a spoolfs store (store.h, STORE_MARKER). */
+		return rc ? rc : store_sync(db->st);
 	}
 	if (rc)
 		return rc;

@@ -1088,6 +1088,14 @@ out_free:
 	return rc;
 }
 
+int store_sync(struct store *st)
+{
+	char *err = NULL;
+
+	rocksdb_flush_wal(st->db, 1, &err);
+	return err ? store_fail(st, SPOOL_LOG_ERR, "sync", err) : 0;
+}
+
 int store_created(const struct store *st)
 {
 	return st->created;

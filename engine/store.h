@@ -48,6 +48,9 @@ typedef void (*store_log_fn)(void *arg, enum spool_log_level lv,
  */
 int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	       struct store **out);
+/* Makes every write so far durable (fsyncs the log), whatever the sync
+ * mode. Errors: -EIO, -ENOSPC. */
+int store_sync(struct store *st);
 /* 1 if store_open() made a new store; 1 if it salvaged a damaged one. */
 int store_created(const struct store *st);
 int store_salvaged(const struct store *st);
