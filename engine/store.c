@@ -46,6 +46,7 @@ struct store {
 	char *dir;
 	int created;                     /* this open made a new store */
 	int salvaged;                    /* opened with --salvage */
+	struct rescue *rescue;           /* salvage: records to put back */
 	uint64_t reserve;                /* a push leaves this much free */
 	uint64_t reserve_small;          /* any other write leaves this */
 	pthread_mutex_t room_lock;
@@ -912,11 +913,200 @@ static int salvage_current(struct store *st, const struct names *nm)
 	return rc;
 }
 
+/*
+ * Records of the queue and index tables read before RocksDB's repair,
+ * which drops a table with one bad block whole: everything before the
+ * damage (reading forward) and after it (reading backward from the end).
+ * Put back after the repair where the key is missing.
+ */
+struct rescued {
+	int cf;
+	char *k, *v;
+	size_t klen, vlen;
+};
+
+struct rescue {
+	struct rescued *r;
+	size_t n, cap;
+	size_t before, after;   /* read forward / backward */
+};
+
+static void rescue_free(struct rescue *rs)
+{
+	if (!rs)
+		return;
+	for (size_t i = 0; i < rs->n; i++) {
+		free(rs->r[i].k);
+		free(rs->r[i].v);
+	}
+	free(rs->r);
+	free(rs);
+}
+
+static int rescue_add(struct rescue *rs, int cf, rocksdb_iterator_t *it)
+{
+	struct rescued *x;
+	const char *k, *v;
+	size_t klen, vlen;
+
+	if (rs->n == rs->cap) {
+		struct rescued *r = realloc(rs->r, (rs->cap = rs->cap * 2 + 256)
+					    * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		rs->r = r;
+	}
+	k = rocksdb_iter_key(it, &klen);
+	v = rocksdb_iter_value(it, &vlen);
+	x = &rs->r[rs->n];
+	x->cf = cf;
+	x->klen = klen;
+	x->vlen = vlen;
+	x->k = malloc(klen ? klen : 1);
+	x->v = malloc(vlen ? vlen : 1);
+	if (!x->k || !x->v) {
+		free(x->k);
+		free(x->v);
+		return -ENOMEM;
+	}
+	memcpy(x->k, k, klen);
+	memcpy(x->v, v, vlen);
+	rs->n++;
+	return 0;
+}
+
+/* a <= b, bytewise (the store's comparator). */
+static int key_le(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c < 0 || (c == 0 && alen <= blen);
+}
+
+/* Reads cf forward until the damage, then backward from the end until
+ * the damage (or the last key read forward). */
+static int rescue_cf(rocksdb_t *db, rocksdb_readoptions_t *ro,
+		     rocksdb_column_family_handle_t *h, int cf,
+		     struct rescue *rs)
+{
+	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, ro, h);
+	size_t first = rs->n, fwd;
+	int rc = 0;
+
+	for (rocksdb_iter_seek_to_first(it); !rc && rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it))
+		rc = rescue_add(rs, cf, it);
+	fwd = rs->n;
+	rs->before += fwd - first;
+	rocksdb_iter_destroy(it);
+	it = rocksdb_create_iterator_cf(db, ro, h);
+	for (rocksdb_iter_seek_to_last(it); !rc && rocksdb_iter_valid(it);
+	     rocksdb_iter_prev(it)) {
+		size_t klen;
+		const char *k = rocksdb_iter_key(it, &klen);
+
+		if (fwd > first && key_le(k, klen, rs->r[fwd - 1].k,
+					  rs->r[fwd - 1].klen))
+			break;
+		rc = rescue_add(rs, cf, it);
+		rs->after++;
+	}
+	rocksdb_iter_destroy(it);
+	return rc;
+}
+
+/* Before a repair: what of the queue and index tables can still be read. */
+static int rescue_read(struct store *st)
+{
+	rocksdb_column_family_handle_t *cf[CF_N];
+	struct rescue *rs = calloc(1, sizeof(*rs));
+	char *err = NULL;
+	rocksdb_t *db;
+	int rc = 0;
+
+	if (!rs)
+		return -ENOMEM;
+	rocksdb_options_set_wal_recovery_mode(st->opts, 2);
+	db = rocksdb_open_for_read_only_column_families(
+		st->opts, st->dir, CF_N, cf_names,
+		(const rocksdb_options_t *const *)st->cfopts, cf, 0, &err);
+	if (err) {
+		/* a table that cannot even be opened: nothing to rescue */
+		rocksdb_free(err);
+		free(rs);
+		return 0;
+	}
+	rc = rescue_cf(db, st->ropts, cf[CF_META], CF_META, rs);
+	if (!rc)
+		rc = rescue_cf(db, st->ropts, cf[CF_IDX], CF_IDX, rs);
+	for (int i = 0; i < CF_N; i++)
+		rocksdb_column_family_handle_destroy(cf[i]);
+	rocksdb_close(db);
+	if (rc) {
+		rescue_free(rs);
+		return rc;
+	}
+	st->rescue = rs;
+	return 0;
+}
+
+/* After the repair: puts back each rescued record whose key it lost. */
+static int rescue_write(struct store *st)
+{
+	struct rescue *rs = st->rescue;
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	size_t put = 0;
+	char *err = NULL;
+
+	for (size_t i = 0; i < rs->n && !err; i++) {
+		struct rescued *x = &rs->r[i];
+		size_t len;
+		char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[x->cf],
+					 x->k, x->klen, &len, &err);
+
+		if (!v && !err) {
+			rocksdb_writebatch_put_cf(wb, st->cf[x->cf], x->k,
+						  x->klen, x->v, x->vlen);
+			put++;
+		}
+		rocksdb_free(v);
+	}
+	if (!err)
+		rocksdb_write(st->db, st->wsync, wb, &err);
+	rocksdb_writebatch_destroy(wb);
+	if (err)
+		return store_fail(st, SPOOL_LOG_ERR, "salvage", err);
+	salvage_log(st, "read %zu queue and index records of the damaged "
+		    "tables before the repair (%zu before the damage, %zu "
+		    "after it) and put back the %zu the repair had dropped; "
+		    "the records in the damaged blocks are lost", rs->n,
+		    rs->before, rs->after, put);
+	return 0;
+}
+
+/* Logical records in the write-ahead logs of the directory. */
+static uint64_t log_records(const struct names *nm, const char *dir)
+{
+	char path[PATH_MAX];
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < nm->n; i++) {
+		struct logscan s;
+
+		path_join(path, sizeof(path), dir, nm->v[i]);
+		if (has_suffix(nm->v[i], ".log") && logscan_file(path, &s) == 0)
+			n += s.records;
+	}
+	return n;
+}
+
 /* RocksDB's repair: a new MANIFEST from every table and log file it can
  * read; what it cannot read it moves to dir/lost/. */
-static int salvage_repair(struct store *st)
+static int salvage_repair(struct store *st, const struct names *nm)
 {
 	rocksdb_options_t *o = rocksdb_options_create_copy(st->cfopts[CF_META]);
+	uint64_t records = log_records(nm, st->dir);
 	char *err = NULL;
 
 	rocksdb_repair_db(o, st->dir, &err);
@@ -927,9 +1117,13 @@ static int salvage_repair(struct store *st)
 	}
 	salvage_log(st, "rebuilt the MANIFEST with RocksDB's repair from the "
 		    "table and log files; files it could not read are in "
-		    "%s/lost/; log records of the message index and bodies "
-		    "not yet in a table file are lost (RocksDB 7.8 repairs "
-		    "the logs of the default column family only)", st->dir);
+		    "%s/lost/", st->dir);
+	if (records)
+		salvage_log(st, "the logs held %llu records; RocksDB 7.8's "
+			    "repair keeps only what they hold for the default "
+			    "column family: message index records not read "
+			    "back below and message bodies in them are lost",
+			    (unsigned long long)records);
 	return 0;
 }
 
@@ -984,7 +1178,8 @@ static int store_salvage(struct store *st, struct names *nm,
 		*mode = 3;      /* kSkipAnyCorruptedRecords */
 	if (d->kind == DMG_LOG || d->kind == DMG_MARKER)
 		return 0;
-	return salvage_repair(st);
+	rc = rescue_read(st);
+	return rc ? rc : salvage_repair(st, nm);
 }
 
 /* One clear line for the operator when RocksDB or the lock refuses. */
@@ -1111,10 +1306,20 @@ int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 		rc = store_open_error(st, dir, err);
 		goto out_options;
 	}
+	if (st->rescue) {
+		rc = rescue_write(st);
+		rescue_free(st->rescue);
+		st->rescue = NULL;
+		if (rc) {
+			store_close(st);
+			return rc;
+		}
+	}
 	*out = st;
 	return 0;
 
 out_options:
+	rescue_free(st->rescue);
 	store_free_options(st);
 out_free:
 	pthread_mutex_destroy(&st->room_lock);
