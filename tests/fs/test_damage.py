@@ -276,3 +276,51 @@ def test_missing_or_empty_dir_makes_a_new_store(mount_factory):
     m.start()
     assert 'jobs' not in os.listdir(m.mnt)
     m.umount()
+
+
+def index_table(m):
+    """The table of the message index: of the three column families'
+    tables after one flush, the middle one in size (queues and counters
+    are smallest, bodies largest)."""
+    tables = sorted((p for p in m.data.iterdir() if p.name.endswith('.sst')),
+                    key=lambda p: p.stat().st_size)
+    assert len(tables) == 3, tables
+    return tables[1]
+
+
+def test_unreadable_index_table_is_refused(mount_factory):
+    """A damaged block in the message index: the engine reads the whole
+    index at open, so the store is refused before anything is written."""
+    m = flushed_store(mount_factory)
+    table = index_table(m)
+    flip(table, table.stat().st_size // 3)
+    refused_twice(m, r'damaged: the table file %s cannot be read'
+                  % re.escape(table.name))
+
+
+def test_unreadable_index_table_salvaged_keeps_the_rest(mount_factory):
+    m = flushed_store(mount_factory)
+    table = index_table(m)
+    flip(table, table.stat().st_size // 3)
+    q = salvage(m)
+    got = listed(q)
+    lost = re.search(r'(\d+) bodies have none', m.log())
+    assert lost, m.log()
+    # Only the records of the damaged block are lost, and the log says
+    # how many: their bodies are left without an index record.
+    assert 0 < int(lost.group(1)) < N // 4
+    assert len(got) == N - int(lost.group(1))
+    assert got <= {body(i) for i in range(N)}
+    assert stats(q)['visible'] == len(os.listdir(q / 'peek')) == len(got)
+    assert re.search(r'error: salvage: queue jobs: counters may be off',
+                     m.log())
+    assert (m.data / 'lost' / table.name).exists()
+
+
+def test_salvage_of_a_sound_store_changes_nothing(mount_factory):
+    m = killed_store(mount_factory)
+    m.start('--salvage')
+    assert listed(m.q('jobs')) == {body(i) for i in range(N)}
+    assert 'salvage:' not in m.log()
+    assert not [p for p in m.data.iterdir()
+                if p.name.startswith('damaged-')]
