@@ -417,6 +417,23 @@ static int names_has(const struct names *nm, const char *name)
 	       bsearch(&name, nm->v, nm->n, sizeof(*nm->v), cmp_name) != NULL;
 }
 
+/* Logs why dir cannot hold the store, in one line; returns rc. */
+static int store_dir_error(struct store *st, const char *dir, int rc)
+{
+	char line[PATH_MAX + 128];
+
+	if (rc == -EACCES || rc == -EPERM)
+		snprintf(line, sizeof(line), "%s: no permission to open the "
+			 "store (%s)", dir, strerror(-rc));
+	else
+		snprintf(line, sizeof(line), "%s: cannot hold the store: %s",
+			 dir, rc == -ENOTDIR ? "not a directory" :
+			 strerror(-rc));
+	if (st->log)
+		st->log(st->log_arg, SPOOL_LOG_ERR, line);
+	return rc;
+}
+
 /* Makes sure dir is a directory; a missing one is made. *is_new: it was
  * missing or empty, so a new store goes there. */
 static int store_check_dir(struct store *st, const char *dir, int *is_new,
@@ -427,24 +444,18 @@ static int store_check_dir(struct store *st, const char *dir, int *is_new,
 
 	*is_new = 0;
 	if (stat(dir, &sb) != 0) {
-		rc = -errno;
-		if (rc == -ENOENT && mkdir(dir, 0700) == 0) {
+		if (errno == ENOENT && mkdir(dir, 0700) == 0) {
 			*is_new = 1;
-			return names_read(dir, nm);
+			rc = names_read(dir, nm);
+			return rc ? store_dir_error(st, dir, rc) : 0;
 		}
-		rc = -errno;
-		store_log(st, SPOOL_LOG_ERR, dir, strerror(-rc));
-		return rc;
+		return store_dir_error(st, dir, -errno);
 	}
-	if (!S_ISDIR(sb.st_mode)) {
-		store_log(st, SPOOL_LOG_ERR, dir, "not a directory");
-		return -ENOTDIR;
-	}
+	if (!S_ISDIR(sb.st_mode))
+		return store_dir_error(st, dir, -ENOTDIR);
 	rc = names_read(dir, nm);
-	if (rc) {
-		store_log(st, SPOOL_LOG_ERR, dir, strerror(-rc));
-		return rc;
-	}
+	if (rc)
+		return store_dir_error(st, dir, rc);
 	*is_new = nm->n == 0;
 	return 0;
 }
