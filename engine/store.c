@@ -925,175 +925,213 @@ static int salvage_current(struct store *st, const struct names *nm)
 }
 
 /*
- * Records of the queue and index tables read before RocksDB's repair,
- * which drops a table with one bad block whole: everything before the
- * damage (reading forward) and after it (reading backward from the end).
- * Put back after the repair where the key is missing.
+ * What a read-only open still shows of a damaged store, kept open across
+ * RocksDB's repair (it holds its table files open and the logs replayed in
+ * memory, so the repair moving files to lost/ does not disturb it). The
+ * repair drops a table with one bad block whole and keeps only the default
+ * column family of the logs; afterwards the repaired store is made to
+ * agree with this view wherever the view could be read: records it lacks
+ * are put back, records that differ take the view's value, and (when the
+ * view's MANIFEST was sound, so the view is the store as it was) records
+ * the repair brought back that the view had deleted are removed. A view
+ * through a damaged MANIFEST may lack whole tables: it only adds.
  */
-struct rescued {
-	int cf;
-	char *k, *v;
-	size_t klen, vlen;
-};
-
 struct rescue {
-	struct rescued *r;
-	size_t n, cap;
-	size_t before, after;   /* read forward / backward */
+	rocksdb_t *db;
+	rocksdb_column_family_handle_t *cf[CF_N];
+	rocksdb_writebatch_t *wb;
+	int may_remove;         /* the view is complete where readable (its
+	                         * MANIFEST was sound): remove what it lacks */
+	uint64_t put, removed, gaps;
 };
 
 static void rescue_free(struct rescue *rs)
 {
 	if (!rs)
 		return;
-	for (size_t i = 0; i < rs->n; i++) {
-		free(rs->r[i].k);
-		free(rs->r[i].v);
-	}
-	free(rs->r);
+	for (int i = 0; i < CF_N; i++)
+		rocksdb_column_family_handle_destroy(rs->cf[i]);
+	rocksdb_close(rs->db);
+	if (rs->wb)
+		rocksdb_writebatch_destroy(rs->wb);
 	free(rs);
 }
 
-static int rescue_add(struct rescue *rs, int cf, rocksdb_iterator_t *it)
+/* Before a repair: the read-only view, if the store still opens so. */
+static int rescue_open(struct store *st, int may_remove)
 {
-	struct rescued *x;
-	const char *k, *v;
-	size_t klen, vlen;
-
-	if (rs->n == rs->cap) {
-		struct rescued *r = realloc(rs->r, (rs->cap = rs->cap * 2 + 256)
-					    * sizeof(*r));
-
-		if (!r)
-			return -ENOMEM;
-		rs->r = r;
-	}
-	k = rocksdb_iter_key(it, &klen);
-	v = rocksdb_iter_value(it, &vlen);
-	x = &rs->r[rs->n];
-	x->cf = cf;
-	x->klen = klen;
-	x->vlen = vlen;
-	x->k = malloc(klen ? klen : 1);
-	x->v = malloc(vlen ? vlen : 1);
-	if (!x->k || !x->v) {
-		free(x->k);
-		free(x->v);
-		return -ENOMEM;
-	}
-	memcpy(x->k, k, klen);
-	memcpy(x->v, v, vlen);
-	rs->n++;
-	return 0;
-}
-
-/* a <= b, bytewise (the store's comparator). */
-static int key_le(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	return c < 0 || (c == 0 && alen <= blen);
-}
-
-/* Reads cf forward until the damage, then backward from the end until
- * the damage (or the last key read forward). */
-static int rescue_cf(rocksdb_t *db, rocksdb_readoptions_t *ro,
-		     rocksdb_column_family_handle_t *h, int cf,
-		     struct rescue *rs)
-{
-	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, ro, h);
-	size_t first = rs->n, fwd;
-	int rc = 0;
-
-	for (rocksdb_iter_seek_to_first(it); !rc && rocksdb_iter_valid(it);
-	     rocksdb_iter_next(it))
-		rc = rescue_add(rs, cf, it);
-	fwd = rs->n;
-	rs->before += fwd - first;
-	rocksdb_iter_destroy(it);
-	it = rocksdb_create_iterator_cf(db, ro, h);
-	for (rocksdb_iter_seek_to_last(it); !rc && rocksdb_iter_valid(it);
-	     rocksdb_iter_prev(it)) {
-		size_t klen;
-		const char *k = rocksdb_iter_key(it, &klen);
-
-		if (fwd > first && key_le(k, klen, rs->r[fwd - 1].k,
-					  rs->r[fwd - 1].klen))
-			break;
-		rc = rescue_add(rs, cf, it);
-		rs->after++;
-	}
-	rocksdb_iter_destroy(it);
-	return rc;
-}
-
-/* Before a repair: what of the queue and index tables can still be read. */
-static int rescue_read(struct store *st)
-{
-	rocksdb_column_family_handle_t *cf[CF_N];
 	struct rescue *rs = calloc(1, sizeof(*rs));
 	char *err = NULL;
-	rocksdb_t *db;
-	int rc = 0;
 
 	if (!rs)
 		return -ENOMEM;
 	rocksdb_options_set_wal_recovery_mode(st->opts, 2);
-	db = rocksdb_open_for_read_only_column_families(
+	rs->db = rocksdb_open_for_read_only_column_families(
 		st->opts, st->dir, CF_N, cf_names,
-		(const rocksdb_options_t *const *)st->cfopts, cf, 0, &err);
+		(const rocksdb_options_t *const *)st->cfopts, rs->cf, 0, &err);
 	if (err) {
-		/* a table that cannot even be opened: nothing to rescue */
-		rocksdb_free(err);
+		rocksdb_free(err);      /* nothing to compare with */
 		free(rs);
 		return 0;
 	}
-	rc = rescue_cf(db, st->ropts, cf[CF_META], CF_META, rs);
-	if (!rc)
-		rc = rescue_cf(db, st->ropts, cf[CF_IDX], CF_IDX, rs);
-	for (int i = 0; i < CF_N; i++)
-		rocksdb_column_family_handle_destroy(cf[i]);
-	rocksdb_close(db);
-	if (rc) {
-		rescue_free(rs);
-		return rc;
-	}
+	rs->may_remove = may_remove;
 	st->rescue = rs;
 	return 0;
 }
 
-/* After the repair: puts back each rescued record whose key it lost. */
-static int rescue_write(struct store *st)
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-	struct rescue *rs = st->rescue;
-	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-	size_t put = 0;
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int rescue_flush(struct store *st, struct rescue *rs, int force)
+{
 	char *err = NULL;
 
-	for (size_t i = 0; i < rs->n && !err; i++) {
-		struct rescued *x = &rs->r[i];
-		size_t len;
-		char *v = rocksdb_get_cf(st->db, st->ropts, st->cf[x->cf],
-					 x->k, x->klen, &len, &err);
+	if (!force && rocksdb_writebatch_count(rs->wb) < 1024)
+		return 0;
+	rocksdb_write(st->db, st->wnosync, rs->wb, &err);
+	rocksdb_writebatch_clear(rs->wb);
+	return err ? store_fail(st, SPOOL_LOG_ERR, "salvage", err) : 0;
+}
 
-		if (!v && !err) {
-			rocksdb_writebatch_put_cf(wb, st->cf[x->cf], x->k,
-						  x->klen, x->v, x->vlen);
-			put++;
-		}
-		rocksdb_free(v);
+/*
+ * Walks the view (from) and the repaired store (to) side by side in one
+ * direction (dir 1 forward, -1 backward) until the view ends, fails, or
+ * reaches stop (exclusive; NULL: no stop). On the stretch walked, makes to
+ * agree with from. *last gets the last key of the view walked (malloc'd).
+ * Returns 1 if the view could be read to its end, 0 if it failed, or a
+ * negative errno.
+ */
+static int rescue_walk(struct store *st, struct rescue *rs, int cf, int dir,
+		       const char *stop, size_t stoplen, char **last,
+		       size_t *lastlen)
+{
+	rocksdb_column_family_handle_t *h = st->cf[cf];
+	rocksdb_iterator_t *from = rocksdb_create_iterator_cf(rs->db,
+							     st->ropts,
+							     rs->cf[cf]);
+	rocksdb_iterator_t *to = rocksdb_create_iterator_cf(st->db, st->ropts,
+							   h);
+	char *err = NULL;
+	int rc = 0, whole;
+
+	if (dir > 0) {
+		rocksdb_iter_seek_to_first(from);
+		rocksdb_iter_seek_to_first(to);
+	} else {
+		rocksdb_iter_seek_to_last(from);
+		rocksdb_iter_seek_to_last(to);
 	}
-	if (!err)
-		rocksdb_write(st->db, st->wsync, wb, &err);
-	rocksdb_writebatch_destroy(wb);
-	if (err)
-		return store_fail(st, SPOOL_LOG_ERR, "salvage", err);
-	salvage_log(st, "read %zu queue and index records of the damaged "
-		    "tables before the repair (%zu before the damage, %zu "
-		    "after it) and put back the %zu the repair had dropped; "
-		    "the records in the damaged blocks are lost", rs->n,
-		    rs->before, rs->after, put);
-	return 0;
+	for (; !rc && rocksdb_iter_valid(from);
+	     dir > 0 ? rocksdb_iter_next(from) : rocksdb_iter_prev(from)) {
+		size_t fk, fv, tk, tv;
+		const char *k = rocksdb_iter_key(from, &fk);
+		const char *v = rocksdb_iter_value(from, &fv);
+		int c = 1, same;
+
+		if (stop && dir * key_cmp(k, fk, stop, stoplen) >= 0)
+			break;
+		while (rocksdb_iter_valid(to)) {
+			const char *t = rocksdb_iter_key(to, &tk);
+
+			c = dir * key_cmp(t, tk, k, fk);
+			if (c >= 0)
+				break;
+			if (rs->may_remove) {
+				rocksdb_writebatch_delete_cf(rs->wb, h, t, tk);
+				rs->removed++;
+			}
+			dir > 0 ? rocksdb_iter_next(to) : rocksdb_iter_prev(to);
+		}
+		same = 0;
+		if (c == 0) {
+			const char *t = rocksdb_iter_value(to, &tv);
+
+			same = tv == fv && memcmp(t, v, fv) == 0;
+		}
+		if (!same) {
+			rocksdb_writebatch_put_cf(rs->wb, h, k, fk, v, fv);
+			rs->put++;
+		}
+		if (c == 0)
+			dir > 0 ? rocksdb_iter_next(to) : rocksdb_iter_prev(to);
+		free(*last);
+		*last = malloc(fk ? fk : 1);
+		if (!*last)
+			rc = -ENOMEM;
+		else
+			memcpy(*last, k, fk);
+		*lastlen = fk;
+		if (!rc)
+			rc = rescue_flush(st, rs, 0);
+	}
+	rocksdb_iter_get_error(from, &err);
+	whole = !err;
+	rocksdb_free(err);
+	/* The view read to its end: what the store has beyond is extra. */
+	for (; !rc && whole && !stop && rs->may_remove &&
+	       rocksdb_iter_valid(to);
+	     dir > 0 ? rocksdb_iter_next(to) : rocksdb_iter_prev(to)) {
+		size_t tk;
+		const char *t = rocksdb_iter_key(to, &tk);
+
+		rocksdb_writebatch_delete_cf(rs->wb, h, t, tk);
+		rs->removed++;
+		rc = rescue_flush(st, rs, 0);
+	}
+	rocksdb_iter_destroy(from);
+	rocksdb_iter_destroy(to);
+	return rc ? rc : whole;
+}
+
+/* One column family: forward up to the damage, then backward from the end
+ * down to it; the records between are lost. */
+static int rescue_cf(struct store *st, struct rescue *rs, int cf)
+{
+	char *fwd = NULL, *bwd = NULL;
+	size_t fwdlen = 0, bwdlen = 0;
+	int rc = rescue_walk(st, rs, cf, 1, NULL, 0, &fwd, &fwdlen);
+
+	if (rc == 0) {
+		rs->gaps++;
+		rc = rescue_walk(st, rs, cf, -1, fwd, fwdlen, &bwd, &bwdlen);
+		rc = rc < 0 ? rc : 0;
+	}
+	free(fwd);
+	free(bwd);
+	return rc < 0 ? rc : 0;
+}
+
+/* After the repair and the read-write open. */
+static int rescue_apply(struct store *st)
+{
+	struct rescue *rs = st->rescue;
+	char *err = NULL;
+	int rc = 0;
+
+	rs->wb = rocksdb_writebatch_create();
+	for (int cf = 0; !rc && cf < CF_N; cf++)
+		rc = rescue_cf(st, rs, cf);
+	if (!rc)
+		rc = rescue_flush(st, rs, 1);
+	if (!rc) {
+		rocksdb_flush_wal(st->db, 1, &err);
+		if (err)
+			rc = store_fail(st, SPOOL_LOG_ERR, "salvage", err);
+	}
+	if (!rc)
+		salvage_log(st, "compared the repaired store with what a "
+			    "read-only open still showed: put back %llu "
+			    "records the repair had lost or changed, removed "
+			    "%llu it had brought back; %llu damaged stretches "
+			    "could not be read and are lost",
+			    (unsigned long long)rs->put,
+			    (unsigned long long)rs->removed,
+			    (unsigned long long)rs->gaps);
+	return rc;
 }
 
 /* Logical records in the write-ahead logs of the directory. */
@@ -1131,10 +1169,10 @@ static int salvage_repair(struct store *st, const struct names *nm)
 		    "%s/lost/", st->dir);
 	if (records)
 		salvage_log(st, "the logs held %llu records; RocksDB 7.8's "
-			    "repair keeps only what they hold for the default "
-			    "column family: message index records not read "
-			    "back below and message bodies in them are lost",
-			    (unsigned long long)records);
+			    "repair drops those of a column family that had "
+			    "no table file yet (a store not restarted since "
+			    "it was made): the message counts below say what "
+			    "is left", (unsigned long long)records);
 	return 0;
 }
 
@@ -1189,7 +1227,7 @@ static int store_salvage(struct store *st, struct names *nm,
 		*mode = 3;      /* kSkipAnyCorruptedRecords */
 	if (d->kind == DMG_LOG || d->kind == DMG_MARKER)
 		return 0;
-	rc = rescue_read(st);
+	rc = rescue_open(st, d->kind == DMG_TABLE);
 	return rc ? rc : salvage_repair(st, nm);
 }
 
@@ -1318,7 +1356,7 @@ int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 		goto out_options;
 	}
 	if (st->rescue) {
-		rc = rescue_write(st);
+		rc = rescue_apply(st);
 		rescue_free(st->rescue);
 		st->rescue = NULL;
 		if (rc) {

@@ -324,3 +324,21 @@ def test_salvage_of_a_sound_store_changes_nothing(mount_factory):
     assert 'salvage:' not in m.log()
     assert not [p for p in m.data.iterdir()
                 if p.name.startswith('damaged-')]
+
+
+def test_truncated_manifest_salvaged_keeps_the_log_too(mount_factory):
+    """Tables from before a restart, more pushes after it only in the log
+    (kill -9), then the MANIFEST truncated: the salvage keeps both."""
+    m = flushed_store(mount_factory)
+    m.start()
+    q = m.q('jobs')
+    for i in range(N, N + 100):
+        push(q, body(i), 'm%d' % i)
+    m.kill9(restart=False)
+    manifest = m.data / (m.data / 'CURRENT').read_text().strip()
+    os.truncate(manifest, manifest.stat().st_size // 2)
+    refused_twice(m, r'damaged: %s is damaged' % re.escape(manifest.name))
+    salvage(m)
+    assert listed(q) == {body(i) for i in range(N + 100)}
+    assert re.search(r'error: salvage: .*the logs held \d+ records',
+                     m.log())
