@@ -1,6 +1,7 @@
 /*
- * store.h - the engine's view of its durable store. store.c is the only
- * file that includes <rocksdb/c.h>; RocksDB's error strings never leave it
+ * store.h - the engine's view of its durable store. store.c (with
+ * store_check.c and store_salvage.c, behind store_i.h) are the only files
+ * that include <rocksdb/c.h>; RocksDB's error strings never leave them
  * (each is logged and turned into a negative errno).
  *
  * Three column families:
