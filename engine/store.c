@@ -25,32 +25,29 @@
 /*
  * Sized from the filesystem that holds the store (its size S, at open), so
  * that a store works on a filesystem of a few MB as on a large one:
- *   - the free space a push must leave behind, reserve = S/16 within
- *     [256 KiB, 4 MiB], and what any other write must, reserve/16 within
- *     [64 KiB, 256 KiB]: room for RocksDB's own log appends and flushes,
- *     so that consumers go on acking when producers have filled the disk;
- *   - each column family's write buffer, S/32 within [256 KiB, 32 MiB]:
+ *   - each column family's write buffer, S/128 within [64 KiB, 32 MiB]:
  *     RocksDB preallocates 1.1 times that for each log file, and a flush
- *     writes about that much, so a push reserve holds one flush;
- *   - the write-ahead logs kept before the column families they hold are
- *     flushed, S/8 within [1 MiB, 256 MiB] (a log is deleted only once
- *     every family has flushed past it; the small ones seldom fill);
+ *     writes about that much;
+ *   - the free space a push must leave behind, S/8 within [256 KiB,
+ *     4 MiB]: up to 64 MiB of filesystem it holds what flushing all three
+ *     column families and starting a new log can write in the background
+ *     (3 x 2.2 write buffers), plus
+ *   - what any other write must leave, S/64 within [64 KiB, 256 KiB]:
+ *     room for log appends, so that consumers go on acking when producers
+ *     have filled the disk;
  *   - the MANIFEST's preallocation, S/64 within [64 KiB, 4 MiB].
- * On an 8 MB filesystem that is 512 KiB, 32 KiB, 256 KiB and 128 KiB
- * instead of 4 MiB, 256 KiB, 32 MiB and 4 MiB, which together with the
- * log's preallocation left no room for any push. docs/reliability.md.
+ * On an 8 MB filesystem that is 64 KiB, 1 MiB, 128 KiB and 128 KiB instead
+ * of 32 MiB, 4 MiB, 256 KiB and 4 MiB, which with the log's preallocation
+ * left no room for any push. docs/reliability.md.
  */
+#define WBUF_MIN (64ull << 10)
+#define WBUF_MAX (32ull << 20)
 #define RESERVE_MIN (256ull << 10)
 #define RESERVE_MAX (4ull << 20)
 #define SMALL_MIN (64ull << 10)
 #define SMALL_MAX (256ull << 10)
-#define WBUF_MIN (256ull << 10)
-#define WBUF_MAX (32ull << 20)
-#define WAL_TOTAL_MIN (1ull << 20)
-#define WAL_TOTAL_MAX (256ull << 20)
 #define MANIFEST_PREALLOC_MIN (64ull << 10)
 #define MANIFEST_PREALLOC_MAX (4ull << 20)
-/* How long a free-space reading is trusted while there is plenty. */
 #define ROOM_TTL_MS 100
 #define ROOM_PLENTY (256ull << 20)
 
@@ -193,7 +190,7 @@ static void store_tune_db(struct store *st)
 	rocksdb_options_increase_parallelism(o, 2);
 	rocksdb_options_set_max_background_jobs(o, 2);
 	rocksdb_options_set_wal_recovery_mode(o, 2 /* point in time */);
-	rocksdb_options_set_max_total_wal_size(o, WAL_TOTAL_MAX);
+	rocksdb_options_set_max_total_wal_size(o, 256ull << 20);
 	rocksdb_options_set_keep_log_file_num(o, 3);
 	rocksdb_options_set_enable_pipelined_write(o, 1);
 	rocksdb_options_set_paranoid_checks(o, 1);
@@ -343,14 +340,12 @@ static void store_size_to_fs(struct store *st)
 
 	if (statvfs(st->dir, &sv) == 0)
 		size = (uint64_t)sv.f_blocks * sv.f_frsize;
-	st->reserve = clamp_u64(size / 16, RESERVE_MIN, RESERVE_MAX);
-	st->reserve_small = clamp_u64(st->reserve / 16, SMALL_MIN, SMALL_MAX);
+	st->reserve = clamp_u64(size / 8, RESERVE_MIN, RESERVE_MAX);
+	st->reserve_small = clamp_u64(size / 64, SMALL_MIN, SMALL_MAX);
 	for (int i = 0; i < CF_N; i++)
 		rocksdb_options_set_write_buffer_size(
-			st->cfopts[i], clamp_u64(size / 32, WBUF_MIN,
+			st->cfopts[i], clamp_u64(size / 128, WBUF_MIN,
 						 WBUF_MAX));
-	rocksdb_options_set_max_total_wal_size(
-		st->opts, clamp_u64(size / 8, WAL_TOTAL_MIN, WAL_TOTAL_MAX));
 	rocksdb_options_set_manifest_preallocation_size(
 		st->opts, clamp_u64(size / 64, MANIFEST_PREALLOC_MIN,
 				    MANIFEST_PREALLOC_MAX));

@@ -75,9 +75,9 @@ int store_batch_count(const struct store_batch *b);
 
 /*
  * Writes b atomically. Before it reaches RocksDB, the write must leave a
- * reserve free on the store's filesystem (sized from it in store.c: S/16
- * within [256 KiB, 4 MiB] for STORE_GROWS writes, a sixteenth of that for
- * the rest: leases, acks, settings), so that a
+ * reserve free on the store's filesystem (sized from it in store.c: S/8
+ * within [256 KiB, 4 MiB] for STORE_GROWS writes, S/64 within [64 KiB,
+ * 256 KiB] for the rest: leases, acks, settings), so that a
  * full disk refuses pushes cleanly while consumers go on. A write RocksDB
  * itself fails leaves the store refusing writes until it is reopened
  * (RocksDB cannot take another write after a failed log append; its C API
