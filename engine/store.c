@@ -59,7 +59,7 @@ struct store_batch {
 const char *const store_cf_names[CF_N] = { "default", "idx", "body" };
 
 void store_log(struct store *st, enum spool_log_level lv,
-		      const char *what, const char *err)
+	       const char *what, const char *err)
 {
 	char line[1024];
 
@@ -88,7 +88,7 @@ int store_errno(const char *err)
 
 /* Takes ownership of err: logs it, frees it, returns the errno. */
 int store_fail(struct store *st, enum spool_log_level lv,
-		      const char *what, char *err)
+	       const char *what, char *err)
 {
 	int rc = store_errno(err);
 

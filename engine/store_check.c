@@ -47,9 +47,19 @@ void store_names_free(struct names *nm)
 	nm->v = NULL;
 }
 
+/* Names that start with a number (RocksDB's numbered files) come first,
+ * in the number's order (its digits are at least 6 but may be more), then
+ * the rest as strcmp orders them. */
 static int cmp_name(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	size_t dx = strspn(x, "0123456789"), dy = strspn(y, "0123456789");
+
+	if ((dx == 0) != (dy == 0))
+		return dx ? -1 : 1;
+	if (dx != dy)
+		return dx < dy ? -1 : 1;
+	return strcmp(x, y);
 }
 
 /* Lists dir, leaving out ".", ".." and "lost+found" (the root of a fresh
@@ -141,7 +151,7 @@ static int store_dir_error(struct store *st, const char *dir, int rc)
 /* Makes sure dir is a directory; a missing one is made. *is_new: it was
  * missing or empty, so a new store goes there. */
 int store_check_dir(struct store *st, const char *dir, int *is_new,
-			   struct names *nm)
+		    struct names *nm)
 {
 	struct stat sb;
 	int rc;
@@ -165,7 +175,7 @@ int store_check_dir(struct store *st, const char *dir, int *is_new,
 }
 
 void store_path_join(char *out, size_t len, const char *dir,
-		      const char *name)
+		     const char *name)
 {
 	snprintf(out, len, "%s/%s", dir, name);
 }
@@ -225,7 +235,7 @@ static int check_current(const char *dir, const struct names *nm,
 
 /* The MANIFEST is synced record by record: any damage in it is damage. */
 int store_check_manifest(const char *dir, const char *manifest,
-			  struct damage *d)
+			 struct damage *d)
 {
 	char path[PATH_MAX];
 	struct logscan s;
@@ -252,10 +262,11 @@ int store_check_manifest(const char *dir, const char *manifest,
 }
 
 /*
- * The write-ahead logs, oldest first, read as one log: damage followed by
- * any whole record (in the same file or a later one) is damage in the
- * middle; damage with nothing after it is what a crash leaves (a torn or
- * never-synced tail), which recovery drops without a word.
+ * The write-ahead logs, oldest first (nm is in number order), read as one
+ * log: damage followed by any whole record (in the same file or a later
+ * one) is damage in the middle; damage with nothing after it is what a
+ * crash leaves (a torn or never-synced tail), which recovery drops without
+ * a word.
  */
 static int check_logs(const char *dir, const struct names *nm,
 		      struct damage *d)
@@ -414,6 +425,24 @@ static void check_tables(rocksdb_t *db, rocksdb_column_family_handle_t *cf,
 	rocksdb_readoptions_destroy(ro);
 }
 
+/* A store with no record at all: one whose creation was cut short before
+ * its format record was written (spool_open writes it at once). */
+static int store_empty(rocksdb_t *db, rocksdb_readoptions_t *ro,
+		       rocksdb_column_family_handle_t *const cf[CF_N])
+{
+	int empty = 1;
+
+	for (int i = 0; empty && i < CF_N; i++) {
+		rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, ro,
+								   cf[i]);
+
+		rocksdb_iter_seek_to_first(it);
+		empty = !rocksdb_iter_valid(it);
+		rocksdb_iter_destroy(it);
+	}
+	return empty;
+}
+
 /* Opens the store read-only (which writes nothing in dir) and checks that
  * it is a spoolfs store: our column families and the format record. */
 static int check_rocksdb(struct store *st, const char *dir,
@@ -446,7 +475,7 @@ static int check_rocksdb(struct store *st, const char *dir,
 		damage_set(d, DMG_TABLE, "", "its format record cannot be "
 			   "read (RocksDB: %s)", err);
 		rocksdb_free(err);
-	} else if (!v) {
+	} else if (!v && !store_empty(db, st->ropts, cf)) {
 		damage_set(d, DMG_MARKER, "", "it has no spoolfs format "
 			   "record");
 	}
@@ -466,8 +495,8 @@ static int check_rocksdb(struct store *st, const char *dir,
  * can be opened as it is; 1 with *d saying what is wrong; -EBUSY if
  * another process has it open; -EACCES.
  */
-int store_check(struct store *st, const char *dir,
-		       const struct names *nm, struct damage *d)
+int store_check(struct store *st, const char *dir, const struct names *nm,
+		struct damage *d)
 {
 	char manifest[64] = "";
 	int foreign = 1;
@@ -490,7 +519,7 @@ int store_check(struct store *st, const char *dir,
 
 /* The one line an operator sees when the store is refused. */
 int store_refuse(struct store *st, const char *dir,
-			const struct damage *d, int salvage)
+		 const struct damage *d, int salvage)
 {
 	char line[2048];
 

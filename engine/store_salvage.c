@@ -417,7 +417,7 @@ static void salvage_log_damage(struct store *st, const struct damage *d)
  * error level. On success the caller opens the store read-write.
  */
 int store_salvage(struct store *st, struct names *nm,
-			 struct damage *d, int *mode)
+		  struct damage *d, int *mode)
 {
 	char aside[PATH_MAX];
 	int rc;
