@@ -150,7 +150,8 @@ static void scan_block(const unsigned char *b, size_t len, uint64_t off,
 				r->start = off + pos;
 			}
 			r->nonzero |= !all_zero(b + pos, len - pos);
-			return;   /* RocksDB's reader resumes at the next block */
+			/* RocksDB's reader resumes at the next block */
+			return;
 		}
 		run_close(s, r, off + pos, 0);
 		if (starts_record(type)) {

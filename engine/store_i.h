@@ -40,7 +40,8 @@ struct store {
 	uint64_t reserve_small;          /* any other write leaves this */
 	pthread_mutex_t room_lock;
 	int64_t room_checked_ms;         /* protected by room_lock */
-	uint64_t room;                   /* free bytes then, less writes since */
+	uint64_t room;                   /* free bytes then, less writes
+	                                  * since */
 };
 
 extern const char *const store_cf_names[CF_N];

@@ -85,14 +85,15 @@ static int salvage_set_aside(struct store *st, const struct names *nm,
 		return -errno;
 	for (size_t i = 0; i < nm->n; i++) {
 		const char *n = nm->v[i];
+		int table = store_has_suffix(n, ".sst") ||
+			    store_has_suffix(n, ".blob");
 		struct stat sb;
 		int rc;
 
 		store_path_join(from, sizeof(from), st->dir, n);
 		if (stat(from, &sb) != 0 || !S_ISREG(sb.st_mode) ||
 		    !strcmp(n, "LOCK") || !strncmp(n, "LOG", 3) ||
-		    ((store_has_suffix(n, ".sst") || store_has_suffix(n, ".blob")) &&
-		     strcmp(n, d->file) != 0))
+		    (table && strcmp(n, d->file) != 0))
 			continue;
 		store_path_join(to, sizeof(to), aside, n);
 		rc = copy_file(from, to);
@@ -361,7 +362,8 @@ static uint64_t log_records(const struct names *nm, const char *dir)
 		struct logscan s;
 
 		store_path_join(path, sizeof(path), dir, nm->v[i]);
-		if (store_has_suffix(nm->v[i], ".log") && logscan_file(path, &s) == 0)
+		if (store_has_suffix(nm->v[i], ".log") &&
+		    logscan_file(path, &s) == 0)
 			n += s.records;
 	}
 	return n;
@@ -427,8 +429,8 @@ int store_salvage(struct store *st, struct names *nm,
 	salvage_log_damage(st, d);
 	rc = salvage_set_aside(st, nm, d, aside, sizeof(aside));
 	if (rc) {
-		salvage_log(st, "cannot keep a copy in %s (%s); changed "
-			    "nothing", aside, strerror(-rc));
+		salvage_log(st, "cannot keep a copy in %s (%s); the store "
+			    "itself was not changed", aside, strerror(-rc));
 		return rc;
 	}
 	if (d->kind == DMG_CURRENT && salvage_current(st, nm) == 0) {
