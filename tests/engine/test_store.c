@@ -24,6 +24,15 @@ TEST(options_defaults)
 	EQ(o.manual_timers, 0);
 }
 
+/* Opens the store again and checks how many queues it holds. */
+static void reopen_has_queues(size_t n)
+{
+	spool_db *db = t_open();
+
+	EQU(spool_queue_count(db), n);
+	spool_close(db);
+}
+
 TEST(open_creates_dir_and_close)
 {
 	struct stat st;
@@ -42,9 +51,7 @@ TEST(open_creates_dir_and_close)
 	spool_close(NULL);
 	spool_queue_close(NULL);
 	/* and again, on the existing store */
-	db = t_open();
-	EQU(spool_queue_count(db), 0);
-	spool_close(db);
+	reopen_has_queues(0);
 }
 
 TEST(open_locked_same_process)
@@ -556,13 +563,11 @@ TEST(store_cut_short_before_its_format_record_opens_as_new)
 	spool_db *db;
 
 	OK(spool_test_bare_store(t_store, 0));
+	reopen_has_queues(0);
 	db = t_open();
-	EQU(spool_queue_count(db), 0);
 	t_mkq(db, "q");
 	spool_close(db);
-	db = t_open();
-	EQU(spool_queue_count(db), 1);
-	spool_close(db);
+	reopen_has_queues(1);
 }
 
 TEST(store_with_records_but_no_format_record_is_refused)
