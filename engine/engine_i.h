@@ -258,6 +258,8 @@ struct body_view {
 	size_t body_len;
 };
 int body_decode(const char *v, size_t len, struct body_view *out);
+/* The record of bv with its name replaced by name, sealed; malloc'd. */
+char *body_renamed(const struct body_view *bv, const char *name, size_t *len);
 /* Gives rec (len bytes) a body record's magic and the checksum of what
  * follows the header's first 9 bytes, whatever the rest holds; a record
  * shorter than that is left alone. For test seams and fuzzing. */

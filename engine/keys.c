@@ -201,6 +201,28 @@ int body_decode(const char *v, size_t len, struct body_view *out)
 	return 0;
 }
 
+char *body_renamed(const struct body_view *bv, const char *name, size_t *len)
+{
+	size_t nlen = strlen(name);
+	size_t total = BODY_HDR + nlen + bv->attrs_len + bv->body_len;
+	char *v = malloc(total), *q;
+
+	if (!v)
+		return NULL;
+	q = put_le(v + 9, nlen, 2);
+	q = put_le(q, bv->attrs_len, 4);
+	memcpy(q, name, nlen);
+	q += nlen;
+	if (bv->attrs_len)
+		memcpy(q, bv->attrs, bv->attrs_len);
+	q += bv->attrs_len;
+	if (bv->body_len)
+		memcpy(q, bv->body, bv->body_len);
+	body_seal(v, total);
+	*len = total;
+	return v;
+}
+
 void body_seal(char *rec, size_t len)
 {
 	if (len < 9)

@@ -281,6 +281,47 @@ int spool_msg_name(spool_queue *q, uint64_t id,
 	return 0;
 }
 
+int spool_msg_rename(spool_queue *q, uint64_t id, const char *name)
+{
+	struct store_batch *b;
+	struct body_view bv;
+	struct node *m;
+	char key[ID_KEY_LEN], *rec = NULL, *nrec = NULL;
+	size_t len, nlen = 0;
+	struct msg cur;
+	int rc;
+
+	if (strlen(name) > SPOOL_MSG_NAME_MAX)
+		return -ENAMETOOLONG;
+	b = batch(q);
+	if (!b)
+		return -ENOMEM;
+	pthread_mutex_lock(&q->lock);
+	m = grab(q, id, SPOOL_VISIBLE | SPOOL_DELAYED | SPOOL_LEASED);
+	pthread_mutex_unlock(&q->lock);
+	rc = m ? load_record(q, id, &rec, &len, &bv) : -ENOENT;
+	if (!rc && !(nrec = body_renamed(&bv, name, &nlen)))
+		rc = -ENOMEM;
+	if (!rc) {
+		key_id(id, key);
+		store_batch_put(b, CF_BODY, key, ID_KEY_LEN, nrec, nlen);
+		rc = store_write(q->db->st, b, STORE_DURABLE);
+	}
+	if (m) {
+		pthread_mutex_lock(&q->lock);
+		settle(q, m, NULL);
+		node_get(m, &cur);
+		pthread_mutex_unlock(&q->lock);
+		after_change(q, &cur);
+	}
+	if (rc == -EIO)
+		msg_set_corrupt(q, id);
+	free(rec);
+	free(nrec);
+	store_batch_free(b);
+	return rc;
+}
+
 /* Walks packed attributes: calls fn(name, nlen, value, vlen) for each;
  * stops when it returns non-zero. -EIO if the packing is broken. */
 typedef int (*attr_fn)(void *arg, const char *name, size_t nlen,
@@ -885,7 +926,7 @@ static int move_write(spool_queue *q, spool_queue *dst, struct node **v,
 	}
 	if (c >= 0)
 		msg_count(b, q, c, n);
-	rc = store_write(q->db->st, b, 1);
+	rc = store_write(q->db->st, b, STORE_DURABLE);
 	store_batch_free(b);
 	return rc;
 }

@@ -357,6 +357,15 @@ int spool_msg_name(spool_queue *q, uint64_t id,
 		   char buf[SPOOL_MSG_NAME_MAX + 1]);
 
 /*
+ * Sets the name message id was pushed under (user.spool.name) to name, in
+ * any state but CORRUPT; body, attributes, id and place are kept. Durable.
+ * Errors: -ENOENT no such message (or busy with another change);
+ * -ENAMETOOLONG name over SPOOL_MSG_NAME_MAX; -EIO; -ENOSPC.
+ * On error nothing is written.
+ */
+int spool_msg_rename(spool_queue *q, uint64_t id, const char *name);
+
+/*
  * Reads user attribute name of message id into buf (len bytes). With len 0
  * returns the value's size only. Returns the value's size.
  * Errors: -ENODATA no such attribute; -ERANGE buf too small; -ENOENT; -EIO.

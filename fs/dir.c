@@ -1,11 +1,14 @@
 /*
  * dir.c - the namespace: lookup, mkdir, rmdir, unlink, rename, readdir.
  *
- * The root lists queues; a queue directory lists its control entries and
- * its drafts, never messages; peek/, delayed/ and leased/ list message ids
- * from the engine with a cursor kept in the directory handle, so a listing
- * streams any number of entries in order and stays correct while messages
- * come and go. Negative lookups are never cached (plain ENOENT replies).
+ * The root lists queues; a queue directory lists what can be read without
+ * taking or waiting (peek/, delayed/, leased/, config, stats) and its
+ * drafts, never messages, and finds the other control entries and the
+ * names its caller is writing or just pushed (names.c) by name only. A
+ * draft directory (.name in a queue) lists its drafts. peek/, delayed/ and
+ * leased/ list message ids from the engine with a cursor kept in the
+ * directory handle, so a listing streams any number of entries in order and
+ * stays correct while messages come and go. Negative lookups are never cached (plain ENOENT replies).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -43,27 +46,61 @@ static int fixed_index(const char *name)
 }
 
 /* fs.lock held. */
-struct fs_inode *fs_draft_find(struct fs_queue *q, const char *name)
+struct fs_inode **fs_drafts_of(struct fs_inode *dir)
+{
+	return dir->kind == FS_DRAFTDIR ? &dir->children : &dir->q->drafts;
+}
+
+int fs_is_draft_name(struct fs_inode *dir, const char *name)
+{
+	return dir->kind == FS_DRAFTDIR || name[0] == '.';
+}
+
+/* fs.lock held. */
+struct fs_inode *fs_draft_find(struct fs_inode *dir, const char *name)
 {
 	struct fs_inode *in;
 
-	for (in = q->drafts; in; in = in->dnext)
+	for (in = *fs_drafts_of(dir); in; in = in->dnext)
 		if (strcmp(in->name, name) == 0)
 			return in;
 	return NULL;
 }
 
-/* fs.lock held. Removes a draft from its queue's list. */
-void fs_draft_unlink(struct fs_inode *in)
+/* fs.lock held. Puts draft (or draft dir) in into dir's list. */
+void fs_draft_link(struct fs_inode *dir, struct fs_inode *in)
 {
-	struct fs_inode **p = &in->q->drafts;
+	struct fs_inode **head = fs_drafts_of(dir);
+
+	in->parent = dir->kind == FS_DRAFTDIR ? dir : NULL;
+	in->linked = 1;
+	in->dnext = *head;
+	*head = in;
+}
+
+/* fs.lock held. Removes a draft from its list; frees it if unused. */
+static void draft_detach(struct fs_inode *in)
+{
+	struct fs_inode **p = in->parent ? &in->parent->children
+					 : &in->q->drafts;
 
 	while (*p && *p != in)
 		p = &(*p)->dnext;
 	if (*p)
 		*p = in->dnext;
 	in->linked = 0;
+}
+
+/* fs.lock held. Removes a draft from its list; frees it if unused. */
+void fs_draft_unlink(struct fs_inode *in)
+{
+	struct fs_inode *parent = in->parent;
+
+	draft_detach(in);
+	in->parent = NULL;
 	fs_inode_maybe_free(in);
+	if (parent)
+		fs_inode_maybe_free(parent);
 }
 
 static enum spool_state dir_state(enum fs_kind kind)
@@ -103,8 +140,34 @@ static void lookup_msg(fuse_req_t req, struct fs_inode *dir,
 	reply_entry(req, in);
 }
 
-static void lookup_qdir(fuse_req_t req, struct fs_queue *q, const char *name)
+/* Replies with a pinned inode (drafts, names), then drops the pin. */
+static void reply_pinned(fuse_req_t req, struct fs_inode *in)
 {
+	reply_entry(req, in);
+	fs_inode_forget(in->ino, 1);
+}
+
+/* A draft, or a draft dir's draft. */
+static void lookup_draft(fuse_req_t req, struct fs_inode *dir,
+			 const char *name)
+{
+	struct fs_inode *in;
+
+	pthread_mutex_lock(&fs.lock);
+	in = fs_draft_find(dir, name);
+	if (in)
+		in->nlookup++; /* pins it until reply_entry's ref */
+	pthread_mutex_unlock(&fs.lock);
+	if (in)
+		reply_pinned(req, in);
+	else
+		fuse_reply_err(req, ENOENT);
+}
+
+static void lookup_qdir(fuse_req_t req, struct fs_inode *dir,
+			const char *name)
+{
+	struct fs_queue *q = dir->q;
 	struct fs_inode *in = NULL;
 	int i = fixed_index(name);
 
@@ -113,16 +176,11 @@ static void lookup_qdir(fuse_req_t req, struct fs_queue *q, const char *name)
 	else if (i >= 0)
 		in = q->fixed[i + 1];
 	else if (name[0] == '.') {
-		pthread_mutex_lock(&fs.lock);
-		in = fs_draft_find(q, name);
-		if (in)
-			in->nlookup++; /* pins it until reply_entry's ref */
-		pthread_mutex_unlock(&fs.lock);
-		if (in) {
-			reply_entry(req, in);
-			fs_inode_forget(in->ino, 1);
-			return;
-		}
+		lookup_draft(req, dir, name);
+		return;
+	} else if ((in = fs_names_find(q, name, req))) {
+		reply_pinned(req, in);
+		return;
 	}
 	if (!in) {
 		fuse_reply_err(req, ENOENT);
@@ -160,12 +218,19 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	if (strlen(name) > SPOOL_MSG_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
 	switch (dir->kind) {
 	case FS_ROOT:
 		lookup_root(req, name);
 		break;
 	case FS_QDIR:
-		lookup_qdir(req, dir->q, name);
+		lookup_qdir(req, dir, name);
+		break;
+	case FS_DRAFTDIR:
+		lookup_draft(req, dir, name);
 		break;
 	case FS_PEEKDIR:
 	case FS_DELAYEDDIR:
@@ -177,6 +242,31 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 }
 
+/* mkdir .name in a queue (rsync --delay-updates makes .~tmp~). */
+static void mkdir_draftdir(fuse_req_t req, struct fs_inode *dir,
+			   const char *name, mode_t mode)
+{
+	struct fs_inode *in;
+
+	if (strlen(name) > SPOOL_MSG_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	pthread_mutex_lock(&fs.lock);
+	in = fs_draft_find(dir, name);
+	pthread_mutex_unlock(&fs.lock);
+	if (in) {
+		fuse_reply_err(req, EEXIST);
+		return;
+	}
+	in = fs_draft_make(dir, FS_DRAFTDIR, name, mode, fuse_req_ctx(req));
+	if (!in) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_entry(req, in);
+}
+
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	      mode_t mode)
 {
@@ -184,11 +274,16 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct spool_queue_attr attr = {
 		.uid = ctx->uid, .gid = ctx->gid, .mode = mode & 07777,
 	};
+	struct fs_inode *dir;
 	struct fs_queue *q;
 	int rc;
 
 	if (parent != FS_ROOT_INO) {
-		fuse_reply_err(req, EPERM);
+		dir = fs_inode_get(parent);
+		if (dir && dir->kind == FS_QDIR && name[0] == '.')
+			mkdir_draftdir(req, dir, name, mode);
+		else
+			fuse_reply_err(req, dir ? EPERM : ENOENT);
 		return;
 	}
 	rc = spool_queue_create(fs.db, name, &attr);
@@ -201,14 +296,51 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_entry(req, q->fixed[0]);
 }
 
+/* rmdir inside a queue: peek/, delayed/ and leased/ "go" once empty (they
+ * are part of the queue: rm -rf of a queue ends with them); a draft dir
+ * goes once empty. */
+static int rmdir_qdir(struct fs_inode *dir, const char *name)
+{
+	struct spool_stats st;
+	struct fs_inode *in;
+	int i = fixed_index(name), rc;
+
+	if (i >= 0 && fs_kind_is_dir(fs_qfixed_kind[i])) {
+		rc = spool_stats_get(dir->q->sq, &st);
+		if (rc < 0)
+			return rc;
+		switch (fs_qfixed_kind[i]) {
+		case FS_PEEKDIR:
+			return st.visible ? -ENOTEMPTY : 0;
+		case FS_DELAYEDDIR:
+			return st.delayed ? -ENOTEMPTY : 0;
+		default:
+			return st.leased ? -ENOTEMPTY : 0;
+		}
+	}
+	if (i >= 0)
+		return -ENOTDIR;
+	pthread_mutex_lock(&fs.lock);
+	in = fs_is_draft_name(dir, name) ? fs_draft_find(dir, name) : NULL;
+	rc = !in ? -ENOENT : in->kind != FS_DRAFTDIR ? -ENOTDIR :
+	     in->children ? -ENOTEMPTY : 0;
+	if (rc == 0)
+		fs_draft_unlink(in);
+	pthread_mutex_unlock(&fs.lock);
+	return rc;
+}
+
 void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct fs_inode *dir;
 	struct fs_queue *q;
 	int rc;
 
 	if (parent != FS_ROOT_INO) {
-		fuse_reply_err(req, EPERM);
-		return;
+		dir = fs_inode_get(parent);
+		rc = !dir ? -ENOENT : dir->kind == FS_QDIR ?
+		     rmdir_qdir(dir, name) : -EPERM;
+		goto out;
 	}
 	rc = fs_queue_get(name, &q);
 	if (rc < 0)
@@ -235,18 +367,56 @@ static int unlink_msg(struct fs_inode *dir, const char *name)
 	return spool_delete(dir->q->sq, id, dir_state(dir->kind));
 }
 
-static int unlink_qdir(struct fs_queue *q, const char *name)
+/* unlink of stats or config: it "goes" (0, nothing changes) once the
+ * queue holds no message and no draft, as rm -rf of the queue reaches them
+ * after emptying peek/, delayed/, leased/ and the drafts (they are listed
+ * last); until then EPERM. They go with the queue at its rmdir. */
+static int queue_emptied(struct fs_queue *q)
+{
+	struct spool_stats st;
+	int rc = spool_stats_get(q->sq, &st), drafts;
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&fs.lock);
+	drafts = q->drafts != NULL;
+	pthread_mutex_unlock(&fs.lock);
+	return drafts || st.visible + st.delayed + st.leased + st.corrupt ?
+	       -EPERM : 0;
+}
+
+/*
+ * unlink in a queue or draft dir: drafts; stats and config (above); the
+ * other control entries are EPERM. A name the caller just pushed is
+ * forgotten (the message stays pushed).
+ */
+static int unlink_qdir(fuse_req_t req, struct fs_inode *dir,
+		       const char *name)
 {
 	struct fs_inode *in;
+	int i = dir->kind == FS_QDIR ? fixed_index(name) : -1, rc;
 
-	if (fixed_index(name) >= 0)
-		return -EPERM;
+	if (i >= 0)
+		return fs_qfixed_kind[i] == FS_STATS ||
+		       fs_qfixed_kind[i] == FS_CONFIG ? queue_emptied(dir->q) :
+		       fs_kind_is_dir(fs_qfixed_kind[i]) ? -EISDIR : -EPERM;
+	if (!fs_is_draft_name(dir, name)) {
+		in = fs_names_find(dir->q, name, req);
+		if (!in)
+			return -ENOENT;
+		pthread_mutex_lock(&fs.lock);
+		fs_names_drop(in);
+		pthread_mutex_unlock(&fs.lock);
+		fs_inode_forget(in->ino, 1);
+		return 0;
+	}
 	pthread_mutex_lock(&fs.lock);
-	in = name[0] == '.' ? fs_draft_find(q, name) : NULL;
-	if (in)
+	in = fs_draft_find(dir, name);
+	rc = !in ? -ENOENT : in->kind == FS_DRAFTDIR ? -EISDIR : 0;
+	if (rc == 0)
 		fs_draft_unlink(in);
 	pthread_mutex_unlock(&fs.lock);
-	return in ? 0 : -ENOENT;
+	return rc;
 }
 
 void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -256,8 +426,8 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (!dir)
 		rc = -ENOENT;
-	else if (dir->kind == FS_QDIR)
-		rc = unlink_qdir(dir->q, name);
+	else if (dir->kind == FS_QDIR || dir->kind == FS_DRAFTDIR)
+		rc = unlink_qdir(req, dir, name);
 	else if (dir->kind == FS_PEEKDIR || dir->kind == FS_DELAYEDDIR ||
 		 dir->kind == FS_LEASEDDIR)
 		rc = unlink_msg(dir, name);
@@ -266,25 +436,34 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* ------------------------------------------------------------ rename */
 
-/* Renames draft .name to another draft name in the same queue. */
-static int rename_draft_draft(struct fs_queue *q, const char *name,
-			      const char *newname)
+/* Renames a draft to another draft name (in the queue or a draft dir of
+ * the same queue), replacing a draft of that name. */
+static int rename_draft_draft(struct fs_inode *dir, const char *name,
+			      struct fs_inode *ndir, const char *newname)
 {
 	struct fs_inode *in, *old;
-	char *copy = strdup(newname);
+	char *copy;
 	int rc = -ENOENT;
 
-	if (!copy)
+	if (ndir->q != dir->q)
+		return -EXDEV;
+	if (!(copy = strdup(newname)))
 		return -ENOMEM;
 	pthread_mutex_lock(&fs.lock);
-	in = fs_draft_find(q, name);
-	if (in) {
-		old = fs_draft_find(q, newname);
+	in = fs_draft_find(dir, name);
+	old = in ? fs_draft_find(ndir, newname) : NULL;
+	if (in && old && old != in && old->kind == FS_DRAFTDIR)
+		rc = -EISDIR;
+	else if (in && in->kind == FS_DRAFTDIR && ndir->kind == FS_DRAFTDIR)
+		rc = -EPERM; /* one level of draft dirs */
+	else if (in) {
 		if (old && old != in)
 			fs_draft_unlink(old);
+		draft_detach(in);
 		free(in->name);
 		in->name = copy;
 		copy = NULL;
+		fs_draft_link(ndir, in);
 		rc = 0;
 	}
 	pthread_mutex_unlock(&fs.lock);
@@ -292,27 +471,27 @@ static int rename_draft_draft(struct fs_queue *q, const char *name,
 	return rc;
 }
 
-/* Renaming a draft to a name without the dot pushes it. */
-static int rename_draft(struct fs_queue *q, const char *name,
+/* Renaming a draft to a name of the queue without the dot pushes it. */
+static int rename_draft(struct fs_inode *dir, const char *name,
 			struct fs_inode *ndir, const char *newname)
 {
 	struct fs_inode *in;
 	int rc;
 
-	if (ndir->kind != FS_QDIR)
+	if (ndir->kind != FS_QDIR && ndir->kind != FS_DRAFTDIR)
 		return -EPERM;
-	if (newname[0] == '.')
-		return ndir->q == q ? rename_draft_draft(q, name, newname)
-				    : -EXDEV;
+	if (fs_is_draft_name(ndir, newname))
+		return rename_draft_draft(dir, name, ndir, newname);
 	if (fixed_index(newname) >= 0)
 		return -EPERM;
 	pthread_mutex_lock(&fs.lock);
-	in = fs_draft_find(q, name);
-	if (in)
+	in = fs_draft_find(dir, name);
+	rc = !in ? -ENOENT : in->kind == FS_DRAFTDIR ? -EPERM : 0;
+	if (rc == 0)
 		in->nlookup++; /* pins it while pushing */
 	pthread_mutex_unlock(&fs.lock);
-	if (!in)
-		return -ENOENT;
+	if (rc < 0)
+		return rc;
 	rc = fs_draft_push(in, ndir->q, newname);
 	pthread_mutex_lock(&fs.lock);
 	in->nlookup--;
@@ -321,6 +500,108 @@ static int rename_draft(struct fs_queue *q, const char *name,
 	else
 		fs_inode_maybe_free(in);
 	pthread_mutex_unlock(&fs.lock);
+	return rc;
+}
+
+/* Reads message id's body into a new draft's buffer (not linked yet):
+ * only while nobody took it (visible or delayed, never received). */
+static int unpush_body(struct fs_queue *q, uint64_t id, struct fs_draft *d)
+{
+	struct spool_msg_info info;
+	ssize_t n;
+	int rc = spool_msg_stat(q->sq, id, &info);
+
+	if (rc < 0 || info.receives > 0 || info.state == SPOOL_LEASED)
+		return -EBUSY;
+	rc = fs_buf_put(&d->body, "", 0, info.size);
+	if (rc < 0)
+		return rc;
+	n = spool_msg_read(q->sq, id, 0, d->body.data, info.size);
+	if (n != (ssize_t)info.size)
+		return n < 0 ? (int)n : -EBUSY;
+	return spool_delete(q->sq, id, SPOOL_VISIBLE | SPOOL_DELAYED) < 0 ?
+	       -EBUSY : 0;
+}
+
+/*
+ * sed -i and perl -pi on a draft write a temp file without a dot next to
+ * it (pushed at its close), then rename it over the draft. The pusher's
+ * rename of a just-pushed name to a draft name takes the message back, as
+ * long as nobody received it, and makes it that draft (its body; the
+ * replaced draft's mode). Otherwise EBUSY: the message stays pushed.
+ */
+static int unpush_to_draft(fuse_req_t req, struct fs_inode *in,
+			   struct fs_inode *dir, const char *newname)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fs_inode *old, *d;
+	mode_t mode = 0644;
+	uint64_t id;
+	int rc;
+
+	pthread_mutex_lock(&fs.lock);
+	id = in->writers ? 0 : in->pushed_id;
+	old = fs_draft_find(dir, newname);
+	if (old && old->kind == FS_DRAFT)
+		mode = old->draft->mode;
+	rc = !id ? -EBUSY : old && old->kind == FS_DRAFTDIR ? -EISDIR : 0;
+	pthread_mutex_unlock(&fs.lock);
+	if (rc < 0)
+		return rc;
+	d = fs_inode_new(FS_DRAFT, dir->q);
+	if (!d)
+		return -ENOMEM;
+	d->name = strdup(newname);
+	d->draft = fs_draft_new(mode, ctx->uid, ctx->gid);
+	rc = !d->name || !d->draft ? -ENOMEM : unpush_body(dir->q, id, d->draft);
+	pthread_mutex_lock(&fs.lock);
+	if (rc == 0) {
+		old = fs_draft_find(dir, newname);
+		if (old)
+			fs_draft_unlink(old);
+		fs_draft_link(dir, d);
+		fs_names_drop(in);
+		in->pushed_id = 0;
+	} else {
+		fs_inode_maybe_free(d);
+	}
+	pthread_mutex_unlock(&fs.lock);
+	return rc;
+}
+
+/*
+ * Renaming a name the caller is writing or just pushed (temp-file writers:
+ * mkstemp, NamedTemporaryFile, then rename to the final name): within the
+ * queue only. Being written, its message will carry the new name; pushed,
+ * its message's user.spool.name changes while it is still queued.
+ */
+static int rename_named(fuse_req_t req, struct fs_inode *dir,
+			const char *name, struct fs_inode *ndir,
+			const char *newname)
+{
+	struct fs_inode *in;
+	uint64_t id;
+	int rc;
+
+	if (ndir->kind != FS_QDIR || ndir->q != dir->q)
+		return -EXDEV;
+	if (fixed_index(newname) >= 0)
+		return -EPERM;
+	in = fs_names_find(dir->q, name, req);
+	if (!in)
+		return -ENOENT;
+	if (newname[0] == '.') {
+		rc = unpush_to_draft(req, in, ndir, newname);
+		fs_inode_forget(in->ino, 1);
+		return rc;
+	}
+	pthread_mutex_lock(&fs.lock);
+	rc = fs_names_rename(in, newname);
+	id = in->writers ? 0 : in->pushed_id;
+	pthread_mutex_unlock(&fs.lock);
+	if (rc == 0 && id)
+		spool_msg_rename(dir->q->sq, id, newname); /* gone: no matter */
+	fs_inode_forget(in->ino, 1);
 	return rc;
 }
 
@@ -376,8 +657,13 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = -ENOENT;
 	else if (flags & RENAME_EXCHANGE)
 		rc = -EINVAL;
-	else if (dir->kind == FS_QDIR && name[0] == '.')
-		rc = rename_draft(dir->q, name, ndir, newname);
+	else if (strlen(newname) > SPOOL_MSG_NAME_MAX)
+		rc = -ENAMETOOLONG;
+	else if ((dir->kind == FS_QDIR || dir->kind == FS_DRAFTDIR) &&
+		 fs_is_draft_name(dir, name))
+		rc = rename_draft(dir, name, ndir, newname);
+	else if (dir->kind == FS_QDIR && fixed_index(name) < 0)
+		rc = rename_named(req, dir, name, ndir, newname);
 	else if (is_msgdir(dir) && is_msgdir(ndir))
 		rc = rename_msg(dir, name, ndir, newname);
 	fuse_reply_err(req, -rc);
@@ -391,7 +677,9 @@ struct fs_dirh {
 	struct fs_inode *in;
 	off_t pos;                  /* offset of the last entry given */
 	char last[SPOOL_NAME_MAX + 1]; /* root: last queue name given */
-	char **names;               /* queue dir: snapshot at offset 0 */
+	char **names;               /* queue, draft dir: drafts at offset 0 */
+	fuse_ino_t *inos;
+	char *isdir;
 	size_t nnames;
 	struct spool_cursor cur;    /* message dirs */
 	uint64_t ids[DIR_BATCH];
@@ -431,7 +719,11 @@ static void names_free(struct fs_dirh *h)
 	for (i = 0; i < h->nnames; i++)
 		free(h->names[i]);
 	free(h->names);
+	free(h->inos);
+	free(h->isdir);
 	h->names = NULL;
+	h->inos = NULL;
+	h->isdir = NULL;
 	h->nnames = 0;
 }
 
@@ -481,49 +773,72 @@ static int dir_add(struct dirbuf *b, const char *name, fuse_ino_t ino,
 	return 1;
 }
 
-/* The qdir snapshot: fixed entries then drafts. */
-static int qdir_snapshot(struct fs_dirh *h)
+/* The drafts of a queue or draft dir, at offset 0. */
+static int drafts_snapshot(struct fs_dirh *h)
 {
 	struct fs_inode *d;
-	size_t n = 0, i = 0;
+	size_t n = 0;
+	int rc = 0;
 
 	names_free(h);
 	pthread_mutex_lock(&fs.lock);
-	for (d = h->in->q->drafts; d; d = d->dnext)
+	for (d = *fs_drafts_of(h->in); d; d = d->dnext)
 		n++;
 	h->names = calloc(n + 1, sizeof *h->names);
-	for (d = h->in->q->drafts; h->names && d; d = d->dnext)
-		h->names[i++] = strdup(d->name);
+	h->inos = calloc(n + 1, sizeof *h->inos);
+	h->isdir = calloc(n + 1, 1);
+	if (!h->names || !h->inos || !h->isdir)
+		rc = -ENOMEM;
+	for (d = *fs_drafts_of(h->in); rc == 0 && d; d = d->dnext) {
+		h->inos[h->nnames] = d->ino;
+		h->isdir[h->nnames] = d->kind == FS_DRAFTDIR;
+		h->names[h->nnames] = strdup(d->name);
+		if (!h->names[h->nnames++])
+			rc = -ENOMEM;
+	}
 	pthread_mutex_unlock(&fs.lock);
-	if (!h->names)
-		return -ENOMEM;
-	h->nnames = i;
-	return 0;
+	return rc;
 }
 
+/* A queue dir lists ., .., its listed directories (peek/, delayed/,
+ * leased/), its drafts, then its listed files (config, stats): rm -rf
+ * reaches stats and config once the rest is gone. A draft dir lists .,
+ * .. and its drafts. Offsets count in that order. */
 static void readdir_qdir(struct fs_dirh *h, struct dirbuf *b, off_t off)
 {
 	struct fs_queue *q = h->in->q;
-	off_t i;
+	int dirs[FS_QFIXED], files[FS_QFIXED], nd = 0, nf = 0, j;
+	off_t i, nn;
 
-	if (off == 0 && qdir_snapshot(h) < 0)
+	if (off == 0 && drafts_snapshot(h) < 0)
 		return;
-	for (i = off; i < 2 + FS_QFIXED + (off_t)h->nnames; i++) {
+	for (j = 0; h->in->kind == FS_QDIR && j < FS_QFIXED; j++) {
+		if (!fs_qfixed_listed(j))
+			continue;
+		if (fs_kind_is_dir(fs_qfixed_kind[j]))
+			dirs[nd++] = j;
+		else
+			files[nf++] = j;
+	}
+	nn = (off_t)h->nnames;
+	for (i = off; i < 2 + nd + nn + nf; i++) {
 		const char *name;
 		fuse_ino_t ino;
-		int isdir = 0;
+		int isdir = 1;
 
 		if (i < 2) {
 			name = i == 0 ? "." : "..";
-			ino = i == 0 ? q->base : FS_ROOT_INO;
-			isdir = 1;
-		} else if (i < 2 + FS_QFIXED) {
-			name = fs_qfixed_name[i - 2];
-			ino = q->base + i - 1;
-			isdir = fs_kind_is_dir(fs_qfixed_kind[i - 2]);
+			ino = i == 0 ? h->in->ino :
+			      h->in->kind == FS_QDIR ? FS_ROOT_INO : q->base;
+		} else if (i < 2 + nd || i >= 2 + nd + nn) {
+			j = i < 2 + nd ? dirs[i - 2] : files[i - 2 - nd - nn];
+			name = fs_qfixed_name[j];
+			ino = q->base + 1 + j;
+			isdir = fs_kind_is_dir(fs_qfixed_kind[j]);
 		} else {
-			name = h->names[i - 2 - FS_QFIXED];
-			ino = FS_METRICS_INO + 1; /* any; a lookup tells */
+			name = h->names[i - 2 - nd];
+			ino = h->inos[i - 2 - nd];
+			isdir = h->isdir[i - 2 - nd];
 		}
 		if (!dir_add(b, name, ino, isdir, i + 1))
 			break;
@@ -610,7 +925,7 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (off == 0 || off < h->pos)
 		readdir_reset(h);
-	if (h->in->kind == FS_QDIR)
+	if (h->in->kind == FS_QDIR || h->in->kind == FS_DRAFTDIR)
 		readdir_qdir(h, &b, off);
 	else if (h->in->kind == FS_ROOT)
 		readdir_root(h, &b);

@@ -16,6 +16,7 @@
  *   msg.c     message files: attributes, xattrs, lease extension
  *   xattr.c   xattr storage of drafts and write handles, and dispatch
  *   text.c    stats, config and .metrics snapshots
+ *   names.c   names being written and just pushed, per process
  */
 #ifndef FS_H
 #define FS_H
@@ -61,13 +62,16 @@ enum fs_kind {
 	FS_MSG,       /* peek/<id>, delayed/<id>, leased/<id> */
 	FS_WRITE,     /* a new name being written (CREATE) */
 	FS_DRAFT,     /* .name */
+	FS_DRAFTDIR,  /* a directory .name in a queue: holds drafts */
 };
 
-/* The fixed entries of a queue directory, in listing order. Their inode
- * numbers are the queue's base number plus the index + 1. */
+/* The fixed entries of a queue directory. Their inode numbers are the
+ * queue's base number plus the index + 1. Only those fs_qfixed_listed()
+ * says are listed (crawler safety, DESIGN §2); the others exist by name. */
 #define FS_QFIXED 11
 extern const char *const fs_qfixed_name[FS_QFIXED];
 extern const enum fs_kind fs_qfixed_kind[FS_QFIXED];
+int fs_qfixed_listed(int i);
 
 /* Extended attributes of a draft or a message being written. */
 struct fs_xattr {
@@ -86,6 +90,7 @@ struct fs_buf {
 
 struct fs_queue;
 struct fs_wbuf;
+struct fs_file;
 
 /* The in-memory file behind a draft (.name). */
 struct fs_draft {
@@ -109,11 +114,22 @@ struct fs_inode {
 	/* FS_MSG: which listing it came from; FS_NEXT/CLAIM: the bound one */
 	enum spool_state state;
 	_Atomic uint64_t msg_id;    /* 0 = none bound yet */
-	struct fs_wbuf *wbuf;       /* FS_WRITE: its open write, or NULL */
-	struct fs_draft *draft;     /* FS_DRAFT */
+	struct fs_wbuf *wbuf;       /* FS_WRITE: its latest open write */
+	int writers;                /* FS_WRITE: open writes; fs.lock */
+	struct fs_draft *draft;     /* FS_DRAFT, FS_DRAFTDIR (mode, times) */
 	char *name;                 /* FS_DRAFT/FS_WRITE: the file name */
 	struct fs_inode *hnext;     /* hash chain, protected by fs.lock */
 	struct fs_inode *dnext;     /* draft list of q, protected by fs.lock */
+	struct fs_inode *parent;    /* FS_DRAFT: its draft dir, or NULL */
+	struct fs_inode *children;  /* FS_DRAFTDIR: its drafts; fs.lock */
+	/* FS_WRITE, names.c; protected by fs.lock */
+	int named;                  /* in q->names */
+	pid_t pusher_tid;           /* the thread that opened it */
+	int64_t named_until;        /* monotonic ms; INT64_MAX while writing */
+	int pushed;                 /* a message was pushed from it */
+	uint64_t pushed_id;         /* its last message (0: none, deduped) */
+	uint64_t pushed_size;
+	struct fs_inode *nnext;     /* q->names chain */
 };
 
 /* One queue the daemon has seen. Never freed before unmount (the wake hook
@@ -126,6 +142,8 @@ struct fs_queue {
 	struct fs_inode *fixed[FS_QFIXED + 1]; /* [0] the dir */
 	struct fs_inode *drafts;    /* protected by fs.lock */
 	struct fs_wbuf *writing;    /* names being written; fs.lock */
+	struct fs_inode **names;    /* names.c hash, NULL until used; fs.lock */
+	int64_t names_swept;        /* monotonic ms of the last sweep */
 	/* wait.c state, protected by fs_wait_lock */
 	struct fs_waiter *waiters;
 	struct fs_waiter *waiters_tail;
@@ -148,6 +166,7 @@ struct fs_ctx {
 	uid_t uid;
 	gid_t gid;
 	int64_t start_ms;
+	const char *data_dir;       /* the store's directory, for statfs */
 };
 
 extern struct fs_ctx fs;
@@ -202,17 +221,46 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* At unmount: frees the directory handles still open. */
 void fs_dir_free_all(void);
-/* Draft helpers shared with handle.c. fs.lock held. */
-struct fs_inode *fs_draft_find(struct fs_queue *q, const char *name);
+/* Draft helpers shared with handle.c. fs.lock held. dir is a queue
+ * directory or a draft directory. */
+struct fs_inode **fs_drafts_of(struct fs_inode *dir);
+struct fs_inode *fs_draft_find(struct fs_inode *dir, const char *name);
+void fs_draft_link(struct fs_inode *dir, struct fs_inode *in);
 void fs_draft_unlink(struct fs_inode *in);
+/* Does the caller's name exist in a queue or draft directory as a
+ * draft (a name starting with '.', or any name in a draft dir)? */
+int fs_is_draft_name(struct fs_inode *dir, const char *name);
+
+/* ----------------------------------------------------------- names.c */
+
+/* How long a pushed name stays resolvable for its pusher (DESIGN §4). */
+#define FS_NAME_KEEP_MS 6000
+
+/* Adds FS_WRITE inode in to its queue's names. fs.lock held. */
+void fs_names_add(struct fs_inode *in);
+/* Takes in out of its queue's names. fs.lock held. */
+void fs_names_drop(struct fs_inode *in);
+/* A message was pushed from in: it stays findable FS_NAME_KEEP_MS. */
+void fs_names_pushed(struct fs_inode *in, uint64_t id, uint64_t size);
+/* The name the caller of req is writing or just pushed in q, with one
+ * nlookup pin taken (drop it with fs_inode_forget(ino, 1)), or NULL. */
+struct fs_inode *fs_names_find(struct fs_queue *q, const char *name,
+			       fuse_req_t req);
+/* Renames in (fs.lock held): rehashes it under newname. */
+int fs_names_rename(struct fs_inode *in, const char *newname);
 
 /* ---------------------------------------------------------- handle.c */
 
 enum fs_wkind { FS_W_MSG, FS_W_LINES, FS_W_CONFIG, FS_W_CTL };
 
-/* One open for writing of a new name, push, lines, config or ctl. */
+/* One open for writing of a new name, push, lines, config or ctl. Lock
+ * order: fs.lock is never held while taking a wbuf's lock (a commit takes
+ * fs.lock under it); who finds a wbuf through its inode takes a reference
+ * under fs.lock instead (fs_wbuf_of). */
 struct fs_wbuf {
 	pthread_mutex_t lock;
+	_Atomic int refs;           /* the open file's, and fs_wbuf_of's */
+	_Atomic uint64_t size;      /* base + buf.len, readable unlocked */
 	enum fs_wkind kind;
 	struct fs_queue *q;
 	struct fs_inode *in;        /* FS_WRITE: its inode, else NULL */
@@ -221,16 +269,27 @@ struct fs_wbuf {
 	struct fs_xattr *xattrs;    /* FS_WRITE: set with fsetxattr */
 	pid_t opener_tid;           /* the thread that opened it */
 	int committed;              /* a message was pushed already */
+	int append;                 /* every write is an append (no holes) */
 	int err;                    /* a refused write: errno for close() */
-	uint64_t max_size;
+	uint64_t max_size;          /* FS_W_LINES: of one line */
+	size_t line_at;             /* FS_W_LINES: lines checked up to here */
 	struct fs_wbuf *wnext;      /* q->writing, protected by fs.lock */
 };
 
 void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       mode_t mode, struct fuse_file_info *fi);
+/* Opens FS_WRITE inode in (a name its caller just pushed) for writing
+ * again: a new message under the same name. */
+int fs_write_reopen(fuse_req_t req, struct fs_inode *in, struct fs_file *f,
+		    int flags);
 struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
 			    fuse_req_t req);
+/* The open file's end of w: detaches it from its inode, drops its ref. */
 void fs_wbuf_free(struct fs_wbuf *w);
+/* The latest open write of FS_WRITE inode in, with a reference (drop it
+ * with fs_wbuf_put), or NULL. */
+struct fs_wbuf *fs_wbuf_of(struct fs_inode *in);
+void fs_wbuf_put(struct fs_wbuf *w);
 int fs_wbuf_write(struct fs_wbuf *w, const char *buf, size_t size,
 		  off_t off);
 int fs_wbuf_truncate(struct fs_wbuf *w, off_t size);
@@ -239,12 +298,16 @@ void fs_wbuf_release(struct fs_wbuf *w);
 /* Pushes body with the per-message xattrs (priority, delay, user.*). */
 int fs_push_with_xattrs(struct fs_queue *q, const char *name,
 			const void *body, size_t len,
-			const struct fs_xattr *xattrs);
+			const struct fs_xattr *xattrs, uint64_t *id);
 int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off);
 void fs_buf_free(struct fs_buf *b);
 
 /* Drafts: file data, opened like regular files. */
 struct fs_draft *fs_draft_new(mode_t mode, uid_t uid, gid_t gid);
+/* Makes a draft (FS_DRAFT) or draft dir inode named name in dir, linked. */
+struct fs_inode *fs_draft_make(struct fs_inode *dir, enum fs_kind kind,
+			       const char *name, mode_t mode,
+			       const struct fuse_ctx *ctx);
 void fs_draft_free(struct fs_draft *d);
 int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
 		  const char *name);

@@ -84,7 +84,8 @@ int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off)
 	}
 	if (off > b->len)
 		memset(b->data + b->len, 0, off - b->len);
-	memcpy(b->data + off, data, len);
+	if (len) /* b->data may still be NULL: a truncate to 0 of nothing */
+		memcpy(b->data + off, data, len);
 	if (end > b->len)
 		b->len = end;
 	return 0;
@@ -190,7 +191,7 @@ static int push_options(struct spool_push *p, const struct fs_xattr *x,
 
 int fs_push_with_xattrs(struct fs_queue *q, const char *name,
 			const void *body, size_t len,
-			const struct fs_xattr *xattrs)
+			const struct fs_xattr *xattrs, uint64_t *id)
 {
 	struct spool_push p = { .body = body, .len = len, .name = name };
 	struct spool_attr *attrs;
@@ -201,7 +202,7 @@ int fs_push_with_xattrs(struct fs_queue *q, const char *name,
 		return -ENOMEM;
 	rc = push_options(&p, xattrs, attrs);
 	if (rc == 0)
-		rc = spool_push(q->sq, &p, NULL);
+		rc = spool_push(q->sq, &p, id);
 	free(attrs);
 	return rc;
 }
@@ -287,11 +288,13 @@ struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
 	if (!w)
 		return NULL;
 	pthread_mutex_init(&w->lock, NULL);
+	w->refs = 1;
 	w->kind = kind;
 	w->q = q;
 	w->opener_tid = fuse_req_ctx(req)->pid;
 	w->max_size = BIG_MAX;
-	if (kind == FS_W_MSG && spool_settings_get(q->sq, &s) == 0)
+	if ((kind == FS_W_MSG || kind == FS_W_LINES) &&
+	    spool_settings_get(q->sq, &s) == 0)
 		w->max_size = s.max_size;
 	return w;
 }
@@ -309,21 +312,76 @@ static void writing_drop(struct fs_wbuf *w)
 	pthread_mutex_unlock(&fs.lock);
 }
 
-void fs_wbuf_free(struct fs_wbuf *w)
+void fs_wbuf_put(struct fs_wbuf *w)
 {
-	if (!w)
+	if (!w || atomic_fetch_sub(&w->refs, 1) != 1)
 		return;
-	if (w->in) {
-		writing_drop(w);
-		pthread_mutex_lock(&fs.lock);
-		w->in->wbuf = NULL;
-		fs_inode_maybe_free(w->in);
-		pthread_mutex_unlock(&fs.lock);
-	}
 	fs_buf_free(&w->buf);
 	fs_xattr_free(w->xattrs);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
+}
+
+struct fs_wbuf *fs_wbuf_of(struct fs_inode *in)
+{
+	struct fs_wbuf *w;
+
+	pthread_mutex_lock(&fs.lock);
+	w = in->writers ? in->wbuf : NULL;
+	if (w)
+		atomic_fetch_add(&w->refs, 1);
+	pthread_mutex_unlock(&fs.lock);
+	return w;
+}
+
+void fs_wbuf_free(struct fs_wbuf *w)
+{
+	struct fs_inode *in = w ? w->in : NULL;
+
+	if (!w)
+		return;
+	if (in) {
+		writing_drop(w);
+		pthread_mutex_lock(&fs.lock);
+		if (in->wbuf == w)
+			in->wbuf = NULL;
+		in->writers--;
+		/* Nothing pushed (a refused write): the name is not kept. */
+		if (!in->writers && !in->pushed)
+			fs_names_drop(in);
+		fs_inode_maybe_free(in);
+		pthread_mutex_unlock(&fs.lock);
+	}
+	fs_wbuf_put(w);
+}
+
+/* w->lock held: publishes the size for unlocked readers (fstat). */
+static void wbuf_sized(struct fs_wbuf *w)
+{
+	atomic_store(&w->size, w->base + w->buf.len);
+}
+
+/*
+ * w->lock held. Refuses (EFBIG) a lines buffer holding a line over
+ * max_size, at the write() that makes it so (DESIGN §4: shells ignore the
+ * error of the close). Checks from the start of the first line not yet
+ * checked in full, or from the start of the line rel falls in.
+ */
+static int lines_check(struct fs_wbuf *w, size_t rel)
+{
+	const char *d = w->buf.data;
+	size_t start = w->line_at < rel ? w->line_at : rel, i;
+
+	while (start > 0 && d[start - 1] != '\n')
+		start--;
+	for (i = start; i < w->buf.len; i++) {
+		if (d[i] == '\n')
+			start = i + 1;
+		else if (i - start + 1 > w->max_size)
+			return -EFBIG;
+	}
+	w->line_at = start;
+	return 0;
 }
 
 int fs_wbuf_write(struct fs_wbuf *w, const char *data, size_t size,
@@ -341,13 +399,15 @@ int fs_wbuf_write(struct fs_wbuf *w, const char *data, size_t size,
 	 * an append. The kernel keeps their attributes for a second and grows
 	 * its idea of their size with every write, so an O_APPEND write (the
 	 * shell's >>) arrives at the end of an earlier open's bytes. */
-	if ((w->kind != FS_W_MSG || !w->in) && rel > w->buf.len)
+	if ((w->kind != FS_W_MSG || !w->in || w->append) && rel > w->buf.len)
 		rel = w->buf.len;
-	if (rel + size > w->max_size) {
+	if (rel + size > (w->kind == FS_W_MSG ? w->max_size : BIG_MAX)) {
 		rc = -EFBIG;
 		goto out_fail;
 	}
 	rc = fs_buf_put(&w->buf, data, size, rel);
+	if (rc == 0 && w->kind == FS_W_LINES)
+		rc = lines_check(w, rel);
 	if (rc == 0 && (w->kind == FS_W_CONFIG || w->kind == FS_W_CTL))
 		rc = wbuf_run(w, 0);
 	if (rc < 0)
@@ -357,36 +417,65 @@ int fs_wbuf_write(struct fs_wbuf *w, const char *data, size_t size,
 out_fail:
 	w->err = -rc;
 out:
+	wbuf_sized(w);
 	pthread_mutex_unlock(&w->lock);
 	return rc;
 }
 
+/* ftruncate/truncate -s: cuts, or extends with zero bytes (DESIGN §4,
+ * "Size while writing"), a name being written; the others only cut. */
 int fs_wbuf_truncate(struct fs_wbuf *w, off_t size)
 {
+	int rc = 0;
+
 	pthread_mutex_lock(&w->lock);
-	if ((uint64_t)size >= w->base && (uint64_t)size - w->base < w->buf.len)
+	if ((uint64_t)size < w->base)
+		goto out;
+	if ((uint64_t)size - w->base < w->buf.len)
 		w->buf.len = size - w->base;
+	else if (w->kind == FS_W_MSG && w->in) {
+		rc = (uint64_t)size > w->max_size ? -EFBIG :
+		     fs_buf_put(&w->buf, "", 0, size - w->base);
+		if (rc < 0)
+			w->err = -rc;
+	}
+	if (w->line_at > w->buf.len)
+		w->line_at = w->buf.len;
+out:
+	wbuf_sized(w);
 	pthread_mutex_unlock(&w->lock);
-	return 0;
+	return rc;
 }
 
 /* w->lock held. Pushes what is pending; empty only when forced. */
 static int wbuf_commit(struct fs_wbuf *w, int final)
 {
-	const char *name = w->in ? w->in->name : NULL;
+	const char *name = NULL;
+	uint64_t id = 0;
 	int rc = 0;
 
 	if (w->kind == FS_W_CONFIG || w->kind == FS_W_CTL)
 		return wbuf_run(w, 1);
 	if (w->buf.len == 0 && !(final && !w->committed && w->kind == FS_W_MSG))
 		return 0;
+	if (w->in) {
+		pthread_mutex_lock(&fs.lock); /* a rename may change it */
+		name = strdup(w->in->name);
+		pthread_mutex_unlock(&fs.lock);
+		if (!name)
+			return -ENOMEM;
+	}
 	if (w->kind == FS_W_LINES)
 		rc = push_lines(w->q, w->buf.data, w->buf.len);
 	else
 		rc = fs_push_with_xattrs(w->q, name, w->buf.data, w->buf.len,
-					 w->xattrs);
+					 w->xattrs, &id);
+	free((char *)name);
 	if (rc < 0)
 		return rc;
+	if (w->in)
+		fs_names_pushed(w->in, id, w->buf.len);
+	w->line_at = 0;
 	if (!w->committed && w->in)
 		writing_drop(w);
 	w->committed = 1;
@@ -496,7 +585,7 @@ int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
 
 	pthread_mutex_lock(&d->lock);
 	rc = fs_push_with_xattrs(dst, name, d->body.data, d->body.len,
-				 d->xattrs);
+				 d->xattrs, NULL);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -514,33 +603,63 @@ static int writing_has(struct fs_queue *q, const char *name)
 	return 0;
 }
 
-static int create_draft(fuse_req_t req, struct fs_queue *q, const char *name,
-			mode_t mode, int flags, struct fs_inode **out)
+struct fs_inode *fs_draft_make(struct fs_inode *dir, enum fs_kind kind,
+			       const char *name, mode_t mode,
+			       const struct fuse_ctx *ctx)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fs_inode *in = fs_inode_new(kind, dir->q);
+
+	if (!in)
+		return NULL;
+	in->name = strdup(name);
+	in->draft = fs_draft_new(mode, ctx->uid, ctx->gid);
+	pthread_mutex_lock(&fs.lock);
+	if (!in->name || !in->draft) {
+		fs_inode_maybe_free(in);
+		in = NULL;
+	} else {
+		fs_draft_link(dir, in);
+	}
+	pthread_mutex_unlock(&fs.lock);
+	return in;
+}
+
+static int create_draft(fuse_req_t req, struct fs_inode *dir,
+			const char *name, mode_t mode, int flags,
+			struct fs_inode **out)
+{
 	struct fs_inode *in;
 	int rc = 0;
 
 	pthread_mutex_lock(&fs.lock);
-	in = fs_draft_find(q, name);
+	in = fs_draft_find(dir, name);
 	if (in && (flags & O_EXCL))
 		rc = -EEXIST;
+	else if (in && in->kind == FS_DRAFTDIR)
+		rc = -EISDIR;
 	pthread_mutex_unlock(&fs.lock);
-	if (rc < 0 || in)
-		goto out;
-	in = fs_inode_new(FS_DRAFT, q);
-	if (!in)
-		return -ENOMEM;
-	in->name = strdup(name);
-	in->draft = fs_draft_new(mode, ctx->uid, ctx->gid);
-	pthread_mutex_lock(&fs.lock);
-	in->linked = 1;
-	in->dnext = q->drafts;
-	q->drafts = in;
-	pthread_mutex_unlock(&fs.lock);
-out:
-	*out = in;
+	if (rc == 0 && !in) {
+		in = fs_draft_make(dir, FS_DRAFT, name, mode, fuse_req_ctx(req));
+		if (!in)
+			return -ENOMEM;
+	}
+	*out = rc == 0 ? in : NULL;
 	return rc;
+}
+
+/* fs.lock held. w writes in, which its opener can find by name. */
+static void write_attach(struct fs_wbuf *w, struct fs_inode *in)
+{
+	in->wbuf = w;
+	in->writers++;
+	in->pusher_tid = w->opener_tid;
+	w->in = in;
+	w->wnext = in->q->writing;
+	in->q->writing = w;
+	if (in->named)
+		in->named_until = INT64_MAX;
+	else
+		fs_names_add(in);
 }
 
 static int create_write(fuse_req_t req, struct fs_queue *q, const char *name,
@@ -551,21 +670,31 @@ static int create_write(fuse_req_t req, struct fs_queue *q, const char *name,
 
 	f->w = fs_wbuf_new(FS_W_MSG, q, req);
 	in = fs_inode_new(FS_WRITE, q);
-	if (!f->w || !in)
+	f->in = in;
+	if (!f->w || !in || !(in->name = strdup(name)))
 		return -ENOMEM;
-	in->name = strdup(name);
 	pthread_mutex_lock(&fs.lock);
 	if ((flags & O_EXCL) && writing_has(q, name))
 		rc = -EEXIST;
-	else {
-		in->wbuf = f->w;
-		f->w->in = in;
-		f->w->wnext = q->writing;
-		q->writing = f->w;
-	}
+	else
+		write_attach(f->w, in);
 	pthread_mutex_unlock(&fs.lock);
-	f->in = in;
 	return rc;
+}
+
+int fs_write_reopen(fuse_req_t req, struct fs_inode *in, struct fs_file *f,
+		    int flags)
+{
+	f->w = fs_wbuf_new(FS_W_MSG, in->q, req);
+	if (!f->w)
+		return -ENOMEM;
+	/* >> appends at the kernel's idea of the size, the pushed one: the
+	 * new message holds what is appended, without a hole before it. */
+	f->w->append = !!(flags & O_APPEND);
+	pthread_mutex_lock(&fs.lock);
+	write_attach(f->w, in);
+	pthread_mutex_unlock(&fs.lock);
+	return 0;
 }
 
 void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -576,12 +705,15 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_file *f = calloc(1, sizeof *f);
 	int rc;
 
-	if (!f || !dir || dir->kind != FS_QDIR) {
+	if (!f || !dir || (dir->kind != FS_QDIR && dir->kind != FS_DRAFTDIR)) {
 		rc = !f ? -ENOMEM : !dir ? -ENOENT : -EPERM;
 		goto out_fail;
 	}
-	if (name[0] == '.')
-		rc = create_draft(req, dir->q, name, mode, fi->flags, &f->in);
+	/* Refused here, not at close(): the shell ignores close()'s error. */
+	if (strlen(name) > SPOOL_MSG_NAME_MAX)
+		rc = -ENAMETOOLONG;
+	else if (fs_is_draft_name(dir, name))
+		rc = create_draft(req, dir, name, mode, fi->flags, &f->in);
 	else
 		rc = create_write(req, dir->q, name, fi->flags, f);
 	if (rc == 0 && f->in->kind == FS_DRAFT && (fi->flags & O_TRUNC)) {

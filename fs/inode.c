@@ -33,6 +33,23 @@ const enum fs_kind fs_qfixed_kind[FS_QFIXED] = {
 	FS_DELAYEDDIR, FS_LEASEDDIR, FS_STATS, FS_CONFIG, FS_CTL,
 };
 
+/* Reading these takes a message or waits (next, claim, pop), or they are
+ * write-only (push, lines, ctl): not listed, so that crawlers (grep -r,
+ * cp -r, tar, backups) change nothing and never block. */
+int fs_qfixed_listed(int i)
+{
+	switch (fs_qfixed_kind[i]) {
+	case FS_PEEKDIR:
+	case FS_DELAYEDDIR:
+	case FS_LEASEDDIR:
+	case FS_STATS:
+	case FS_CONFIG:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static size_t slot(fuse_ino_t ino)
 {
 	return (ino * 0x9E3779B97F4A7C15ull) >> 48 & (TABLE_SIZE - 1);
@@ -133,6 +150,7 @@ void fs_queue_free_all(void)
 
 	for (q = fs.queues; q; q = qn) {
 		qn = q->next;
+		free(q->names);
 		free(q);
 	}
 	fs.queues = NULL;
@@ -171,7 +189,8 @@ void fs_inode_ref(struct fs_inode *in)
 
 void fs_inode_maybe_free(struct fs_inode *in)
 {
-	if (!in->dynamic || in->nlookup > 0 || in->linked || in->wbuf)
+	if (!in->dynamic || in->nlookup > 0 || in->linked || in->writers ||
+	    in->named || in->children)
 		return;
 	table_remove(in);
 	inode_free(in);
@@ -288,7 +307,8 @@ void fs_queue_kill(struct fs_queue *q)
 int fs_kind_is_dir(enum fs_kind kind)
 {
 	return kind == FS_ROOT || kind == FS_QDIR || kind == FS_PEEKDIR ||
-	       kind == FS_DELAYEDDIR || kind == FS_LEASEDDIR;
+	       kind == FS_DELAYEDDIR || kind == FS_LEASEDDIR ||
+	       kind == FS_DRAFTDIR;
 }
 
 /*
@@ -305,6 +325,10 @@ double fs_kind_timeout(enum fs_kind kind)
 	case FS_MSG:
 	case FS_WRITE:
 	case FS_DRAFT:
+	case FS_DRAFTDIR:
+	case FS_STATS:      /* their size is their text's, which changes */
+	case FS_CONFIG:
+	case FS_METRICS:
 		return 0.0;
 	default:
 		return 1.0;
@@ -367,6 +391,10 @@ static int stat_msg(struct fs_inode *in, struct stat *st)
 
 	if (rc < 0)
 		return rc;
+	/* One st_ino for the message's whole life, whatever the lookup (ids
+	 * are unique in the store and far above the counted inode numbers):
+	 * cp, install and rsync compare stat() with fstat() around open. */
+	st->st_ino = in->msg_id;
 	st->st_size = info.size;
 	ms_to_ts(info.due_ms, &st->st_mtim);
 	ms_to_ts(info.sent_ms, &st->st_ctim);
@@ -374,10 +402,10 @@ static int stat_msg(struct fs_inode *in, struct stat *st)
 	return 0;
 }
 
-static void stat_draft(struct fs_draft *d, struct stat *st)
+static void stat_draft(struct fs_draft *d, mode_t type, struct stat *st)
 {
 	pthread_mutex_lock(&d->lock);
-	st->st_mode = S_IFREG | (d->mode & 07777);
+	st->st_mode = type | (d->mode & 07777);
 	st->st_uid = d->uid;
 	st->st_gid = d->gid;
 	st->st_size = d->body.len;
@@ -387,12 +415,51 @@ static void stat_draft(struct fs_draft *d, struct stat *st)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* A name being written: the bytes so far; once pushed, the pushed size.
+ * (No wbuf lock under fs.lock: see struct fs_wbuf.) */
+static void stat_write(struct fs_inode *in, struct stat *st)
+{
+	pthread_mutex_lock(&fs.lock);
+	st->st_size = in->writers && in->wbuf ? atomic_load(&in->wbuf->size)
+					      : in->pushed_size;
+	pthread_mutex_unlock(&fs.lock);
+}
+
+/* stats, config and .metrics report their current text's length, so that
+ * tar and rsync copy all of it. */
+static void stat_text(struct fs_inode *in, struct stat *st)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (in->kind == FS_METRICS)
+		rc = fs_text_metrics(&text, &len);
+	else if (in->kind == FS_STATS)
+		rc = fs_text_stats(in->q, &text, &len);
+	else
+		rc = fs_text_config(in->q, &text, &len);
+	if (rc == 0)
+		st->st_size = len;
+	free(text);
+}
+
 static void stat_fixed(struct stat *st)
 {
 	st->st_uid = fs.uid;
 	st->st_gid = fs.gid;
 	ms_to_ts(fs.start_ms, &st->st_mtim);
 	st->st_atim = st->st_ctim = st->st_mtim;
+}
+
+/* The inode number of q's fixed entry of kind k. */
+static fuse_ino_t fixed_ino(const struct fs_queue *q, enum fs_kind k)
+{
+	int i = 0;
+
+	while (i < FS_QFIXED - 1 && fs_qfixed_kind[i] != k)
+		i++;
+	return q->fixed[i + 1]->ino;
 }
 
 int fs_inode_stat(struct fs_inode *in, struct stat *st)
@@ -408,10 +475,13 @@ int fs_inode_stat(struct fs_inode *in, struct stat *st)
 		stat_fixed(st);
 		st->st_mode = in->kind == FS_ROOT ? S_IFDIR | 0755
 						  : S_IFREG | 0444;
+		if (in->kind == FS_METRICS)
+			stat_text(in, st);
 		return 0;
 	}
 	rc = spool_queue_getattr(in->q->sq, &qa);
-	if (rc < 0 && in->kind != FS_DRAFT && in->kind != FS_WRITE)
+	if (rc < 0 && in->kind != FS_DRAFT && in->kind != FS_WRITE &&
+	    in->kind != FS_DRAFTDIR)
 		return rc;
 	st->st_mode = entry_mode(in->kind, qa.mode);
 	st->st_uid = qa.uid;
@@ -419,7 +489,17 @@ int fs_inode_stat(struct fs_inode *in, struct stat *st)
 	ms_to_ts(qa.ctime_ms, &st->st_mtim);
 	st->st_atim = st->st_ctim = st->st_mtim;
 	if (in->kind == FS_DRAFT)
-		stat_draft(in->draft, st);
+		stat_draft(in->draft, S_IFREG, st);
+	if (in->kind == FS_DRAFTDIR)
+		stat_draft(in->draft, S_IFDIR, st);
+	if (in->kind == FS_WRITE)
+		stat_write(in, st);
+	if (in->kind == FS_STATS || in->kind == FS_CONFIG)
+		stat_text(in, st);
+	/* Each lookup of next has its own inode (its xattrs answer for the
+	 * message its open bound), but one st_ino per queue. */
+	if (in->kind == FS_NEXT)
+		st->st_ino = fixed_ino(in->q, FS_NEXT);
 	if (in->kind == FS_MSG)
 		return stat_msg(in, st);
 	return 0;

@@ -313,6 +313,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 		goto out_session;
 	}
 	fs.start_ms = spool_now(fs.db);
+	fs.data_dir = data;
 	if (fs_inode_init() < 0 || fs_wait_start() < 0)
 		goto out_store;
 	if (fuse_set_signal_handlers(se) < 0)

@@ -3,8 +3,10 @@
  * getattr/setattr, forget and statfs: dispatch by the kind of inode.
  *
  * Every open file is direct_io (sizes of most entries are meaningless and
- * bodies change state behind the kernel's back); next, claim, pop, stats,
- * config and .metrics are also nonseekable. The daemon refuses writing to
+ * bodies change state behind the kernel's back). Every one is seekable:
+ * head -n1 seeks back within what it read (of pop, stats, ...), and the
+ * bound body or the text taken at open stays for the open file, so a
+ * read at any offset answers from it. The daemon refuses writing to
  * read-only entries and reading write-only ones itself, since the kernel's
  * mode check does not stop root.
  */
@@ -73,11 +75,6 @@ void fs_file_free(struct fs_file *f)
 	free(f);
 }
 
-static int nonseekable(const struct fs_file *f)
-{
-	return f->r || f->snap || (f->w && f->w->kind == FS_W_CONFIG);
-}
-
 void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 		   struct fs_file *f, const struct fuse_entry_param *e)
 {
@@ -87,7 +84,7 @@ void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 	fi->fh = (uintptr_t)f;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
-	fi->nonseekable = nonseekable(f);
+	fi->nonseekable = 0;
 	fs_set_add(&open_files, &f->link);
 	rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
 	if (rc != -ENOENT)
@@ -181,7 +178,8 @@ static int open_kind(fuse_req_t req, struct fs_file *f, int flags)
 	case FS_DRAFT:
 		return open_draft(in, flags);
 	case FS_WRITE:
-		return -ENOENT;
+		/* The pusher opens a name it just pushed: a new message. */
+		return fs_write_reopen(req, in, f, flags);
 	default:
 		return -EISDIR;
 	}
@@ -441,16 +439,16 @@ static int setattr_draft(struct fs_draft *d, struct stat *attr, int to_set)
 static int setattr_write(struct fs_inode *in, struct fuse_file_info *fi,
 			 struct stat *attr, int to_set)
 {
-	struct fs_wbuf *w = fi ? file_of(fi)->w : NULL;
+	struct fs_wbuf *w = fi ? file_of(fi)->w : NULL, *ref = NULL;
+	int rc;
 
 	if (!(to_set & FUSE_SET_ATTR_SIZE))
 		return 0;
-	if (!w && in->kind == FS_WRITE) {
-		pthread_mutex_lock(&fs.lock);
-		w = in->wbuf;
-		pthread_mutex_unlock(&fs.lock);
-	}
-	return w ? fs_wbuf_truncate(w, attr->st_size) : 0;
+	if (!w && in->kind == FS_WRITE)
+		w = ref = fs_wbuf_of(in);
+	rc = w ? fs_wbuf_truncate(w, attr->st_size) : 0;
+	fs_wbuf_put(ref);
+	return rc;
 }
 
 static int setattr_kind(struct fs_inode *in, struct stat *attr, int to_set,
@@ -463,6 +461,9 @@ static int setattr_kind(struct fs_inode *in, struct stat *attr, int to_set,
 		return setattr_qdir(in->q, attr, to_set);
 	case FS_DRAFT:
 		return setattr_draft(in->draft, attr, to_set);
+	case FS_DRAFTDIR:
+		return to_set & FUSE_SET_ATTR_SIZE ? -EISDIR :
+		       setattr_draft(in->draft, attr, to_set);
 	case FS_WRITE:
 	case FS_PUSH:
 	case FS_LINES:
@@ -513,16 +514,47 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* Messages held in all queues (visible, delayed, leased, set aside). */
+static uint64_t messages_held(void)
+{
+	char name[SPOOL_NAME_MAX + 1], after[SPOOL_NAME_MAX + 1] = "";
+	struct spool_stats st;
+	struct fs_queue *q;
+	uint64_t n = 0;
+
+	while (spool_queue_next(fs.db, after, name) == 0) {
+		if (fs_queue_get(name, &q) == 0 &&
+		    spool_stats_get(q->sq, &st) == 0)
+			n += st.visible + st.delayed + st.leased + st.corrupt;
+		memcpy(after, name, sizeof name);
+	}
+	return n;
+}
+
+/* Inodes free, for df -i: messages take no inode of their own, so this
+ * is only "large", and f_files - f_ffree is the number of messages. */
+#define FREE_FILES (1ull << 32)
+
+/*
+ * df: the room of the filesystem that holds the store, since that is
+ * where messages go; inodes: the messages held as used, a large number
+ * free, so that disk and inode monitors do not alarm on an empty spool.
+ */
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	struct statvfs st = {
-		.f_bsize = 4096,
-		.f_frsize = 4096,
-		.f_namemax = 255,
-	};
+	struct statvfs st = { .f_bsize = 4096, .f_frsize = 4096 }, disk;
 
 	(void)ino;
-	st.f_files = spool_queue_count(fs.db);
+	if (fs.data_dir && statvfs(fs.data_dir, &disk) == 0) {
+		st.f_bsize = disk.f_bsize;
+		st.f_frsize = disk.f_frsize;
+		st.f_blocks = disk.f_blocks;
+		st.f_bfree = disk.f_bfree;
+		st.f_bavail = disk.f_bavail;
+	}
+	st.f_ffree = st.f_favail = FREE_FILES;
+	st.f_files = messages_held() + FREE_FILES;
+	st.f_namemax = SPOOL_MSG_NAME_MAX;
 	fuse_reply_statfs(req, &st);
 }
 
@@ -556,15 +588,23 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	fuse_reply_err(req, EPERM);
 }
 
-/* Bodies are buffers, not blocks: nothing to allocate ahead. */
+/* Bodies are buffers, not blocks: nothing to allocate ahead. Like a
+ * refused write, it makes the open file's close() fail: nothing pushed. */
 static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 			 off_t offset, off_t length, struct fuse_file_info *fi)
 {
+	struct fs_wbuf *w = fi ? file_of(fi)->w : NULL;
+
 	(void)ino;
 	(void)mode;
 	(void)offset;
 	(void)length;
-	(void)fi;
+	if (w) {
+		pthread_mutex_lock(&w->lock);
+		if (!w->err)
+			w->err = EOPNOTSUPP;
+		pthread_mutex_unlock(&w->lock);
+	}
 	fuse_reply_err(req, EOPNOTSUPP);
 }
 

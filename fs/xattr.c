@@ -111,30 +111,38 @@ static ssize_t xattr_list(struct fs_xattr *list, char *buf, size_t size)
 	return need;
 }
 
-/*
- * The in-memory xattr list of a draft or a name being written, with its
- * lock taken; NULL if in has none. Unlock with *lock.
- */
-static struct fs_xattr **xattrs_of(struct fs_inode *in, pthread_mutex_t **lock)
-{
-	struct fs_wbuf *w;
+/* Where the in-memory xattrs of a draft or a name being written are. */
+struct xattrs_ref {
+	struct fs_xattr **list;
+	pthread_mutex_t *lock;
+	struct fs_wbuf *w;          /* a reference, or NULL */
+};
 
+/*
+ * The in-memory xattr list of a draft or a name being written (not yet
+ * pushed), with its lock taken; 0, or -1 if in has none. Release with
+ * xattrs_done().
+ */
+static int xattrs_of(struct fs_inode *in, struct xattrs_ref *r)
+{
+	r->w = NULL;
 	if (in->kind == FS_DRAFT) {
-		*lock = &in->draft->lock;
-		pthread_mutex_lock(*lock);
-		return &in->draft->xattrs;
+		r->lock = &in->draft->lock;
+		r->list = &in->draft->xattrs;
+	} else if (in->kind == FS_WRITE && (r->w = fs_wbuf_of(in))) {
+		r->lock = &r->w->lock;
+		r->list = &r->w->xattrs;
+	} else {
+		return -1;
 	}
-	if (in->kind != FS_WRITE)
-		return NULL;
-	pthread_mutex_lock(&fs.lock);
-	w = in->wbuf;
-	if (w)
-		pthread_mutex_lock(&w->lock);
-	pthread_mutex_unlock(&fs.lock);
-	if (!w)
-		return NULL;
-	*lock = &w->lock;
-	return &w->xattrs;
+	pthread_mutex_lock(r->lock);
+	return 0;
+}
+
+static void xattrs_done(struct xattrs_ref *r)
+{
+	pthread_mutex_unlock(r->lock);
+	fs_wbuf_put(r->w);
 }
 
 /* The message an inode answers for, or 0. */
@@ -160,8 +168,7 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags)
 {
 	struct fs_inode *in = fs_inode_get(ino);
-	pthread_mutex_t *lock;
-	struct fs_xattr **list;
+	struct xattrs_ref r;
 	int rc;
 
 	if (!in) {
@@ -172,15 +179,14 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	list = xattrs_of(in, &lock);
-	if (!list) {
-		fuse_reply_err(req, in->kind == FS_WRITE ? ENOENT : EPERM);
+	if (xattrs_of(in, &r) < 0) {
+		fuse_reply_err(req, EPERM); /* a message, or already pushed */
 		return;
 	}
 	rc = fs_xattr_check(name, value, size);
 	if (rc == 0)
-		rc = fs_xattr_set(list, name, value, size, flags);
-	pthread_mutex_unlock(lock);
+		rc = fs_xattr_set(r.list, name, value, size, flags);
+	xattrs_done(&r);
 	fuse_reply_err(req, -rc);
 }
 
@@ -188,8 +194,7 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 size_t size)
 {
 	struct fs_inode *in = fs_inode_get(ino);
-	pthread_mutex_t *lock;
-	struct fs_xattr **list;
+	struct xattrs_ref r;
 	char *buf = size ? malloc(size) : NULL;
 	uint64_t id;
 	ssize_t n = -ENODATA;
@@ -198,9 +203,9 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		n = -ENOENT;
 	else if (size && !buf)
 		n = -ENOMEM;
-	else if ((list = xattrs_of(in, &lock))) {
-		n = xattr_get(*list, name, buf, size);
-		pthread_mutex_unlock(lock);
+	else if (xattrs_of(in, &r) == 0) {
+		n = xattr_get(*r.list, name, buf, size);
+		xattrs_done(&r);
 	} else if ((id = msg_of(in)))
 		n = fs_msg_getxattr(in->q, id, name, buf, size);
 	reply_size(req, n, size, buf);
@@ -210,8 +215,7 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs_inode *in = fs_inode_get(ino);
-	pthread_mutex_t *lock;
-	struct fs_xattr **list;
+	struct xattrs_ref r;
 	char *buf = size ? malloc(size) : NULL;
 	uint64_t id;
 	ssize_t n = 0;
@@ -220,9 +224,9 @@ void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		n = -ENOENT;
 	else if (size && !buf)
 		n = -ENOMEM;
-	else if ((list = xattrs_of(in, &lock))) {
-		n = xattr_list(*list, buf, size);
-		pthread_mutex_unlock(lock);
+	else if (xattrs_of(in, &r) == 0) {
+		n = xattr_list(*r.list, buf, size);
+		xattrs_done(&r);
 	} else if ((id = msg_of(in))) {
 		n = fs_msg_listxattr(in->q, id, buf, size);
 		if (n == -ENOENT)
@@ -235,20 +239,20 @@ void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct fs_inode *in = fs_inode_get(ino);
-	pthread_mutex_t *lock;
-	struct fs_xattr **list;
+	struct xattrs_ref r;
 	int rc;
 
 	if (!in) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	list = xattrs_of(in, &lock);
-	if (!list) {
-		fuse_reply_err(req, msg_of(in) ? EPERM : ENODATA);
+	if (xattrs_of(in, &r) < 0) {
+		/* a message, or a name already pushed: nothing to change */
+		fuse_reply_err(req, msg_of(in) || in->kind == FS_WRITE ? EPERM
+								       : ENODATA);
 		return;
 	}
-	rc = xattr_remove(list, name);
-	pthread_mutex_unlock(lock);
+	rc = xattr_remove(r.list, name);
+	xattrs_done(&r);
 	fuse_reply_err(req, -rc);
 }

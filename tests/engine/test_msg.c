@@ -1,8 +1,8 @@
 /*
  * test_msg.c - messages: push (one and batch, limits), ordering, delays,
  * leasing, lease expiry and receive counts, ack/release/extend, delete,
- * move, move_all, pop, purge, reading bodies/names/attributes, listings
- * with cursors, and the counters after every step.
+ * move, move_all, pop, purge, reading bodies/names/attributes, renaming,
+ * listings with cursors, and the counters after every step.
  */
 #include "t.h"
 
@@ -965,6 +965,55 @@ TEST(msg_name)
 	OK(spool_msg_name(q, c, name));
 	CHECK_STR(name, longname);
 	RC(spool_msg_name(q, c + 1000, name), -ENOENT);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(msg_rename)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_attr at = { "user.colour", "blue", 4 };
+	struct spool_push p = { .body = "body", .len = 4, .name = "tmpXYZ",
+				.attrs = &at, .nattrs = 1 };
+	char name[SPOOL_MSG_NAME_MAX + 2], buf[16];
+	struct spool_msg_info before, after;
+	size_t n;
+	uint64_t a;
+
+	OK(spool_push(q, &p, &a));
+	before = t_stat(q, a);
+	OK(spool_msg_rename(q, a, "final.json"));
+	OK(spool_msg_name(q, a, name));
+	CHECK_STR(name, "final.json");
+	/* body, attributes, state and place are kept */
+	EQ(spool_msg_read(q, a, 0, buf, sizeof buf), 4);
+	CHECK_MEM(buf, 4, "body", 4);
+	EQ(spool_msg_getattr(q, a, "user.colour", buf, sizeof buf), 4);
+	CHECK_MEM(buf, 4, "blue", 4);
+	after = t_stat(q, a);
+	CHECK_MEM(&after, sizeof after, &before, sizeof before);
+	/* leased too; then the lease goes on as it was */
+	OK(spool_lease_next(q, NULL, 0, &n, &after));
+	EQU(after.id, a);
+	OK(spool_msg_rename(q, a, ""));
+	OK(spool_msg_name(q, a, name));
+	CHECK_STR(name, "");
+	EQ(t_stat(q, a).state, SPOOL_LEASED);
+	OK(spool_msg_rename(q, a, "again"));
+	memset(name, 'n', SPOOL_MSG_NAME_MAX + 1);
+	name[SPOOL_MSG_NAME_MAX + 1] = '\0';
+	RC(spool_msg_rename(q, a, name), -ENAMETOOLONG);
+	RC(spool_msg_rename(q, a + 1000, "x"), -ENOENT);
+	/* durable */
+	spool_queue_close(q);
+	spool_close(db);
+	db = t_open();
+	OK(spool_queue_open(db, "q", &q));
+	OK(spool_msg_name(q, a, name));
+	CHECK_STR(name, "again");
+	OK(spool_ack(q, a));
+	RC(spool_msg_rename(q, a, "gone"), -ENOENT);
 	spool_queue_close(q);
 	spool_close(db);
 }

@@ -8,9 +8,12 @@ import time
 MSG_XATTRS = ('user.spool.id', 'user.spool.priority', 'user.spool.sent',
               'user.spool.receives', 'user.spool.first_received',
               'user.spool.name')
-# DESIGN.md §2: the control entries of a queue directory.
+# DESIGN.md §2: the control entries of a queue directory (all exist by
+# name), and those its listing shows (crawler safety: reading them changes
+# nothing and never waits).
 CONTROL = {'push', 'lines', 'next', 'claim', 'pop', 'peek', 'delayed',
            'leased', 'stats', 'config', 'ctl'}
+LISTED = {'peek', 'delayed', 'leased', 'stats', 'config'}
 # DESIGN.md §7.
 STATS_KEYS = ('visible', 'delayed', 'leased', 'bytes', 'pushed_total',
               'acked_total', 'expired_total', 'dead_total', 'deduped_total',
@@ -23,6 +26,24 @@ CONFIG_KEYS = ('visibility_timeout', 'receive_wait', 'delay', 'priority',
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+def errno_in_child(fn, *args):
+    """Runs fn(*args) in a forked child: another process to the daemon
+    (DESIGN §4: a just-pushed name stays resolvable only for its pusher).
+    Returns the errno of the OSError it raised, or 0."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            fn(*args)
+        except OSError as e:
+            code = e.errno
+        except BaseException:  # noqa: B902 - any other failure: 255
+            code = 255
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def read_fd(fd, chunk=1 << 20):

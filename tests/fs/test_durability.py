@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from spoolutil import (CONTROL, PRODUCER, claim, ids, lease, push,
+from spoolutil import (LISTED, PRODUCER, claim, ids, lease, push,
                        push_lines, read_file, set_config, stats, wait_until,
                        write_file, xattr)
 
@@ -106,7 +106,7 @@ def test_drafts_are_discarded_by_a_restart(mount):
     write_file(q / '.draft', b'in memory')
     mount.remount()
     assert not os.path.exists(q / '.draft')
-    assert set(os.listdir(q)) == CONTROL
+    assert set(os.listdir(q)) == LISTED
     assert stats(q)['visible'] == 0
 
 

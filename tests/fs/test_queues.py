@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from spoolutil import CONTROL, lease, push, read_file, stats
+from spoolutil import (CONTROL, LISTED, errno_in_child, lease, push,
+                       read_file, stats)
 
 
 def test_mkdir_creates_a_queue(mount):
@@ -115,12 +116,16 @@ def test_mkdir_inside_a_queue_is_eperm(mount):
 
 def test_queue_lists_control_entries_and_drafts_only(mount):
     q = mount.mkq('jobs')
-    assert set(os.listdir(q)) == CONTROL
+    assert set(os.listdir(q)) == LISTED
     push(q, b'pushed', name='visible-name')
-    assert set(os.listdir(q)) == CONTROL
+    assert set(os.listdir(q)) == LISTED
     with open(q / '.draft', 'wb') as f:
         f.write(b'draft')
-    assert set(os.listdir(q)) == CONTROL | {'.draft'}
+    assert set(os.listdir(q)) == LISTED | {'.draft'}
+    # The entries that are not listed exist by name (DESIGN §2).
+    for f in CONTROL - LISTED:
+        assert f not in os.listdir(q)
+        assert os.path.exists(q / f), f
     for d in ('peek', 'delayed', 'leased'):
         assert stat.S_ISDIR(os.stat(q / d).st_mode), d
     for f in CONTROL - {'peek', 'delayed', 'leased'}:
@@ -130,8 +135,10 @@ def test_queue_lists_control_entries_and_drafts_only(mount):
 def test_unknown_name_is_enoent(mount):
     q = mount.mkq('jobs')
     push(q, b'x', name='gone')
-    for p in (q / 'gone', q / 'nosuch', q / 'peek' / 'nosuch',
-              mount.mnt / 'noqueue'):
+    # A pushed name is gone for every other process (its pusher may still
+    # resolve it for a few seconds: DESIGN §4, "After close()").
+    assert errno_in_child(os.stat, q / 'gone') == errno.ENOENT
+    for p in (q / 'nosuch', q / 'peek' / 'nosuch', mount.mnt / 'noqueue'):
         with pytest.raises(OSError) as e:
             os.stat(p)
         assert e.value.errno == errno.ENOENT, p
