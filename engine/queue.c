@@ -686,8 +686,6 @@ static int db_load(spool_db *db)
 	if (!rc)
 		rc = load_counters(db);
 	if (!rc)
-		rc = load_dedups(db);
-	if (!rc)
 		rc = store_scan(db->st, CF_IDX, "", 0, load_msg, db);
 	for (size_t i = 0; i < db->nqueues; i++) {
 		spool_queue *q = db->queues[i];
@@ -697,6 +695,10 @@ static int db_load(spool_db *db)
 		if (rc)
 			load_discard(q);
 	}
+	/* Last: it may write (expired keys), which makes the store
+	 * writable (store_writable); everything was read by then. */
+	if (!rc)
+		rc = load_dedups(db);
 	/* The next id starts above everything seen; the first push writes a
 	 * new reservation. */
 	db->reserved_id = 0;
@@ -761,6 +763,8 @@ int spool_open(const char *dir, const struct spool_options *o, spool_db **out)
 	if (rc)
 		goto out_free;
 	rc = db_load(db);
+	if (!rc)
+		rc = store_writable(db->st);
 	if (rc)
 		goto out_free;
 	if (store_salvaged(db->st))

@@ -312,7 +312,12 @@ static int store_prepare(struct store *st, int flags, int *mode)
 		st->created = is_new;
 		goto out;
 	}
-	rc = store_check(st, st->dir, &nm, &d);
+	/* A sound store stays open read-only: the engine loads from that
+	 * handle, and store_writable() reopens it read-write only then, so
+	 * a message index that cannot be read is refused with nothing
+	 * changed, without reading it twice. A salvage reads it here. */
+	rc = store_check(st, st->dir, &nm, &d, flags & STORE_OPEN_SALVAGE ?
+			 STORE_CHECK_INDEX : STORE_CHECK_KEEP);
 	if (rc < 0)
 		rc = store_open_say(st, st->dir, rc);
 	else if (rc && !(flags & STORE_OPEN_SALVAGE)) {
@@ -324,6 +329,57 @@ static int store_prepare(struct store *st, int flags, int *mode)
 out:
 	store_names_free(&nm);
 	return rc;
+}
+
+/* The read-write open; st->db is NULL on error. */
+static int store_open_rw(struct store *st, int mode)
+{
+	char *err = NULL;
+
+	rocksdb_options_set_create_if_missing(st->opts, st->created);
+	rocksdb_options_set_wal_recovery_mode(st->opts, mode);
+	st->db = rocksdb_open_column_families(
+		st->opts, st->dir, CF_N, store_cf_names,
+		(const rocksdb_options_t *const *)st->cfopts, st->cf, &err);
+	if (err) {
+		st->db = NULL;
+		return store_open_error(st, st->dir, err);
+	}
+	return 0;
+}
+
+static void store_close_db(struct store *st)
+{
+	if (!st->db)
+		return;
+	for (int i = 0; i < CF_N; i++)
+		rocksdb_column_family_handle_destroy(st->cf[i]);
+	rocksdb_close(st->db);
+	st->db = NULL;
+}
+
+int store_writable(struct store *st)
+{
+	uint64_t seq;
+	int rc;
+
+	if (!st->readonly)
+		return 0;
+	seq = rocksdb_get_latest_sequence_number(st->db);
+	store_close_db(st);
+	st->readonly = 0;
+	rc = store_open_rw(st, 2);
+	if (rc)
+		return rc;
+	/* Nothing may have written between the two opens (the lock is
+	 * RocksDB's, taken by the read-write open): what was loaded from
+	 * the read-only handle must be the store. */
+	if (rocksdb_get_latest_sequence_number(st->db) != seq) {
+		store_log(st, SPOOL_LOG_ERR, st->dir, "the store changed while "
+			  "it was being opened (another daemon?); start again");
+		return -EBUSY;
+	}
+	return 0;
 }
 
 static uint64_t clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
@@ -355,7 +411,6 @@ int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	       struct store **out)
 {
 	struct store *st = calloc(1, sizeof(*st));
-	char *err = NULL;
 	int rc, mode;
 
 	if (!st)
@@ -373,15 +428,13 @@ int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	if (rc)
 		goto out_options;
 	store_size_to_fs(st);
-	rocksdb_options_set_create_if_missing(st->opts, st->created);
-	rocksdb_options_set_wal_recovery_mode(st->opts, mode);
-	st->db = rocksdb_open_column_families(
-		st->opts, dir, CF_N, store_cf_names,
-		(const rocksdb_options_t *const *)st->cfopts, st->cf, &err);
-	if (err) {
-		rc = store_open_error(st, dir, err);
-		goto out_options;
+	if (st->readonly) {
+		*out = st;
+		return 0;
 	}
+	rc = store_open_rw(st, mode);
+	if (rc)
+		goto out_options;
 	if (st->rescue) {
 		rc = store_rescue_apply(st);
 		store_rescue_free(st->rescue);
@@ -429,13 +482,12 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	/* after a failed log append RocksDB cannot touch that log again */
-	if (!atomic_load(&st->broken))
+	if (st->db && !st->readonly && !atomic_load(&st->broken))
 		rocksdb_flush_wal(st->db, 1, &err);
 	if (err)
 		store_fail(st, SPOOL_LOG_ERR, "flush at close", err);
-	for (int i = 0; i < CF_N; i++)
-		rocksdb_column_family_handle_destroy(st->cf[i]);
-	rocksdb_close(st->db);
+	store_close_db(st);
+	store_rescue_free(st->rescue);
 	store_free_options(st);
 	pthread_mutex_destroy(&st->room_lock);
 	free(st->dir);
@@ -530,6 +582,8 @@ int store_write(struct store *st, struct store_batch *b, int flags)
 
 	if (!rc)
 		rc = atomic_load(&st->broken);
+	if (!rc)
+		rc = store_writable(st);
 	if (rc)
 		return rc;
 	rocksdb_writebatch_data(b->wb, &size);
@@ -597,10 +651,16 @@ int store_scan(struct store *st, enum store_cf cf, const char *prefix,
 			break;
 	}
 	rocksdb_iter_get_error(it, &err);
-	if (err && !rc)
-		rc = store_fail(st, SPOOL_LOG_ERR, "scan", err);
-	else if (err)
+	if (err && !rc && st->readonly) {
+		/* at open, before anything was written */
+		store_log(st, SPOOL_LOG_DEBUG, "scan", err);
+		rc = store_refuse_unreadable(st, err);
 		rocksdb_free(err);
+	} else if (err && !rc) {
+		rc = store_fail(st, SPOOL_LOG_ERR, "scan", err);
+	} else if (err) {
+		rocksdb_free(err);
+	}
 	rocksdb_iter_destroy(it);
 	rocksdb_readoptions_destroy(ro);
 	return rc;

@@ -49,6 +49,14 @@ typedef void (*store_log_fn)(void *arg, enum spool_log_level lv,
  */
 int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	       struct store **out);
+/*
+ * An existing store that checked out is first open read-only (the engine
+ * loads from it, so a table that cannot be read is refused before a byte
+ * is written); this reopens it read-write. store_write() calls it; the
+ * engine calls it once loaded, before any other thread uses st. Errors:
+ * those of store_open(); -EBUSY if the store changed in between.
+ */
+int store_writable(struct store *st);
 /* Makes every write so far durable (fsyncs the log), whatever the sync
  * mode. Errors: -EIO, -ENOSPC. */
 int store_sync(struct store *st);

@@ -443,11 +443,17 @@ static int store_empty(rocksdb_t *db, rocksdb_readoptions_t *ro,
 	return empty;
 }
 
-/* Opens the store read-only (which writes nothing in dir) and checks that
- * it is a spoolfs store: our column families and the format record. */
+/*
+ * Opens the store read-only (which writes nothing in dir) and checks that
+ * it is a spoolfs store: our column families and the format record, and
+ * that the queue table reads through. With STORE_CHECK_INDEX the message
+ * index is read through too (the engine reads all of it at open anyway:
+ * without the flag that read is the engine's, on the handle kept). With
+ * STORE_CHECK_KEEP a store that checks out stays open read-only in st.
+ */
 static int check_rocksdb(struct store *st, const char *dir,
 			 const struct names *nm, const char *manifest,
-			 struct damage *d)
+			 struct damage *d, int how)
 {
 	rocksdb_column_family_handle_t *cf[CF_N];
 	rocksdb_t *db;
@@ -482,12 +488,33 @@ static int check_rocksdb(struct store *st, const char *dir,
 	rocksdb_free(v);
 	if (d->kind == DMG_NONE)
 		check_tables(db, cf[CF_META], nm, d);
-	if (d->kind == DMG_NONE)
+	if (d->kind == DMG_NONE && (how & STORE_CHECK_INDEX))
 		check_tables(db, cf[CF_IDX], nm, d);
+	if (d->kind == DMG_NONE && (how & STORE_CHECK_KEEP)) {
+		st->db = db;
+		memcpy(st->cf, cf, sizeof(cf));
+		st->readonly = 1;
+		return 0;
+	}
 	for (int i = 0; i < CF_N; i++)
 		rocksdb_column_family_handle_destroy(cf[i]);
 	rocksdb_close(db);
 	return d->kind != DMG_NONE;
+}
+
+/* A read of the read-only handle failed before anything was written: the
+ * same one line as any other damage found before opening. */
+int store_refuse_unreadable(struct store *st, const char *err)
+{
+	struct damage d = { .kind = DMG_TABLE };
+	char file[64];
+
+	if (table_in_error(err, file, sizeof(file)))
+		damage_set(&d, DMG_TABLE, file, "the table file %s cannot be "
+			   "read (RocksDB: %s)", file, err);
+	else
+		damage_set(&d, DMG_OTHER, "", "RocksDB: %s", err);
+	return store_refuse(st, st->dir, &d, 0);
 }
 
 /*
@@ -496,7 +523,7 @@ static int check_rocksdb(struct store *st, const char *dir,
  * another process has it open; -EACCES.
  */
 int store_check(struct store *st, const char *dir, const struct names *nm,
-		struct damage *d)
+		struct damage *d, int how)
 {
 	char manifest[64] = "";
 	int foreign = 1;
@@ -514,7 +541,7 @@ int store_check(struct store *st, const char *dir, const struct names *nm,
 	if (check_current(dir, nm, manifest, sizeof(manifest), d) ||
 	    store_check_manifest(dir, manifest, d) || check_logs(dir, nm, d))
 		return 1;
-	return check_rocksdb(st, dir, nm, manifest, d);
+	return check_rocksdb(st, dir, nm, manifest, d, how);
 }
 
 /* The one line an operator sees when the store is refused. */

@@ -33,6 +33,8 @@ struct store {
 	atomic_int broken;               /* a write failed: refuse writes */
 	char *dir;
 	int created;                     /* this open made a new store */
+	int readonly;                    /* db is the read-only handle the
+	                                  * check kept (store_writable()) */
 	int salvaged;                    /* opened with --salvage */
 	struct rescue *rescue;           /* salvage: the view kept across a
 	                                  * repair (store_salvage.c) */
@@ -91,13 +93,20 @@ int store_check_dir(struct store *st, const char *dir, int *is_new,
 /* 0 if the MANIFEST file reads whole, record by record; else -1, *d set. */
 int store_check_manifest(const char *dir, const char *manifest,
 			 struct damage *d);
+/* store_check() how. */
+#define STORE_CHECK_INDEX 1     /* also read the message index through */
+#define STORE_CHECK_KEEP 2      /* keep a sound store open read-only in st */
+
 /*
  * Checks an existing store without changing a byte of it. Returns 0 if it
  * can be opened as it is; 1 with *d saying what is wrong; -EBUSY if
  * another process has it open; -EACCES.
  */
 int store_check(struct store *st, const char *dir, const struct names *nm,
-		struct damage *d);
+		struct damage *d, int how);
+/* Logs the refusal of a store whose read-only handle failed a read (err,
+ * RocksDB's words); -EIO. */
+int store_refuse_unreadable(struct store *st, const char *err);
 /* Logs the one line an operator sees when the store is refused; -EIO. */
 int store_refuse(struct store *st, const char *dir, const struct damage *d,
 		 int salvage);

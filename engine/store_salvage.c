@@ -437,7 +437,8 @@ int store_salvage(struct store *st, struct names *nm,
 		store_names_free(nm);
 		rc = store_names_read(st->dir, nm);
 		if (!rc)
-			rc = store_check(st, st->dir, nm, d);
+			rc = store_check(st, st->dir, nm, d,
+					 STORE_CHECK_INDEX);
 		if (rc != 1)
 			return rc;
 		salvage_log_damage(st, d);
