@@ -475,6 +475,28 @@ int store_salvaged(const struct store *st)
 	return st->salvaged;
 }
 
+/*
+ * At a clean close, the write buffers go into table files, so that the
+ * next open has no log to replay (twice: once read-only for the checks and
+ * the load, once read-write). If that fails (a full disk), the log still
+ * holds everything and the next open replays it: not an error.
+ */
+static void store_flush_tables(struct store *st)
+{
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	char *err = NULL;
+
+	rocksdb_flushoptions_set_wait(fo, 1);
+	for (int i = 0; i < CF_N && !err; i++)
+		rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
+	rocksdb_flushoptions_destroy(fo);
+	if (err) {
+		store_log(st, SPOOL_LOG_INFO, "flush at close (the log keeps "
+			  "everything; the next start replays it)", err);
+		rocksdb_free(err);
+	}
+}
+
 void store_close(struct store *st)
 {
 	char *err = NULL;
@@ -482,10 +504,13 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	/* after a failed log append RocksDB cannot touch that log again */
-	if (st->db && !st->readonly && !atomic_load(&st->broken))
+	if (st->db && !st->readonly && !atomic_load(&st->broken)) {
 		rocksdb_flush_wal(st->db, 1, &err);
-	if (err)
-		store_fail(st, SPOOL_LOG_ERR, "flush at close", err);
+		if (err)
+			store_fail(st, SPOOL_LOG_ERR, "flush at close", err);
+		else
+			store_flush_tables(st);
+	}
 	store_close_db(st);
 	store_rescue_free(st->rescue);
 	store_free_options(st);

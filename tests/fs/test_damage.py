@@ -8,12 +8,13 @@ import errno
 import hashlib
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, run_fusermount
 from spoolutil import push, read_file, stats
 
 N = 400                      # pushes: the log spans several 32 KiB blocks
@@ -60,10 +61,23 @@ def flip(path, offset):
 
 
 def run_daemon(m, *args):
-    (m.tmp / 'mnt2').mkdir(exist_ok=True)
-    return subprocess.run([str(BIN), '-f', '--data', str(m.data), *args,
-                           str(m.tmp / 'mnt2')], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=60)
+    """Runs a daemon that must not mount (it must exit at once); if it
+    mounts all the same, it is stopped and its mount cleared, and the test
+    fails."""
+    mnt2 = m.tmp / 'mnt2'
+    mnt2.mkdir(exist_ok=True)
+    p = subprocess.Popen([str(BIN), '-f', '--data', str(m.data), *args,
+                          str(mnt2)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        run_fusermount('-u', '-z', str(mnt2))
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        pytest.fail('the daemon mounted a store it must refuse:\n' + err)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
 def refused_twice(m, pattern):
