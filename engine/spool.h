@@ -10,8 +10,14 @@
  *   CORRUPT  its stored record failed the checksum; set aside, never served
  *
  * The engine knows nothing of FUSE, and nothing here names the store behind
- * it: an implementation over RocksDB (engine/store.c) is the first, one over
- * Redis may follow behind this same header.
+ * it. spool_open() picks the store from its data argument (the daemon's
+ * --data value): a directory is a RocksDB store (engine/rocks/); a store
+ * over Redis (a redis:// URL) is to follow behind this same header. Where
+ * stores differ, a function says so ("RocksDB store: ...").
+ *
+ * Several callers may share one handle in one process (the filesystem and
+ * the SQS endpoint): each subscribes to wake-ups (spool_wake_subscribe) and
+ * keeps its per-queue pointer in a slot of its own (spool_udata_slot).
  *
  * Conventions:
  * - Functions return 0 (or a count) on success and a negative errno on
@@ -20,6 +26,8 @@
  * - Every state change is one atomic write: all of it or none of it.
  * - Times are Unix milliseconds (int64_t) from the store's clock, which the
  *   caller may replace (tests do, so that no test sleeps).
+ * - -EIO also means "the store could not be reached" for a store over the
+ *   network; any function that returns an errno may return it.
  * - All functions are thread-safe. Callbacks (log, wake) are called with no
  *   engine lock held, so they may call back into the engine.
  * - Anything the engine allocates for a caller is named in the function's
@@ -81,9 +89,11 @@ typedef void (*spool_log_fn)(void *arg, enum spool_log_level level,
 /*
  * Called after queue q gained at least one visible message (a push, a delay
  * or lease that ran out, a release, a message moved in, an unpause). Called
- * with no engine lock held, from whatever thread caused it, possibly the
- * timer thread. The caller typically tries spool_lease_next() for each of its
- * waiting readers until that returns -EAGAIN.
+ * with no engine lock held, from whatever thread caused it: possibly the
+ * store's timer thread, or (a store several hosts share) the thread that
+ * learnt of another host's change. The caller typically tries spool_lease_next() for each of its
+ * waiting readers until that returns -EAGAIN. Every subscriber is called
+ * (spool_options.wake first, then those of spool_wake_subscribe()).
  */
 typedef void (*spool_wake_fn)(void *arg, spool_queue *q);
 
@@ -97,7 +107,8 @@ struct spool_options {
 	                                 * default SPOOL_LOG_INFO */
 	spool_wake_fn wake;      /* NULL: none */
 	void *wake_arg;
-	int manual_timers;       /* 1: no timer thread; the caller runs due
+	int manual_timers;       /* 1: the store runs no timers on its own
+	                          * (no timer thread); the caller runs due
 	                          * timers with spool_tick() (tests) */
 	int salvage;             /* 1: open a damaged store with what can be
 	                          * read, logging each loss (DESIGN §8) */
@@ -107,25 +118,39 @@ struct spool_options {
 void spool_options_init(struct spool_options *o);
 
 /*
- * Opens the store in directory dir, creating it if dir is missing or empty
- * (never over anything else), and rebuilds the in-memory indexes. An
- * existing store is checked first; a damaged one is refused without a
- * byte changed, unless o->salvage (docs/reliability.md).
- * Leases whose expiry passed while the store was closed are expired at once.
- * On success *out is the handle; free it with spool_close().
- * Errors: -EBUSY the store is open in another process (its lock is held);
- * -EACCES no permission; -ENOTDIR dir is not a directory; -EIO the store is
- * damaged or dir is not a spool store; -ENOMEM. Each failure also logs one line
- * at SPOOL_LOG_ERR saying which.
+ * Opens the store that data names (the daemon's --data value) and returns
+ * its handle in *out; free it with spool_close(). Leases whose expiry
+ * passed while the store was closed are expired at once.
+ * - A directory (anything without "scheme://"): the RocksDB store in it,
+ *   created only if the directory is missing or empty (never over
+ *   anything else); its in-memory indexes are rebuilt from it. An
+ *   existing store is checked first; a damaged one is refused without a
+ *   byte changed, unless o->salvage (docs/reliability.md). Errors: -EBUSY
+ *   the store is open in another process (its lock is held); -EACCES no
+ *   permission; -ENOTDIR data is not a directory; -EIO the store is
+ *   damaged or not a spool store.
+ * - "scheme://..." of no store this build has: -EINVAL.
+ * Errors of every store: -ENOMEM. Each failure also logs one line at
+ * SPOOL_LOG_ERR saying which.
  */
-int spool_open(const char *dir, const struct spool_options *o, spool_db **out);
+int spool_open(const char *data, const struct spool_options *o,
+	       spool_db **out);
 
-/* Stops the timer thread, flushes and closes the store. Every spool_queue
- * handle must have been closed. Accepts NULL. */
+/* Stops the store's timers (the RocksDB store: its timer thread), flushes
+ * and closes the store. Every spool_queue handle must have been closed.
+ * Accepts NULL. */
 void spool_close(spool_db *db);
 
 /* The store's clock, Unix ms. */
 int64_t spool_now(spool_db *db);
+
+/*
+ * Adds a wake-up subscriber: fn(arg, q) is called as spool_options.wake is
+ * (see spool_wake_fn), for the life of the handle. For a second caller in
+ * the process (the first may use spool_options.wake). Errors: -ENOSPC
+ * already 4 subscribers.
+ */
+int spool_wake_subscribe(spool_db *db, spool_wake_fn fn, void *arg);
 
 /*
  * Runs every timer that is due: delays ending, leases running out (a lease
@@ -133,8 +158,9 @@ int64_t spool_now(spool_db *db);
  * created on demand with the queue's owner and mode), messages reaching
  * the retention age (deleted, in any state but corrupt); wakes the queues
  * that gained visible messages, and returns the due time of the earliest
- * timer still pending, or INT64_MAX if none. The timer thread
- * calls this; with manual_timers, the caller does.
+ * timer still pending, or INT64_MAX if none. The store's own timers
+ * (the RocksDB store: its timer thread) call this; with manual_timers, the
+ * caller does.
  */
 int64_t spool_tick(spool_db *db);
 
@@ -173,8 +199,8 @@ int spool_queue_delete(spool_db *db, const char *name);
 
 /*
  * Looks up queue name and returns a counted handle in *out; release it with
- * spool_queue_close(). Handles are cheap; holding one keeps the memory alive
- * after a delete (operations then fail with -ENOENT).
+ * spool_queue_close(). Handles are cheap; one stays valid after a delete
+ * (operations then fail with -ENOENT).
  * Errors: -ENOENT no such queue (or the name is not valid).
  */
 int spool_queue_open(spool_db *db, const char *name, spool_queue **out);
@@ -185,16 +211,27 @@ void spool_queue_close(spool_queue *q);
 /* The queue's name; valid while the handle is. */
 const char *spool_queue_name(const spool_queue *q);
 
-/* 1 while the queue exists, 0 once it was deleted. */
+/* 1 while the queue exists, 0 once it was deleted (as this handle knows
+ * it: a store over the network learns of a delete by another host at its
+ * next operation on the queue). */
 int spool_queue_alive(const spool_queue *q);
 
 /*
- * One pointer of the caller's own, kept on the queue for the lifetime of the
- * queue's memory (the filesystem hangs its waiting readers here). The engine
- * never looks at it. Set and get are atomic.
+ * Takes a slot for one caller's per-queue pointer: each caller in the
+ * process (the filesystem, the SQS endpoint) takes its own once, after
+ * spool_open(), and passes it to the two functions below. Returns the
+ * slot (>= 0), or -ENOSPC when 4 are taken.
  */
-void spool_queue_set_udata(spool_queue *q, void *p);
-void *spool_queue_udata(const spool_queue *q);
+int spool_udata_slot(spool_db *db);
+
+/*
+ * One pointer of the caller's own per slot, kept on the queue for the
+ * lifetime of the queue's memory (the filesystem hangs its waiting readers
+ * here). The engine never looks at it. Set and get are atomic. Every handle
+ * of one queue in one spool_db shares it.
+ */
+void spool_queue_set_udata(spool_queue *q, int slot, void *p);
+void *spool_queue_udata(const spool_queue *q, int slot);
 
 /*
  * Queue names in byte order, for listing: writes the first name greater than
@@ -204,8 +241,9 @@ void *spool_queue_udata(const spool_queue *q);
 int spool_queue_next(spool_db *db, const char *after,
 		     char name[SPOOL_NAME_MAX + 1]);
 
-/* Number of queues. */
-size_t spool_queue_count(spool_db *db);
+/* Number of queues, or a negative errno (-EIO: a store over the network
+ * could not be read). */
+ssize_t spool_queue_count(spool_db *db);
 
 /* Reads the queue's owner, mode and ctime. Errors: -ENOENT deleted. */
 int spool_queue_getattr(spool_queue *q, struct spool_queue_attr *out);
@@ -320,6 +358,16 @@ int spool_push(spool_queue *q, const struct spool_push *p, uint64_t *id);
 int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
 		     uint64_t *first_id);
 
+/*
+ * Would q take n more messages now? Checks what a push of n messages would
+ * meet first: q deleted, or max_depth (of q, or of each queue of its
+ * fanout list). Only a forecast: other pushes may fill a queue before the
+ * caller's own. For a caller that must refuse early what it pushes later
+ * (the filesystem's empty files, pushed at release). Returns 0.
+ * Errors: -ENOENT q (or a fanout queue) deleted; -EDQUOT.
+ */
+int spool_push_room(spool_queue *q, size_t n);
+
 /* What the engine knows of a message without reading its body. */
 struct spool_msg_info {
 	uint64_t id;
@@ -334,8 +382,9 @@ struct spool_msg_info {
 	int64_t first_received_ms; /* 0 if never leased */
 };
 
-/* Looks up message id in q (in memory, no store read).
- * Errors: -ENOENT not in this queue (or queue deleted). */
+/* Looks up message id in q without reading its body (the RocksDB store:
+ * in memory, no store read).
+ * Errors: -ENOENT not in this queue (or queue deleted); -EIO. */
 int spool_msg_stat(spool_queue *q, uint64_t id, struct spool_msg_info *out);
 
 /*

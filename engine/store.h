@@ -1,113 +1,126 @@
 /*
- * store.h - the engine's view of its durable store. store.c (with
- * store_check.c and store_salvage.c, behind store_i.h) are the only files
- * that include <rocksdb/c.h>; RocksDB's error strings never leave them
- * (each is logged and turned into a negative errno).
+ * store.h - the private interface between the engine's entry points
+ * (api.c) and a store: a table of operations. spool_open() picks the store
+ * from the --data value (store_for); every other spool_* function checks
+ * what it can without a store (core/), then calls the store's operation
+ * through its handle's ops.
  *
- * Three column families:
- *   CF_META  the format version, the id reservation, queue records and
- *            per-queue counters (merged by addition);
- *   CF_IDX   one small record per message: its queue, state and times;
- *   CF_BODY  one record per message: checksum, name, attributes, body.
- * keys.c holds the layout of each key and value.
+ * A store's handles begin with the common parts of core.h: its database
+ * handle is struct { struct spool_db pub; ... } and its queue handle
+ * struct { struct spool_queue pub; ... }, and it converts the pointers it
+ * is given back with container_of-style casts.
+ *
+ * Each operation has the contract of the spool_* function of the same name
+ * in spool.h, with what api.c already did taken off (noted per operation).
+ * A store named p declares its functions with STORE_OPS(STORE_OP_PROTO, p)
+ * and fills its table with STORE_OPS(STORE_OP_ENTRY, p). A store:
+ *   - makes every state change one atomic write, applies the core's rules
+ *     (core.h: push_check, push_msg_init, state_*, policy_*, fanout_*,
+ *     settings_*), and stores the body record of core.h byte for byte;
+ *   - calls core_wake() after a queue gained a visible message;
+ *   - runs due timers itself (a thread, a server's own timers) unless
+ *     opt.manual_timers, and in tick() when asked.
  */
 #ifndef STORE_H
 #define STORE_H
 
-#include <stddef.h>
-
-#include "spool.h"
-
-enum store_cf { CF_META = 0, CF_IDX = 1, CF_BODY = 2, CF_N };
-
-struct store;
-struct store_batch;
-
-typedef void (*store_log_fn)(void *arg, enum spool_log_level lv,
-			     const char *line);
-
-/* The CF_META key every spoolfs store holds (keys.c: the format version):
- * an existing store without it is not one. */
-#define STORE_MARKER "V"
-
-/* store_open() flags. */
-#define STORE_OPEN_SYNC 1       /* fsync durable writes */
-#define STORE_OPEN_SALVAGE 2    /* open a damaged store with what is left */
+#include "core.h"
 
 /*
- * Opens the store in dir. A new store is created only in a missing or
- * empty directory. An existing one is first checked without writing a
- * byte (CURRENT, the MANIFEST and the write-ahead logs record by record,
- * then a read-only open and the STORE_MARKER record); what a crash leaves
- * (a torn end of the log) passes, other damage refuses the store with one
- * error line naming the file, and nothing in dir is changed. With
- * STORE_OPEN_SALVAGE a damaged store is opened with what can be read: a
- * copy of the damaged files is kept in dir/damaged-<time>/ and each loss is
- * logged at error level.
- * Errors: -EBUSY locked; -EACCES; -ENOTDIR; -EIO damaged or not a spoolfs
- * store (logged).
+ * The operations, as X(ret, name, (params), p): the members of struct
+ * store_ops, and for a store with prefix p its functions p_name
+ * (STORE_OP_PROTO) and its table's entries (STORE_OP_ENTRY).
  */
-int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
-	       struct store **out);
-/*
- * An existing store that checked out is first open read-only (the engine
- * loads from it, so a table that cannot be read is refused before a byte
- * is written); this reopens it read-write. store_write() calls it; the
- * engine calls it once loaded, before any other thread uses st. Errors:
- * those of store_open(); -EBUSY if the store changed in between.
- */
-int store_writable(struct store *st);
-/* Makes every write so far durable (fsyncs the log), whatever the sync
- * mode. Errors: -EIO, -ENOSPC. */
-int store_sync(struct store *st);
-/* 1 if store_open() made a new store; 1 if it salvaged a damaged one. */
-int store_created(const struct store *st);
-int store_salvaged(const struct store *st);
-void store_close(struct store *st);
+#define STORE_OPS(X, p)                                                      \
+	/* Is data (the --data value) this store's? */                       \
+	X(int, claims, (const char *data), p)                                \
+	/* opt is complete (core_options). Sets (*out)->ops to its table     \
+	 * before it runs due timers once (wake-ups may call back). */       \
+	X(int, open, (const char *data, const struct spool_options *opt,     \
+		      spool_db **out), p)                                    \
+	X(void, close, (spool_db *db), p)                                    \
+	X(int64_t, tick, (spool_db *db), p)                                  \
+	/* name is valid, attr->mode masked, attr->ctime_ms set. */          \
+	X(int, queue_create, (spool_db *db, const char *name,                \
+			      const struct spool_queue_attr *attr), p)       \
+	X(int, queue_delete, (spool_db *db, const char *name), p)            \
+	X(int, queue_open, (spool_db *db, const char *name,                  \
+			    spool_queue **out), p)                           \
+	/* q is not NULL. */                                                 \
+	X(void, queue_close, (spool_queue *q), p)                            \
+	X(int, queue_alive, (spool_queue *q), p)                             \
+	X(int, queue_next, (spool_db *db, const char *after,                 \
+			    char name[SPOOL_NAME_MAX + 1]), p)               \
+	X(ssize_t, queue_count, (spool_db *db), p)                           \
+	X(int, queue_getattr, (spool_queue *q,                               \
+			       struct spool_queue_attr *out), p)             \
+	/* attr->mode masked, attr->ctime_ms set. */                         \
+	X(int, queue_setattr, (spool_queue *q,                               \
+			       const struct spool_queue_attr *attr), p)      \
+	X(int, settings_get, (spool_queue *q, struct spool_settings *out), p) \
+	/* Parses with settings_parse, checks with settings_check_refs, all  \
+	 * under the store's own serialisation of settings changes. */       \
+	X(int, config_apply, (spool_queue *q, const char *text, size_t len), \
+	  p)                                                                 \
+	X(int, push_room, (spool_queue *q, size_t n), p)                     \
+	/* n > 0; *first_id is set to 0 before. */                           \
+	X(int, push_batch, (spool_queue *q, const struct spool_push *p,      \
+			    size_t n, uint64_t *first_id), p)                \
+	X(int, msg_stat, (spool_queue *q, uint64_t id,                       \
+			  struct spool_msg_info *out), p)                    \
+	/* The stored body record of message id, unchecked, into a malloc'd  \
+	 * *rec: -ENOENT none; -EIO the message is CORRUPT already. */       \
+	X(int, msg_record, (spool_queue *q, uint64_t id, char **rec,         \
+			    size_t *len), p)                                 \
+	/* name is at most SPOOL_MSG_NAME_MAX bytes. */                      \
+	X(int, msg_rename, (spool_queue *q, uint64_t id, const char *name),  \
+	  p)                                                                 \
+	/* Sets message id aside as CORRUPT (its record failed body_decode)  \
+	 * and logs it (core_log_corrupt). */                                \
+	X(int, msg_set_corrupt, (spool_queue *q, uint64_t id), p)            \
+	X(int, lease_next, (spool_queue *q, void *buf, size_t len,           \
+			    size_t *n, struct spool_msg_info *info), p)      \
+	X(int, lease_id, (spool_queue *q, uint64_t id,                       \
+			  struct spool_msg_info *info), p)                   \
+	X(int, pop, (spool_queue *q, void **body,                            \
+		     struct spool_msg_info *info), p)                        \
+	X(int, ack, (spool_queue *q, uint64_t id), p)                        \
+	X(int, release, (spool_queue *q, uint64_t id, int uncount), p)       \
+	X(int, lease_extend, (spool_queue *q, uint64_t id,                   \
+			      int64_t expiry_ms), p)                         \
+	X(int, delete, (spool_queue *q, uint64_t id, unsigned states), p)    \
+	/* dst belongs to the same store. */                                 \
+	X(int, move, (spool_queue *q, uint64_t id, unsigned states,          \
+		      spool_queue *dst), p)                                  \
+	/* q != dst. */                                                      \
+	X(int, move_all, (spool_queue *q, spool_queue *dst, uint64_t max,    \
+			  uint64_t *moved), p)                               \
+	X(int, purge, (spool_queue *q, uint64_t *count), p)                  \
+	/* state is exactly one state bit. */                                \
+	X(ssize_t, list, (spool_queue *q, enum spool_state state,            \
+			  struct spool_cursor *cur, uint64_t *ids,           \
+			  size_t max), p)                                    \
+	X(int, stats_get, (spool_queue *q, struct spool_stats *out), p)      \
+	/* Test seams (spool_test.h): fail every write with err; read and    \
+	 * write a body record behind the engine's back. */                  \
+	X(void, test_fail_writes, (spool_db *db, int err), p)                \
+	X(int, test_body_get, (spool_db *db, uint64_t id, char **rec,        \
+			       size_t *len), p)                              \
+	X(int, test_body_put, (spool_db *db, uint64_t id, const char *rec,   \
+			       size_t len), p)
 
-/* A new empty batch for st; NULL on ENOMEM. */
-struct store_batch *store_batch_new(struct store *st);
-void store_batch_free(struct store_batch *b);
-void store_batch_put(struct store_batch *b, enum store_cf cf, const char *k,
-		     size_t klen, const char *v, size_t vlen);
-void store_batch_delete(struct store_batch *b, enum store_cf cf,
-			const char *k, size_t klen);
-void store_batch_merge(struct store_batch *b, enum store_cf cf, const char *k,
-		       size_t klen, const char *v, size_t vlen);
-int store_batch_count(const struct store_batch *b);
+#define STORE_OP_MEMBER(ret, name, params, p) ret (*name) params;
+#define STORE_OP_PROTO(ret, name, params, p) ret p##_##name params;
+#define STORE_OP_ENTRY(ret, name, params, p) .name = p##_##name,
 
-/* store_write() flags. */
-#define STORE_DURABLE 1 /* fsync first when the store was opened with sync
-                         * (concurrent durable writers share one fsync) */
-#define STORE_GROWS 2   /* new data (a push): needs the push reserve free */
+struct store_ops {
+	const char *kind;       /* its name, for logs and docs */
+	STORE_OPS(STORE_OP_MEMBER, )
+};
 
-/*
- * Writes b atomically. Before it reaches RocksDB, the write must leave a
- * reserve free on the store's filesystem (sized from it in store.c: S/8
- * within [256 KiB, 4 MiB] for STORE_GROWS writes, S/64 within [64 KiB,
- * 256 KiB] for the rest: leases, acks, settings), so that a
- * full disk refuses pushes cleanly while consumers go on. A write RocksDB
- * itself fails leaves the store refusing writes until it is reopened
- * (RocksDB cannot take another write after a failed log append; its C API
- * has no Resume), with that error, logged once.
- * Errors: -ENOSPC; -EIO; -EROFS; or the error set with store_fail_writes().
- * On error nothing is written.
- */
-int store_write(struct store *st, struct store_batch *b, int flags);
 
-/* Reads a value into a malloc'd buffer (free it with free()).
- * Errors: -ENOENT no such key; -EIO; -ENOMEM. */
-int store_get(struct store *st, enum store_cf cf, const char *k, size_t klen,
-	      char **v, size_t *vlen);
-
-/* Calls fn for every key of cf with the given prefix, in key order; stops
- * when fn returns non-zero and returns that. */
-typedef int (*store_scan_fn)(void *arg, const char *k, size_t klen,
-			     const char *v, size_t vlen);
-int store_scan(struct store *st, enum store_cf cf, const char *prefix,
-	       size_t plen, store_scan_fn fn, void *arg);
-
-/* Test seam: make every write fail with err (0 = stop). */
-void store_fail_writes(struct store *st, int err);
+/* stores.c: the stores, in the order spool_open() asks them; NULL ends
+ * the list. */
+extern const struct store_ops *const store_kinds[];
 
 #endif /* STORE_H */

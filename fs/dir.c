@@ -45,64 +45,6 @@ static int fixed_index(const char *name)
 	return -1;
 }
 
-/* fs.lock held. */
-struct fs_inode **fs_drafts_of(struct fs_inode *dir)
-{
-	return dir->kind == FS_DRAFTDIR ? &dir->children : &dir->q->drafts;
-}
-
-int fs_is_draft_name(struct fs_inode *dir, const char *name)
-{
-	return dir->kind == FS_DRAFTDIR || name[0] == '.';
-}
-
-/* fs.lock held. */
-struct fs_inode *fs_draft_find(struct fs_inode *dir, const char *name)
-{
-	struct fs_inode *in;
-
-	for (in = *fs_drafts_of(dir); in; in = in->dnext)
-		if (strcmp(in->name, name) == 0)
-			return in;
-	return NULL;
-}
-
-/* fs.lock held. Puts draft (or draft dir) in into dir's list. */
-void fs_draft_link(struct fs_inode *dir, struct fs_inode *in)
-{
-	struct fs_inode **head = fs_drafts_of(dir);
-
-	in->parent = dir->kind == FS_DRAFTDIR ? dir : NULL;
-	in->linked = 1;
-	in->dnext = *head;
-	*head = in;
-}
-
-/* fs.lock held. Removes a draft from its list; frees it if unused. */
-static void draft_detach(struct fs_inode *in)
-{
-	struct fs_inode **p = in->parent ? &in->parent->children
-					 : &in->q->drafts;
-
-	while (*p && *p != in)
-		p = &(*p)->dnext;
-	if (*p)
-		*p = in->dnext;
-	in->linked = 0;
-}
-
-/* fs.lock held. Removes a draft from its list; frees it if unused. */
-void fs_draft_unlink(struct fs_inode *in)
-{
-	struct fs_inode *parent = in->parent;
-
-	draft_detach(in);
-	in->parent = NULL;
-	fs_inode_maybe_free(in);
-	if (parent)
-		fs_inode_maybe_free(parent);
-}
-
 static enum spool_state dir_state(enum fs_kind kind)
 {
 	return kind == FS_PEEKDIR ? SPOOL_VISIBLE :
@@ -459,7 +401,7 @@ static int rename_draft_draft(struct fs_inode *dir, const char *name,
 	else if (in) {
 		if (old && old != in)
 			fs_draft_unlink(old);
-		draft_detach(in);
+		fs_draft_detach(in);
 		free(in->name);
 		in->name = copy;
 		copy = NULL;

@@ -10,13 +10,15 @@
  *   inode.c   inode table, per-queue state, attributes
  *   dir.c     lookup, mkdir, rmdir, readdir, unlink, rename
  *   ops.c     open/read/write/flush/release dispatch and the ops table
- *   handle.c  write handles: new names, push, lines, drafts, config, ctl
+ *   handle.c  write handles: new names, push, lines, config, ctl
+ *   draft.c   drafts (.name files and dirs): their lists and data
  *   consume.c next, claim, pop: lease on read
  *   wait.c    parked readers, interrupts, deadlines, poll handles
  *   msg.c     message files: attributes, xattrs, lease extension
  *   xattr.c   xattr storage of drafts and write handles, and dispatch
  *   text.c    stats, config and .metrics snapshots
  *   names.c   names being written and just pushed, per process
+ *   util.c    a set of live handles, a byte buffer, a thread's process
  */
 #ifndef FS_H
 #define FS_H
@@ -81,12 +83,37 @@ struct fs_xattr {
 	struct fs_xattr *next;
 };
 
+/* ------------------------------------------------------------ util.c */
+
 /* A growing byte buffer. */
 struct fs_buf {
 	char *data;
 	size_t len;
 	size_t cap;
 };
+/* Writes len bytes at off, growing b (zeros fill a gap); -ENOMEM. */
+int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off);
+void fs_buf_free(struct fs_buf *b);
+
+/*
+ * A set of live handles (open files, open directories), so that unmount can
+ * free those the kernel never released. Members embed a struct fs_link.
+ */
+struct fs_link {
+	struct fs_link *prev, *next;    /* protected by the set's lock */
+};
+struct fs_set {
+	pthread_mutex_t lock;
+	struct fs_link *head;
+};
+#define FS_SET_INIT { PTHREAD_MUTEX_INITIALIZER, NULL }
+void fs_set_add(struct fs_set *s, struct fs_link *l);
+void fs_set_remove(struct fs_set *s, struct fs_link *l);
+/* Takes any one member out of s; NULL when it is empty. */
+struct fs_link *fs_set_pop(struct fs_set *s);
+
+/* Maps a thread id to its process id through /proc; 0 if unknown. */
+pid_t fs_tgid(pid_t tid);
 
 struct fs_queue;
 struct fs_wbuf;
@@ -154,6 +181,7 @@ struct fs_queue {
 
 struct fs_ctx {
 	spool_db *db;
+	int udata;                  /* our slot of the queues' user pointers */
 	struct fuse_session *se;
 	pthread_mutex_t lock;       /* inode table, queue list, drafts */
 	struct fs_inode **table;
@@ -221,15 +249,6 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* At unmount: frees the directory handles still open. */
 void fs_dir_free_all(void);
-/* Draft helpers shared with handle.c. fs.lock held. dir is a queue
- * directory or a draft directory. */
-struct fs_inode **fs_drafts_of(struct fs_inode *dir);
-struct fs_inode *fs_draft_find(struct fs_inode *dir, const char *name);
-void fs_draft_link(struct fs_inode *dir, struct fs_inode *in);
-void fs_draft_unlink(struct fs_inode *in);
-/* Does the caller's name exist in a queue or draft directory as a
- * draft (a name starting with '.', or any name in a draft dir)? */
-int fs_is_draft_name(struct fs_inode *dir, const char *name);
 
 /* ----------------------------------------------------------- names.c */
 
@@ -299,8 +318,8 @@ void fs_wbuf_release(struct fs_wbuf *w);
 int fs_push_with_xattrs(struct fs_queue *q, const char *name,
 			const void *body, size_t len,
 			const struct fs_xattr *xattrs, uint64_t *id);
-int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off);
-void fs_buf_free(struct fs_buf *b);
+
+/* ----------------------------------------------------------- draft.c */
 
 /* Drafts: file data, opened like regular files. */
 struct fs_draft *fs_draft_new(mode_t mode, uid_t uid, gid_t gid);
@@ -311,6 +330,18 @@ struct fs_inode *fs_draft_make(struct fs_inode *dir, enum fs_kind kind,
 void fs_draft_free(struct fs_draft *d);
 int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
 		  const char *name);
+/* The lists of drafts. fs.lock held. dir is a queue directory or a draft
+ * directory. */
+struct fs_inode **fs_drafts_of(struct fs_inode *dir);
+struct fs_inode *fs_draft_find(struct fs_inode *dir, const char *name);
+void fs_draft_link(struct fs_inode *dir, struct fs_inode *in);
+/* Takes a draft out of its list (it stays allocated) / and frees it if
+ * unused. */
+void fs_draft_detach(struct fs_inode *in);
+void fs_draft_unlink(struct fs_inode *in);
+/* Does the caller's name exist in a queue or draft directory as a
+ * draft (a name starting with '.', or any name in a draft dir)? */
+int fs_is_draft_name(struct fs_inode *dir, const char *name);
 
 /* --------------------------------------------------------- consume.c */
 
@@ -398,23 +429,6 @@ int fs_text_metrics(char **out, size_t *len);
 /* ------------------------------------------------------------- ops.c */
 
 /* What fi->fh points to for every open file (not directories). */
-/*
- * A set of live handles (open files, open directories), so that unmount can
- * free those the kernel never released. Members embed a struct fs_link.
- */
-struct fs_link {
-	struct fs_link *prev, *next;    /* protected by the set's lock */
-};
-struct fs_set {
-	pthread_mutex_t lock;
-	struct fs_link *head;
-};
-#define FS_SET_INIT { PTHREAD_MUTEX_INITIALIZER, NULL }
-void fs_set_add(struct fs_set *s, struct fs_link *l);
-void fs_set_remove(struct fs_set *s, struct fs_link *l);
-/* Takes any one member out of s; NULL when it is empty. */
-struct fs_link *fs_set_pop(struct fs_set *s);
-
 struct fs_file {
 	struct fs_inode *in;
 	struct fs_wbuf *w;          /* opened for writing (not drafts) */
@@ -435,7 +449,5 @@ void fs_file_free_all(void);
 extern const struct fuse_lowlevel_ops fs_ops;
 /* Unix ms from the store's clock. */
 int64_t fs_now(void);
-/* Maps a thread id to its process id through /proc; 0 if unknown. */
-pid_t fs_tgid(pid_t tid);
 
 #endif /* FS_H */

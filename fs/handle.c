@@ -1,6 +1,6 @@
 /*
- * handle.c - producing: names being written, push, lines, drafts, and the
- * write side of config and ctl.
+ * handle.c - producing: names being written, push, lines, creating drafts
+ * (draft.c), and the write side of config and ctl.
  *
  * The commit rule (docs/decisions.md): a message is pushed at a FLUSH that
  * comes from the process that opened the file (the thread group of the
@@ -25,77 +25,6 @@
 
 /* Largest buffer of a lines or draft file (a message has max_size). */
 #define BIG_MAX (256u << 20)
-
-void fs_set_add(struct fs_set *s, struct fs_link *l)
-{
-	pthread_mutex_lock(&s->lock);
-	l->prev = NULL;
-	l->next = s->head;
-	if (s->head)
-		s->head->prev = l;
-	s->head = l;
-	pthread_mutex_unlock(&s->lock);
-}
-
-void fs_set_remove(struct fs_set *s, struct fs_link *l)
-{
-	pthread_mutex_lock(&s->lock);
-	if (l->prev)
-		l->prev->next = l->next;
-	else if (s->head == l)
-		s->head = l->next;
-	if (l->next)
-		l->next->prev = l->prev;
-	l->prev = l->next = NULL;
-	pthread_mutex_unlock(&s->lock);
-}
-
-struct fs_link *fs_set_pop(struct fs_set *s)
-{
-	struct fs_link *l;
-
-	pthread_mutex_lock(&s->lock);
-	l = s->head;
-	if (l) {
-		s->head = l->next;
-		if (s->head)
-			s->head->prev = NULL;
-		l->prev = l->next = NULL;
-	}
-	pthread_mutex_unlock(&s->lock);
-	return l;
-}
-
-int fs_buf_put(struct fs_buf *b, const void *data, size_t len, size_t off)
-{
-	size_t end = off + len;
-
-	if (end > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *p;
-
-		while (cap < end)
-			cap *= 2;
-		p = realloc(b->data, cap);
-		if (!p)
-			return -ENOMEM;
-		b->data = p;
-		b->cap = cap;
-	}
-	if (off > b->len)
-		memset(b->data + b->len, 0, off - b->len);
-	if (len) /* b->data may still be NULL: a truncate to 0 of nothing */
-		memcpy(b->data + off, data, len);
-	if (end > b->len)
-		b->len = end;
-	return 0;
-}
-
-void fs_buf_free(struct fs_buf *b)
-{
-	free(b->data);
-	memset(b, 0, sizeof *b);
-}
 
 /* Drops the first n bytes of b. */
 static void buf_consume(struct fs_buf *b, size_t n)
@@ -507,17 +436,9 @@ static int from_opener(struct fs_wbuf *w, fuse_req_t req)
  */
 static int empty_preflight(struct fs_wbuf *w)
 {
-	struct spool_settings s;
-	struct spool_stats st;
-
 	if (w->kind != FS_W_MSG || w->committed || w->buf.len)
 		return 0;
-	if (spool_settings_get(w->q->sq, &s) || !s.max_depth ||
-	    spool_stats_get(w->q->sq, &st))
-		return 0;
-	if (st.visible + st.delayed + st.leased + st.corrupt >= s.max_depth)
-		return -EDQUOT;
-	return 0;
+	return spool_push_room(w->q->sq, 1) == -EDQUOT ? -EDQUOT : 0;
 }
 
 int fs_wbuf_flush(struct fs_wbuf *w, fuse_req_t req)
@@ -552,44 +473,6 @@ void fs_wbuf_release(struct fs_wbuf *w)
 	fs_wbuf_free(w);
 }
 
-/* ------------------------------------------------------------ drafts */
-
-struct fs_draft *fs_draft_new(mode_t mode, uid_t uid, gid_t gid)
-{
-	struct fs_draft *d = calloc(1, sizeof *d);
-
-	if (!d)
-		return NULL;
-	pthread_mutex_init(&d->lock, NULL);
-	d->mode = mode & 07777;
-	d->uid = uid;
-	d->gid = gid;
-	clock_gettime(CLOCK_REALTIME, &d->mtime);
-	d->ctime = d->mtime;
-	return d;
-}
-
-void fs_draft_free(struct fs_draft *d)
-{
-	fs_buf_free(&d->body);
-	fs_xattr_free(d->xattrs);
-	pthread_mutex_destroy(&d->lock);
-	free(d);
-}
-
-int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
-		  const char *name)
-{
-	struct fs_draft *d = in->draft;
-	int rc;
-
-	pthread_mutex_lock(&d->lock);
-	rc = fs_push_with_xattrs(dst, name, d->body.data, d->body.len,
-				 d->xattrs, NULL);
-	pthread_mutex_unlock(&d->lock);
-	return rc;
-}
-
 /* ------------------------------------------------------------ create */
 
 /* fs.lock held. Is name being written in q right now? */
@@ -601,27 +484,6 @@ static int writing_has(struct fs_queue *q, const char *name)
 		if (w->in && strcmp(w->in->name, name) == 0)
 			return 1;
 	return 0;
-}
-
-struct fs_inode *fs_draft_make(struct fs_inode *dir, enum fs_kind kind,
-			       const char *name, mode_t mode,
-			       const struct fuse_ctx *ctx)
-{
-	struct fs_inode *in = fs_inode_new(kind, dir->q);
-
-	if (!in)
-		return NULL;
-	in->name = strdup(name);
-	in->draft = fs_draft_new(mode, ctx->uid, ctx->gid);
-	pthread_mutex_lock(&fs.lock);
-	if (!in->name || !in->draft) {
-		fs_inode_maybe_free(in);
-		in = NULL;
-	} else {
-		fs_draft_link(dir, in);
-	}
-	pthread_mutex_unlock(&fs.lock);
-	return in;
 }
 
 static int create_draft(fuse_req_t req, struct fs_inode *dir,

@@ -137,7 +137,7 @@ void fs_inode_destroy(void)
 	fs.table = NULL;
 	for (q = fs.queues; q; q = qn) {
 		qn = q->next;
-		spool_queue_set_udata(q->sq, NULL);
+		spool_queue_set_udata(q->sq, fs.udata, NULL);
 		spool_queue_close(q->sq);
 		q->sq = NULL;
 	}
@@ -246,7 +246,7 @@ static struct fs_queue *queue_make(spool_queue *sq, const char *name)
 					      fs_qfixed_kind[i], q);
 	q->next = fs.queues;
 	fs.queues = q;
-	spool_queue_set_udata(sq, q);
+	spool_queue_set_udata(sq, fs.udata, q);
 	return q;
 }
 
@@ -280,7 +280,7 @@ out:
 
 struct fs_queue *fs_queue_of(spool_queue *sq)
 {
-	return spool_queue_udata(sq);
+	return spool_queue_udata(sq, fs.udata);
 }
 
 /*

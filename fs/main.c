@@ -131,13 +131,14 @@ static void make_parents(char *path)
 	}
 }
 
-/* The store's directory, absolute (the daemon runs from /). */
+/* The store: a directory, made absolute (the daemon runs from /), or a
+ * URL ("scheme://...") as given, for the engine to pick its store. */
 static char *data_dir(const char *given)
 {
 	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
 	char cwd[PATH_MAX], *out = NULL;
 
-	if (given && given[0] == '/')
+	if (given && (given[0] == '/' || strstr(given, "://")))
 		return strdup(given);
 	if (given && getcwd(cwd, sizeof cwd)) {
 		if (asprintf(&out, "%s/%s", cwd, given) < 0)
@@ -169,6 +170,8 @@ static const char *open_failure(int rc)
 		return "not a directory";
 	case -EIO:
 		return "it is corrupt or not a spoolfs store";
+	case -EINVAL:
+		return "no store of this kind (--data takes a directory)";
 	default:
 		return strerror(-rc);
 	}
@@ -193,6 +196,8 @@ static int store_open(const char *dir, int sync_none, int salvage,
 	 * now but left in the heap: give it back to the system, so that what
 	 * the daemon holds is what the queues need (docs/performance.md). */
 	malloc_trim(0);
+	if (rc == 0)
+		fs.udata = spool_udata_slot(fs.db); /* the first: cannot fail */
 	/* The engine's line says which file is at fault and how. */
 	if (rc < 0 && fs_log_captured()[0] && rc != -ENOMEM)
 		fprintf(stderr, "spoolfs: %s\n", fs_log_captured());

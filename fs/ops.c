@@ -27,25 +27,6 @@ int64_t fs_now(void)
 	return spool_now(fs.db);
 }
 
-pid_t fs_tgid(pid_t tid)
-{
-	char path[64], line[256];
-	pid_t tgid = 0;
-	FILE *f;
-
-	if (tid <= 0)
-		return 0;
-	snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "Tgid: %d", &tgid) == 1)
-			break;
-	fclose(f);
-	return tgid;
-}
-
 static struct fs_set open_files = FS_SET_INIT;
 
 void fs_file_free_all(void)

@@ -4,7 +4,7 @@
  * A test is a function declared with TEST(name) (or TEST_T(name, seconds)
  * for a longer time limit). main() runs every test in definition order,
  * each in its own forked child and its own fresh temp directory under
- * $TMPDIR (t_dir; the store goes in t_store, not yet created), so a crash,
+ * $TMPDIR (t_dir), so a crash,
  * a hang (SIGALRM) or a failed check fails only that test. A failed check
  * prints file:line, the expression and both values, then the tail of the
  * engine's log. The closing line is "N passed, M failed"; the exit status is
@@ -14,6 +14,14 @@
  * and manual timers, so no test sleeps. The engine's log is captured: a test
  * fails if the engine logs a warning or an error it did not announce with
  * t_log_expect() (STYLE: warnings and errors mean a real problem).
+ *
+ * The store: every test opens it through t_open() (or spool_open(t_store,
+ * ...)). t_store is the --data value of a fresh store for the test, chosen
+ * by SPOOL_TEST_STORE: unset or "rocksdb", a directory t_dir/store (not
+ * yet created); a URL ("redis://host:port"), that URL with a path unique
+ * to the test appended, so that the same contract tests run on every
+ * store. A test file about one store defines T_STORE_ROCKSDB before
+ * including this header and always gets a directory.
  *
  * Usage: prog [SUBSTRING...] runs only the tests whose names contain one of
  * the substrings. T_KEEP=1 keeps the temp directory of a failed test;
@@ -88,7 +96,7 @@ static T_UNUSED void t_register(const char *name, void (*fn)(void), int line,
 /* -------------------------------------------------------- per-test state */
 
 static char t_dir[PATH_MAX];    /* this test's temp directory */
-static char t_store[PATH_MAX + 16]; /* t_dir/store */
+static char t_store[PATH_MAX + 512]; /* the store's --data value */
 static const char *t_name = "?";
 /* Optional context a test sets for a loop ("case 3"); printed on failure. */
 static char t_ctx[256];
@@ -731,6 +739,29 @@ static void t_child(const struct t_case *c)
 	exit(0);
 }
 
+/* Sets t_store for this test (see the top of this file); 0 if
+ * SPOOL_TEST_STORE names no store kind. */
+static int t_store_init(void)
+{
+	const char *kind = getenv("SPOOL_TEST_STORE");
+
+#ifdef T_STORE_ROCKSDB
+	kind = NULL;
+#endif
+	if (!kind || !*kind || strcmp(kind, "rocksdb") == 0) {
+		snprintf(t_store, sizeof t_store, "%s/store", t_dir);
+		return 1;
+	}
+	if (!strstr(kind, "://")) {
+		fprintf(stderr, "FAIL: SPOOL_TEST_STORE=%s: neither \"rocksdb\" "
+			"nor a URL\n", kind);
+		return 0;
+	}
+	snprintf(t_store, sizeof t_store, "%s/%s", kind,
+		 strrchr(t_dir, '/') + 1);
+	return 1;
+}
+
 /* Runs one case in a forked child; 1 if it passed. */
 static int t_run(const struct t_case *c)
 {
@@ -746,7 +777,8 @@ static int t_run(const struct t_case *c)
 			strerror(errno));
 		return 0;
 	}
-	snprintf(t_store, sizeof t_store, "%s/store", t_dir);
+	if (!t_store_init())
+		return 0;
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();

@@ -255,6 +255,56 @@ TEST(fanout_all_or_none)
 	spool_close(db);
 }
 
+/* spool_push_room forecasts what a push of n would meet: the queue's own
+ * max_depth, or with fanout each subscriber's (not the topic's), a deleted
+ * queue; and it agrees with the push that follows. */
+TEST(push_room_forecasts_the_push)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q"), *topic = t_mkq(db, "topic"),
+		    *a = t_mkq(db, "a"), *b = t_mkq(db, "b");
+	struct spool_push p[3] = {
+		{ .body = "1", .len = 1 }, { .body = "2", .len = 1 },
+		{ .body = "3", .len = 1 },
+	};
+
+	OK(spool_push_room(q, 0));
+	OK(spool_push_room(q, 1000));
+	t_config(q, "max_depth=3");
+	OK(spool_push_room(q, 3));
+	RC(spool_push_room(q, 4), -EDQUOT);
+	RC(spool_push_batch(q, p, 3, NULL), 0);
+	RC(spool_push_room(q, 1), -EDQUOT);
+	RC(spool_push(q, p, NULL), -EDQUOT);
+	OK(spool_push_room(q, 0));
+	/* a topic's own max_depth does not apply; each subscriber's does */
+	t_config(topic, "max_depth=1\nfanout=a,b\n");
+	OK(spool_push_room(topic, 2));
+	OK(spool_push_batch(topic, p, 2, NULL));
+	t_config(b, "max_depth=3\n");
+	OK(spool_push_room(topic, 1));
+	RC(spool_push_room(topic, 2), -EDQUOT);
+	RC(spool_push_batch(topic, p, 2, NULL), -EDQUOT);
+	OK(spool_push(topic, p, NULL));
+	RC(spool_push_room(topic, 1), -EDQUOT);
+	/* a deleted queue, or subscriber */
+	t_config(b, "max_depth=0\n");
+	spool_queue_close(a);
+	a = t_q(db, "a");
+	OK(spool_purge(a, NULL));
+	OK(spool_queue_delete(db, "a"));
+	RC(spool_push_room(topic, 1), -ENOENT);
+	RC(spool_push(topic, p, NULL), -ENOENT);
+	OK(spool_purge(q, NULL));
+	OK(spool_queue_delete(db, "q"));
+	RC(spool_push_room(q, 1), -ENOENT);
+	spool_queue_close(q);
+	spool_queue_close(topic);
+	spool_queue_close(a);
+	spool_queue_close(b);
+	spool_close(db);
+}
+
 TEST(paused_hands_nothing_out)
 {
 	spool_db *db = t_open();

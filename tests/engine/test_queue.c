@@ -198,11 +198,11 @@ TEST(queue_deleted_handle_enoent)
 	void *body;
 	int marker;
 
-	spool_queue_set_udata(q, &marker);
+	spool_queue_set_udata(q, 0, &marker);
 	OK(spool_queue_delete(db, "q"));
 	EQ(spool_queue_alive(q), 0);
 	CHECK_STR(spool_queue_name(q), "q");
-	CHECK(spool_queue_udata(q) == &marker);
+	CHECK(spool_queue_udata(q, 0) == &marker);
 	RC(spool_push(q, &p, NULL), -ENOENT);
 	RC(spool_push_batch(q, &p, 1, NULL), -ENOENT);
 	RC(spool_lease_next(q, buf, sizeof buf, &n, &info), -ENOENT);
@@ -238,18 +238,41 @@ TEST(queue_deleted_handle_enoent)
 	spool_close(db);
 }
 
+/* Each caller in the process takes its own slot: what one sets, the
+ * other does not see; there are four. */
+TEST(queue_udata_slots)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	int fs_slot = spool_udata_slot(db), sqs_slot = spool_udata_slot(db);
+	int x, y;
+
+	EQ(fs_slot, 0);
+	EQ(sqs_slot, 1);
+	EQ(spool_udata_slot(db), 2);
+	EQ(spool_udata_slot(db), 3);
+	RC(spool_udata_slot(db), -ENOSPC);
+	spool_queue_set_udata(q, fs_slot, &x);
+	CHECK(spool_queue_udata(q, sqs_slot) == NULL);
+	spool_queue_set_udata(q, sqs_slot, &y);
+	CHECK(spool_queue_udata(q, fs_slot) == &x);
+	CHECK(spool_queue_udata(q, sqs_slot) == &y);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
 TEST(queue_udata)
 {
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *q2 = t_q(db, "q");
 	int x;
 
-	CHECK(spool_queue_udata(q) == NULL);
-	spool_queue_set_udata(q, &x);
+	CHECK(spool_queue_udata(q, 0) == NULL);
+	spool_queue_set_udata(q, 0, &x);
 	/* kept on the queue, so every handle sees it */
-	CHECK(spool_queue_udata(q2) == &x);
-	spool_queue_set_udata(q2, NULL);
-	CHECK(spool_queue_udata(q) == NULL);
+	CHECK(spool_queue_udata(q2, 0) == &x);
+	spool_queue_set_udata(q2, 0, NULL);
+	CHECK(spool_queue_udata(q, 0) == NULL);
 	spool_queue_close(q);
 	spool_queue_close(q2);
 	spool_close(db);

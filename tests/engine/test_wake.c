@@ -265,3 +265,65 @@ TEST_T(wake_callback_may_lease, 20)
 	spool_queue_close(q);
 	spool_close(db);
 }
+
+/* A second front end in the process subscribes too: every subscriber hears
+ * every wake, the options' hook first; a fifth subscriber is refused. */
+static atomic_int sub_calls[4];
+static spool_queue *sub_last;
+
+static void sub_wake(void *arg, spool_queue *q)
+{
+	atomic_fetch_add(&sub_calls[(intptr_t)arg], 1);
+	sub_last = q;
+}
+
+TEST(wake_subscribers_all_hear)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	unsigned seen = 0;
+
+	for (intptr_t i = 0; i < 4; i++)
+		OK(spool_wake_subscribe(db, sub_wake, (void *)i));
+	RC(spool_wake_subscribe(db, sub_wake, NULL), -ENOSPC);
+	t_push(q, "a");
+	WOKE("q", &seen);
+	for (int i = 0; i < 4; i++)
+		EQ(atomic_load(&sub_calls[i]), 1);
+	CHECK(sub_last == q);
+	t_lease(q, "a");
+	t_config(q, "paused=1");
+	t_push(q, "b");
+	t_config(q, "paused=0");
+	for (int i = 0; i < 4; i++)
+		EQ(atomic_load(&sub_calls[i]), t_wakes("q"));
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/* The first tick runs inside spool_open (leases that ran out while the
+ * store was closed): a wake callback may already call back into the
+ * engine then. */
+TEST(wake_callback_during_open)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	uint64_t a = t_push(q, "expired while closed");
+
+	t_lease(q, "expired while closed");
+	spool_queue_close(q);
+	spool_close(db);
+	t_advance(60000);
+	side = NULL;
+	hook_rc = 1;
+	t_wake_hook = consume_hook;
+	db = t_open();
+	t_wake_hook = NULL;
+	EQ(hook_rc, 0);
+	EQU(hook_id, a);
+	q = t_q(db, "q");
+	EQU(t_stats(q).acked_total, 1);
+	EQU(t_stats(q).expired_total, 1);
+	spool_queue_close(q);
+	spool_close(db);
+}

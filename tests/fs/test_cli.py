@@ -75,6 +75,19 @@ def test_locked_store_exits_2_with_one_line(mount, tmp_path):
     assert stats(mount.q('jobs'))['visible'] == 0
 
 
+def test_unknown_store_kind_exits_2_with_one_line(tmp_path):
+    """--data picks the store: a URL of a kind this build has no store for
+    is refused, and not taken for a directory named after it."""
+    (tmp_path / 'mnt').mkdir()
+    r = run(['-f', '--data', 'nosuch://127.0.0.1:1/q', str(tmp_path / 'mnt')])
+    assert r.returncode == 2, r
+    line = one_line(r.stderr)
+    assert 'nosuch://127.0.0.1:1/q' in line, line
+    assert 'no store of this kind' in line, line
+    assert not os.path.ismount(tmp_path / 'mnt')
+    assert not os.path.exists('nosuch:')
+
+
 def test_corrupt_store_exits_2_with_one_line(tmp_path):
     data = tmp_path / 'data'
     data.mkdir()

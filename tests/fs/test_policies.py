@@ -338,3 +338,26 @@ def test_empty_push_into_a_full_queue_fails_at_close(mount):
     time.sleep(0.2)                 # RELEASE has come and gone
     s = stats(q)
     assert (s['visible'], s['pushed_total']) == (1, 1), s
+
+
+def test_empty_push_into_a_topic_with_a_full_subscriber_fails_at_close(mount):
+    """The check at close() is the engine's forecast of the push: for a
+    topic, its subscribers' max_depth, not its own."""
+    a = mount.mkq('a', max_depth='1')
+    mount.mkq('b')
+    topic = mount.mkq('topic', max_depth='1', fanout='a,b')
+    push(topic, b'x')               # fills a
+    fd = os.open(topic / 'empty', os.O_WRONLY | os.O_CREAT)
+    with pytest.raises(OSError) as e:
+        os.close(fd)
+    assert e.value.errno == errno.EDQUOT
+    time.sleep(0.2)                 # RELEASE has come and gone
+    assert (stats(a)['visible'], stats(mount.mnt / 'b')['visible']) == (1, 1)
+    # room in every subscriber: the topic's own max_depth does not count
+    mid, _ = lease(a)
+    os.unlink(a / 'leased' / mid)
+    fd = os.open(topic / 'empty', os.O_WRONLY | os.O_CREAT)
+    os.close(fd)                    # pushed at RELEASE, just after
+    assert wait_until(lambda: stats(mount.mnt / 'b')['visible'] == 2)
+    assert stats(a)['visible'] == 1
+    assert read_file(a / 'peek' / ids(a)[0]) == b''

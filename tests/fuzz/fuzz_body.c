@@ -1,7 +1,7 @@
 /*
  * fuzz_body.c - the readers of a stored body record: spool_msg_read,
  * spool_msg_name, spool_msg_listattr and spool_msg_getattr, which walk the
- * name and the packed attributes (attrs_walk in engine/msg.c). Each input
+ * name and the packed attributes (attrs_walk in engine/core/record.c). Each input
  * becomes the body record of a freshly pushed message, through the seam
  * spool_test_put_body(); the first byte's low bit says whether it is sealed
  * (given the magic and a valid checksum, so that the length fields inside

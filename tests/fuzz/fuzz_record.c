@@ -1,10 +1,10 @@
 /*
- * fuzz_record.c - the stored-record decoders of engine/keys.c (the on-disk
- * layout, format 1): idx records, body records and counters. White-box: it
- * includes engine/engine_i.h, because no public function takes raw record
- * bytes (a seam that writes a raw body record into a store, so that the
- * attribute walker in msg.c is reached too, is proposed in
- * docs/reliability.md).
+ * fuzz_record.c - the stored-record decoders: the body record of
+ * engine/core/record.c and the RocksDB store's idx records and counters
+ * (engine/rocks/keys.c, the on-disk layout, format 1). White-box: it
+ * includes engine/rocks/rocks.h, because no public function takes raw
+ * record bytes (fuzz_body reaches the attribute walker through the seam
+ * spool_test_put_body).
  *
  * The first input byte picks the case:
  *   0  idx_decode on the rest; if accepted, it encodes back to the same bytes
@@ -19,7 +19,7 @@
 
 #include <xxhash.h>
 
-#include "engine_i.h"
+#include "rocks.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -26,12 +26,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
 #define ID_MAX 64
 #define MAX_JOBS 1024
 
-const char spool_help_consume[] =
+const char cli_help_consume[] =
 	"usage: spool consume QUEUE [-j N] [--max N] [--wait S] [--no-release]"
 	" -- COMMAND [ARGS...]\n\n"
 	"Leases messages of QUEUE and runs COMMAND once per message, with the\n"
@@ -115,12 +115,12 @@ static void drain_wake(void)
 /* A third of visibility_timeout, so two heartbeats may be late. */
 static double heartbeat_interval(const char *queue)
 {
-	char *path = spool_path(queue, "config"), *text, *v;
+	char *path = cli_path(queue, "config"), *text, *v;
 	double vt = 30;
 
-	if (spool_read_file(path, &text, NULL) == 0) {
-		v = spool_kv_get(text, "visibility_timeout");
-		if (v && spool_parse_seconds(v, &vt) < 0)
+	if (cli_read_file(path, &text, NULL) == 0) {
+		v = cli_kv_get(text, "visibility_timeout");
+		if (v && cli_parse_seconds(v, &vt) < 0)
 			vt = 30;
 		free(v);
 		free(text);
@@ -147,7 +147,7 @@ static void attr_env(const char *path, const char *attr)
 	setenv(name, value, 1);
 }
 
-static void spool_xattr_env(const char *path, const char *attr,
+static void cli_xattr_env(const char *path, const char *attr,
 			    const char *env)
 {
 	char value[4096];
@@ -168,11 +168,11 @@ static void message_env(const struct consumer *c, const struct job *j)
 	setenv("SPOOL_QUEUE", c->queue, 1);
 	setenv("SPOOL_ID", j->id, 1);
 	setenv("SPOOL_PATH", j->path, 1);
-	setenv("SPOOL_MOUNT", spool_mount, 1);
-	spool_xattr_env(j->path, "user.spool.receives", "SPOOL_RECEIVES");
-	spool_xattr_env(j->path, "user.spool.priority", "SPOOL_PRIORITY");
-	spool_xattr_env(j->path, "user.spool.sent", "SPOOL_SENT");
-	spool_xattr_env(j->path, "user.spool.name", "SPOOL_NAME");
+	setenv("SPOOL_MOUNT", cli_mount, 1);
+	cli_xattr_env(j->path, "user.spool.receives", "SPOOL_RECEIVES");
+	cli_xattr_env(j->path, "user.spool.priority", "SPOOL_PRIORITY");
+	cli_xattr_env(j->path, "user.spool.sent", "SPOOL_SENT");
+	cli_xattr_env(j->path, "user.spool.name", "SPOOL_NAME");
 	n = listxattr(j->path, list, sizeof list);
 	for (a = list; n > 0 && a < list + n; a += strlen(a) + 1)
 		if (strncmp(a, "user.", 5) == 0 &&
@@ -217,7 +217,7 @@ static int start_job(struct consumer *c, const char *id)
 	int body;
 
 	snprintf(j->id, sizeof j->id, "%s", id);
-	if (asprintf(&j->path, "%s/%s/leased/%s", spool_mount, c->queue,
+	if (asprintf(&j->path, "%s/%s/leased/%s", cli_mount, c->queue,
 		     id) < 0)
 		return -ENOMEM;
 	body = open(j->path, O_RDONLY | O_CLOEXEC);
@@ -229,13 +229,13 @@ static int start_job(struct consumer *c, const char *id)
 	close(body);
 	if (j->pid < 0)
 		goto out_release;
-	j->beat = spool_now();
+	j->beat = cli_now();
 	c->running++;
 	c->started++;
 	return 0;
 out_release:
-	spool_err(c->queue, errno, NULL);
-	spool_release_path(j->path);
+	cli_err(c->queue, errno, NULL);
+	cli_release_path(j->path);
 	j->pid = 0;
 	free(j->path);
 	return -1;
@@ -249,12 +249,12 @@ static void settle(struct consumer *c, struct job *j, int status)
 	if (ok)
 		rc = unlink(j->path) < 0 ? -errno : 0;
 	else
-		rc = c->no_release ? 0 : spool_release_path(j->path);
+		rc = c->no_release ? 0 : cli_release_path(j->path);
 	if (rc) {
 		char what[512];
 
 		snprintf(what, sizeof what, "%s: %s", c->queue, j->id);
-		spool_err(what, -rc, ok ? "ack failed (the lease ran out?)" :
+		cli_err(what, -rc, ok ? "ack failed (the lease ran out?)" :
 			  "release failed");
 	}
 	if (ok)
@@ -264,7 +264,7 @@ static void settle(struct consumer *c, struct job *j, int status)
 	free(j->path);
 	j->pid = 0;
 	c->running--;
-	c->idle_since = spool_now();
+	c->idle_since = cli_now();
 }
 
 static void reap(struct consumer *c)
@@ -280,7 +280,7 @@ static void reap(struct consumer *c)
 
 static void heartbeat(struct consumer *c)
 {
-	double now = spool_now();
+	double now = cli_now();
 	int i, rc;
 
 	for (i = 0; i < c->jobs; i++) {
@@ -288,9 +288,9 @@ static void heartbeat(struct consumer *c)
 
 		if (j->pid == 0 || now - j->beat < c->heartbeat)
 			continue;
-		rc = spool_extend_path(j->path, -1);
+		rc = cli_extend_path(j->path, -1);
 		if (rc && rc != -ENOENT)
-			spool_err(c->queue, -rc, "heartbeat failed");
+			cli_err(c->queue, -rc, "heartbeat failed");
 		j->beat = now;
 	}
 }
@@ -307,7 +307,7 @@ static void forward_term(struct consumer *c)
 /* "\r jobs: 12 done, 1 failed, 2 running, 3.4/s" on a terminal only. */
 static void progress(struct consumer *c, int last)
 {
-	double now = spool_now(), dt = now - c->t0;
+	double now = cli_now(), dt = now - c->t0;
 
 	if (!isatty(2) || (!last && now - c->shown < 0.5))
 		return;
@@ -332,7 +332,7 @@ static int done(struct consumer *c)
 	if (stopping || (c->max && c->started >= c->max) || c->io_error)
 		return 1;
 	return c->wait >= 0 && c->running == 0 &&
-	       spool_now() - c->idle_since >= c->wait;
+	       cli_now() - c->idle_since >= c->wait;
 }
 
 /* One lease attempt, waiting at most until the next heartbeat is due. */
@@ -343,23 +343,23 @@ static void lease_one(struct consumer *c)
 	int rc;
 
 	if (c->wait >= 0) {
-		left = c->wait - (spool_now() - c->idle_since);
+		left = c->wait - (cli_now() - c->idle_since);
 		if (left < slice)
 			slice = left > 0 ? left : 0;
 	}
-	rc = spool_lease_claim(c->queue, slice, &stopping, wake[0], id);
+	rc = cli_lease_claim(c->queue, slice, &stopping, wake[0], id);
 	if (rc == 0 && stopping) {
 		char *p = NULL;
 
-		if (asprintf(&p, "%s/%s/leased/%s", spool_mount, c->queue,
+		if (asprintf(&p, "%s/%s/leased/%s", cli_mount, c->queue,
 			     id) >= 0)
-			spool_release_path(p);
+			cli_release_path(p);
 		free(p);
 	} else if (rc == 0) {
 		start_job(c, id);
-		c->idle_since = spool_now();
+		c->idle_since = cli_now();
 	} else if (rc != -EAGAIN && rc != -EINTR) {
-		spool_err(c->queue, -rc, NULL);
+		cli_err(c->queue, -rc, NULL);
 		c->io_error = 1;
 	}
 }
@@ -401,30 +401,30 @@ static int parse(int argc, char **argv, struct consumer *c)
 	while ((o = getopt_long(argc, argv, "j:", opts, NULL)) != -1) {
 		if (o == 'j' && ((c->jobs = (int)strtol(optarg, &end, 10)) < 1
 				 || c->jobs > MAX_JOBS || *end))
-			return spool_usage("consume", "bad -j '%s'", optarg);
+			return cli_usage("consume", "bad -j '%s'", optarg);
 		if (o == 'm' && ((c->max = strtol(optarg, &end, 10)) < 1 ||
 				 *end))
-			return spool_usage("consume", "bad --max '%s'", optarg);
-		if (o == 'w' && (spool_parse_seconds(optarg, &c->wait) < 0))
-			return spool_usage("consume", "bad --wait '%s'", optarg);
+			return cli_usage("consume", "bad --max '%s'", optarg);
+		if (o == 'w' && (cli_parse_seconds(optarg, &c->wait) < 0))
+			return cli_usage("consume", "bad --wait '%s'", optarg);
 		if (o == 'n')
 			c->no_release = 1;
 		if (o == '?')
-			return SPOOL_EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 	}
 	if (optind + 1 >= argc)
-		return spool_usage("consume", "usage: spool consume QUEUE "
+		return cli_usage("consume", "usage: spool consume QUEUE "
 				   "[OPTIONS] -- COMMAND [ARGS...]");
 	c->queue = argv[optind];
 	c->argv = argv + optind + 1;
 	if (strcmp(c->argv[0], "--") == 0)
 		c->argv++;
 	if (!c->argv[0])
-		return spool_usage("consume", "COMMAND expected");
+		return cli_usage("consume", "COMMAND expected");
 	return 0;
 }
 
-int spool_cmd_consume(int argc, char **argv)
+int cli_cmd_consume(int argc, char **argv)
 {
 	struct consumer c = { 0 };
 	int rc;
@@ -432,19 +432,19 @@ int spool_cmd_consume(int argc, char **argv)
 	rc = parse(argc, argv, &c);
 	if (rc)
 		return rc;
-	rc = spool_queue_check(c.queue);
+	rc = cli_queue_check(c.queue);
 	if (rc)
 		return rc;
 	c.heartbeat = heartbeat_interval(c.queue);
 	c.run = calloc((size_t)c.jobs, sizeof *c.run);
 	if (!c.run || install_signals() < 0)
-		return spool_fail("consume", errno, NULL);
-	c.t0 = c.idle_since = spool_now();
+		return cli_fail("consume", errno, NULL);
+	c.t0 = c.idle_since = cli_now();
 	loop(&c);
 	free(c.run);
 	if (c.io_error)
-		return SPOOL_EXIT_IO;
+		return CLI_EXIT_IO;
 	if (c.failed)
-		return SPOOL_EXIT_FAILED;
-	return c.started == 0 && !stopping ? SPOOL_EXIT_EMPTY : SPOOL_EXIT_OK;
+		return CLI_EXIT_FAILED;
+	return c.started == 0 && !stopping ? CLI_EXIT_EMPTY : CLI_EXIT_OK;
 }

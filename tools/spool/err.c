@@ -7,25 +7,25 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "spool.h"
+#include "cli.h"
 
 /* ENOENT and EAGAIN mean "not there" or "empty"; EINVAL means the daemon
  * refused what the user asked for (a bad name or setting), a usage error. */
-int spool_exit_code(int err)
+int cli_exit_code(int err)
 {
 	switch (err) {
 	case ENOENT:
 	case EAGAIN:
 	case ENODATA:
-		return SPOOL_EXIT_EMPTY;
+		return CLI_EXIT_EMPTY;
 	case EINVAL:
-		return SPOOL_EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	default:
-		return SPOOL_EXIT_IO;
+		return CLI_EXIT_IO;
 	}
 }
 
-void spool_err(const char *what, int err, const char *reason)
+void cli_err(const char *what, int err, const char *reason)
 {
 	const char *name = strerrorname_np(err);
 
@@ -33,13 +33,13 @@ void spool_err(const char *what, int err, const char *reason)
 		reason ? reason : strerror(err), name ? name : "?");
 }
 
-int spool_fail(const char *what, int err, const char *reason)
+int cli_fail(const char *what, int err, const char *reason)
 {
-	spool_err(what, err, reason);
-	return spool_exit_code(err);
+	cli_err(what, err, reason);
+	return cli_exit_code(err);
 }
 
-int spool_usage(const char *cmd, const char *fmt, ...)
+int cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -48,5 +48,5 @@ int spool_usage(const char *cmd, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, " (EINVAL)\n");
-	return SPOOL_EXIT_USAGE;
+	return CLI_EXIT_USAGE;
 }

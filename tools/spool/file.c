@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
-int spool_read_fd(int fd, char **out, size_t *len)
+int cli_read_fd(int fd, char **out, size_t *len)
 {
 	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap + 1), *p;
@@ -48,19 +48,19 @@ out_free:
 	return (int)r;
 }
 
-int spool_read_file(const char *path, char **out, size_t *len)
+int cli_read_file(const char *path, char **out, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
 
 	*out = NULL;
 	if (fd < 0)
 		return -errno;
-	rc = spool_read_fd(fd, out, len);
+	rc = cli_read_fd(fd, out, len);
 	close(fd);
 	return rc;
 }
 
-int spool_write_all(int fd, const char *buf, size_t len)
+int cli_write_all(int fd, const char *buf, size_t len)
 {
 	ssize_t w;
 
@@ -78,19 +78,19 @@ int spool_write_all(int fd, const char *buf, size_t len)
 
 /* The push (or the setting) is committed at close(), which reports its
  * failure: close's error counts as much as write's. */
-int spool_write_file(const char *path, const char *buf, size_t len)
+int cli_write_file(const char *path, const char *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC), rc;
 
 	if (fd < 0)
 		return -errno;
-	rc = spool_write_all(fd, buf, len);
+	rc = cli_write_all(fd, buf, len);
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	return rc;
 }
 
-int spool_copy_fd(int in, int out)
+int cli_copy_fd(int in, int out)
 {
 	char buf[65536];
 	ssize_t r;
@@ -104,13 +104,13 @@ int spool_copy_fd(int in, int out)
 			return -errno;
 		if (r == 0)
 			return 0;
-		rc = spool_write_all(out, buf, (size_t)r);
+		rc = cli_write_all(out, buf, (size_t)r);
 		if (rc)
 			return rc;
 	}
 }
 
-char *spool_kv_get(const char *text, const char *key)
+char *cli_kv_get(const char *text, const char *key)
 {
 	size_t klen = strlen(key);
 	const char *p = text, *end;
@@ -126,7 +126,7 @@ char *spool_kv_get(const char *text, const char *key)
 	return NULL;
 }
 
-double spool_now(void)
+double cli_now(void)
 {
 	struct timespec ts;
 
@@ -135,7 +135,7 @@ double spool_now(void)
 }
 
 /* Seconds: a non-negative decimal number, or "inf" (returned as -1). */
-int spool_parse_seconds(const char *s, double *out)
+int cli_parse_seconds(const char *s, double *out)
 {
 	char *end;
 

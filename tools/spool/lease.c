@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
 #define ID_MAX 64
 /* How often a bounded wait looks at *stop and retries a read: POLLIN is
@@ -23,21 +23,21 @@
  * followed by a read anyway. */
 #define SLICE_MS 250
 
-const char spool_help_take[] =
+const char cli_help_take[] =
 	"usage: spool take QUEUE [--wait S]\n\n"
 	"Leases the next message of QUEUE and prints the path of its file\n"
 	"(MOUNT/QUEUE/leased/ID). Read the body there, then spool ack, spool\n"
 	"release or spool extend it. --wait S: wait at most S seconds for a\n"
 	"message (0: do not wait); default: the queue's receive_wait.\n"
 	"Exit 2 when the queue stays empty.\n";
-const char spool_help_ack[] =
+const char cli_help_ack[] =
 	"usage: spool ack PATH...\n\n"
 	"Acknowledges (deletes) leased messages: PATH is MOUNT/QUEUE/leased/ID\n"
 	"as printed by spool take. Exit 2 if a message is gone.\n";
-const char spool_help_release[] =
+const char cli_help_release[] =
 	"usage: spool release PATH...\n\n"
 	"Gives leased messages back (nack): each becomes visible at once.\n";
-const char spool_help_extend[] =
+const char cli_help_extend[] =
 	"usage: spool extend PATH [SECONDS]\n\n"
 	"Extends the lease of a leased message: to now + SECONDS, or to now +\n"
 	"the queue's visibility_timeout without SECONDS (the heartbeat).\n";
@@ -66,11 +66,11 @@ static int wait_slice(int fd, int wake_fd, int ms)
 	return wake_fd >= 0 && p[1].revents ? -EINTR : 0;
 }
 
-int spool_lease_claim(const char *queue, double wait, volatile int *stop,
+int cli_lease_claim(const char *queue, double wait, volatile int *stop,
 		      int wake_fd, char *id)
 {
-	char *path = spool_path(queue, "claim");
-	double deadline = spool_now() + wait;
+	char *path = cli_path(queue, "claim");
+	double deadline = cli_now() + wait;
 	int fd, rc, ms;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | (wait >= 0 ? O_NONBLOCK : 0));
@@ -81,7 +81,7 @@ int spool_lease_claim(const char *queue, double wait, volatile int *stop,
 		rc = read_id(fd, id);
 		if (rc != -EAGAIN || wait < 0)
 			break;
-		ms = (int)((deadline - spool_now()) * 1000);
+		ms = (int)((deadline - cli_now()) * 1000);
 		if (ms <= 0 || (stop && *stop))
 			break;
 		rc = wait_slice(fd, wake_fd, ms < SLICE_MS ? ms : SLICE_MS);
@@ -92,7 +92,7 @@ int spool_lease_claim(const char *queue, double wait, volatile int *stop,
 	return rc;
 }
 
-int spool_cmd_take(int argc, char **argv)
+int cli_cmd_take(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "wait", required_argument, NULL, 'w' }, { 0 } };
@@ -101,24 +101,24 @@ int spool_cmd_take(int argc, char **argv)
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "w:", opts, NULL)) != -1) {
-		if (c != 'w' || spool_parse_seconds(optarg, &wait) < 0)
-			return spool_usage("take", "bad option; usage: spool "
+		if (c != 'w' || cli_parse_seconds(optarg, &wait) < 0)
+			return cli_usage("take", "bad option; usage: spool "
 					   "take QUEUE [--wait S]");
 	}
 	if (optind + 1 != argc)
-		return spool_usage("take", "one QUEUE expected");
-	rc = spool_queue_check(argv[optind]);
+		return cli_usage("take", "one QUEUE expected");
+	rc = cli_queue_check(argv[optind]);
 	if (rc)
 		return rc;
-	rc = spool_lease_claim(argv[optind], wait, NULL, -1, id);
+	rc = cli_lease_claim(argv[optind], wait, NULL, -1, id);
 	if (rc == -EAGAIN)
-		return spool_fail(argv[optind], EAGAIN, "queue is empty");
+		return cli_fail(argv[optind], EAGAIN, "queue is empty");
 	if (rc)
-		return spool_fail(argv[optind], -rc, NULL);
-	p = spool_path(argv[optind], "leased");
+		return cli_fail(argv[optind], -rc, NULL);
+	p = cli_path(argv[optind], "leased");
 	printf("%s/%s\n", p, id);
 	free(p);
-	return SPOOL_EXIT_OK;
+	return CLI_EXIT_OK;
 }
 
 /* Runs op on every PATH; the exit code is the worst one seen. */
@@ -128,12 +128,12 @@ static int each_path(int argc, char **argv, const char *name,
 	int i, rc, worst = 0;
 
 	if (argc < 2)
-		return spool_usage(name, "PATH expected");
+		return cli_usage(name, "PATH expected");
 	for (i = 1; i < argc; i++) {
 		rc = op(argv[i]);
 		if (rc == 0)
 			continue;
-		rc = spool_fail(argv[i], -rc, -rc == ENOENT ?
+		rc = cli_fail(argv[i], -rc, -rc == ENOENT ?
 				"no such leased message" : NULL);
 		if (rc > worst)
 			worst = rc;
@@ -163,7 +163,7 @@ static char *peek_path(const char *path)
 	return out;
 }
 
-int spool_release_path(const char *path)
+int cli_release_path(const char *path)
 {
 	char *to = peek_path(path);
 	int rc;
@@ -175,18 +175,18 @@ int spool_release_path(const char *path)
 	return rc;
 }
 
-int spool_cmd_ack(int argc, char **argv)
+int cli_cmd_ack(int argc, char **argv)
 {
 	return each_path(argc, argv, "ack", ack_one);
 }
 
-int spool_cmd_release(int argc, char **argv)
+int cli_cmd_release(int argc, char **argv)
 {
-	return each_path(argc, argv, "release", spool_release_path);
+	return each_path(argc, argv, "release", cli_release_path);
 }
 
 /* NULL times: touch, the lease becomes now + visibility_timeout. */
-int spool_extend_path(const char *path, double seconds)
+int cli_extend_path(const char *path, double seconds)
 {
 	struct timespec ts[2];
 
@@ -203,19 +203,19 @@ int spool_extend_path(const char *path, double seconds)
 	return utimensat(AT_FDCWD, path, ts, 0) < 0 ? -errno : 0;
 }
 
-int spool_cmd_extend(int argc, char **argv)
+int cli_cmd_extend(int argc, char **argv)
 {
 	double s = -1;
 	int rc;
 
 	if (argc < 2 || argc > 3)
-		return spool_usage("extend", "usage: spool extend PATH "
+		return cli_usage("extend", "usage: spool extend PATH "
 				   "[SECONDS]");
-	if (argc == 3 && (spool_parse_seconds(argv[2], &s) < 0 || s < 0))
-		return spool_usage("extend", "bad SECONDS '%s'", argv[2]);
-	rc = spool_extend_path(argv[1], s);
+	if (argc == 3 && (cli_parse_seconds(argv[2], &s) < 0 || s < 0))
+		return cli_usage("extend", "bad SECONDS '%s'", argv[2]);
+	rc = cli_extend_path(argv[1], s);
 	if (rc)
-		return spool_fail(argv[1], -rc, -rc == ENOENT ?
+		return cli_fail(argv[1], -rc, -rc == ENOENT ?
 				  "no such leased message" : NULL);
-	return SPOOL_EXIT_OK;
+	return CLI_EXIT_OK;
 }

@@ -8,23 +8,23 @@
 #include <string.h>
 
 #include "config.h"
-#include "spool.h"
+#include "cli.h"
 
-static const struct spool_cmd commands[] = {
-	{ "push", spool_cmd_push, 1, spool_help_push },
-	{ "take", spool_cmd_take, 1, spool_help_take },
-	{ "ack", spool_cmd_ack, 0, spool_help_ack },
-	{ "release", spool_cmd_release, 0, spool_help_release },
-	{ "extend", spool_cmd_extend, 0, spool_help_extend },
-	{ "consume", spool_cmd_consume, 1, spool_help_consume },
-	{ "ls", spool_cmd_ls, 1, spool_help_ls },
-	{ "stats", spool_cmd_stats, 1, spool_help_stats },
-	{ "config", spool_cmd_config, 1, spool_help_config },
-	{ "purge", spool_cmd_purge, 1, spool_help_purge },
-	{ "move", spool_cmd_move, 1, spool_help_move },
-	{ "mkq", spool_cmd_mkq, 1, spool_help_mkq },
-	{ "rmq", spool_cmd_rmq, 1, spool_help_rmq },
-	{ "top", spool_cmd_top, 1, spool_help_top },
+static const struct cli_cmd commands[] = {
+	{ "push", cli_cmd_push, 1, cli_help_push },
+	{ "take", cli_cmd_take, 1, cli_help_take },
+	{ "ack", cli_cmd_ack, 0, cli_help_ack },
+	{ "release", cli_cmd_release, 0, cli_help_release },
+	{ "extend", cli_cmd_extend, 0, cli_help_extend },
+	{ "consume", cli_cmd_consume, 1, cli_help_consume },
+	{ "ls", cli_cmd_ls, 1, cli_help_ls },
+	{ "stats", cli_cmd_stats, 1, cli_help_stats },
+	{ "config", cli_cmd_config, 1, cli_help_config },
+	{ "purge", cli_cmd_purge, 1, cli_help_purge },
+	{ "move", cli_cmd_move, 1, cli_help_move },
+	{ "mkq", cli_cmd_mkq, 1, cli_help_mkq },
+	{ "rmq", cli_cmd_rmq, 1, cli_help_rmq },
+	{ "top", cli_cmd_top, 1, cli_help_top },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -49,7 +49,7 @@ static void usage(FILE *f)
 		"\n");
 }
 
-static const struct spool_cmd *lookup(const char *name)
+static const struct cli_cmd *lookup(const char *name)
 {
 	size_t i;
 
@@ -102,28 +102,28 @@ static int wants_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	const struct spool_cmd *cmd;
+	const struct cli_cmd *cmd;
 	const char *dir;
 	int bad = 0, rc;
 
 	dir = take_mount_option(&argc, argv, &bad);
 	if (bad)
-		return spool_usage(NULL, "--mount needs a directory");
+		return cli_usage(NULL, "--mount needs a directory");
 	if (argc < 2)
-		return usage(stderr), SPOOL_EXIT_USAGE;
+		return usage(stderr), CLI_EXIT_USAGE;
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0)
-		return usage(stdout), SPOOL_EXIT_OK;
+		return usage(stdout), CLI_EXIT_OK;
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
-		return printf("spool %s\n", SPOOLFS_VERSION), SPOOL_EXIT_OK;
+		return printf("spool %s\n", SPOOLFS_VERSION), CLI_EXIT_OK;
 	cmd = lookup(argv[1]);
 	if (!cmd)
-		return spool_usage(NULL, "unknown command '%s' (spool --help "
+		return cli_usage(NULL, "unknown command '%s' (spool --help "
 				   "lists them)", argv[1]);
 	if (wants_help(argc - 1, argv + 1))
-		return fputs(cmd->help, stdout), SPOOL_EXIT_OK;
+		return fputs(cmd->help, stdout), CLI_EXIT_OK;
 	if (cmd->needs_mount) {
-		rc = spool_mount_find(dir);
+		rc = cli_mount_find(dir);
 		if (rc)
 			return rc;
 	}

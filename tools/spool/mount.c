@@ -15,9 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "spool.h"
+#include "cli.h"
 
-char *spool_mount;
+char *cli_mount;
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static void unescape(char *s)
@@ -95,7 +95,7 @@ static int scan_mountinfo(const char *want, char **found)
 	return n;
 }
 
-/* Checks that dir is a live spoolfs mount; sets spool_mount. */
+/* Checks that dir is a live spoolfs mount; sets cli_mount. */
 static int check_mount(const char *dir)
 {
 	char real[PATH_MAX], *found, *metrics;
@@ -103,26 +103,26 @@ static int check_mount(const char *dir)
 	int n;
 
 	if (!realpath(dir, real))
-		return spool_fail(dir, errno, errno == ENOTCONN ?
+		return cli_fail(dir, errno, errno == ENOTCONN ?
 				  "dead mount (its daemon died); clear it with "
 				  "fusermount3 -u -z" : NULL);
 	n = scan_mountinfo(real, &found);
 	free(found);
 	if (n <= 0)
-		return spool_fail(dir, ENODEV, "not a spoolfs mount");
+		return cli_fail(dir, ENODEV, "not a spoolfs mount");
 	if (asprintf(&metrics, "%s/.metrics", real) < 0)
-		return spool_fail(dir, ENOMEM, NULL);
+		return cli_fail(dir, ENOMEM, NULL);
 	n = stat(metrics, &st) < 0 ? errno : 0;
 	free(metrics);
 	if (n)
-		return spool_fail(dir, n, n == ENOTCONN ? "dead mount (its "
+		return cli_fail(dir, n, n == ENOTCONN ? "dead mount (its "
 				  "daemon died); clear it with fusermount3 -u "
 				  "-z" : "not a live spoolfs mount");
-	spool_mount = strdup(real);
-	return spool_mount ? 0 : spool_fail(dir, ENOMEM, NULL);
+	cli_mount = strdup(real);
+	return cli_mount ? 0 : cli_fail(dir, ENOMEM, NULL);
 }
 
-int spool_mount_find(const char *given)
+int cli_mount_find(const char *given)
 {
 	const char *env = getenv("SPOOL_MOUNT");
 	char *only = NULL;
@@ -135,7 +135,7 @@ int spool_mount_find(const char *given)
 	n = scan_mountinfo(NULL, &only);
 	if (n != 1) {
 		free(only);
-		return spool_fail("mount", ENOENT, n > 1 ?
+		return cli_fail("mount", ENOENT, n > 1 ?
 				  "several spoolfs mounts; say which with "
 				  "--mount DIR or SPOOL_MOUNT" :
 				  "no spoolfs mount found; give --mount DIR "
@@ -146,18 +146,18 @@ int spool_mount_find(const char *given)
 	return rc;
 }
 
-char *spool_path(const char *queue, const char *rest)
+char *cli_path(const char *queue, const char *rest)
 {
 	char *p = NULL;
 	int n;
 
 	if (rest)
-		n = asprintf(&p, "%s/%s/%s", spool_mount, queue, rest);
+		n = asprintf(&p, "%s/%s/%s", cli_mount, queue, rest);
 	else
-		n = asprintf(&p, "%s/%s", spool_mount, queue);
+		n = asprintf(&p, "%s/%s", cli_mount, queue);
 	if (n < 0) {
-		spool_err(queue, ENOMEM, NULL);
-		exit(SPOOL_EXIT_IO);
+		cli_err(queue, ENOMEM, NULL);
+		exit(CLI_EXIT_IO);
 	}
 	return p;
 }
@@ -173,21 +173,21 @@ static int name_ok(const char *q)
 		      "0123456789._-") == n;
 }
 
-int spool_queue_check(const char *queue)
+int cli_queue_check(const char *queue)
 {
 	struct stat st;
 	char *p;
 	int err;
 
 	if (!name_ok(queue))
-		return spool_fail(queue, EINVAL, "bad queue name (1-200 of "
+		return cli_fail(queue, EINVAL, "bad queue name (1-200 of "
 				  "[A-Za-z0-9._-], not starting with '.')");
-	p = spool_path(queue, NULL);
+	p = cli_path(queue, NULL);
 	err = stat(p, &st) < 0 ? errno : 0;
 	free(p);
 	if (err == ENOENT)
-		return spool_fail(queue, err, "no such queue");
-	return err ? spool_fail(queue, err, NULL) : 0;
+		return cli_fail(queue, err, "no such queue");
+	return err ? cli_fail(queue, err, NULL) : 0;
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -195,9 +195,9 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int spool_queues(char ***names)
+int cli_queues(char ***names)
 {
-	DIR *d = opendir(spool_mount);
+	DIR *d = opendir(cli_mount);
 	struct dirent *e;
 	char **v = NULL, **nv;
 	int n = 0;
@@ -222,7 +222,7 @@ int spool_queues(char ***names)
 	return n;
 }
 
-void spool_names_free(char **names)
+void cli_names_free(char **names)
 {
 	char **p;
 

@@ -14,11 +14,11 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
 #define MAX_ATTRS 64
 
-const char spool_help_push[] =
+const char cli_help_push[] =
 	"usage: spool push QUEUE [--priority N] [--delay S] "
 	"[--attr KEY=VALUE]... [FILE...|-]\n"
 	"       spool push QUEUE --lines [FILE...|-]\n\n"
@@ -103,14 +103,14 @@ static int push_fd(const char *queue, int in, const char *name,
 
 	snprintf(draft_name, sizeof draft_name, ".spool-%d-%u", (int)getpid(),
 		 n++);
-	draft = spool_path(queue, draft_name);
-	final = spool_path(queue, name);
+	draft = cli_path(queue, draft_name);
+	final = cli_path(queue, name);
 	fd = open(draft, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rc = -errno;
 		goto out_free;
 	}
-	rc = spool_copy_fd(in, fd);
+	rc = cli_copy_fd(in, fd);
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc == 0)
@@ -132,37 +132,37 @@ static int push_file(const char *queue, const char *file,
 	int rc;
 
 	if (in < 0)
-		return spool_fail(file, errno, NULL);
+		return cli_fail(file, errno, NULL);
 	rc = push_fd(queue, in, message_name(file), o);
 	if (in != 0)
 		close(in);
-	return rc ? spool_fail(queue, -rc, push_reason(-rc)) : 0;
+	return rc ? cli_fail(queue, -rc, push_reason(-rc)) : 0;
 }
 
 /* All files' lines through one open of QUEUE/lines: atomic at close. */
 static int push_lines(const char *queue, char **files, int n)
 {
-	char *path = spool_path(queue, "lines");
+	char *path = cli_path(queue, "lines");
 	int fd, in, i, rc = 0;
 
 	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	free(path);
 	if (fd < 0)
-		return spool_fail(queue, errno, push_reason(errno));
+		return cli_fail(queue, errno, push_reason(errno));
 	for (i = 0; i < (n ? n : 1) && rc == 0; i++) {
 		in = n == 0 || strcmp(files[i], "-") == 0 ? 0 :
 			open(files[i], O_RDONLY | O_CLOEXEC);
 		if (in < 0) {
 			close(fd);
-			return spool_fail(files[i], errno, NULL);
+			return cli_fail(files[i], errno, NULL);
 		}
-		rc = spool_copy_fd(in, fd);
+		rc = cli_copy_fd(in, fd);
 		if (in != 0)
 			close(in);
 	}
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
-	return rc ? spool_fail(queue, -rc, push_reason(-rc)) : 0;
+	return rc ? cli_fail(queue, -rc, push_reason(-rc)) : 0;
 }
 
 static int parse_opts(int argc, char **argv, struct push_opts *o)
@@ -179,15 +179,15 @@ static int parse_opts(int argc, char **argv, struct push_opts *o)
 
 	while ((c = getopt_long(argc, argv, "p:d:a:l", opts, NULL)) != -1) {
 		if (c == 'p' && (strtol(optarg, &end, 10), *end || !*optarg))
-			return spool_usage("push", "bad --priority '%s'", optarg);
-		if (c == 'd' && (spool_parse_seconds(optarg, &s) < 0 || s < 0))
-			return spool_usage("push", "bad --delay '%s'", optarg);
+			return cli_usage("push", "bad --priority '%s'", optarg);
+		if (c == 'd' && (cli_parse_seconds(optarg, &s) < 0 || s < 0))
+			return cli_usage("push", "bad --delay '%s'", optarg);
 		if (c == 'a' && (!strchr(optarg, '=') || optarg[0] == '=' ||
 				 o->n_attrs == MAX_ATTRS))
-			return spool_usage("push", "bad --attr '%s' (KEY=VALUE)",
+			return cli_usage("push", "bad --attr '%s' (KEY=VALUE)",
 					   optarg);
 		if (c == '?')
-			return SPOOL_EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 		if (c == 'p')
 			o->priority = optarg;
 		else if (c == 'd')
@@ -198,11 +198,11 @@ static int parse_opts(int argc, char **argv, struct push_opts *o)
 			o->lines = 1;
 	}
 	if (o->lines && (o->priority || o->delay || o->n_attrs))
-		return spool_usage("push", "--lines takes no message options");
+		return cli_usage("push", "--lines takes no message options");
 	return 0;
 }
 
-int spool_cmd_push(int argc, char **argv)
+int cli_cmd_push(int argc, char **argv)
 {
 	struct push_opts o = { 0 };
 	const char *queue;
@@ -212,9 +212,9 @@ int spool_cmd_push(int argc, char **argv)
 	if (rc)
 		return rc;
 	if (optind >= argc)
-		return spool_usage("push", "QUEUE expected");
+		return cli_usage("push", "QUEUE expected");
 	queue = argv[optind++];
-	rc = spool_queue_check(queue);
+	rc = cli_queue_check(queue);
 	if (rc)
 		return rc;
 	if (o.lines)

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spool.h"
+#include "cli.h"
 
-const char spool_help_stats[] =
+const char cli_help_stats[] =
 	"usage: spool stats [QUEUE...] [--json]\n\n"
 	"Prints the counters of the named queues (default: every queue).\n"
 	"One queue named: its key=value lines as they are; otherwise each line\n"
@@ -79,12 +79,12 @@ static void text_lines(const char *queue, const char *text)
 static int print_queue(const char *queue, int json, int prefix,
 		       int *printed)
 {
-	char *path = spool_path(queue, "stats"), *text;
-	int rc = spool_read_file(path, &text, NULL);
+	char *path = cli_path(queue, "stats"), *text;
+	int rc = cli_read_file(path, &text, NULL);
 
 	free(path);
 	if (rc)
-		return spool_fail(queue, -rc, -rc == ENOENT ? "no such queue" :
+		return cli_fail(queue, -rc, -rc == ENOENT ? "no such queue" :
 				  NULL);
 	if (json) {
 		printf("%s", *printed ? ",\n " : "");
@@ -99,7 +99,7 @@ static int print_queue(const char *queue, int json, int prefix,
 	return 0;
 }
 
-int spool_cmd_stats(int argc, char **argv)
+int cli_cmd_stats(int argc, char **argv)
 {
 	char **names = NULL, **given;
 	int json = 0, i, n = 0, rc = 0, worst = 0, printed = 0;
@@ -109,15 +109,15 @@ int spool_cmd_stats(int argc, char **argv)
 		if (strcmp(argv[i], "--json") == 0)
 			json = 1;
 		else if (argv[i][0] == '-')
-			return spool_usage("stats", "unknown option '%s'",
+			return cli_usage("stats", "unknown option '%s'",
 					   argv[i]);
 		else
 			given[n++] = argv[i];
 	}
 	if (!given)
-		return spool_fail("stats", ENOMEM, NULL);
-	if (n == 0 && (n = spool_queues(&names)) < 0)
-		return spool_fail(spool_mount, -n, NULL);
+		return cli_fail("stats", ENOMEM, NULL);
+	if (n == 0 && (n = cli_queues(&names)) < 0)
+		return cli_fail(cli_mount, -n, NULL);
 	if (json)
 		printf("{");
 	for (i = 0; i < n; i++) {
@@ -128,7 +128,7 @@ int spool_cmd_stats(int argc, char **argv)
 	}
 	if (json)
 		printf("}\n");
-	spool_names_free(names);
+	cli_names_free(names);
 	free(given);
 	return worst;
 }

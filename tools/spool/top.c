@@ -21,12 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "cli.h"
 
 #define HISTORY 60	/* samples kept: one a second, the last minute */
 #define MAX_QUEUES 512
 
-const char spool_help_top[] =
+const char cli_help_top[] =
 	"usage: spool top [-d SECONDS] [-n FRAMES]\n\n"
 	"A live full-screen view of every queue: visible, delayed, leased,\n"
 	"dead-lettered, push and ack rates, and a sparkline of both rates over\n"
@@ -60,7 +60,7 @@ static void on_quit(int sig)
 
 static long long stat_ll(const char *text, const char *key)
 {
-	char *v = spool_kv_get(text, key);
+	char *v = cli_kv_get(text, key);
 	long long n = v ? atoll(v) : 0;
 
 	free(v);
@@ -84,10 +84,10 @@ static struct top_queue *find_queue(struct top *t, const char *name)
 /* Reads one queue's counters and pushes a rate sample (per second). */
 static void sample_queue(struct top_queue *q, double dt)
 {
-	char *path = spool_path(q->name, "stats"), *text;
+	char *path = cli_path(q->name, "stats"), *text;
 	long long pushed, acked;
 
-	q->alive = spool_read_file(path, &text, NULL) == 0;
+	q->alive = cli_read_file(path, &text, NULL) == 0;
 	free(path);
 	if (!q->alive)
 		return;
@@ -111,7 +111,7 @@ static void sample_queue(struct top_queue *q, double dt)
 
 static void sample(struct top *t)
 {
-	double now = spool_now(), dt = t->last ? now - t->last : 0;
+	double now = cli_now(), dt = t->last ? now - t->last : 0;
 	struct top_queue *q;
 	char **names, **p;
 	int i;
@@ -119,14 +119,14 @@ static void sample(struct top *t)
 	t->last = now;
 	for (i = 0; i < t->n; i++)
 		t->q[i].alive = 0;
-	if (spool_queues(&names) < 0)
+	if (cli_queues(&names) < 0)
 		return;
 	for (p = names; *p; p++) {
 		q = find_queue(t, *p);
 		if (q)
 			sample_queue(q, dt);
 	}
-	spool_names_free(names);
+	cli_names_free(names);
 }
 
 /* width cells over the last minute, each the mean of its samples, scaled
@@ -182,7 +182,7 @@ static void draw(struct top *t)
 	strftime(clock, sizeof clock, "%H:%M:%S", localtime(&now));
 	if (t->tty)
 		fputs("\033[H", stdout);
-	printf("spool top  %s  %s  (q quits)%s%s", spool_mount, clock, eol,
+	printf("spool top  %s  %s  (q quits)%s%s", cli_mount, clock, eol,
 	       eol);
 	printf("%-20s %9s %8s %8s %7s %9s %9s  %-*s %-*s%s", "QUEUE",
 	       "VISIBLE", "DELAYED", "LEASED", "DEAD", "PUSH/s", "ACK/s",
@@ -236,12 +236,12 @@ static int wait_key(double seconds)
 {
 	static int stdin_eof;
 	struct pollfd p = { 0, POLLIN, 0 };
-	double end = spool_now() + seconds;
+	double end = cli_now() + seconds;
 	char c;
 
-	while (!quit && spool_now() < end) {
+	while (!quit && cli_now() < end) {
 		if (poll(&p, stdin_eof ? 0 : 1,
-			 (int)((end - spool_now()) * 1000) + 1) <= 0)
+			 (int)((end - cli_now()) * 1000) + 1) <= 0)
 			continue;
 		if (read(0, &c, 1) != 1) {
 			stdin_eof = 1;
@@ -261,19 +261,19 @@ static int parse(int argc, char **argv, double *delay, long *frames)
 	int o;
 
 	while ((o = getopt(argc, argv, "d:n:")) != -1) {
-		if (o == 'd' && (spool_parse_seconds(optarg, delay) < 0 ||
+		if (o == 'd' && (cli_parse_seconds(optarg, delay) < 0 ||
 				 *delay < 0.1))
-			return spool_usage("top", "bad -d '%s'", optarg);
+			return cli_usage("top", "bad -d '%s'", optarg);
 		if (o == 'n' && ((*frames = strtol(optarg, &end, 10)) < 1 ||
 				 *end))
-			return spool_usage("top", "bad -n '%s'", optarg);
+			return cli_usage("top", "bad -n '%s'", optarg);
 		if (o == '?')
-			return SPOOL_EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 	}
-	return optind == argc ? 0 : spool_usage("top", "no arguments expected");
+	return optind == argc ? 0 : cli_usage("top", "no arguments expected");
 }
 
-int spool_cmd_top(int argc, char **argv)
+int cli_cmd_top(int argc, char **argv)
 {
 	static struct top t;
 	double delay = 1;
@@ -298,5 +298,5 @@ int spool_cmd_top(int argc, char **argv)
 	}
 	if (t.tty)
 		term_leave();
-	return SPOOL_EXIT_OK;
+	return CLI_EXIT_OK;
 }

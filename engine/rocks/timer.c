@@ -1,16 +1,15 @@
 /*
- * timer.c - time passing: delays that end, leases that run out. Each queue
- * keeps its timers in a heap; one thread per store sleeps until the
- * earliest of them (no polling: it waits on a condition variable until
- * that time or until a new, earlier timer kicks it) and runs spool_tick().
- * Tests replace the clock and call spool_tick() themselves.
+ * timer.c - time passing in the RocksDB store: delays that end, leases
+ * that run out, dead letters and retention (the rules are the core's).
+ * Each queue keeps its timers in a heap; rocks_tick() runs every queue's
+ * due timers, called by the timer thread (thread.c) or, with manual
+ * timers, by the caller (spool_tick).
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <time.h>
 
-#include "engine_i.h"
-#include "store.h"
+#include "rocks.h"
+#include "kv.h"
 
 /* How many timers one batch applies: bounds a batch's size and the time
  * the queue lock is held. */
@@ -18,24 +17,9 @@
 /* After a failed write, due timers are retried this much later. */
 #define TIMER_RETRY_MS 1000
 
-void queue_wake(spool_queue *q)
-{
-	spool_db *db = q->db;
-
-	if (db->opt.wake)
-		db->opt.wake(db->opt.wake_arg, q);
-}
-
-/* What a due timer does to its message: a delay ends or a lease runs
- * out, and it is visible since its due time (due_ms stays). */
-static void expire(struct msg *next)
-{
-	next->state = SPOOL_VISIBLE;
-}
-
 /* Takes up to TIMER_STEP due messages out (busy); q->lock held. Leases
  * out of receives come first in v, *ndead of them. */
-static size_t grab_due(spool_queue *q, int64_t now, struct node **v,
+static size_t grab_due(struct rocks_queue *q, int64_t now, struct node **v,
 		       size_t *ndead, uint64_t *expired)
 {
 	struct node *m;
@@ -60,19 +44,19 @@ static size_t grab_due(spool_queue *q, int64_t now, struct node **v,
 
 /* When q's next timer is due: the earliest delay or lease, or the oldest
  * message reaching the retention limit. q->lock held. */
-static int64_t next_due(spool_queue *q)
+static int64_t next_due(struct rocks_queue *q)
 {
 	struct node *m = heap_top(&q->timers), *old;
 	int64_t due = m ? node_due(m) : INT64_MAX;
 
 	if (q->set.retention_ms && (old = queue_oldest(q)) &&
-	    node_sent(old) + q->set.retention_ms < due)
-		due = node_sent(old) + q->set.retention_ms;
+	    policy_retention_due(&q->set, node_sent(old)) < due)
+		due = policy_retention_due(&q->set, node_sent(old));
 	return due;
 }
 
 /* Makes v[0..n) visible (and counts expired leases) in one batch. */
-static int expire_all(spool_queue *q, struct node **v, size_t n,
+static int expire_all(struct rocks_queue *q, struct node **v, size_t n,
 		      uint64_t expired)
 {
 	struct store_batch *b = store_batch_new(q->db->st);
@@ -82,8 +66,8 @@ static int expire_all(spool_queue *q, struct node **v, size_t n,
 		struct msg next;
 
 		node_get(v[i], &next);
-		expire(&next);
-		msg_put_idx(b, &next, q->qid);
+		state_expire(&next);
+		batch_put_idx(b, &next, q->qid);
 	}
 	if (b && expired)
 		msg_count(b, q, CNT_EXPIRED, expired);
@@ -106,7 +90,7 @@ static int expire_all(spool_queue *q, struct node **v, size_t n,
 /* One step: applies up to TIMER_STEP due timers. Leases out of receives
  * go to the dead-letter queue (or, if that fails, become visible like the
  * rest). Returns how many were applied, or a negative errno. */
-static int timer_step(spool_queue *q, int64_t now)
+static int timer_step(struct rocks_queue *q, int64_t now)
 {
 	struct node *v[TIMER_STEP];
 	uint64_t expired = 0;
@@ -127,7 +111,7 @@ static int timer_step(spool_queue *q, int64_t now)
 
 /* Deletes up to TIMER_STEP messages older than retention; returns how
  * many, or a negative errno. */
-static int retention_step(spool_queue *q, int64_t now)
+static int retention_step(struct rocks_queue *q, int64_t now)
 {
 	struct node *v[TIMER_STEP], *m;
 	size_t n = 0;
@@ -135,7 +119,7 @@ static int retention_step(spool_queue *q, int64_t now)
 	pthread_mutex_lock(&q->lock);
 	while (q->alive && q->set.retention_ms && n < TIMER_STEP &&
 	       (m = queue_oldest(q)) &&
-	       node_sent(m) + q->set.retention_ms <= now) {
+	       policy_retention_due(&q->set, node_sent(m)) <= now) {
 		queue_unplace(q, m);
 		m->busy = 1;
 		v[n++] = m;
@@ -146,7 +130,7 @@ static int retention_step(spool_queue *q, int64_t now)
 	return remove_msgs(q, v, n, CNT_DELETED, 0) ?: (int)n;
 }
 
-int64_t queue_run_timers(spool_queue *q, int64_t now)
+int64_t queue_run_timers(struct rocks_queue *q, int64_t now)
 {
 	int64_t due;
 	int rc, woke = 0;
@@ -159,7 +143,7 @@ int64_t queue_run_timers(spool_queue *q, int64_t now)
 	while (rc >= 0 && (rc = retention_step(q, now)) == TIMER_STEP)
 		;
 	if (woke)
-		queue_wake(q);
+		core_wake(&q->pub);
 	pthread_mutex_lock(&q->lock);
 	due = next_due(q);
 	pthread_mutex_unlock(&q->lock);
@@ -168,10 +152,11 @@ int64_t queue_run_timers(spool_queue *q, int64_t now)
 	return due;
 }
 
-int64_t spool_tick(spool_db *db)
+int64_t rocks_tick(spool_db *pdb)
 {
-	int64_t now = spool_now(db), next = INT64_MAX;
-	spool_queue **v;
+	struct rocks_db *db = RDB(pdb);
+	int64_t now = db_now(db), next = INT64_MAX;
+	struct rocks_queue **v;
 	size_t n;
 
 	pthread_rwlock_rdlock(&db->qlock);
@@ -189,81 +174,8 @@ int64_t spool_tick(spool_db *db)
 
 		if (due < next)
 			next = due;
-		spool_queue_close(v[i]);
+		queue_unref(v[i]);
 	}
 	free(v);
 	return next;
-}
-
-/* ------------------------------------------------------- timer thread */
-
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
-}
-
-static void *timer_main(void *arg)
-{
-	spool_db *db = arg;
-
-	pthread_mutex_lock(&db->tlock);
-	while (!db->timer_stop) {
-		int64_t next, wait;
-		struct timespec ts;
-
-		db->timer_kicked = false;
-		db->timer_next = INT64_MAX; /* any kick during the tick: again */
-		pthread_mutex_unlock(&db->tlock);
-		next = spool_tick(db);
-		pthread_mutex_lock(&db->tlock);
-		if (db->timer_kicked || db->timer_stop)
-			continue;
-		db->timer_next = next;
-		wait = next == INT64_MAX ? 3600 * 1000 : next - spool_now(db);
-		if (wait <= 0)
-			continue;
-		deadline_after(&ts, wait);
-		pthread_cond_timedwait(&db->tcond, &db->tlock, &ts);
-	}
-	pthread_mutex_unlock(&db->tlock);
-	return NULL;
-}
-
-void timer_kick(spool_db *db, int64_t due_ms)
-{
-	pthread_mutex_lock(&db->tlock);
-	if (due_ms < db->timer_next) {
-		db->timer_next = due_ms;
-		db->timer_kicked = true;
-		pthread_cond_signal(&db->tcond);
-	}
-	pthread_mutex_unlock(&db->tlock);
-}
-
-int timer_start(spool_db *db)
-{
-	int rc = pthread_create(&db->timer, NULL, timer_main, db);
-
-	if (rc)
-		return -rc;
-	db->timer_running = true;
-	return 0;
-}
-
-void timer_stop(spool_db *db)
-{
-	if (!db->timer_running)
-		return;
-	pthread_mutex_lock(&db->tlock);
-	db->timer_stop = true;
-	pthread_cond_signal(&db->tcond);
-	pthread_mutex_unlock(&db->tlock);
-	pthread_join(db->timer, NULL);
-	db->timer_running = false;
 }

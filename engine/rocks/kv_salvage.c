@@ -1,5 +1,5 @@
 /*
- * store_salvage.c - --salvage: opens a damaged store with what can still
+ * kv_salvage.c - --salvage: opens a damaged store with what can still
  * be read (DESIGN §8). First a copy of the files at fault is kept in
  * DIR/damaged-<time>/; then CURRENT is pointed at the newest whole
  * MANIFEST, or damaged log records are skipped, or RocksDB's repair
@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine_i.h"
-#include "store_i.h"
+#include "rocks.h"
+#include "kv_i.h"
 
 static void salvage_log(struct store *st, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "engine_i.h"
+#include "rocks.h"
 
 /* ---------------------------------------------------------------- arena */
 

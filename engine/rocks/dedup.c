@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_i.h"
+#include "rocks.h"
 
 struct dedup_entry {
 	uint8_t key[DEDUP_KEY_LEN];

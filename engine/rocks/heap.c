@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "engine_i.h"
+#include "rocks.h"
 
 static int less(const struct node *a, const struct node *b)
 {

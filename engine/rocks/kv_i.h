@@ -1,11 +1,10 @@
 /*
- * store_i.h - private to the RocksDB store: store.c (options, open, the
- * runtime calls), store_check.c (is a directory a store that may be opened
- * as it is?) and store_salvage.c (--salvage). Only these files include
- * <rocksdb/c.h>.
+ * kv_i.h - private to the RocksDB store: kv.c (options, open, the
+ * runtime calls), kv_check.c (is a directory a store that may be opened
+ * as it is?) and kv_salvage.c (--salvage).
  */
-#ifndef STORE_I_H
-#define STORE_I_H
+#ifndef KV_I_H
+#define KV_I_H
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -14,7 +13,7 @@
 #include <rocksdb/c.h>
 
 #include "logscan.h"
-#include "store.h"
+#include "kv.h"
 
 struct store {
 	rocksdb_t *db;
@@ -128,4 +127,4 @@ int store_salvage(struct store *st, struct names *nm, struct damage *d,
 int store_rescue_apply(struct store *st);
 void store_rescue_free(struct rescue *rs);
 
-#endif /* STORE_I_H */
+#endif /* KV_I_H */

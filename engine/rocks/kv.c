@@ -1,9 +1,8 @@
 /*
- * store.c - the durable store over RocksDB: open with column families,
- * atomic batch writes, point reads, prefix scans. With store_check.c and
- * store_salvage.c (how an existing directory is opened), the only files
- * that include <rocksdb/c.h>. Knows key bytes, not what they mean (keys.c
- * does).
+ * kv.c - the durable store over RocksDB: open with column families,
+ * atomic batch writes, point reads, prefix scans. kv_check.c and
+ * kv_salvage.c say how an existing directory is opened. Knows key bytes,
+ * not what they mean (keys.c does).
  *
  * Every RocksDB error string is logged here and turned into a negative
  * errno; none leaves these files.
@@ -19,8 +18,8 @@
 #include <pthread.h>
 #include <rocksdb/c.h>
 
-#include "engine_i.h"
-#include "store_i.h"
+#include "rocks.h"
+#include "kv_i.h"
 
 /*
  * Sized from the filesystem that holds the store (its size S, at open), so

@@ -1,5 +1,7 @@
 /*
- * engine_i.h - the engine's private structures, shared by the engine's files only.
+ * rocks.h - the RocksDB store's private structures, shared by the files of
+ * engine/rocks/ only. Its table of operations (store.h) is rocks_store,
+ * in db.c.
  *
  * Memory model: RocksDB holds the truth; each queue keeps its messages in
  * memory too, indexed four ways:
@@ -16,33 +18,17 @@
  * a busy message), then writes, then applies or undoes under the lock.
  * Lock order: db->qlock before q->lock; never two queue locks at once.
  */
-#ifndef ENGINE_I_H
-#define ENGINE_I_H
+#ifndef ROCKS_H
+#define ROCKS_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "spool.h"
+#include "store.h"
 
 struct store;
 struct store_batch;
-
-/*
- * A message's fields at full width: the value that changes are computed on
- * (a copy, "next", applied once its write succeeded), that push builds and
- * that idx_from_msg() encodes. Never linked into anything.
- */
-struct msg {
-	uint64_t id;
-	int64_t sent_ms;
-	int64_t due_ms;
-	int64_t first_recv_ms;
-	uint32_t size;          /* body bytes (max_size is at most 1 GiB) */
-	uint32_t receives;
-	int32_t priority;
-	uint8_t state;          /* enum spool_state */
-};
 
 /*
  * One message in memory: 48 bytes, a slot of the db's node arena (tree.c),
@@ -153,8 +139,8 @@ void heap_remove(struct heap *h, struct node *m);
 struct node *heap_top(const struct heap *h);
 void heap_free(struct heap *h);
 
-/* dedup.c: recently pushed names or bodies (dedup=name|content). */
-#define DEDUP_KEY_LEN 16
+/* dedup.c: recently pushed names or bodies (dedup=name|content); keys are
+ * the core's dedup_key(). */
 struct dedup_entry;
 struct dedup {
 	struct dedup_entry **tab;
@@ -175,12 +161,11 @@ void dedup_free(struct dedup *d);
 enum { CNT_PUSHED, CNT_ACKED, CNT_EXPIRED, CNT_DEAD, CNT_DEDUPED, CNT_DELETED,
        CNT_N };
 
-struct spool_queue {
-	spool_db *db;
+struct rocks_queue {
+	struct spool_queue pub; /* first: name, udata (core.h) */
+	struct rocks_db *db;
 	uint32_t qid;
-	char name[SPOOL_NAME_MAX + 1];
 	atomic_int refs;        /* the table holds one while the queue lives */
-	_Atomic(void *) udata;
 
 	pthread_mutex_t lock;
 	bool alive;                     /* protected by lock */
@@ -201,13 +186,13 @@ struct spool_queue {
 	struct dedup dedup;             /* protected by lock */
 };
 
-struct spool_db {
+struct rocks_db {
+	struct spool_db pub;    /* first: ops, options, wake subscribers */
 	struct store *st;
-	struct spool_options opt;
 	struct arena arena;     /* every queue's messages */
 
 	pthread_rwlock_t qlock;
-	spool_queue **queues;   /* sorted by name; protected by qlock */
+	struct rocks_queue **queues;   /* sorted by name; protected by qlock */
 	size_t nqueues, capqueues;
 	uint32_t next_qid;      /* protected by qlock */
 	pthread_mutex_t cfglock; /* serialises settings and queue changes */
@@ -217,17 +202,34 @@ struct spool_db {
 	uint64_t reserved_id;   /* ids below this may have been handed out */
 
 	pthread_mutex_t tlock;  /* timer thread */
+	int64_t (*tick)(spool_db *db); /* what it runs */
 	pthread_cond_t tcond;
 	pthread_t timer;
 	bool timer_running, timer_stop, timer_kicked;
 	int64_t timer_next;     /* protected by tlock */
 };
 
-/* id.c */
+/* From the common handles to the store's own (their first members). */
+static inline struct rocks_db *RDB(spool_db *db)
+{
+	return (struct rocks_db *)db;
+}
+
+static inline struct rocks_queue *RQ(spool_queue *q)
+{
+	return (struct rocks_queue *)q;
+}
+
+static inline int64_t db_now(struct rocks_db *db)
+{
+	return db->pub.opt.clock(db->pub.opt.clock_arg);
+}
+
+/* ids.c */
 /* Hands out n consecutive ids; adds the reservation record to b if needed. */
-uint64_t id_alloc(spool_db *db, size_t n, struct store_batch *b);
+uint64_t id_alloc(struct rocks_db *db, size_t n, struct store_batch *b);
 /* Call when a batch from id_alloc() failed to write. */
-void id_write_failed(spool_db *db);
+void id_write_failed(struct rocks_db *db);
 
 /* keys.c: the on-disk layout. */
 struct idx_rec {
@@ -239,6 +241,22 @@ struct idx_rec {
 	int64_t sent_ms, due_ms, first_recv_ms;
 };
 #define IDX_REC_LEN 45
+/* Meta keys (CF_META) and the tags of per-queue meta keys. */
+#define FORMAT_VERSION "1"
+#define KEY_VERSION "V"
+#define KEY_RESERVATION "I"
+#define KEY_QUEUES "Q"          /* prefix of every queue record */
+#define KEY_DEDUPS "D"          /* prefix of every dedup key */
+#define TAG_QUEUE 'Q'
+#define TAG_COUNTERS 'C'
+#define TAG_DEDUP 'D'
+/* A queue record: owner, mode, ctime, name and settings text. encode
+ * gives a malloc'd buffer; decode gives -EIO for a bad record and
+ * -EINVAL for settings it cannot parse. */
+char *qrec_encode(const char *name, const struct spool_queue_attr *a,
+		  const struct spool_settings *s, size_t *len);
+int qrec_decode(const char *v, size_t len, char name[SPOOL_NAME_MAX + 1],
+		struct spool_queue_attr *a, struct spool_settings *s);
 #define ID_KEY_LEN 8
 #define QKEY_LEN 5
 void key_id(uint64_t id, char out[ID_KEY_LEN]);
@@ -247,45 +265,37 @@ void key_queue(char tag, uint32_t qid, char out[QKEY_LEN]);
 void idx_encode(const struct idx_rec *r, char out[IDX_REC_LEN]);
 int idx_decode(const char *v, size_t len, struct idx_rec *r);
 void idx_from_msg(const struct msg *m, uint32_t qid, struct idx_rec *r);
-/* Body record: encode into a malloc'd buffer; decode verifies the checksum. */
-char *body_encode(const struct spool_push *p, size_t *len);
-struct body_view {
-	const char *name;
-	size_t name_len;
-	const char *attrs;      /* packed: u16 nlen, name, u32 vlen, value */
-	size_t attrs_len;
-	const char *body;
-	size_t body_len;
-};
-int body_decode(const char *v, size_t len, struct body_view *out);
-/* The record of bv with its name replaced by name, sealed; malloc'd. */
-char *body_renamed(const struct body_view *bv, const char *name, size_t *len);
-/* Gives rec (len bytes) a body record's magic and the checksum of what
- * follows the header's first 9 bytes, whatever the rest holds; a record
- * shorter than that is left alone. For test seams and fuzzing. */
-void body_seal(char *rec, size_t len);
-/* The dedup key of a push: XXH3-128 of its name (mode 1) or body (2). */
-void dedup_key(int mode, const struct spool_push *p,
-	       uint8_t out[DEDUP_KEY_LEN]);
 #define DKEY_LEN (QKEY_LEN + DEDUP_KEY_LEN)
 void key_dedup(uint32_t qid, const uint8_t *key, char out[DKEY_LEN]);
 void counters_encode(const uint64_t c[CNT_N], char out[CNT_N * 8]);
 void counters_decode(const char *v, size_t len, uint64_t c[CNT_N]);
-
-/* settings.c */
-void settings_default(struct spool_settings *s);
-/* Applies lines onto s; -EINVAL on any bad line (s then undefined). */
-int settings_parse(struct spool_settings *s, const char *text, size_t len);
-int settings_format(const struct spool_settings *s, const char *qname,
-		    char *buf, size_t len);
+/* The qid of a key made by key_queue() (or key_dedup()). */
+uint32_t key_qid_decode(const char *k);
+/* Records into a batch: a message's index record (as one of queue qid),
+ * its body record, the deletion of both; an addition to q's counters; a
+ * dedup key with its expiry, or its deletion; the id reservation record
+ * (ids below r may be in use). */
+void batch_put_idx(struct store_batch *b, const struct msg *m, uint32_t qid);
+void batch_put_body(struct store_batch *b, uint64_t id, const char *rec,
+		    size_t len);
+void batch_del_msg(struct store_batch *b, uint64_t id);
+void batch_merge_counters(struct store_batch *b, uint32_t qid,
+			  const uint64_t delta[CNT_N]);
+void batch_put_dedup(struct store_batch *b, uint32_t qid, const uint8_t *key,
+		     int64_t expiry);
+void batch_del_dedup(struct store_batch *b, uint32_t qid, const uint8_t *key);
+void batch_put_reservation(struct store_batch *b, uint64_t r);
+/* Reads message id's body record, unchecked, into a malloc'd *rec. */
+int body_load(struct store *st, uint64_t id, char **rec, size_t *len);
 
 /* queue.c */
-void db_log(spool_db *db, enum spool_log_level lv, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-spool_queue *queue_find_locked(spool_db *db, const char *name);
-void queue_hash_insert(spool_queue *q, struct node *m);
-void queue_hash_remove(spool_queue *q, struct node *m);
-struct node *queue_hash_find(spool_queue *q, uint64_t id);
+/* Rebuilds db's queues and messages from its store. On failure, what was
+ * loaded is freed with db_free() (db.c). */
+int db_load(struct rocks_db *db);
+struct rocks_queue *queue_find_locked(struct rocks_db *db, const char *name);
+void queue_hash_insert(struct rocks_queue *q, struct node *m);
+void queue_hash_remove(struct rocks_queue *q, struct node *m);
+struct node *queue_hash_find(struct rocks_queue *q, uint64_t id);
 /* 0..3 for SPOOL_VISIBLE, DELAYED, LEASED, CORRUPT. */
 static inline int state_index(int state)
 {
@@ -293,54 +303,90 @@ static inline int state_index(int state)
 	       state == SPOOL_LEASED ? 2 : 3;
 }
 /* Gives m a new state, keeping q->nstate right; q->lock held. */
-void queue_set_state(spool_queue *q, struct node *m, int state);
+void queue_set_state(struct rocks_queue *q, struct node *m, int state);
 /* Puts m into the tree (and heap) of its state / takes it out. */
-void queue_place(spool_queue *q, struct node *m);
-void queue_unplace(spool_queue *q, struct node *m);
-void queue_free_msgs(spool_queue *q);
-int queue_write_record(spool_queue *q, const struct spool_queue_attr *a,
+void queue_place(struct rocks_queue *q, struct node *m);
+void queue_unplace(struct rocks_queue *q, struct node *m);
+void queue_free_msgs(struct rocks_queue *q);
+/* The tree of messages in state (one state bit). */
+struct tree *queue_tree(struct rocks_queue *q, int state);
+/* Number of messages counted against max_depth. */
+uint64_t queue_depth(const struct rocks_queue *q);
+/* Can q take n more messages? 0, -EDQUOT (max_depth), -ENOENT (deleted);
+ * q->lock held. */
+int queue_room(const struct rocks_queue *q, uint64_t n);
+/* The oldest visible message / the message with the oldest sent time (any
+ * state but corrupt), or NULL; q->lock held. */
+struct node *queue_oldest_visible(struct rocks_queue *q);
+struct node *queue_oldest(struct rocks_queue *q);
+int queue_write_record(struct rocks_queue *q, const struct spool_queue_attr *a,
 		       const struct spool_settings *s);
 
 /* push.c */
 /* Drops expired dedup keys of q, from memory and (through b) the store;
  * q->lock held. */
-void dedup_sweep(spool_queue *q, struct store_batch *b, int64_t now);
+void dedup_sweep(struct rocks_queue *q, struct store_batch *b, int64_t now);
 
 /* msg.c */
+int msg_set_corrupt(struct rocks_queue *q, uint64_t id);
+
+/* busy.c */
 /* Adds n to counter c of q, in batch b (memory is the caller's). */
-void msg_count(struct store_batch *b, spool_queue *q, int c, uint64_t n);
-/* Adds m's index record, as a message of queue qid, to b. */
-void msg_put_idx(struct store_batch *b, const struct msg *m, uint32_t qid);
-/* Number of messages counted against max_depth. */
-uint64_t queue_depth(const spool_queue *q);
-void queue_counters_merge(struct store_batch *b, uint32_t qid,
-			  const uint64_t delta[CNT_N]);
-int msg_set_corrupt(spool_queue *q, uint64_t id);
+void msg_count(struct store_batch *b, struct rocks_queue *q, int c, uint64_t n);
+/* Takes message id out of its place if its state is in states; q->lock
+ * held. NULL if there is no such message, or it is busy. */
+struct node *grab(struct rocks_queue *q, uint64_t id, unsigned states);
+/* Takes up to max messages from tree t into v (busy); q->lock held. */
+size_t grab_many(struct rocks_queue *q, struct tree *t, struct node **v,
+		 size_t max);
+/* Ends a busy period: m takes the fields of next (if not NULL) and goes
+ * back in the place of its state; q->lock held. */
+void settle(struct rocks_queue *q, struct node *m, const struct msg *next);
+/* Forgets m for good (deleted, or moved away); q->lock held. */
+void drop(struct rocks_queue *q, struct node *m);
+struct store_batch *batch(struct rocks_queue *q);
+/* Moving busy messages v[0..n) of q to dst: reserve room in dst (*got of
+ * want fit), write them as dst's VISIBLE messages (counting c in q if
+ * c >= 0), then hand them over, or undo. */
+int move_reserve(struct rocks_queue *dst, uint64_t want, uint64_t *got);
+int move_write(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
+	       size_t n, int c);
+void move_publish(struct rocks_queue *q, struct rocks_queue *dst,
+		  struct node **v, size_t n, uint64_t reserved);
+void move_undo(struct rocks_queue *q, struct rocks_queue *dst, struct node **v,
+	       size_t n, uint64_t reserved);
 /* Moves busy messages v[0..n) of q to its dead-letter queue (created on
  * demand), counting dead_total. On error they stay busy and out of place:
  * the caller puts them back. */
-int msg_dead_letter(spool_queue *q, struct node **v, size_t n);
-/* The message with the oldest sent time (any state but corrupt), or NULL;
- * q->lock held. */
-struct node *queue_oldest(spool_queue *q);
+int msg_dead_letter(struct rocks_queue *q, struct node **v, size_t n);
 /* Deletes busy messages v[0..n) in one batch, counting c; frees them, or
  * puts them back if the write fails. */
-int remove_msgs(spool_queue *q, struct node **v, size_t n, int c,
+int remove_msgs(struct rocks_queue *q, struct node **v, size_t n, int c,
 		int durable);
 /* Is m out of receives (max_receives)? q->lock held. */
-int msg_exhausted(const spool_queue *q, const struct node *m);
+int msg_exhausted(const struct rocks_queue *q, const struct node *m);
 
 /* timer.c */
-int timer_start(spool_db *db);
-void timer_stop(spool_db *db);
-/* Tells the timer thread a timer is now due at due_ms. */
-void timer_kick(spool_db *db, int64_t due_ms);
 /* Runs q's due timers; returns its next due time (INT64_MAX if none). */
-int64_t queue_run_timers(spool_queue *q, int64_t now);
-void queue_wake(spool_queue *q);
+int64_t queue_run_timers(struct rocks_queue *q, int64_t now);
+
+/* thread.c: the timer thread, which runs tick(db) whenever a timer is due. */
+int timer_start(struct rocks_db *db, int64_t (*tick)(spool_db *db));
+void timer_stop(struct rocks_db *db);
+/* Tells the timer thread a timer is now due at due_ms. */
+void timer_kick(struct rocks_db *db, int64_t due_ms);
+
+/* The operations of rocks_store (store.h): rocks_claims, rocks_open, ...;
+ * each is in the file of its kind (db.c, queue.c, push.c, msg.c, timer.c,
+ * seams.c). */
+STORE_OPS(STORE_OP_PROTO, rocks)
+extern const struct store_ops rocks_store;
+/* queue.c: takes a reference on queue name / drops one. */
+int queue_get(struct rocks_db *db, const char *name, struct rocks_queue **out);
+void queue_unref(struct rocks_queue *q);
 
 /* salvage.c: after store_open() salvaged a damaged store, logs at error
  * level what the loaded queues lack. Reads only. */
-void salvage_report(spool_db *db);
+void salvage_report(struct rocks_db *db);
 
-#endif /* ENGINE_I_H */
+#endif /* ROCKS_H */

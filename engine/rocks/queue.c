@@ -1,72 +1,19 @@
 /*
- * queue.c - the store handle and its queues: open (and rebuild every
- * in-memory index from the store), close, the queue table, queue records,
- * owners and modes, settings, and each queue's message hash.
- * What happens to messages is in msg.c; timers are in timer.c.
+ * queue.c - the RocksDB store's queues: rebuilding every in-memory index
+ * from the store at open, the queue table, queue records, owners and
+ * modes, settings, each queue's message hash and trees.
+ * Opening and closing the store is in db.c; what happens to messages is in
+ * msg.c and push.c; timers are in timer.c.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "engine_i.h"
-#include "store.h"
+#include "rocks.h"
+#include "kv.h"
 
-#define FORMAT_VERSION "1"
-#define QREC_VERSION 1
-#define QREC_FIXED (1 + 4 + 4 + 4 + 8 + 2)
-
-/* ------------------------------------------------------------ logging */
-
-static void log_stderr(void *arg, enum spool_log_level lv, const char *line)
-{
-	(void)arg;
-	fprintf(stderr, "spool: %s%s\n", lv == SPOOL_LOG_ERR ? "error: " :
-		lv == SPOOL_LOG_WARN ? "warning: " : "", line);
-}
-
-void db_log(spool_db *db, enum spool_log_level lv, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	if (lv > db->opt.log_level)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	db->opt.log(db->opt.log_arg, lv, line);
-}
-
-static void store_log_cb(void *arg, enum spool_log_level lv, const char *line)
-{
-	db_log(arg, lv, "%s", line);
-}
-
-/* -------------------------------------------------------------- clock */
-
-static int64_t clock_real(void *arg)
-{
-	struct timespec ts;
-
-	(void)arg;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t spool_now(spool_db *db)
-{
-	return db->opt.clock(db->opt.clock_arg);
-}
-
-void spool_options_init(struct spool_options *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->sync = SPOOL_SYNC_ALWAYS;
-	o->log_level = SPOOL_LOG_INFO;
-}
 
 /* ------------------------------------------------------- message hash */
 
@@ -86,7 +33,7 @@ static size_t hash_slot(size_t size, uint64_t id)
 	return (size_t)((h * size) >> 32);
 }
 
-static struct node *hnode(const spool_queue *q, uint32_t n)
+static struct node *hnode(const struct rocks_queue *q, uint32_t n)
 {
 	return node_at(&q->db->arena, n);
 }
@@ -96,7 +43,8 @@ static int hash_full(size_t count, size_t size)
 	return count * 5 > size * 4;
 }
 
-static void hash_put(spool_queue *q, uint32_t *t, size_t size, uint32_t n)
+static void hash_put(struct rocks_queue *q, uint32_t *t, size_t size,
+		     uint32_t n)
 {
 	size_t i = hash_slot(size, hnode(q, n)->id);
 
@@ -106,7 +54,7 @@ static void hash_put(spool_queue *q, uint32_t *t, size_t size, uint32_t n)
 }
 
 /* Rehashes into size slots; -ENOMEM keeps the old table. */
-static int hash_resize(spool_queue *q, size_t size)
+static int hash_resize(struct rocks_queue *q, size_t size)
 {
 	uint32_t *t;
 
@@ -125,7 +73,7 @@ static int hash_resize(spool_queue *q, size_t size)
 }
 
 /* Makes room for n more messages at once. */
-static int hash_reserve(spool_queue *q, size_t n)
+static int hash_reserve(struct rocks_queue *q, size_t n)
 {
 	size_t want = q->hcount + n;
 
@@ -134,7 +82,7 @@ static int hash_reserve(spool_queue *q, size_t n)
 	return hash_resize(q, want + want / 4 + 64);
 }
 
-void queue_hash_insert(spool_queue *q, struct node *m)
+void queue_hash_insert(struct rocks_queue *q, struct node *m)
 {
 	/* On ENOMEM the old table still has room (it is at most 4/5 full):
 	 * growing is tried again at the next insert. */
@@ -150,7 +98,7 @@ void queue_hash_insert(spool_queue *q, struct node *m)
 }
 
 /* The slot holding id, or the empty slot ending its run. */
-static size_t hash_probe(const spool_queue *q, uint64_t id)
+static size_t hash_probe(const struct rocks_queue *q, uint64_t id)
 {
 	size_t i = hash_slot(q->hsize, id);
 
@@ -159,7 +107,7 @@ static size_t hash_probe(const spool_queue *q, uint64_t id)
 	return i;
 }
 
-void queue_hash_remove(spool_queue *q, struct node *m)
+void queue_hash_remove(struct rocks_queue *q, struct node *m)
 {
 	size_t i = hash_probe(q, m->id), j = i, k;
 
@@ -182,14 +130,14 @@ void queue_hash_remove(spool_queue *q, struct node *m)
 	q->nstate[state_index(m->state)]--;
 }
 
-struct node *queue_hash_find(spool_queue *q, uint64_t id)
+struct node *queue_hash_find(struct rocks_queue *q, uint64_t id)
 {
 	uint32_t n = q->htab[hash_probe(q, id)];
 
 	return n ? hnode(q, n) : NULL;
 }
 
-static struct tree *state_tree(spool_queue *q, int state)
+struct tree *queue_tree(struct rocks_queue *q, int state)
 {
 	switch (state) {
 	case SPOOL_VISIBLE: return &q->ready;
@@ -199,28 +147,72 @@ static struct tree *state_tree(spool_queue *q, int state)
 	}
 }
 
-void queue_set_state(spool_queue *q, struct node *m, int state)
+void queue_set_state(struct rocks_queue *q, struct node *m, int state)
 {
 	q->nstate[state_index(m->state)]--;
 	q->nstate[state_index(state)]++;
 	m->state = (uint8_t)state;
 }
 
-void queue_place(spool_queue *q, struct node *m)
+void queue_place(struct rocks_queue *q, struct node *m)
 {
-	tree_insert(state_tree(q, m->state), m);
+	tree_insert(queue_tree(q, m->state), m);
 	if (m->state == SPOOL_DELAYED || m->state == SPOOL_LEASED)
 		heap_push(&q->timers, m);
 }
 
-void queue_unplace(spool_queue *q, struct node *m)
+void queue_unplace(struct rocks_queue *q, struct node *m)
 {
-	tree_remove(state_tree(q, m->state), m);
+	tree_remove(queue_tree(q, m->state), m);
 	if (m->heap_idx != HEAP_NONE)
 		heap_remove(&q->timers, m);
 }
 
-void queue_free_msgs(spool_queue *q)
+/* Messages counted against max_depth: all held, and pushes in flight. */
+uint64_t queue_depth(const struct rocks_queue *q)
+{
+	return q->hcount + q->pending;
+}
+
+int queue_room(const struct rocks_queue *q, uint64_t n)
+{
+	if (!q->alive)
+		return -ENOENT;
+	if (q->set.max_depth && queue_depth(q) + n > q->set.max_depth)
+		return -EDQUOT;
+	return 0;
+}
+
+/* The oldest visible message is the first (lowest id) of some priority:
+ * visit the head of each priority's run. q->lock held. */
+struct node *queue_oldest_visible(struct rocks_queue *q)
+{
+	struct node *m = tree_first(&q->ready), *old = NULL, key;
+
+	memset(&key, 0, sizeof(key));
+	while (m) {
+		if (!old || node_sent(m) < node_sent(old))
+			old = m;
+		key.priority = m->priority;
+		key.id = UINT64_MAX;
+		m = tree_after(&q->ready, &key);
+	}
+	return old;
+}
+
+struct node *queue_oldest(struct rocks_queue *q)
+{
+	struct node *c[3] = { queue_oldest_visible(q), tree_first(&q->delayed),
+			     tree_first(&q->leased) };
+	struct node *old = NULL;
+
+	for (int i = 0; i < 3; i++)
+		if (c[i] && (!old || node_sent(c[i]) < node_sent(old)))
+			old = c[i];
+	return old;
+}
+
+void queue_free_msgs(struct rocks_queue *q)
 {
 	for (size_t i = 0; q->htab && i < q->hsize; i++)
 		if (q->htab[i])
@@ -232,9 +224,10 @@ void queue_free_msgs(spool_queue *q)
 
 /* ------------------------------------------------------ queue objects */
 
-static spool_queue *queue_new(spool_db *db, uint32_t qid, const char *name)
+static struct rocks_queue *queue_new(struct rocks_db *db, uint32_t qid,
+				     const char *name)
 {
-	spool_queue *q = calloc(1, sizeof(*q));
+	struct rocks_queue *q = calloc(1, sizeof(*q));
 
 	if (!q)
 		return NULL;
@@ -244,9 +237,9 @@ static spool_queue *queue_new(spool_db *db, uint32_t qid, const char *name)
 		return NULL;
 	}
 	q->hsize = 64;
+	core_queue_init(&q->pub, &db->pub, name);
 	q->db = db;
 	q->qid = qid;
-	snprintf(q->name, sizeof(q->name), "%s", name);
 	atomic_init(&q->refs, 1);
 	pthread_mutex_init(&q->lock, NULL);
 	q->alive = true;
@@ -258,7 +251,7 @@ static spool_queue *queue_new(spool_db *db, uint32_t qid, const char *name)
 	return q;
 }
 
-static void queue_unref(spool_queue *q)
+void queue_unref(struct rocks_queue *q)
 {
 	if (atomic_fetch_sub(&q->refs, 1) != 1)
 		return;
@@ -268,30 +261,15 @@ static void queue_unref(spool_queue *q)
 	free(q);
 }
 
-int spool_name_valid(const char *name, size_t len)
-{
-	if (len == 0 || len > SPOOL_NAME_MAX || name[0] == '.')
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 /* Index of the first queue whose name is >= name; qlock held. */
-static size_t table_search(spool_db *db, const char *name)
+static size_t table_search(struct rocks_db *db, const char *name)
 {
 	size_t lo = 0, hi = db->nqueues;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (strcmp(db->queues[mid]->name, name) < 0)
+		if (strcmp(db->queues[mid]->pub.name, name) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -299,22 +277,22 @@ static size_t table_search(spool_db *db, const char *name)
 	return lo;
 }
 
-spool_queue *queue_find_locked(spool_db *db, const char *name)
+struct rocks_queue *queue_find_locked(struct rocks_db *db, const char *name)
 {
 	size_t i = table_search(db, name);
 
-	if (i < db->nqueues && strcmp(db->queues[i]->name, name) == 0)
+	if (i < db->nqueues && strcmp(db->queues[i]->pub.name, name) == 0)
 		return db->queues[i];
 	return NULL;
 }
 
-static int table_insert(spool_db *db, spool_queue *q)
+static int table_insert(struct rocks_db *db, struct rocks_queue *q)
 {
-	size_t i = table_search(db, q->name);
+	size_t i = table_search(db, q->pub.name);
 
 	if (db->nqueues == db->capqueues) {
 		size_t cap = db->capqueues ? db->capqueues * 2 : 16;
-		spool_queue **v = realloc(db->queues, cap * sizeof(*v));
+		struct rocks_queue **v = realloc(db->queues, cap * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
@@ -330,9 +308,9 @@ static int table_insert(spool_db *db, spool_queue *q)
 	return 0;
 }
 
-static void table_remove(spool_db *db, spool_queue *q)
+static void table_remove(struct rocks_db *db, struct rocks_queue *q)
 {
-	size_t i = table_search(db, q->name);
+	size_t i = table_search(db, q->pub.name);
 
 	memmove(db->queues + i, db->queues + i + 1,
 		(db->nqueues - i - 1) * sizeof(*db->queues));
@@ -341,66 +319,18 @@ static void table_remove(spool_db *db, spool_queue *q)
 
 /* ------------------------------------------------------ queue records */
 
-/* Encodes a queue record (keys.c) into a malloc'd buffer. */
-static char *qrec_encode(const spool_queue *q, const struct spool_queue_attr *a,
-			 const struct spool_settings *s, size_t *len)
-{
-	size_t nlen = strlen(q->name);
-	int slen = settings_format(s, q->name, NULL, 0);
-	char *v = malloc(QREC_FIXED + nlen + (size_t)slen + 1), *p = v;
-	uint64_t fields[] = { QREC_VERSION, a->uid, a->gid, a->mode,
-			      (uint64_t)a->ctime_ms, nlen };
-	const int widths[] = { 1, 4, 4, 4, 8, 2 };
-
-	if (!v)
-		return NULL;
-	for (int i = 0; i < 6; i++)
-		for (int j = 0; j < widths[i]; j++)
-			*p++ = (char)(fields[i] >> (8 * j));
-	memcpy(p, q->name, nlen);
-	settings_format(s, q->name, p + nlen, (size_t)slen + 1);
-	*len = QREC_FIXED + nlen + (size_t)slen;
-	return v;
-}
-
-static int qrec_decode(const char *v, size_t len, char name[SPOOL_NAME_MAX + 1],
-		       struct spool_queue_attr *a, struct spool_settings *s)
-{
-	uint64_t f[6] = { 0 };
-	const int widths[] = { 1, 4, 4, 4, 8, 2 };
-	const unsigned char *p = (const unsigned char *)v;
-
-	if (len < QREC_FIXED)
-		return -EIO;
-	for (int i = 0; i < 6; i++, p += widths[i - 1])
-		for (int j = widths[i] - 1; j >= 0; j--)
-			f[i] = f[i] << 8 | p[j];
-	if (f[0] != QREC_VERSION || f[5] > SPOOL_NAME_MAX ||
-	    QREC_FIXED + f[5] > len)
-		return -EIO;
-	a->uid = (uint32_t)f[1];
-	a->gid = (uint32_t)f[2];
-	a->mode = (uint32_t)f[3];
-	a->ctime_ms = (int64_t)f[4];
-	memcpy(name, v + QREC_FIXED, f[5]);
-	name[f[5]] = '\0';
-	settings_default(s);
-	return settings_parse(s, v + QREC_FIXED + f[5],
-			      len - QREC_FIXED - f[5]);
-}
-
-int queue_write_record(spool_queue *q, const struct spool_queue_attr *a,
+int queue_write_record(struct rocks_queue *q, const struct spool_queue_attr *a,
 		       const struct spool_settings *s)
 {
 	struct store_batch *b = store_batch_new(q->db->st);
 	char key[QKEY_LEN];
 	size_t len;
-	char *v = qrec_encode(q, a, s, &len);
+	char *v = qrec_encode(q->pub.name, a, s, &len);
 	int rc = -ENOMEM;
 
 	if (!b || !v)
 		goto out;
-	key_queue('Q', q->qid, key);
+	key_queue(TAG_QUEUE, q->qid, key);
 	store_batch_put(b, CF_META, key, QKEY_LEN, v, len);
 	rc = store_write(q->db->st, b, 1);
 out:
@@ -409,25 +339,23 @@ out:
 	return rc;
 }
 
-/* --------------------------------------------------------- open/close */
+/* ---------------------------------------------------- rebuild at open */
 
 static int load_queue(void *arg, const char *k, size_t klen, const char *v,
 		      size_t vlen)
 {
-	spool_db *db = arg;
+	struct rocks_db *db = arg;
 	char name[SPOOL_NAME_MAX + 1];
 	struct spool_queue_attr a;
 	struct spool_settings s;
-	spool_queue *q;
+	struct rocks_queue *q;
 	uint32_t qid;
 
 	if (klen != QKEY_LEN || qrec_decode(v, vlen, name, &a, &s) != 0) {
-		db_log(db, SPOOL_LOG_ERR, "unreadable queue record");
+		core_log(&db->pub, SPOOL_LOG_ERR, "unreadable queue record");
 		return -EIO;
 	}
-	qid = (uint32_t)(unsigned char)k[1] << 24 |
-	      (uint32_t)(unsigned char)k[2] << 16 |
-	      (uint32_t)(unsigned char)k[3] << 8 | (unsigned char)k[4];
+	qid = key_qid_decode(k);
 	q = queue_new(db, qid, name);
 	if (!q)
 		return -ENOMEM;
@@ -440,7 +368,7 @@ static int load_queue(void *arg, const char *k, size_t klen, const char *v,
 	return 0;
 }
 
-static spool_queue *queue_by_qid(spool_db *db, uint32_t qid)
+static struct rocks_queue *queue_by_qid(struct rocks_db *db, uint32_t qid)
 {
 	for (size_t i = 0; i < db->nqueues; i++)
 		if (db->queues[i]->qid == qid)
@@ -448,15 +376,15 @@ static spool_queue *queue_by_qid(spool_db *db, uint32_t qid)
 	return NULL;
 }
 
-static int load_counters(spool_db *db)
+static int load_counters(struct rocks_db *db)
 {
 	for (size_t i = 0; i < db->nqueues; i++) {
-		spool_queue *q = db->queues[i];
+		struct rocks_queue *q = db->queues[i];
 		char key[QKEY_LEN], *v;
 		size_t len;
 		int rc;
 
-		key_queue('C', q->qid, key);
+		key_queue(TAG_COUNTERS, q->qid, key);
 		rc = store_get(db->st, CF_META, key, QKEY_LEN, &v, &len);
 		if (rc == -ENOENT)
 			continue;
@@ -480,7 +408,7 @@ struct queue_load {
 	size_t n[4], cap[4];
 };
 
-static int load_append(spool_queue *q, int si, uint32_t n)
+static int load_append(struct rocks_queue *q, int si, uint32_t n)
 {
 	struct queue_load *l = q->load;
 
@@ -504,19 +432,21 @@ static int load_append(spool_queue *q, int si, uint32_t n)
 static int load_msg(void *arg, const char *k, size_t klen, const char *v,
 		    size_t vlen)
 {
-	spool_db *db = arg;
+	struct rocks_db *db = arg;
 	struct idx_rec r;
 	struct node *m;
 	struct msg val;
-	spool_queue *q;
+	struct rocks_queue *q;
 
 	if (klen != ID_KEY_LEN || idx_decode(v, vlen, &r) != 0) {
-		db_log(db, SPOOL_LOG_ERR, "unreadable message index record");
+		core_log(&db->pub, SPOOL_LOG_ERR,
+			 "unreadable message index record");
 		return -EIO;
 	}
 	q = queue_by_qid(db, r.qid);
 	if (!q) {
-		db_log(db, SPOOL_LOG_WARN, "message of unknown queue %u", r.qid);
+		core_log(&db->pub, SPOOL_LOG_WARN,
+			 "message of unknown queue %u", r.qid);
 		return 0;
 	}
 	m = node_alloc(&db->arena);
@@ -554,7 +484,7 @@ static int sorted(const struct tree *t, const uint32_t *v, size_t n)
 }
 
 /* Builds q's hash, trees and timer heap from what load_msg collected. */
-static int load_index(spool_queue *q)
+static int load_index(struct rocks_queue *q)
 {
 	struct tree *t[4] = { &q->ready, &q->delayed, &q->leased, &q->corrupt };
 	struct queue_load *l = q->load;
@@ -584,7 +514,7 @@ static int load_index(spool_queue *q)
 
 /* Frees what load_msg collected for q, with its nodes, after a failed
  * open (none of them is in the hash yet). */
-static void load_discard(spool_queue *q)
+static void load_discard(struct rocks_queue *q)
 {
 	struct queue_load *l = q->load;
 
@@ -599,7 +529,7 @@ static void load_discard(spool_queue *q)
 }
 
 struct dedup_load {
-	spool_db *db;
+	struct rocks_db *db;
 	struct store_batch *stale;      /* expired keys to delete */
 	int64_t now;
 };
@@ -610,16 +540,13 @@ static int load_dedup(void *arg, const char *k, size_t klen, const char *v,
 {
 	struct dedup_load *l = arg;
 	int64_t expiry = 0;
-	spool_queue *q;
+	struct rocks_queue *q;
 	uint32_t qid;
 
 	if (klen != DKEY_LEN || vlen != 8)
 		return 0;
-	for (int i = 7; i >= 0; i--)
-		expiry = (int64_t)((uint64_t)expiry << 8 | (unsigned char)v[i]);
-	qid = (uint32_t)(unsigned char)k[1] << 24 |
-	      (uint32_t)(unsigned char)k[2] << 16 |
-	      (uint32_t)(unsigned char)k[3] << 8 | (unsigned char)k[4];
+	expiry = (int64_t)core_get_le(&v, 8);
+	qid = key_qid_decode(k);
 	q = queue_by_qid(l->db, qid);
 	if (!q || expiry <= l->now)
 		store_batch_delete(l->stale, CF_META, k, klen);
@@ -628,48 +555,48 @@ static int load_dedup(void *arg, const char *k, size_t klen, const char *v,
 	return 0;
 }
 
-static int load_dedups(spool_db *db)
+static int load_dedups(struct rocks_db *db)
 {
-	struct dedup_load l = { db, store_batch_new(db->st), spool_now(db) };
+	struct dedup_load l = { db, store_batch_new(db->st), db_now(db) };
 	int rc;
 
 	if (!l.stale)
 		return -ENOMEM;
-	rc = store_scan(db->st, CF_META, "D", 1, load_dedup, &l);
+	rc = store_scan(db->st, CF_META, KEY_DEDUPS, 1, load_dedup, &l);
 	if (!rc && store_batch_count(l.stale))
 		rc = store_write(db->st, l.stale, 0);
 	store_batch_free(l.stale);
 	return rc;
 }
 
-static int load_meta(spool_db *db)
+static int load_meta(struct rocks_db *db)
 {
 	char *v;
 	size_t len;
-	int rc = store_get(db->st, CF_META, "V", 1, &v, &len);
+	int rc = store_get(db->st, CF_META, KEY_VERSION, 1, &v, &len);
 
 	if (rc == -ENOENT) {
 		struct store_batch *b = store_batch_new(db->st);
 
 		if (!b)
 			return -ENOMEM;
-		store_batch_put(b, CF_META, "V", 1, FORMAT_VERSION, 1);
+		store_batch_put(b, CF_META, KEY_VERSION, 1, FORMAT_VERSION, 1);
 		rc = store_write(db->st, b, 1);
 		store_batch_free(b);
 		/* Durable in any sync mode: a store without it is refused
-		 * as not a spoolfs store (store.h, STORE_MARKER). */
+		 * as not a spoolfs store (kv_check.c). */
 		return rc ? rc : store_sync(db->st);
 	}
 	if (rc)
 		return rc;
 	rc = (len == 1 && v[0] == FORMAT_VERSION[0]) ? 0 : -EIO;
 	if (rc)
-		db_log(db, SPOOL_LOG_ERR, "store format %.*s is not %s",
+		core_log(&db->pub, SPOOL_LOG_ERR, "store format %.*s is not %s",
 		       (int)len, v, FORMAT_VERSION);
 	free(v);
 	if (rc)
 		return rc;
-	if (store_get(db->st, CF_META, "I", 1, &v, &len) == 0) {
+	if (store_get(db->st, CF_META, KEY_RESERVATION, 1, &v, &len) == 0) {
 		if (len == 8)
 			db->last_id = key_id_decode(v) - 1;
 		free(v);
@@ -677,18 +604,18 @@ static int load_meta(spool_db *db)
 	return 0;
 }
 
-static int db_load(spool_db *db)
+int db_load(struct rocks_db *db)
 {
 	int rc = load_meta(db);
 
 	if (!rc)
-		rc = store_scan(db->st, CF_META, "Q", 1, load_queue, db);
+		rc = store_scan(db->st, CF_META, KEY_QUEUES, 1, load_queue, db);
 	if (!rc)
 		rc = load_counters(db);
 	if (!rc)
 		rc = store_scan(db->st, CF_IDX, "", 0, load_msg, db);
 	for (size_t i = 0; i < db->nqueues; i++) {
-		spool_queue *q = db->queues[i];
+		struct rocks_queue *q = db->queues[i];
 
 		if (!rc)
 			rc = load_index(q);
@@ -705,105 +632,16 @@ static int db_load(spool_db *db)
 	return rc;
 }
 
-static void db_free(spool_db *db)
-{
-	for (size_t i = 0; i < db->nqueues; i++) {
-		db->queues[i]->alive = false;
-		queue_unref(db->queues[i]);
-	}
-	free(db->queues);
-	arena_destroy(&db->arena);
-	store_close(db->st);
-	pthread_rwlock_destroy(&db->qlock);
-	pthread_mutex_destroy(&db->cfglock);
-	pthread_mutex_destroy(&db->idlock);
-	pthread_mutex_destroy(&db->tlock);
-	pthread_cond_destroy(&db->tcond);
-	free(db);
-}
-
-static void db_init_locks(spool_db *db)
-{
-	pthread_condattr_t ca;
-
-	pthread_rwlock_init(&db->qlock, NULL);
-	pthread_mutex_init(&db->cfglock, NULL);
-	pthread_mutex_init(&db->idlock, NULL);
-	pthread_mutex_init(&db->tlock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&db->tcond, &ca);
-	pthread_condattr_destroy(&ca);
-}
-
-int spool_open(const char *dir, const struct spool_options *o, spool_db **out)
-{
-	spool_db *db = calloc(1, sizeof(*db));
-	int rc;
-
-	if (!db)
-		return -ENOMEM;
-	spool_options_init(&db->opt);
-	if (o)
-		db->opt = *o;
-	if (!db->opt.clock)
-		db->opt.clock = clock_real;
-	if (!db->opt.log)
-		db->opt.log = log_stderr;
-	db_init_locks(db);
-	db->timer_next = INT64_MAX;
-	if (arena_init(&db->arena)) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	rc = store_open(dir, (db->opt.sync == SPOOL_SYNC_ALWAYS ?
-			      STORE_OPEN_SYNC : 0) |
-			(db->opt.salvage ? STORE_OPEN_SALVAGE : 0),
-			store_log_cb, db, &db->st);
-	if (rc)
-		goto out_free;
-	rc = db_load(db);
-	if (!rc)
-		rc = store_writable(db->st);
-	if (rc)
-		goto out_free;
-	if (store_salvaged(db->st))
-		salvage_report(db);
-	spool_tick(db);
-	if (!db->opt.manual_timers) {
-		rc = timer_start(db);
-		if (rc)
-			goto out_free;
-	}
-	*out = db;
-	return 0;
-
-out_free:
-	db_free(db);
-	return rc;
-}
-
-void spool_close(spool_db *db)
-{
-	if (!db)
-		return;
-	timer_stop(db);
-	db_free(db);
-}
-
 /* ------------------------------------------------------------ queues */
 
-int spool_queue_create(spool_db *db, const char *name,
+int rocks_queue_create(spool_db *pdb, const char *name,
 		       const struct spool_queue_attr *attr)
 {
+	struct rocks_db *db = RDB(pdb);
 	struct spool_queue_attr a = *attr;
-	spool_queue *q;
+	struct rocks_queue *q;
 	int rc;
 
-	if (!spool_name_valid(name, strlen(name)))
-		return -EINVAL;
-	a.mode &= 07777;
-	a.ctime_ms = spool_now(db);
 	pthread_mutex_lock(&db->cfglock);
 	pthread_rwlock_wrlock(&db->qlock);
 	rc = queue_find_locked(db, name) ? -EEXIST : 0;
@@ -835,7 +673,7 @@ static int add_delete(void *arg, const char *k, size_t klen, const char *v,
 }
 
 /* Deletes the queue's record, counters and dedup keys in one batch. */
-static int queue_delete_record(spool_queue *q)
+static int queue_delete_record(struct rocks_queue *q)
 {
 	struct store_batch *b = store_batch_new(q->db->st);
 	char key[QKEY_LEN];
@@ -843,24 +681,25 @@ static int queue_delete_record(spool_queue *q)
 
 	if (!b)
 		return -ENOMEM;
-	key_queue('D', q->qid, key);
+	key_queue(TAG_DEDUP, q->qid, key);
 	rc = store_scan(q->db->st, CF_META, key, QKEY_LEN, add_delete, b);
 	if (rc) {
 		store_batch_free(b);
 		return rc;
 	}
-	key_queue('Q', q->qid, key);
+	key_queue(TAG_QUEUE, q->qid, key);
 	store_batch_delete(b, CF_META, key, QKEY_LEN);
-	key_queue('C', q->qid, key);
+	key_queue(TAG_COUNTERS, q->qid, key);
 	store_batch_delete(b, CF_META, key, QKEY_LEN);
 	rc = store_write(q->db->st, b, 1);
 	store_batch_free(b);
 	return rc;
 }
 
-int spool_queue_delete(spool_db *db, const char *name)
+int rocks_queue_delete(spool_db *pdb, const char *name)
 {
-	spool_queue *q;
+	struct rocks_db *db = RDB(pdb);
+	struct rocks_queue *q;
 	int rc;
 
 	pthread_mutex_lock(&db->cfglock);
@@ -888,9 +727,9 @@ int spool_queue_delete(spool_db *db, const char *name)
 	return rc;
 }
 
-int spool_queue_open(spool_db *db, const char *name, spool_queue **out)
+int queue_get(struct rocks_db *db, const char *name, struct rocks_queue **out)
 {
-	spool_queue *q;
+	struct rocks_queue *q;
 
 	pthread_rwlock_rdlock(&db->qlock);
 	q = queue_find_locked(db, name);
@@ -903,91 +742,91 @@ int spool_queue_open(spool_db *db, const char *name, spool_queue **out)
 	return 0;
 }
 
-void spool_queue_close(spool_queue *q)
+int rocks_queue_open(spool_db *db, const char *name, spool_queue **out)
 {
-	if (q)
-		queue_unref(q);
+	struct rocks_queue *q;
+	int rc = queue_get(RDB(db), name, &q);
+
+	if (!rc)
+		*out = &q->pub;
+	return rc;
 }
 
-const char *spool_queue_name(const spool_queue *q)
+void rocks_queue_close(spool_queue *q)
 {
-	return q->name;
+	queue_unref(RQ(q));
 }
 
-int spool_queue_alive(const spool_queue *q)
+int rocks_queue_alive(spool_queue *pq)
 {
-	spool_queue *mq = (spool_queue *)q;
-	int alive;
+	struct spool_queue_attr a;
 
-	pthread_mutex_lock(&mq->lock);
-	alive = mq->alive;
-	pthread_mutex_unlock(&mq->lock);
-	return alive;
+	return rocks_queue_getattr(pq, &a) == 0;
 }
 
-void spool_queue_set_udata(spool_queue *q, void *p)
-{
-	atomic_store(&q->udata, p);
-}
-
-void *spool_queue_udata(const spool_queue *q)
-{
-	return atomic_load(&((spool_queue *)q)->udata);
-}
-
-int spool_queue_next(spool_db *db, const char *after,
+int rocks_queue_next(spool_db *pdb, const char *after,
 		     char name[SPOOL_NAME_MAX + 1])
 {
+	struct rocks_db *db = RDB(pdb);
 	size_t i;
 	int rc = -ENOENT;
 
 	pthread_rwlock_rdlock(&db->qlock);
 	i = after ? table_search(db, after) : 0;
-	if (after && i < db->nqueues && strcmp(db->queues[i]->name, after) == 0)
+	if (after && i < db->nqueues &&
+	    strcmp(db->queues[i]->pub.name, after) == 0)
 		i++;
 	if (i < db->nqueues) {
-		strcpy(name, db->queues[i]->name);
+		strcpy(name, db->queues[i]->pub.name);
 		rc = 0;
 	}
 	pthread_rwlock_unlock(&db->qlock);
 	return rc;
 }
 
-size_t spool_queue_count(spool_db *db)
+ssize_t rocks_queue_count(spool_db *pdb)
 {
+	struct rocks_db *db = RDB(pdb);
 	size_t n;
 
 	pthread_rwlock_rdlock(&db->qlock);
 	n = db->nqueues;
 	pthread_rwlock_unlock(&db->qlock);
-	return n;
+	return (ssize_t)n;
 }
 
-int spool_queue_getattr(spool_queue *q, struct spool_queue_attr *out)
+/* Copies len bytes of q's field at src into out while q lives. */
+static int copy_alive(struct rocks_queue *q, void *out, const void *src,
+		      size_t len)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
 	if (q->alive)
-		*out = q->attr;
+		memcpy(out, src, len);
 	else
 		rc = -ENOENT;
 	pthread_mutex_unlock(&q->lock);
 	return rc;
 }
 
+int rocks_queue_getattr(spool_queue *pq, struct spool_queue_attr *out)
+{
+	return copy_alive(RQ(pq), out, &RQ(pq)->attr, sizeof(*out));
+}
+
 /* Settings and attributes change under db->cfglock, so the record written
  * is never older than one written before it. */
-int spool_queue_setattr(spool_queue *q, const struct spool_queue_attr *attr)
+int rocks_queue_setattr(spool_queue *pq,
+			const struct spool_queue_attr *attr)
 {
+	struct rocks_queue *q = RQ(pq);
 	struct spool_queue_attr a = *attr;
 	struct spool_settings s;
 	int rc;
 
-	a.mode &= 07777;
-	a.ctime_ms = spool_now(q->db);
 	pthread_mutex_lock(&q->db->cfglock);
-	rc = spool_settings_get(q, &s);
+	rc = rocks_settings_get(pq, &s);
 	if (!rc)
 		rc = queue_write_record(q, &a, &s);
 	if (!rc) {
@@ -1001,99 +840,38 @@ int spool_queue_setattr(spool_queue *q, const struct spool_queue_attr *attr)
 
 /* ----------------------------------------------------------- settings */
 
-int spool_settings_get(spool_queue *q, struct spool_settings *out)
+int rocks_settings_get(spool_queue *pq, struct spool_settings *out)
 {
-	int rc = 0;
+	return copy_alive(RQ(pq), out, &RQ(pq)->set, sizeof(*out));
+}
 
-	pthread_mutex_lock(&q->lock);
-	if (q->alive)
-		*out = q->set;
-	else
-		rc = -ENOENT;
-	pthread_mutex_unlock(&q->lock);
+/* For the core's checks of queues named in settings. */
+static int queue_settings_of(spool_db *db, const char *name,
+			     struct spool_settings *out)
+{
+	struct rocks_queue *q;
+	int rc = queue_get(RDB(db), name, &q);
+
+	if (rc)
+		return rc;
+	rc = rocks_settings_get(&q->pub, out);
+	queue_unref(q);
 	return rc;
 }
 
-int spool_config_format(spool_queue *q, char *buf, size_t len)
+int rocks_config_apply(spool_queue *pq, const char *text, size_t len)
 {
-	struct spool_settings s;
-	int rc = spool_settings_get(q, &s);
-
-	return rc ? rc : settings_format(&s, q->name, buf, len);
-}
-
-/* Does queue name exist? cfglock held (so none is created or deleted). */
-static int queue_exists(spool_db *db, const char *name)
-{
-	int found;
-
-	pthread_rwlock_rdlock(&db->qlock);
-	found = queue_find_locked(db, name) != NULL;
-	pthread_rwlock_unlock(&db->qlock);
-	return found;
-}
-
-/* Does following fanout lists from target ever lead back to self? */
-static int fanout_reaches(spool_db *db, const char *list, const char *self,
-			  int depth)
-{
-	char buf[sizeof(((struct spool_settings *)0)->fanout)];
-
-	if (depth > 64)
-		return 1;
-	char *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", list);
-	for (char *t = strtok_r(buf, ",", &save); t;
-	     t = strtok_r(NULL, ",", &save)) {
-		spool_queue *q;
-		struct spool_settings s;
-
-		if (strcmp(t, self) == 0)
-			return 1;
-		if (spool_queue_open(db, t, &q))
-			continue;
-		spool_settings_get(q, &s);
-		spool_queue_close(q);
-		if (s.fanout[0] && fanout_reaches(db, s.fanout, self, depth + 1))
-			return 1;
-	}
-	return 0;
-}
-
-/* Checks the settings that name other queues; cfglock held. */
-static int settings_check_refs(spool_queue *q, const struct spool_settings *s)
-{
-	char dflt[SPOOL_NAME_MAX + 8];
-	char buf[sizeof(s->fanout)];
-
-	snprintf(dflt, sizeof(dflt), "%s.dead", q->name);
-	if (s->dead_letter[0] && strcmp(s->dead_letter, dflt) != 0 &&
-	    (strcmp(s->dead_letter, q->name) == 0 ||
-	     !queue_exists(q->db, s->dead_letter)))
-		return -EINVAL;
-	snprintf(buf, sizeof(buf), "%s", s->fanout);
-	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
-	     t = strtok_r(NULL, ",", &save))
-		if (!queue_exists(q->db, t))
-			return -EINVAL;
-	if (s->fanout[0] && fanout_reaches(q->db, s->fanout, q->name, 0))
-		return -EINVAL;
-	return 0;
-}
-
-int spool_config_apply(spool_queue *q, const char *text, size_t len)
-{
+	struct rocks_queue *q = RQ(pq);
 	struct spool_settings s;
 	int was_paused, rc;
 
 	pthread_mutex_lock(&q->db->cfglock);
-	rc = spool_settings_get(q, &s);
+	rc = rocks_settings_get(pq, &s);
 	was_paused = s.paused;
 	if (!rc)
 		rc = settings_parse(&s, text, len);
 	if (!rc)
-		rc = settings_check_refs(q, &s);
+		rc = settings_check_refs(pq, &s, queue_settings_of);
 	if (!rc)
 		rc = queue_write_record(q, &q->attr, &s);
 	if (!rc) {
@@ -1103,8 +881,8 @@ int spool_config_apply(spool_queue *q, const char *text, size_t len)
 	}
 	pthread_mutex_unlock(&q->db->cfglock);
 	if (!rc && was_paused && !s.paused)
-		queue_wake(q);
+		core_wake(&q->pub);
 	if (!rc && s.retention_ms)
-		timer_kick(q->db, spool_now(q->db));
+		timer_kick(q->db, db_now(q->db));
 	return rc;
 }

@@ -1,7 +1,8 @@
 /*
- * push.c - pushing: checks, dedup (drop a push whose name or body was seen
- * within dedup_window), fan-out (a push to a topic goes to each subscriber
- * queue instead), max_depth reservations, and the one batch that writes
+ * push.c - pushing into the RocksDB store: checks (the core's), dedup
+ * (drop a push whose name or body was seen within dedup_window), fan-out
+ * (a push to a topic goes to each subscriber queue instead), max_depth
+ * reservations, and the one batch that writes
  * every message of a push to every destination: all or none.
  *
  * Fan-out is one level: a subscriber's own fanout setting is not followed
@@ -12,21 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_i.h"
-#include "store.h"
+#include "rocks.h"
+#include "kv.h"
 
 /* Expired dedup keys dropped per push, at most: keeps pushes short. */
 #define DEDUP_SWEEP 64
 
 struct dest {
-	spool_queue *q;                 /* a counted reference */
+	struct rocks_queue *q;                 /* a counted reference */
 	struct spool_settings s;
 	struct msg *msgs;
 	bool reserved;
 };
 
 struct push_job {
-	spool_queue *q;                 /* the queue pushed to */
+	struct rocks_queue *q;                 /* the queue pushed to */
 	const struct spool_push *p;
 	size_t n;
 	struct spool_settings s;        /* q's settings */
@@ -39,47 +40,15 @@ struct push_job {
 	size_t nd;
 };
 
-static int check_attrs(const struct spool_push *p)
-{
-	size_t total = 0;
-
-	for (size_t i = 0; i < p->nattrs; i++) {
-		size_t n = strlen(p->attrs[i].name);
-
-		if (n <= 5 || n > 255 || strncmp(p->attrs[i].name, "user.", 5))
-			return -EINVAL;
-		total += n + p->attrs[i].len;
-	}
-	return total > SPOOL_ATTRS_MAX ? -EINVAL : 0;
-}
-
-static int check_push(const struct spool_push *p, size_t n, uint64_t max_size)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (p[i].len > max_size)
-			return -EFBIG;
-		if ((p[i].has_delay && p[i].delay_ms < 0) ||
-		    (p[i].name && strlen(p[i].name) > SPOOL_MSG_NAME_MAX))
-			return -EINVAL;
-		if (check_attrs(&p[i]))
-			return -EINVAL;
-	}
-	return 0;
-}
-
 /* ---------------------------------------------------------------- dedup */
 
-void dedup_sweep(spool_queue *q, struct store_batch *b, int64_t now)
+void dedup_sweep(struct rocks_queue *q, struct store_batch *b, int64_t now)
 {
 	uint8_t keys[DEDUP_SWEEP][DEDUP_KEY_LEN];
 	size_t n = dedup_expire(&q->dedup, now, keys, DEDUP_SWEEP);
 
-	for (size_t i = 0; i < n; i++) {
-		char k[DKEY_LEN];
-
-		key_dedup(q->qid, keys[i], k);
-		store_batch_delete(b, CF_META, k, DKEY_LEN);
-	}
+	for (size_t i = 0; i < n; i++)
+		batch_del_dedup(b, q->qid, keys[i]);
 }
 
 /* Is key among the first n keys of this push already? */
@@ -96,7 +65,7 @@ static int dup_within(uint8_t (*keys)[DEDUP_KEY_LEN], size_t n,
  * so that a concurrent identical push is a duplicate of this one. */
 static void dedup_filter(struct push_job *j)
 {
-	spool_queue *q = j->q;
+	struct rocks_queue *q = j->q;
 	int64_t expiry = j->now + j->s.dedup_window_ms;
 
 	pthread_mutex_lock(&q->lock);
@@ -132,17 +101,10 @@ static void dedup_unfilter(struct push_job *j)
 
 static void dedup_persist(struct push_job *j, struct store_batch *b)
 {
-	char v[8];
 	int64_t expiry = j->now + j->s.dedup_window_ms;
 
-	for (int i = 0; i < 8; i++)
-		v[i] = (char)((uint64_t)expiry >> (8 * i));
-	for (size_t i = 0; i < j->nkeys; i++) {
-		char k[DKEY_LEN];
-
-		key_dedup(j->q->qid, j->keys[i], k);
-		store_batch_put(b, CF_META, k, DKEY_LEN, v, sizeof(v));
-	}
+	for (size_t i = 0; i < j->nkeys; i++)
+		batch_put_dedup(b, j->q->qid, j->keys[i], expiry);
 	if (j->n > j->nkeep)
 		msg_count(b, j->q, CNT_DEDUPED, j->n - j->nkeep);
 	pthread_mutex_lock(&j->q->lock);
@@ -155,12 +117,10 @@ static void dedup_persist(struct push_job *j, struct store_batch *b)
 /* Opens the destinations: the fanout queues, or q itself. */
 static int dests_open(struct push_job *j)
 {
-	char list[sizeof(j->s.fanout)], *save = NULL;
-	size_t max = 1;
+	const char *list = j->s.fanout;
+	char t[SPOOL_NAME_MAX + 1];
 
-	for (const char *c = j->s.fanout; *c; c++)
-		max += *c == ',';
-	j->d = calloc(max, sizeof(*j->d));
+	j->d = calloc(fanout_count(list) ?: 1, sizeof(*j->d));
 	if (!j->d)
 		return -ENOMEM;
 	if (!j->s.fanout[0]) {
@@ -168,10 +128,8 @@ static int dests_open(struct push_job *j)
 		j->d[j->nd++].q = j->q;
 		return 0;
 	}
-	snprintf(list, sizeof(list), "%s", j->s.fanout);
-	for (char *t = strtok_r(list, ",", &save); t;
-	     t = strtok_r(NULL, ",", &save)) {
-		int rc = spool_queue_open(j->q->db, t, &j->d[j->nd].q);
+	while (fanout_next(&list, t)) {
+		int rc = queue_get(j->q->db, t, &j->d[j->nd].q);
 
 		if (rc)
 			return rc;
@@ -188,18 +146,14 @@ static int dests_reserve(struct push_job *j)
 		int rc = 0;
 
 		pthread_mutex_lock(&d->q->lock);
-		if (!d->q->alive)
-			rc = -ENOENT;
-		else if (d->q->set.max_depth &&
-			 queue_depth(d->q) + j->nkeep > d->q->set.max_depth)
-			rc = -EDQUOT;
-		else
+		rc = queue_room(d->q, j->nkeep);
+		if (!rc)
 			d->q->pending += j->nkeep;
 		d->s = d->q->set;
 		pthread_mutex_unlock(&d->q->lock);
 		d->reserved = !rc;
 		if (!rc && d->q != j->q)
-			rc = check_push(j->p, j->n, d->s.max_size);
+			rc = push_check(j->p, j->n, d->s.max_size);
 		if (rc)
 			return rc;
 	}
@@ -217,25 +171,12 @@ static void dests_close(struct push_job *j)
 			pthread_mutex_unlock(&d->q->lock);
 		}
 		free(d->msgs);
-		spool_queue_close(d->q);
+		queue_unref(d->q);
 	}
 	free(j->d);
 }
 
 /* ------------------------------------------------------------ building */
-
-static void msg_init(struct msg *m, uint64_t id, const struct spool_push *p,
-		     const struct spool_settings *s, int64_t now)
-{
-	int64_t delay = p->has_delay ? p->delay_ms : s->delay_ms;
-
-	m->id = id;
-	m->priority = p->has_priority ? p->priority : s->priority;
-	m->sent_ms = now;
-	m->size = (uint32_t)p->len;
-	m->state = delay > 0 ? SPOOL_DELAYED : SPOOL_VISIBLE;
-	m->due_ms = now + delay;
-}
 
 /* Adds every message of every destination to b; ids are consecutive, in
  * destination order then push order. */
@@ -257,13 +198,11 @@ static int push_build(struct push_job *j, struct store_batch *b)
 			return -ENOMEM;
 		for (size_t i = 0; i < j->nd; i++) {
 			struct msg *m = &j->d[i].msgs[k];
-			char key[ID_KEY_LEN];
 
-			msg_init(m, id + i * j->nkeep + k, p, &j->d[i].s,
-				 j->now);
-			key_id(m->id, key);
-			store_batch_put(b, CF_BODY, key, ID_KEY_LEN, rec, len);
-			msg_put_idx(b, m, j->d[i].q->qid);
+			push_msg_init(m, id + i * j->nkeep + k, p, &j->d[i].s,
+				      j->now);
+			batch_put_body(b, m->id, rec, len);
+			batch_put_idx(b, m, j->d[i].q->qid);
 		}
 		free(rec);
 	}
@@ -276,7 +215,7 @@ static int push_build(struct push_job *j, struct store_batch *b)
  * the timer as needed. */
 static void dest_publish(struct dest *d, size_t n)
 {
-	spool_queue *q = d->q;
+	struct rocks_queue *q = d->q;
 	int64_t due = INT64_MAX;
 	int visible = 0;
 
@@ -304,7 +243,7 @@ static void dest_publish(struct dest *d, size_t n)
 		      d->msgs[0].sent_ms + d->s.retention_ms : due;
 	pthread_mutex_unlock(&q->lock);
 	if (visible)
-		queue_wake(q);
+		core_wake(&q->pub);
 	if (due != INT64_MAX)
 		timer_kick(q->db, due);
 }
@@ -345,7 +284,7 @@ static int push_counted_only(struct push_job *j)
 	return rc;
 }
 
-static int push_job_init(struct push_job *j, spool_queue *q,
+static int push_job_init(struct push_job *j, struct rocks_queue *q,
 			 const struct spool_push *p, size_t n)
 {
 	int rc;
@@ -354,10 +293,10 @@ static int push_job_init(struct push_job *j, spool_queue *q,
 	j->q = q;
 	j->p = p;
 	j->n = n;
-	j->now = spool_now(q->db);
-	rc = spool_settings_get(q, &j->s);
+	j->now = db_now(q->db);
+	rc = rocks_settings_get(&q->pub, &j->s);
 	if (!rc)
-		rc = check_push(p, n, j->s.max_size);
+		rc = push_check(p, n, j->s.max_size);
 	if (rc)
 		return rc;
 	j->keep = calloc(n, sizeof(*j->keep));
@@ -367,16 +306,32 @@ static int push_job_init(struct push_job *j, spool_queue *q,
 	return 0;
 }
 
-int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
-		     uint64_t *first_id)
+int rocks_push_room(spool_queue *pq, size_t n)
 {
 	struct push_job j;
 	int rc;
 
-	if (first_id)
-		*first_id = 0;
-	if (n == 0)
-		return 0;
+	memset(&j, 0, sizeof(j));
+	j.q = RQ(pq);
+	rc = rocks_settings_get(pq, &j.s);
+	if (!rc)
+		rc = dests_open(&j);
+	for (size_t i = 0; !rc && i < j.nd; i++) {
+		pthread_mutex_lock(&j.d[i].q->lock);
+		rc = queue_room(j.d[i].q, n);
+		pthread_mutex_unlock(&j.d[i].q->lock);
+	}
+	dests_close(&j);
+	return rc;
+}
+
+int rocks_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,
+		     uint64_t *first_id)
+{
+	struct rocks_queue *q = RQ(pq);
+	struct push_job j;
+	int rc;
+
 	rc = push_job_init(&j, q, p, n);
 	if (rc)
 		goto out_free;
@@ -409,9 +364,4 @@ out_free:
 	free(j.keep);
 	free(j.keys);
 	return rc;
-}
-
-int spool_push(spool_queue *q, const struct spool_push *p, uint64_t *id)
-{
-	return spool_push_batch(q, p, 1, id);
 }

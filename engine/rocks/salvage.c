@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_i.h"
-#include "store.h"
+#include "rocks.h"
+#include "kv.h"
 
 struct ids {
 	uint64_t *v;
@@ -65,7 +65,7 @@ static int collect_id(void *arg, const char *k, size_t klen, const char *v,
 }
 
 /* Counts the keys of cf without a twin in ids. */
-static int count_orphans(spool_db *db, enum store_cf cf, struct ids *ids,
+static int count_orphans(struct rocks_db *db, enum store_cf cf, struct ids *ids,
 			 uint64_t *out)
 {
 	struct ids scan = { .other = ids };
@@ -75,7 +75,7 @@ static int count_orphans(spool_db *db, enum store_cf cf, struct ids *ids,
 	return rc;
 }
 
-static void report_messages(spool_db *db)
+static void report_messages(struct rocks_db *db)
 {
 	struct ids idx = { 0 }, body = { 0 };
 	uint64_t no_idx = 0, no_body = 0;
@@ -88,10 +88,10 @@ static void report_messages(spool_db *db)
 	if (!rc)
 		rc = count_orphans(db, CF_IDX, &body, &no_body);
 	if (rc)
-		db_log(db, SPOOL_LOG_ERR, "salvage: cannot cross-check message "
+		core_log(&db->pub, SPOOL_LOG_ERR, "salvage: cannot cross-check message "
 		       "index and bodies: %s", strerror(-rc));
 	else
-		db_log(db, SPOOL_LOG_ERR, "salvage: %zu messages have an index "
+		core_log(&db->pub, SPOOL_LOG_ERR, "salvage: %zu messages have an index "
 		       "record; %llu bodies have none (those messages are "
 		       "lost; their bodies stay in the store); %llu index "
 		       "records have no body (reading those gives EIO)", idx.n,
@@ -104,32 +104,32 @@ static void report_messages(spool_db *db)
 /* A queue's totals balance: everything pushed was acked, deleted, moved
  * to the dead-letter queue, or is still held. A lost log record can break
  * that (a lost push with its ack kept, or the reverse). */
-static void report_counters(spool_db *db)
+static void report_counters(struct rocks_db *db)
 {
 	for (size_t i = 0; i < db->nqueues; i++) {
-		spool_queue *q = db->queues[i];
+		struct rocks_queue *q = db->queues[i];
 		struct spool_stats s;
 		uint64_t out, held;
 
-		if (spool_stats_get(q, &s))
+		if (spool_stats_get(&q->pub, &s))
 			continue;
 		out = s.acked_total + s.deleted_total + s.dead_total;
 		held = s.visible + s.delayed + s.leased + s.corrupt;
 		if (s.pushed_total != out + held)
-			db_log(db, SPOOL_LOG_ERR, "salvage: queue %s: counters "
+			core_log(&db->pub, SPOOL_LOG_ERR, "salvage: queue %s: counters "
 			       "may be off: pushed_total=%llu, but acked, "
 			       "deleted and dead add up to %llu and it holds "
-			       "%llu messages", q->name,
+			       "%llu messages", q->pub.name,
 			       (unsigned long long)s.pushed_total,
 			       (unsigned long long)out,
 			       (unsigned long long)held);
 	}
 }
 
-void salvage_report(spool_db *db)
+void salvage_report(struct rocks_db *db)
 {
 	report_messages(db);
 	report_counters(db);
-	db_log(db, SPOOL_LOG_ERR, "salvage: %zu queues loaded; the listings "
+	core_log(&db->pub, SPOOL_LOG_ERR, "salvage: %zu queues loaded; the listings "
 	       "and stats show what is left", db->nqueues);
 }

@@ -1,5 +1,5 @@
 /*
- * store_check.c - is a directory a store that may be opened as it is? A
+ * kv_check.c - is a directory a store that may be opened as it is? A
  * new store goes only into a missing or empty directory; an existing one is
  * checked without writing a byte: CURRENT names a MANIFEST that exists, the
  * MANIFEST and the write-ahead logs read record by record (logscan.c), a
@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine_i.h"
-#include "store_i.h"
+#include "rocks.h"
+#include "kv_i.h"
 
 static void damage_set(struct damage *d, enum damage_kind kind,
 		       const char *file, const char *fmt, ...)
@@ -475,8 +475,8 @@ static int check_rocksdb(struct store *st, const char *dir,
 		rocksdb_free(err);
 		return 1;
 	}
-	v = rocksdb_get_cf(db, st->ropts, cf[CF_META], STORE_MARKER,
-			   strlen(STORE_MARKER), &vlen, &err);
+	v = rocksdb_get_cf(db, st->ropts, cf[CF_META], KEY_VERSION,
+			   strlen(KEY_VERSION), &vlen, &err);
 	if (err) {
 		damage_set(d, DMG_TABLE, "", "its format record cannot be "
 			   "read (RocksDB: %s)", err);

@@ -2,7 +2,7 @@
  * settings.c - a queue's settings (DESIGN §6): defaults, the "key=value"
  * text form that config shows and takes, and validation of each value.
  * Knows nothing of other queues: checks that need them (a dead_letter or
- * fanout queue that must exist) are made in queue.c.
+ * fanout queue that must exist) are made in policy.c (settings_check_refs).
  */
 #include <errno.h>
 #include <math.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_i.h"
+#include "core.h"
 
 /* Upper bounds, so that a typo cannot ask for a lease of a thousand years
  * or a body larger than the daemon could buffer. */
