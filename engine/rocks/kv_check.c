@@ -4,8 +4,9 @@
  * checked without writing a byte: CURRENT names a MANIFEST that exists, the
  * MANIFEST and the write-ahead logs read record by record (logscan.c), a
  * read-only open, the queue table read through, the format record; the
- * read-only handle is then kept for the engine's load (store.c). What a crash leaves (a torn end of the log) passes; anything else
- * is named, file and damage, in one line (DESIGN §8).
+ * read-only handle is then kept for the engine's load (kv.c). What a
+ * crash leaves (a torn end of the log) passes; anything else is named,
+ * file and damage, in one line (DESIGN §8).
  */
 #include <ctype.h>
 #include <dirent.h>

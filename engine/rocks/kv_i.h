@@ -36,7 +36,7 @@ struct store {
 	                                  * check kept (store_writable()) */
 	int salvaged;                    /* opened with --salvage */
 	struct rescue *rescue;           /* salvage: the view kept across a
-	                                  * repair (store_salvage.c) */
+	                                  * repair (kv_salvage.c) */
 	uint64_t reserve;                /* a push leaves this much free */
 	uint64_t reserve_small;          /* any other write leaves this */
 	pthread_mutex_t room_lock;
@@ -55,7 +55,7 @@ int store_errno(const char *err);
 int store_fail(struct store *st, enum spool_log_level lv, const char *what,
 	       char *err);
 
-/* ---- store_check.c */
+/* ---- kv_check.c */
 
 /*
  * Why an existing directory cannot be opened as it is. Each kind is one
@@ -110,7 +110,7 @@ int store_refuse_unreadable(struct store *st, const char *err);
 int store_refuse(struct store *st, const char *dir, const struct damage *d,
 		 int salvage);
 
-/* ---- store_salvage.c */
+/* ---- kv_salvage.c */
 
 /*
  * Opens what can be read of a damaged store: keeps a copy aside, then

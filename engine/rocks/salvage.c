@@ -88,15 +88,15 @@ static void report_messages(struct rocks_db *db)
 	if (!rc)
 		rc = count_orphans(db, CF_IDX, &body, &no_body);
 	if (rc)
-		core_log(&db->pub, SPOOL_LOG_ERR, "salvage: cannot cross-check message "
-		       "index and bodies: %s", strerror(-rc));
+		core_log(&db->pub, SPOOL_LOG_ERR, "salvage: cannot cross-check "
+			 "message index and bodies: %s", strerror(-rc));
 	else
-		core_log(&db->pub, SPOOL_LOG_ERR, "salvage: %zu messages have an index "
-		       "record; %llu bodies have none (those messages are "
-		       "lost; their bodies stay in the store); %llu index "
-		       "records have no body (reading those gives EIO)", idx.n,
-		       (unsigned long long)no_idx,
-		       (unsigned long long)no_body);
+		core_log(&db->pub, SPOOL_LOG_ERR, "salvage: %zu messages have "
+			 "an index record; %llu bodies have none (those "
+			 "messages are lost; their bodies stay in the store); "
+			 "%llu index records have no body (reading those "
+			 "gives EIO)", idx.n, (unsigned long long)no_idx,
+			 (unsigned long long)no_body);
 	free(idx.v);
 	free(body.v);
 }
@@ -111,18 +111,18 @@ static void report_counters(struct rocks_db *db)
 		struct spool_stats s;
 		uint64_t out, held;
 
-		if (spool_stats_get(&q->pub, &s))
+		if (rocks_stats_get(&q->pub, &s))
 			continue;
 		out = s.acked_total + s.deleted_total + s.dead_total;
 		held = s.visible + s.delayed + s.leased + s.corrupt;
 		if (s.pushed_total != out + held)
-			core_log(&db->pub, SPOOL_LOG_ERR, "salvage: queue %s: counters "
-			       "may be off: pushed_total=%llu, but acked, "
-			       "deleted and dead add up to %llu and it holds "
-			       "%llu messages", q->pub.name,
-			       (unsigned long long)s.pushed_total,
-			       (unsigned long long)out,
-			       (unsigned long long)held);
+			core_log(&db->pub, SPOOL_LOG_ERR, "salvage: queue %s: "
+				 "counters may be off: pushed_total=%llu, "
+				 "but acked, deleted and dead add up to %llu "
+				 "and it holds %llu messages", q->pub.name,
+				 (unsigned long long)s.pushed_total,
+				 (unsigned long long)out,
+				 (unsigned long long)held);
 	}
 }
 
@@ -130,6 +130,6 @@ void salvage_report(struct rocks_db *db)
 {
 	report_messages(db);
 	report_counters(db);
-	core_log(&db->pub, SPOOL_LOG_ERR, "salvage: %zu queues loaded; the listings "
-	       "and stats show what is left", db->nqueues);
+	core_log(&db->pub, SPOOL_LOG_ERR, "salvage: %zu queues loaded; the "
+		 "listings and stats show what is left", db->nqueues);
 }
