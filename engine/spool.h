@@ -110,6 +110,8 @@ struct spool_options {
 	int manual_timers;       /* 1: the store runs no timers on its own
 	                          * (no timer thread); the caller runs due
 	                          * timers with spool_tick() (tests) */
+	int salvage;             /* 1: open a damaged store with what can be
+	                          * read, logging each loss (DESIGN §8) */
 };
 
 /* Fills o with the defaults above. */
@@ -120,11 +122,13 @@ void spool_options_init(struct spool_options *o);
  * its handle in *out; free it with spool_close(). Leases whose expiry
  * passed while the store was closed are expired at once.
  * - A directory (anything without "scheme://"): the RocksDB store in it,
- *   created (with the last component of its path) if it does not exist;
- *   its in-memory indexes are rebuilt from it. Errors: -EBUSY the store is
- *   open in another process (its lock is held); -EACCES no permission;
- *   -ENOTDIR data is not a directory; -EIO the store is corrupt or not a
- *   spool store.
+ *   created only if the directory is missing or empty (never over
+ *   anything else); its in-memory indexes are rebuilt from it. An
+ *   existing store is checked first; a damaged one is refused without a
+ *   byte changed, unless o->salvage (docs/reliability.md). Errors: -EBUSY
+ *   the store is open in another process (its lock is held); -EACCES no
+ *   permission; -ENOTDIR data is not a directory; -EIO the store is
+ *   damaged or not a spool store.
  * - "scheme://..." of no store this build has: -EINVAL.
  * Errors of every store: -ENOMEM. Each failure also logs one line at
  * SPOOL_LOG_ERR saying which.

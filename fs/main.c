@@ -41,6 +41,7 @@ struct options {
 	char *sqs_keys;             /* --sqs-keys FILE */
 	int allow_other;            /* -o allow_other (read before libfuse
 	                             * takes the mount options out) */
+	int salvage;
 	int help;
 	int version;
 	char *pos[3];               /* positional arguments */
@@ -59,6 +60,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("--sqs=%s", sqs),
 	OPT("sqs=%s", sqs),
 	OPT("sqs_keys=%s", sqs_keys),   /* --sqs-keys: take_sqs_keys() */
+	{ "--salvage", offsetof(struct options, salvage), 1 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -81,6 +83,10 @@ static void usage(const char *prog)
 	       "                          127.0.0.1; docs/sqs.md)\n"
 	       "    --sqs-keys FILE       SigV4 keys for --sqs: lines "
 	       "ACCESS_KEY SECRET USER\n"
+	       "    --salvage             open a damaged store with what can "
+	       "be read,\n"
+	       "                          logging what was lost "
+	       "(docs/reliability.md)\n"
 	       "    -f                    stay in the foreground\n"
 	       "    -d                    debug: foreground, log every "
 	       "request\n"
@@ -185,7 +191,8 @@ static const char *open_failure(int rc)
 	}
 }
 
-static int store_open(const char *dir, int sync_none, int debug)
+static int store_open(const char *dir, int sync_none, int salvage,
+		      int debug)
 {
 	struct spool_options o;
 	int rc;
@@ -195,18 +202,23 @@ static int store_open(const char *dir, int sync_none, int debug)
 	o.log = fs_log_engine;
 	o.log_level = debug ? SPOOL_LOG_DEBUG : SPOOL_LOG_INFO;
 	o.wake = fs_wake;
-	fs_log_capture(1);
+	o.salvage = salvage;
+	/* What salvage did is logged as it happens, not captured. */
+	fs_log_capture(!salvage);
 	rc = spool_open(dir, &o, &fs.db);
-	fs_log_capture(0);
 	/* The rebuild's scratch (scan buffers, growing vectors) is freed by
 	 * now but left in the heap: give it back to the system, so that what
 	 * the daemon holds is what the queues need (docs/performance.md). */
 	malloc_trim(0);
 	if (rc == 0)
 		fs.udata = spool_udata_slot(fs.db); /* the first: cannot fail */
-	if (rc < 0)
+	/* The engine's line says which file is at fault and how. */
+	if (rc < 0 && fs_log_captured()[0] && rc != -ENOMEM)
+		fprintf(stderr, "spoolfs: %s\n", fs_log_captured());
+	else if (rc < 0)
 		fprintf(stderr, "spoolfs: cannot open the store %s: %s\n", dir,
 			open_failure(rc));
+	fs_log_capture(0);
 	return rc;
 }
 
@@ -356,7 +368,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 	if (!se)
 		return 1;
 	fs.se = se;
-	if (store_open(data, sync_none, cmd->debug) < 0) {
+	if (store_open(data, sync_none, o->salvage, cmd->debug) < 0) {
 		code = 2;
 		goto out_session;
 	}

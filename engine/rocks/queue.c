@@ -583,7 +583,9 @@ static int load_meta(struct rocks_db *db)
 		store_batch_put(b, CF_META, KEY_VERSION, 1, FORMAT_VERSION, 1);
 		rc = store_write(db->st, b, 1);
 		store_batch_free(b);
-		return rc;
+		/* Durable in any sync mode: a store without it is refused
+		 * as not a spoolfs store (kv_check.c). */
+		return rc ? rc : store_sync(db->st);
 	}
 	if (rc)
 		return rc;
@@ -611,8 +613,6 @@ int db_load(struct rocks_db *db)
 	if (!rc)
 		rc = load_counters(db);
 	if (!rc)
-		rc = load_dedups(db);
-	if (!rc)
 		rc = store_scan(db->st, CF_IDX, "", 0, load_msg, db);
 	for (size_t i = 0; i < db->nqueues; i++) {
 		struct rocks_queue *q = db->queues[i];
@@ -622,6 +622,10 @@ int db_load(struct rocks_db *db)
 		if (rc)
 			load_discard(q);
 	}
+	/* Last: it may write (expired keys), which makes the store
+	 * writable (store_writable); everything was read by then. */
+	if (!rc)
+		rc = load_dedups(db);
 	/* The next id starts above everything seen; the first push writes a
 	 * new reservation. */
 	db->reserved_id = 0;

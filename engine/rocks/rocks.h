@@ -386,4 +386,8 @@ extern const struct store_ops rocks_store;
 int queue_get(struct rocks_db *db, const char *name, struct rocks_queue **out);
 void queue_unref(struct rocks_queue *q);
 
+/* salvage.c: after store_open() salvaged a damaged store, logs at error
+ * level what the loaded queues lack. Reads only. */
+void salvage_report(struct rocks_db *db);
+
 #endif /* ROCKS_H */
