@@ -672,7 +672,8 @@ static int add_delete(void *arg, const char *k, size_t klen, const char *v,
 	return 0;
 }
 
-/* Deletes the queue's record, counters and dedup keys in one batch. */
+/* Deletes the queue's record, counters, dedup keys and extra values in one
+ * batch. */
 static int queue_delete_record(struct rocks_queue *q)
 {
 	struct store_batch *b = store_batch_new(q->db->st);
@@ -682,6 +683,12 @@ static int queue_delete_record(struct rocks_queue *q)
 	if (!b)
 		return -ENOMEM;
 	key_queue(TAG_DEDUP, q->qid, key);
+	rc = store_scan(q->db->st, CF_META, key, QKEY_LEN, add_delete, b);
+	if (rc) {
+		store_batch_free(b);
+		return rc;
+	}
+	key_queue(TAG_QMETA, q->qid, key);
 	rc = store_scan(q->db->st, CF_META, key, QKEY_LEN, add_delete, b);
 	if (rc) {
 		store_batch_free(b);
@@ -835,6 +842,61 @@ int rocks_queue_setattr(spool_queue *pq,
 		pthread_mutex_unlock(&q->lock);
 	}
 	pthread_mutex_unlock(&q->db->cfglock);
+	return rc;
+}
+
+/* ------------------------------------------------------ extra values */
+
+/* "M" qid name: the key of a queue's extra value into out. */
+static size_t meta_key(const struct rocks_queue *q, const char *name,
+		       char out[QKEY_LEN + SPOOL_QMETA_KEY_MAX])
+{
+	size_t n = strlen(name);
+
+	key_queue(TAG_QMETA, q->qid, out);
+	memcpy(out + QKEY_LEN, name, n);
+	return QKEY_LEN + n;
+}
+
+int rocks_queue_meta_get(spool_queue *pq, const char *name, char **val,
+			 size_t *len)
+{
+	struct rocks_queue *q = RQ(pq);
+	char key[QKEY_LEN + SPOOL_QMETA_KEY_MAX];
+	size_t klen = meta_key(q, name, key);
+	struct spool_queue_attr a;
+	int rc = rocks_queue_getattr(pq, &a);
+
+	if (rc)
+		return rc;
+	rc = store_get(q->db->st, CF_META, key, klen, val, len);
+	return rc == -ENOENT ? -ENODATA : rc;
+}
+
+/* Under cfglock, as a queue's delete is: no value outlives its queue. */
+int rocks_queue_meta_set(spool_queue *pq, const char *name, const char *val,
+			 size_t len)
+{
+	struct rocks_queue *q = RQ(pq);
+	char key[QKEY_LEN + SPOOL_QMETA_KEY_MAX];
+	size_t klen = meta_key(q, name, key);
+	struct store_batch *b = store_batch_new(q->db->st);
+	struct spool_queue_attr a;
+	int rc;
+
+	if (!b)
+		return -ENOMEM;
+	pthread_mutex_lock(&q->db->cfglock);
+	rc = rocks_queue_getattr(pq, &a);
+	if (!rc) {
+		if (val)
+			store_batch_put(b, CF_META, key, klen, val, len);
+		else
+			store_batch_delete(b, CF_META, key, klen);
+		rc = store_write(q->db->st, b, 1);
+	}
+	pthread_mutex_unlock(&q->db->cfglock);
+	store_batch_free(b);
 	return rc;
 }
 

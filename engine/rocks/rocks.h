@@ -250,6 +250,7 @@ struct idx_rec {
 #define TAG_QUEUE 'Q'
 #define TAG_COUNTERS 'C'
 #define TAG_DEDUP 'D'
+#define TAG_QMETA 'M'           /* a queue's extra values (queue_meta) */
 /* A queue record: owner, mode, ctime, name and settings text. encode
  * gives a malloc'd buffer; decode gives -EIO for a bad record and
  * -EINVAL for settings it cannot parse. */
