@@ -37,11 +37,11 @@ enum { KEY_HELP, KEY_VERSION };
 struct options {
 	char *data;
 	char *sync;
+	int salvage;
 	char *sqs;                  /* --sqs [ADDR:]PORT */
 	char *sqs_keys;             /* --sqs-keys FILE */
 	int allow_other;            /* -o allow_other (read before libfuse
 	                             * takes the mount options out) */
-	int salvage;
 	int help;
 	int version;
 	char *pos[3];               /* positional arguments */
@@ -56,11 +56,11 @@ static const struct fuse_opt option_spec[] = {
 	OPT("--sync %s", sync),
 	OPT("--sync=%s", sync),
 	OPT("sync=%s", sync),
+	{ "--salvage", offsetof(struct options, salvage), 1 },
 	OPT("--sqs %s", sqs),
 	OPT("--sqs=%s", sqs),
 	OPT("sqs=%s", sqs),
 	OPT("sqs_keys=%s", sqs_keys),   /* --sqs-keys: take_sqs_keys() */
-	{ "--salvage", offsetof(struct options, salvage), 1 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -78,15 +78,15 @@ static void usage(const char *prog)
 	       "$XDG_DATA_HOME/spoolfs/default)\n"
 	       "    --sync always|none    fsync every push and ack "
 	       "(default always)\n"
+	       "    --salvage             open a damaged store with what can "
+	       "be read,\n"
+	       "                          logging what was lost "
+	       "(docs/reliability.md)\n"
 	       "    --sqs [ADDR:]PORT     also serve the SQS API there "
 	       "(default address\n"
 	       "                          127.0.0.1; docs/sqs.md)\n"
 	       "    --sqs-keys FILE       SigV4 keys for --sqs: lines "
 	       "ACCESS_KEY SECRET USER\n"
-	       "    --salvage             open a damaged store with what can "
-	       "be read,\n"
-	       "                          logging what was lost "
-	       "(docs/reliability.md)\n"
 	       "    -f                    stay in the foreground\n"
 	       "    -d                    debug: foreground, log every "
 	       "request\n"
