@@ -241,7 +241,7 @@ TEST(store_cut_short_before_its_format_record_opens_as_new)
 	OK(spool_test_bare_store(t_store, 0));
 	reopen_has_queues(0);
 	db = t_open();
-	t_mkq(db, "q");
+	spool_queue_close(t_mkq(db, "q"));
 	spool_close(db);
 	reopen_has_queues(1);
 }
