@@ -129,6 +129,9 @@ struct fs_draft {
 	gid_t gid;
 	struct timespec mtime;
 	struct timespec ctime;
+	/* fs_draft_free, set by fs_draft_make: inode.c frees a draft's inode
+	 * through it without depending on draft.c (which makes inodes). */
+	void (*free)(struct fs_draft *d);
 };
 
 struct fs_inode {
@@ -374,6 +377,10 @@ void fs_consume_read(fuse_req_t req, struct fs_rfile *f, size_t size,
  */
 int fs_consume_try(fuse_req_t req, struct fs_rfile *f, size_t size,
 		   off_t off);
+/* How a parked read is tried again (fs_consume_try): wait.c calls it
+ * through fs_wait_park's argument, so it needs nothing from consume.c. */
+typedef int fs_wait_try_fn(fuse_req_t req, struct fs_rfile *f, size_t size,
+			   off_t off);
 
 /* ------------------------------------------------------------ wait.c */
 
@@ -384,9 +391,10 @@ extern pthread_mutex_t fs_wait_lock;
 int fs_wait_start(void);
 /* Answers every parked read with EINTR and stops the deadline thread. */
 void fs_wait_stop(void);
-/* Parks req (a read of f): answered by fs_wake or EINTR or EAGAIN. */
+/* Parks req (a read of f): answered by fs_wake or EINTR or EAGAIN. try
+ * answers it when its queue may have a message. */
 void fs_wait_park(fuse_req_t req, struct fs_rfile *f, size_t size, off_t off,
-		  uint64_t seq);
+		  uint64_t seq, fs_wait_try_fn *try);
 uint64_t fs_wait_seq(struct fs_queue *q);
 /* The engine's wake hook (spool_options.wake). */
 void fs_wake(void *arg, spool_queue *sq);

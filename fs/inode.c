@@ -112,7 +112,7 @@ int fs_inode_init(void)
 static void inode_free(struct fs_inode *in)
 {
 	if (in->draft)
-		fs_draft_free(in->draft);
+		in->draft->free(in->draft);
 	free(in->name);
 	free(in);
 }
