@@ -4,18 +4,24 @@
  *
  * fs/ translates file operations into calls of the engine (engine/spool.h,
  * its one door) and engine errors into errno replies. It knows nothing of
- * RocksDB. Module map:
+ * RocksDB. Module map (no two files call each other, directly or in a
+ * circle: tools/fs-cycles, docs/decisions.md):
  *   main.c    command line, store, mount, daemon, signals, shutdown
+ *   ctx.c     the shared state (struct fs_ctx fs)
  *   log.c     one log sink (stderr in the foreground, syslog as a daemon)
  *   inode.c   inode table, per-queue state, attributes
  *   dir.c     lookup, mkdir, rmdir, readdir, unlink, rename
  *   ops.c     open/read/write/flush/release dispatch and the ops table
- *   handle.c  write handles: new names, push, lines, config, ctl
+ *   file.c    open files: the reply to OPEN/CREATE, the set, freeing
+ *   handle.c  CREATE and reopening for writing: a new name or a draft
+ *   wbuf.c    write handles: new names, push, lines, config, ctl; commit
+ *   push.c    a push with its xattrs (priority, delay, user.*)
  *   draft.c   drafts (.name files and dirs): their lists and data
  *   consume.c next, claim, pop: lease on read
  *   wait.c    parked readers, interrupts, deadlines, poll handles
  *   msg.c     message files: attributes, xattrs, lease extension
- *   xattr.c   xattr storage of drafts and write handles, and dispatch
+ *   xattr.c   the xattr requests: dispatch by kind of inode
+ *   xlist.c   xattr lists of drafts and write handles, in memory
  *   text.c    stats, config and .metrics snapshots
  *   names.c   names being written and just pushed, per process
  *   util.c    a set of live handles, a byte buffer, a thread's process

@@ -3,7 +3,7 @@
  *
  * Drafts and names being written keep theirs in memory; at the push,
  * user.spool.priority and user.spool.delay become the message's priority
- * and delay and the other user.* ones its attributes (handle.c). Message
+ * and delay and the other user.* ones its attributes (push.c). Message
  * files and a bound next answer the message's (msg.c); claim shares one
  * inode between its opens, so its id is what the read returns. Only the
  * user namespace is supported (other namespaces: EOPNOTSUPP).
