@@ -160,13 +160,53 @@ int spool_config_apply(spool_queue *q, const char *text, size_t len)
 	return q->db->ops->config_apply(q, text, len);
 }
 
+static int meta_key_valid(const char *key)
+{
+	size_t n = strlen(key);
+
+	return n >= 1 && n <= SPOOL_QMETA_KEY_MAX &&
+	       strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			   "0123456789._-") == n;
+}
+
+ssize_t spool_queue_meta_get(spool_queue *q, const char *key, char *buf,
+			     size_t len)
+{
+	char *v;
+	size_t n;
+	int rc;
+
+	if (!meta_key_valid(key))
+		return -EINVAL;
+	rc = q->db->ops->queue_meta_get(q, key, &v, &n);
+	if (rc)
+		return rc;
+	if (n >= len) {
+		free(v);
+		return -ERANGE;
+	}
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	free(v);
+	return (ssize_t)n;
+}
+
+int spool_queue_meta_set(spool_queue *q, const char *key, const char *value)
+{
+	size_t n = value ? strlen(value) : 0;
+
+	if (!meta_key_valid(key) || n > SPOOL_QMETA_VALUE_MAX)
+		return -EINVAL;
+	return q->db->ops->queue_meta_set(q, key, value, n);
+}
+
 /* ---------------------------------------------------------- messages */
 
 int spool_push(spool_queue *q, const struct spool_push *p, uint64_t *id)
 {
 	if (id)
 		*id = 0;
-	return q->db->ops->push_batch(q, p, 1, id);
+	return q->db->ops->push_batch(q, p, 1, id, NULL);
 }
 
 int spool_push_room(spool_queue *q, size_t n)
@@ -181,7 +221,17 @@ int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
 		*first_id = 0;
 	if (n == 0)
 		return 0;
-	return q->db->ops->push_batch(q, p, n, first_id);
+	return q->db->ops->push_batch(q, p, n, first_id, NULL);
+}
+
+int spool_push_batch_ids(spool_queue *q, const struct spool_push *p, size_t n,
+			 uint64_t *ids)
+{
+	for (size_t i = 0; i < n; i++)
+		ids[i] = 0;
+	if (n == 0)
+		return 0;
+	return q->db->ops->push_batch(q, p, n, NULL, ids);
 }
 
 int spool_msg_stat(spool_queue *q, uint64_t id, struct spool_msg_info *out)
@@ -282,7 +332,15 @@ ssize_t spool_msg_listattr(spool_queue *q, uint64_t id, char *buf, size_t len)
 int spool_lease_next(spool_queue *q, void *buf, size_t len, size_t *n,
 		     struct spool_msg_info *info)
 {
-	return q->db->ops->lease_next(q, buf, len, n, info);
+	return q->db->ops->lease_next(q, -1, buf, len, n, info);
+}
+
+int spool_lease_next_vt(spool_queue *q, int64_t vt_ms, void *buf, size_t len,
+			size_t *n, struct spool_msg_info *info)
+{
+	if (vt_ms < 0)
+		return -EINVAL;
+	return q->db->ops->lease_next(q, vt_ms, buf, len, n, info);
 }
 
 int spool_lease_id(spool_queue *q, uint64_t id, struct spool_msg_info *info)
@@ -297,7 +355,14 @@ int spool_pop(spool_queue *q, void **body, struct spool_msg_info *info)
 
 int spool_ack(spool_queue *q, uint64_t id)
 {
-	return q->db->ops->ack(q, id);
+	return q->db->ops->ack(q, id, 0);
+}
+
+int spool_ack_receive(spool_queue *q, uint64_t id, uint32_t receives)
+{
+	if (receives == 0)
+		return -ENOENT;
+	return q->db->ops->ack(q, id, receives);
 }
 
 int spool_release(spool_queue *q, uint64_t id, int uncount)
@@ -307,7 +372,15 @@ int spool_release(spool_queue *q, uint64_t id, int uncount)
 
 int spool_lease_extend(spool_queue *q, uint64_t id, int64_t expiry_ms)
 {
-	return q->db->ops->lease_extend(q, id, expiry_ms);
+	return q->db->ops->lease_extend(q, id, 0, expiry_ms);
+}
+
+int spool_lease_extend_receive(spool_queue *q, uint64_t id, uint32_t receives,
+			       int64_t expiry_ms)
+{
+	if (receives == 0)
+		return -ENOENT;
+	return q->db->ops->lease_extend(q, id, receives, expiry_ms);
 }
 
 int spool_delete(spool_queue *q, uint64_t id, unsigned states)
@@ -330,7 +403,40 @@ int spool_move_all(spool_queue *q, spool_queue *dst, uint64_t max,
 
 int spool_purge(spool_queue *q, uint64_t *count)
 {
-	return q->db->ops->purge(q, count);
+	return spool_purge_states(q, SPOOL_VISIBLE | SPOOL_DELAYED, count);
+}
+
+#define ALL_STATES (SPOOL_VISIBLE | SPOOL_DELAYED | SPOOL_LEASED | SPOOL_CORRUPT)
+
+int spool_purge_states(spool_queue *q, unsigned states, uint64_t *count)
+{
+	if (count)
+		*count = 0;
+	if (states == 0 || (states & ~ALL_STATES))
+		return -EINVAL;
+	return q->db->ops->purge(q, states, count);
+}
+
+/* Messages an operation holds for a moment (a lease being written) are
+ * not purged; the delete then says -ENOTEMPTY and the loop tries again. */
+#define DELETE_ALL_TRIES 100
+
+int spool_queue_delete_all(spool_db *db, const char *name)
+{
+	int rc = -ENOTEMPTY;
+
+	for (int i = 0; i < DELETE_ALL_TRIES && rc == -ENOTEMPTY; i++) {
+		spool_queue *q;
+
+		rc = spool_queue_open(db, name, &q);
+		if (rc)
+			return rc;
+		rc = spool_purge_states(q, ALL_STATES, NULL);
+		spool_queue_close(q);
+		if (rc == 0 || rc == -ENOENT)
+			rc = spool_queue_delete(db, name);
+	}
+	return rc;
 }
 
 /* ----------------------------------------------------------- listing */

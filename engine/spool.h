@@ -111,6 +111,8 @@ struct spool_options {
 	int manual_timers;       /* 1: the store runs no timers on its own
 	                          * (no timer thread); the caller runs due
 	                          * timers with spool_tick() (tests) */
+	int salvage;             /* 1: open a damaged store with what can be
+	                          * read, logging each loss (DESIGN §8) */
 };
 
 /* Fills o with the defaults above. */
@@ -121,11 +123,13 @@ void spool_options_init(struct spool_options *o);
  * its handle in *out; free it with spool_close(). Leases whose expiry
  * passed while the store was closed are expired at once.
  * - A directory (anything without "scheme://"): the RocksDB store in it,
- *   created (with the last component of its path) if it does not exist;
- *   its in-memory indexes are rebuilt from it. Errors: -EBUSY the store is
- *   open in another process (its lock is held); -EACCES no permission;
- *   -ENOTDIR data is not a directory; -EIO the store is corrupt or not a
- *   spool store.
+ *   created only if the directory is missing or empty (never over
+ *   anything else); its in-memory indexes are rebuilt from it. An
+ *   existing store is checked first; a damaged one is refused without a
+ *   byte changed, unless o->salvage (docs/reliability.md). Errors: -EBUSY
+ *   the store is open in another process (its lock is held); -EACCES no
+ *   permission; -ENOTDIR data is not a directory; -EIO the store is
+ *   damaged or not a spool store.
  * - "redis://HOST:PORT[/PREFIX]": the Redis store (docs/scale-out.md).
  *   Errors: -EINVAL a malformed URL; -EIO the server cannot be reached;
  *   -ENOTSUP the server's settings do not fit (maxmemory-policy must be
@@ -254,6 +258,26 @@ int spool_queue_getattr(spool_queue *q, struct spool_queue_attr *out);
  * Errors: -ENOENT deleted; -ENOSPC/-EIO. */
 int spool_queue_setattr(spool_queue *q, const struct spool_queue_attr *attr);
 
+/*
+ * A queue's extra values: small named texts a front end keeps with a queue
+ * (the SQS endpoint: ReceiveMessageWaitTimeSeconds, CreatedTimestamp). The
+ * engine never reads them; they are deleted with the queue. Keys are
+ * 1..SPOOL_QMETA_KEY_MAX bytes of [A-Za-z0-9._-]; values at most
+ * SPOOL_QMETA_VALUE_MAX bytes, any but NUL.
+ */
+#define SPOOL_QMETA_KEY_MAX 64
+#define SPOOL_QMETA_VALUE_MAX 4096
+
+/* Copies the value of key and a NUL into buf (len bytes); returns its
+ * length. Errors: -ENODATA no such key; -ERANGE buf too small; -EINVAL bad
+ * key; -ENOENT queue deleted; -EIO. */
+ssize_t spool_queue_meta_get(spool_queue *q, const char *key, char *buf,
+			     size_t len);
+
+/* Sets key to value (NULL: removes it), durably.
+ * Errors: -EINVAL bad key or value; -ENOENT queue deleted; -ENOSPC/-EIO. */
+int spool_queue_meta_set(spool_queue *q, const char *key, const char *value);
+
 /* ---------------------------------------------------------- settings */
 
 /* Settings of one queue, in the units the engine uses. */
@@ -361,6 +385,14 @@ int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
 		     uint64_t *first_id);
 
 /*
+ * As spool_push_batch, but ids[0..n) receives every push's id: the id of
+ * p[i] in q (in the first fanout queue with fanout), or 0 where p[i] was
+ * dropped as a duplicate. Every slot is 0 on failure.
+ */
+int spool_push_batch_ids(spool_queue *q, const struct spool_push *p, size_t n,
+			 uint64_t *ids);
+
+/*
  * Would q take n more messages now? Checks what a push of n messages would
  * meet first: q deleted, or max_depth (of q, or of each queue of its
  * fanout list). Only a forecast: other pushes may fill a queue before the
@@ -450,6 +482,15 @@ int spool_lease_next(spool_queue *q, void *buf, size_t len, size_t *n,
 		     struct spool_msg_info *info);
 
 /*
+ * As spool_lease_next(), but the lease runs until now + vt_ms (>= 0; 0
+ * makes it visible again at once, as SQS's VisibilityTimeout=0 does) instead
+ * of the queue's visibility_timeout: still one write.
+ * Errors: as spool_lease_next(); -EINVAL vt_ms < 0.
+ */
+int spool_lease_next_vt(spool_queue *q, int64_t vt_ms, void *buf, size_t len,
+			size_t *n, struct spool_msg_info *info);
+
+/*
  * Leases the given visible message, as spool_lease_next() does.
  * Errors: -ENOENT it is not VISIBLE in q (another consumer won); -EIO.
  */
@@ -474,6 +515,15 @@ int spool_pop(spool_queue *q, void **body, struct spool_msg_info *info);
 int spool_ack(spool_queue *q, uint64_t id);
 
 /*
+ * As spool_ack(), but only for the receive that made the message's receive
+ * count receives (what a receipt handle names): once the message was leased
+ * again, an older receive's ack does nothing.
+ * Errors: -ENOENT no such message, not ackable, or its receive count is not
+ * receives (receives 0 always); -ENOSPC/-EIO.
+ */
+int spool_ack_receive(spool_queue *q, uint64_t id, uint32_t receives);
+
+/*
  * Releases leased message id: VISIBLE now (a nack). With uncount, its receive
  * count goes back down too (the lease was never seen by anyone, e.g. the
  * reader was interrupted before the body reached it). Durable.
@@ -489,6 +539,11 @@ int spool_release(spool_queue *q, uint64_t id, int uncount);
  * Errors: -ENOENT not LEASED in q; -ENOSPC/-EIO.
  */
 int spool_lease_extend(spool_queue *q, uint64_t id, int64_t expiry_ms);
+
+/* As spool_lease_extend(), but only while the message's receive count is
+ * receives (as spool_ack_receive()). Errors: as spool_lease_extend(). */
+int spool_lease_extend_receive(spool_queue *q, uint64_t id, uint32_t receives,
+			       int64_t expiry_ms);
 
 /*
  * Deletes message id if its state is one of the bits in states (e.g.
@@ -523,6 +578,24 @@ int spool_move_all(spool_queue *q, spool_queue *dst, uint64_t max,
  * Errors: -ENOENT queue deleted; -ENOSPC/-EIO.
  */
 int spool_purge(spool_queue *q, uint64_t *count);
+
+/*
+ * As spool_purge(), for the messages in any of the states bits (all four:
+ * everything, leased and corrupt ones too, as SQS's PurgeQueue). One atomic
+ * write. Messages another call is changing at that moment are left.
+ * Errors: -EINVAL states empty or not state bits; -ENOENT; -ENOSPC/-EIO.
+ */
+int spool_purge_states(spool_queue *q, unsigned states, uint64_t *count);
+
+/*
+ * Deletes queue name with every message in it, in any state (SQS's
+ * DeleteQueue): a purge of all states, then spool_queue_delete(), retried
+ * while a concurrent push or lease keeps it non-empty. Not one write: a
+ * crash between the two leaves the queue, empty.
+ * Errors: -ENOENT no such queue; -ENOTEMPTY pushes kept coming for 100
+ * tries; -ENOSPC/-EIO.
+ */
+int spool_queue_delete_all(spool_db *db, const char *name);
 
 /* ----------------------------------------------------------- listing */
 

@@ -31,4 +31,12 @@ int spool_test_corrupt(spool_db *db, uint64_t id);
 int spool_test_put_body(spool_db *db, uint64_t id, const void *rec,
 			size_t len, int seal);
 
+/*
+ * Makes a RocksDB store in dir (missing or empty) with spoolfs's column
+ * families but without the format record spool_open writes at once: what
+ * a creation cut short leaves. With a record, it also holds one (an id
+ * reservation), so it is not empty. Errors: those of opening a store.
+ */
+int spool_test_bare_store(const char *dir, int with_record);
+
 #endif /* SPOOL_TEST_H */

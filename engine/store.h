@@ -57,15 +57,22 @@
 	/* attr->mode masked, attr->ctime_ms set. */                         \
 	X(int, queue_setattr, (spool_queue *q,                               \
 			       const struct spool_queue_attr *attr), p)      \
+	/* key checked. *val is malloc'd (not NUL-terminated); -ENODATA none. */ \
+	X(int, queue_meta_get, (spool_queue *q, const char *key, char **val, \
+				size_t *len), p)                             \
+	/* key and value checked; val NULL removes it. */                    \
+	X(int, queue_meta_set, (spool_queue *q, const char *key,             \
+				const char *val, size_t len), p)             \
 	X(int, settings_get, (spool_queue *q, struct spool_settings *out), p) \
 	/* Parses with settings_parse, checks with settings_check_refs, all  \
 	 * under the store's own serialisation of settings changes. */       \
 	X(int, config_apply, (spool_queue *q, const char *text, size_t len), \
 	  p)                                                                 \
 	X(int, push_room, (spool_queue *q, size_t n), p)                     \
-	/* n > 0; *first_id is set to 0 before. */                           \
+	/* n > 0; *first_id is set to 0 before. ids, if not NULL, has n      \
+	 * slots: each push's id, 0 for a dropped duplicate. */              \
 	X(int, push_batch, (spool_queue *q, const struct spool_push *p,      \
-			    size_t n, uint64_t *first_id), p)                \
+			    size_t n, uint64_t *first_id, uint64_t *ids), p) \
 	X(int, msg_stat, (spool_queue *q, uint64_t id,                       \
 			  struct spool_msg_info *out), p)                    \
 	/* The stored body record of message id, unchecked, into a malloc'd  \
@@ -78,16 +85,20 @@
 	/* Sets message id aside as CORRUPT (its record failed body_decode)  \
 	 * and logs it (core_log_corrupt). */                                \
 	X(int, msg_set_corrupt, (spool_queue *q, uint64_t id), p)            \
-	X(int, lease_next, (spool_queue *q, void *buf, size_t len,           \
-			    size_t *n, struct spool_msg_info *info), p)      \
+	/* vt_ms: the lease's length; < 0 the queue's visibility_timeout. */ \
+	X(int, lease_next, (spool_queue *q, int64_t vt_ms, void *buf,        \
+			    size_t len, size_t *n,                           \
+			    struct spool_msg_info *info), p)                 \
 	X(int, lease_id, (spool_queue *q, uint64_t id,                       \
 			  struct spool_msg_info *info), p)                   \
 	X(int, pop, (spool_queue *q, void **body,                            \
 		     struct spool_msg_info *info), p)                        \
-	X(int, ack, (spool_queue *q, uint64_t id), p)                        \
+	/* receives: 0 any; else only if the message's receive count is it. */ \
+	X(int, ack, (spool_queue *q, uint64_t id, uint32_t receives), p)     \
 	X(int, release, (spool_queue *q, uint64_t id, int uncount), p)       \
+	/* receives as for ack. */                                           \
 	X(int, lease_extend, (spool_queue *q, uint64_t id,                   \
-			      int64_t expiry_ms), p)                         \
+			      uint32_t receives, int64_t expiry_ms), p)      \
 	X(int, delete, (spool_queue *q, uint64_t id, unsigned states), p)    \
 	/* dst belongs to the same store. */                                 \
 	X(int, move, (spool_queue *q, uint64_t id, unsigned states,          \
@@ -95,7 +106,8 @@
 	/* q != dst. */                                                      \
 	X(int, move_all, (spool_queue *q, spool_queue *dst, uint64_t max,    \
 			  uint64_t *moved), p)                               \
-	X(int, purge, (spool_queue *q, uint64_t *count), p)                  \
+	/* states: a non-empty subset of the four state bits. */             \
+	X(int, purge, (spool_queue *q, unsigned states, uint64_t *count), p) \
 	/* state is exactly one state bit. */                                \
 	X(ssize_t, list, (spool_queue *q, enum spool_state state,            \
 			  struct spool_cursor *cur, uint64_t *ids,           \

@@ -200,7 +200,7 @@ void fs_consume_read(fuse_req_t req, struct fs_rfile *f, size_t size,
 		return;
 	if (rc == -EAGAIN && !nonblock && spool_settings_get(f->q->sq, &s) == 0
 	    && s.receive_wait_ms != 0) {
-		fs_wait_park(req, f, size, off, seq);
+		fs_wait_park(req, f, size, off, seq, fs_consume_try);
 		return;
 	}
 	fuse_reply_err(req, -rc);

@@ -77,6 +77,7 @@ struct fs_draft *fs_draft_new(mode_t mode, uid_t uid, gid_t gid)
 	if (!d)
 		return NULL;
 	pthread_mutex_init(&d->lock, NULL);
+	d->free = fs_draft_free;
 	d->mode = mode & 07777;
 	d->uid = uid;
 	d->gid = gid;

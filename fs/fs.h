@@ -4,18 +4,24 @@
  *
  * fs/ translates file operations into calls of the engine (engine/spool.h,
  * its one door) and engine errors into errno replies. It knows nothing of
- * RocksDB. Module map:
+ * RocksDB. Module map (no two files call each other, directly or in a
+ * circle: tools/fs-cycles, docs/decisions.md):
  *   main.c    command line, store, mount, daemon, signals, shutdown
+ *   ctx.c     the shared state (struct fs_ctx fs)
  *   log.c     one log sink (stderr in the foreground, syslog as a daemon)
  *   inode.c   inode table, per-queue state, attributes
  *   dir.c     lookup, mkdir, rmdir, readdir, unlink, rename
  *   ops.c     open/read/write/flush/release dispatch and the ops table
- *   handle.c  write handles: new names, push, lines, config, ctl
+ *   file.c    open files: the reply to OPEN/CREATE, the set, freeing
+ *   handle.c  CREATE and reopening for writing: a new name or a draft
+ *   wbuf.c    write handles: new names, push, lines, config, ctl; commit
+ *   push.c    a push with its xattrs (priority, delay, user.*)
  *   draft.c   drafts (.name files and dirs): their lists and data
  *   consume.c next, claim, pop: lease on read
  *   wait.c    parked readers, interrupts, deadlines, poll handles
  *   msg.c     message files: attributes, xattrs, lease extension
- *   xattr.c   xattr storage of drafts and write handles, and dispatch
+ *   xattr.c   the xattr requests: dispatch by kind of inode
+ *   xlist.c   xattr lists of drafts and write handles, in memory
  *   text.c    stats, config and .metrics snapshots
  *   names.c   names being written and just pushed, per process
  *   util.c    a set of live handles, a byte buffer, a thread's process
@@ -129,6 +135,9 @@ struct fs_draft {
 	gid_t gid;
 	struct timespec mtime;
 	struct timespec ctime;
+	/* fs_draft_free, set by fs_draft_make: inode.c frees a draft's inode
+	 * through it without depending on draft.c (which makes inodes). */
+	void (*free)(struct fs_draft *d);
 };
 
 struct fs_inode {
@@ -268,7 +277,7 @@ struct fs_inode *fs_names_find(struct fs_queue *q, const char *name,
 /* Renames in (fs.lock held): rehashes it under newname. */
 int fs_names_rename(struct fs_inode *in, const char *newname);
 
-/* ---------------------------------------------------------- handle.c */
+/* ------------------------------------------------------------ wbuf.c */
 
 enum fs_wkind { FS_W_MSG, FS_W_LINES, FS_W_CONFIG, FS_W_CTL };
 
@@ -295,12 +304,6 @@ struct fs_wbuf {
 	struct fs_wbuf *wnext;      /* q->writing, protected by fs.lock */
 };
 
-void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-	       mode_t mode, struct fuse_file_info *fi);
-/* Opens FS_WRITE inode in (a name its caller just pushed) for writing
- * again: a new message under the same name. */
-int fs_write_reopen(fuse_req_t req, struct fs_inode *in, struct fs_file *f,
-		    int flags);
 struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
 			    fuse_req_t req);
 /* The open file's end of w: detaches it from its inode, drops its ref. */
@@ -314,10 +317,24 @@ int fs_wbuf_write(struct fs_wbuf *w, const char *buf, size_t size,
 int fs_wbuf_truncate(struct fs_wbuf *w, off_t size);
 int fs_wbuf_flush(struct fs_wbuf *w, fuse_req_t req);
 void fs_wbuf_release(struct fs_wbuf *w);
+
+/* ---------------------------------------------------------- handle.c */
+
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, struct fuse_file_info *fi);
+/* Opens FS_WRITE inode in (a name its caller just pushed) for writing
+ * again: a new message under the same name. */
+int fs_write_reopen(fuse_req_t req, struct fs_inode *in, struct fs_file *f,
+		    int flags);
+
+/* ------------------------------------------------------------ push.c */
+
 /* Pushes body with the per-message xattrs (priority, delay, user.*). */
 int fs_push_with_xattrs(struct fs_queue *q, const char *name,
 			const void *body, size_t len,
 			const struct fs_xattr *xattrs, uint64_t *id);
+/* Checks the value of a spoolfs xattr; 0 or -EINVAL. */
+int fs_xattr_check(const char *name, const char *value, size_t size);
 
 /* ----------------------------------------------------------- draft.c */
 
@@ -374,6 +391,10 @@ void fs_consume_read(fuse_req_t req, struct fs_rfile *f, size_t size,
  */
 int fs_consume_try(fuse_req_t req, struct fs_rfile *f, size_t size,
 		   off_t off);
+/* How a parked read is tried again (fs_consume_try): wait.c calls it
+ * through fs_wait_park's argument, so it needs nothing from consume.c. */
+typedef int fs_wait_try_fn(fuse_req_t req, struct fs_rfile *f, size_t size,
+			   off_t off);
 
 /* ------------------------------------------------------------ wait.c */
 
@@ -384,9 +405,10 @@ extern pthread_mutex_t fs_wait_lock;
 int fs_wait_start(void);
 /* Answers every parked read with EINTR and stops the deadline thread. */
 void fs_wait_stop(void);
-/* Parks req (a read of f): answered by fs_wake or EINTR or EAGAIN. */
+/* Parks req (a read of f): answered by fs_wake or EINTR or EAGAIN. try
+ * answers it when its queue may have a message. */
 void fs_wait_park(fuse_req_t req, struct fs_rfile *f, size_t size, off_t off,
-		  uint64_t seq);
+		  uint64_t seq, fs_wait_try_fn *try);
 uint64_t fs_wait_seq(struct fs_queue *q);
 /* The engine's wake hook (spool_options.wake). */
 void fs_wake(void *arg, spool_queue *sq);
@@ -413,10 +435,18 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 size_t size);
 void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
-/* Checks the value of a spoolfs xattr; 0 or -EINVAL. */
-int fs_xattr_check(const char *name, const char *value, size_t size);
+
+/* ----------------------------------------------------------- xlist.c */
+
+/* The in-memory list of a draft or name being written; callers hold the
+ * lock of its owner. set: flags XATTR_CREATE/XATTR_REPLACE; get and list
+ * answer like getxattr(2)/listxattr(2) (size 0: the size needed). */
 int fs_xattr_set(struct fs_xattr **list, const char *name, const void *value,
 		 size_t size, int flags);
+int fs_xattr_remove(struct fs_xattr **list, const char *name);
+ssize_t fs_xattr_get(struct fs_xattr *list, const char *name, char *buf,
+		     size_t size);
+ssize_t fs_xattr_list(struct fs_xattr *list, char *buf, size_t size);
 void fs_xattr_free(struct fs_xattr *list);
 
 /* ------------------------------------------------------------ text.c */
@@ -426,7 +456,7 @@ int fs_text_stats(struct fs_queue *q, char **out, size_t *len);
 int fs_text_config(struct fs_queue *q, char **out, size_t *len);
 int fs_text_metrics(char **out, size_t *len);
 
-/* ------------------------------------------------------------- ops.c */
+/* ------------------------------------------------------------ file.c */
 
 /* What fi->fh points to for every open file (not directories). */
 struct fs_file {
@@ -443,8 +473,16 @@ struct fs_file {
 void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 		   struct fs_file *f, const struct fuse_entry_param *e);
 void fs_file_free(struct fs_file *f);
+/* At RELEASE: f leaves the set of open files (free it after). */
+void fs_file_closed(struct fs_file *f);
+static inline struct fs_file *fs_file_of(struct fuse_file_info *fi)
+{
+	return (struct fs_file *)(uintptr_t)fi->fh;
+}
 /* At unmount: frees the files still open (no RELEASE will come). */
 void fs_file_free_all(void);
+
+/* ------------------------------------------------------------- ops.c */
 
 extern const struct fuse_lowlevel_ops fs_ops;
 /* Unix ms from the store's clock. */

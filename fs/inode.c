@@ -21,8 +21,6 @@
 #define TABLE_SIZE (1u << 16)
 #define QUEUE_INOS 16
 
-struct fs_ctx fs;
-
 const char *const fs_qfixed_name[FS_QFIXED] = {
 	"push", "lines", "next", "claim", "pop", "peek", "delayed",
 	"leased", "stats", "config", "ctl",
@@ -112,7 +110,7 @@ int fs_inode_init(void)
 static void inode_free(struct fs_inode *in)
 {
 	if (in->draft)
-		fs_draft_free(in->draft);
+		in->draft->free(in->draft);
 	free(in->name);
 	free(in);
 }

@@ -28,6 +28,7 @@
 
 #include "config.h"
 #include "fs.h"
+#include "sqs.h"
 
 #define MAX_THREADS 16
 
@@ -36,6 +37,11 @@ enum { KEY_HELP, KEY_VERSION };
 struct options {
 	char *data;
 	char *sync;
+	int salvage;
+	char *sqs;                  /* --sqs [ADDR:]PORT */
+	char *sqs_keys;             /* --sqs-keys FILE */
+	int allow_other;            /* -o allow_other (read before libfuse
+	                             * takes the mount options out) */
 	int help;
 	int version;
 	char *pos[3];               /* positional arguments */
@@ -50,6 +56,11 @@ static const struct fuse_opt option_spec[] = {
 	OPT("--sync %s", sync),
 	OPT("--sync=%s", sync),
 	OPT("sync=%s", sync),
+	{ "--salvage", offsetof(struct options, salvage), 1 },
+	OPT("--sqs %s", sqs),
+	OPT("--sqs=%s", sqs),
+	OPT("sqs=%s", sqs),
+	OPT("sqs_keys=%s", sqs_keys),   /* --sqs-keys: take_sqs_keys() */
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -67,6 +78,15 @@ static void usage(const char *prog)
 	       "$XDG_DATA_HOME/spoolfs/default)\n"
 	       "    --sync always|none    fsync every push and ack "
 	       "(default always)\n"
+	       "    --salvage             open a damaged store with what can "
+	       "be read,\n"
+	       "                          logging what was lost "
+	       "(docs/reliability.md)\n"
+	       "    --sqs [ADDR:]PORT     also serve the SQS API there "
+	       "(default address\n"
+	       "                          127.0.0.1; docs/sqs.md)\n"
+	       "    --sqs-keys FILE       SigV4 keys for --sqs: lines "
+	       "ACCESS_KEY SECRET USER\n"
 	       "    -f                    stay in the foreground\n"
 	       "    -d                    debug: foreground, log every "
 	       "request\n"
@@ -171,7 +191,8 @@ static const char *open_failure(int rc)
 	}
 }
 
-static int store_open(const char *dir, int sync_none, int debug)
+static int store_open(const char *dir, int sync_none, int salvage,
+		      int debug)
 {
 	char why[512];
 	struct spool_options o;
@@ -182,21 +203,34 @@ static int store_open(const char *dir, int sync_none, int debug)
 	o.log = fs_log_engine;
 	o.log_level = debug ? SPOOL_LOG_DEBUG : SPOOL_LOG_INFO;
 	o.wake = fs_wake;
-	fs_log_capture(1);
+	o.salvage = salvage;
+	/* What salvage did is logged as it happens, not captured. */
+	fs_log_capture(!salvage);
 	rc = spool_open(dir, &o, &fs.db);
+<<<<<<< HEAD
 	/* the engine's own line says which setting of a server is wrong */
 	snprintf(why, sizeof why, "%s", fs_log_captured());
 	fs_log_capture(0);
+=======
+>>>>>>> main
 	/* The rebuild's scratch (scan buffers, growing vectors) is freed by
 	 * now but left in the heap: give it back to the system, so that what
 	 * the daemon holds is what the queues need (docs/performance.md). */
 	malloc_trim(0);
 	if (rc == 0)
 		fs.udata = spool_udata_slot(fs.db); /* the first: cannot fail */
-	if (rc < 0)
+	/* The engine's line says which file is at fault and how. */
+	if (rc < 0 && fs_log_captured()[0] && rc != -ENOMEM)
+		fprintf(stderr, "spoolfs: %s\n", fs_log_captured());
+	else if (rc < 0)
 		fprintf(stderr, "spoolfs: cannot open the store %s: %s\n", dir,
+<<<<<<< HEAD
 			(rc == -ENOTSUP || strstr(dir, "://")) && why[0] ?
 			why : open_failure(rc));
+=======
+			open_failure(rc));
+	fs_log_capture(0);
+>>>>>>> main
 	return rc;
 }
 
@@ -295,8 +329,49 @@ static int serve(struct fuse_session *se, struct fuse_cmdline_opts *cmd)
 	return rc;
 }
 
+/* Was -o allow_other given (it lets other users in, FUSE and SQS)? */
+static int allow_other(const struct fuse_args *args)
+{
+	for (int i = 0; i < args->argc; i++) {
+		const char *a = args->argv[i];
+
+		if (strncmp(a, "-o", 2) == 0 && !a[2] && i + 1 < args->argc)
+			a = args->argv[++i];
+		else if (strncmp(a, "-o", 2) == 0)
+			a += 2;
+		else
+			continue;
+		for (const char *p = strstr(a, "allow_other"); p;
+		     p = strstr(p + 1, "allow_other"))
+			if ((p == a || p[-1] == ',') &&
+			    (p[11] == '\0' || p[11] == ','))
+				return 1;
+	}
+	return 0;
+}
+
+/* Starts the SQS endpoint if --sqs was given; prints one line if not. */
+static int sqs_begin(const struct options *o)
+{
+	struct sqs_config c = {
+		.listen = o->sqs,
+		.owner = getuid(),
+		.allow_other = o->allow_other,
+		.keys = o->sqs_keys,
+		.log = fs_log,
+	};
+	char err[512];
+
+	if (!o->sqs)
+		return 0;
+	if (sqs_start(fs.db, &c, err, sizeof err) == 0)
+		return 0;
+	fprintf(stderr, "spoolfs: %s\n", err);
+	return -1;
+}
+
 static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
-	       const char *data, int sync_none)
+	       const char *data, int sync_none, const struct options *o)
 {
 	struct fuse_session *se;
 	int rc, code = 1;
@@ -305,7 +380,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 	if (!se)
 		return 1;
 	fs.se = se;
-	if (store_open(data, sync_none, cmd->debug) < 0) {
+	if (store_open(data, sync_none, o->salvage, cmd->debug) < 0) {
 		code = 2;
 		goto out_session;
 	}
@@ -313,6 +388,8 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 	fs.data_dir = data;
 	if (fs_inode_init() < 0 || fs_wait_start() < 0)
 		goto out_store;
+	if (sqs_begin(o) < 0)
+		goto out_wait;
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_wait;
 	if (fuse_session_mount(se, cmd->mountpoint) < 0)
@@ -321,6 +398,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 	fs_log(SPOOL_LOG_INFO, "serving %s on %s", data, cmd->mountpoint);
 	rc = serve(se, cmd);
 	code = rc < 0 && rc != -ENODEV ? 1 : 0;
+	sqs_stop();
 	fs_wait_stop();
 	fuse_session_unmount(se);
 	fs_file_free_all();
@@ -328,6 +406,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_wait:
+	sqs_stop();
 	fs_wait_stop();
 out_store:
 	fs_inode_destroy();
@@ -340,11 +419,39 @@ out_session:
 	return code;
 }
 
+/*
+ * Takes --sqs-keys FILE and --sqs-keys=FILE out of argv (compacting it):
+ * libfuse's template "--sqs %s" matches any argument that begins with
+ * "--sqs", so this one cannot be a template beside it.
+ */
+static int take_sqs_keys(int argc, char *argv[], struct options *o)
+{
+	int n = 1;
+
+	for (int i = 1; i < argc; i++) {
+		const char *v = NULL;
+
+		if (strcmp(argv[i], "--sqs-keys") == 0 && i + 1 < argc)
+			v = argv[++i];
+		else if (strncmp(argv[i], "--sqs-keys=", 11) == 0)
+			v = argv[i] + 11;
+		if (v) {
+			free(o->sqs_keys);
+			o->sqs_keys = strdup(v);
+		} else {
+			argv[n++] = argv[i];
+		}
+	}
+	argv[n] = NULL;
+	return n;
+}
+
 int main(int argc, char *argv[])
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_cmdline_opts cmd = { 0 };
 	struct options o = { 0 };
+	int nargc = take_sqs_keys(argc, argv, &o);
+	struct fuse_args args = FUSE_ARGS_INIT(nargc, argv);
+	struct fuse_cmdline_opts cmd = { 0 };
 	char *data = NULL;
 	int code = 1, sync_none = 0;
 
@@ -381,13 +488,16 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "spoolfs: fork: %s\n", strerror(errno));
 		goto out;
 	}
-	code = run(&args, &cmd, data, sync_none);
+	o.allow_other = allow_other(&args);
+	code = run(&args, &cmd, data, sync_none, &o);
 	daemon_report(code);
 out:
 	free(data);
 	free(cmd.mountpoint);
 	free(o.data);
 	free(o.sync);
+	free(o.sqs);
+	free(o.sqs_keys);
 	while (o.npos > 0)
 		free(o.pos[--o.npos]);
 	fuse_opt_free_args(&args);

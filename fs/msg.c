@@ -6,6 +6,7 @@
  * Times are Unix milliseconds, as text.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,6 +121,18 @@ static int64_t ts_ms(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
 }
 
+/* The lease expiry touch -d TIME asks for, in Unix ms: a time at or before
+ * the epoch is 0 (at or before now: a release, never the engine's
+ * "heartbeat" -1), and a time beyond what ms can hold saturates. */
+static int64_t expiry_ms(const struct timespec *ts)
+{
+	if (ts->tv_sec < 0)
+		return 0;
+	if (ts->tv_sec >= INT64_MAX / 1000)
+		return INT64_MAX;
+	return ts_ms(ts);
+}
+
 /* touch leased/<id>: a heartbeat; touch -d TIME: that expiry. */
 void fs_msg_setattr(fuse_req_t req, struct fs_inode *in, struct stat *attr,
 		    int to_set)
@@ -135,7 +148,7 @@ void fs_msg_setattr(fuse_req_t req, struct fs_inode *in, struct stat *attr,
 		rc = spool_lease_extend(in->q->sq, in->msg_id, -1);
 	else if (to_set & FUSE_SET_ATTR_MTIME && in->state == SPOOL_LEASED)
 		rc = spool_lease_extend(in->q->sq, in->msg_id,
-					ts_ms(&attr->st_mtim));
+					expiry_ms(&attr->st_mtim));
 	else if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
 		rc = -EPERM;
 	if (rc == 0)

@@ -27,55 +27,6 @@ int64_t fs_now(void)
 	return spool_now(fs.db);
 }
 
-static struct fs_set open_files = FS_SET_INIT;
-
-void fs_file_free_all(void)
-{
-	struct fs_link *l;
-
-	while ((l = fs_set_pop(&open_files)))
-		fs_file_free((struct fs_file *)((char *)l -
-						offsetof(struct fs_file, link)));
-}
-
-static struct fs_file *file_of(struct fuse_file_info *fi)
-{
-	return (struct fs_file *)(uintptr_t)fi->fh;
-}
-
-void fs_file_free(struct fs_file *f)
-{
-	if (!f)
-		return;
-	fs_wbuf_free(f->w);
-	if (f->r) {
-		fs_poll_drop(f->r);
-		fs_rfile_put(f->r);
-	}
-	free(f->snap);
-	free(f);
-}
-
-void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
-		   struct fs_file *f, const struct fuse_entry_param *e)
-{
-	struct fs_inode *in = f->in;
-	int rc;
-
-	fi->fh = (uintptr_t)f;
-	fi->direct_io = 1;
-	fi->keep_cache = 0;
-	fi->nonseekable = 0;
-	fs_set_add(&open_files, &f->link);
-	rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
-	if (rc != -ENOENT)
-		return;
-	fs_set_remove(&open_files, &f->link);
-	fs_file_free(f);
-	if (e && in && in->dynamic)
-		fs_inode_forget(e->ino, 1);
-}
-
 /* ------------------------------------------------------------ open */
 
 static int open_consume(struct fs_file *f, struct fs_inode *in)
@@ -249,7 +200,7 @@ static void read_draft(fuse_req_t req, struct fs_draft *d, size_t size,
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct fs_file *f = file_of(fi);
+	struct fs_file *f = fs_file_of(fi);
 	struct fs_draft *d;
 
 	(void)ino;
@@ -283,7 +234,7 @@ static int write_draft(struct fs_draft *d, const char *buf, size_t size,
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct fs_file *f = file_of(fi);
+	struct fs_file *f = fs_file_of(fi);
 	int rc = -EBADF;
 
 	(void)ino;
@@ -300,7 +251,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void fs_flush(fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
-	struct fs_file *f = file_of(fi);
+	struct fs_file *f = fs_file_of(fi);
 
 	(void)ino;
 	fuse_reply_err(req, f->w ? -fs_wbuf_flush(f->w, req) : 0);
@@ -309,10 +260,10 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino,
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct fs_file *f = file_of(fi);
+	struct fs_file *f = fs_file_of(fi);
 
 	(void)ino;
-	fs_set_remove(&open_files, &f->link);
+	fs_file_closed(f);
 	if (f->w) {
 		fs_wbuf_release(f->w);
 		f->w = NULL;
@@ -342,8 +293,8 @@ static void reply_attr(fuse_req_t req, struct fs_inode *in,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (in->kind == FS_WRITE && fi && file_of(fi)->w) {
-		struct fs_wbuf *w = file_of(fi)->w;
+	if (in->kind == FS_WRITE && fi && fs_file_of(fi)->w) {
+		struct fs_wbuf *w = fs_file_of(fi)->w;
 
 		pthread_mutex_lock(&w->lock);
 		st.st_size = w->base + w->buf.len;
@@ -420,7 +371,7 @@ static int setattr_draft(struct fs_draft *d, struct stat *attr, int to_set)
 static int setattr_write(struct fs_inode *in, struct fuse_file_info *fi,
 			 struct stat *attr, int to_set)
 {
-	struct fs_wbuf *w = fi ? file_of(fi)->w : NULL, *ref = NULL;
+	struct fs_wbuf *w = fi ? fs_file_of(fi)->w : NULL, *ref = NULL;
 	int rc;
 
 	if (!(to_set & FUSE_SET_ATTR_SIZE))
@@ -574,7 +525,7 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 			 off_t offset, off_t length, struct fuse_file_info *fi)
 {
-	struct fs_wbuf *w = fi ? file_of(fi)->w : NULL;
+	struct fs_wbuf *w = fi ? fs_file_of(fi)->w : NULL;
 
 	(void)ino;
 	(void)mode;

@@ -34,6 +34,7 @@ struct fs_waiter {
 	struct fs_rfile *f;
 	size_t size;
 	off_t off;
+	fs_wait_try_fn *try;        /* answers req, or -EAGAIN */
 	int64_t deadline;           /* CLOCK_MONOTONIC ms; INT64_MAX: none */
 	_Atomic int st;
 	_Atomic int refs;
@@ -200,7 +201,7 @@ static int serve_one(struct fs_waiter *w)
 {
 	for (;;) {
 		uint64_t seq = fs_wait_seq(w->f->q);
-		int rc = fs_consume_try(w->req, w->f, w->size, w->off);
+		int rc = w->try(w->req, w->f, w->size, w->off);
 
 		if (rc == 0) {
 			waiter_put(w);
@@ -305,7 +306,7 @@ void fs_wake(void *arg, spool_queue *sq)
 }
 
 void fs_wait_park(fuse_req_t req, struct fs_rfile *f, size_t size, off_t off,
-		  uint64_t seq)
+		  uint64_t seq, fs_wait_try_fn *try)
 {
 	struct fs_waiter *w = calloc(1, sizeof *w);
 	struct spool_settings s;
@@ -319,13 +320,14 @@ void fs_wait_park(fuse_req_t req, struct fs_rfile *f, size_t size, off_t off,
 	w->f = f;
 	w->size = size;
 	w->off = off;
+	w->try = try;
 	w->refs = 1;
 	w->deadline = INT64_MAX;
 	if (spool_settings_get(f->q->sq, &s) == 0 && s.receive_wait_ms >= 0)
 		w->deadline = mono_ms() + s.receive_wait_ms;
 	while ((rc = park(w, seq, 0)) == -EAGAIN) {
 		seq = fs_wait_seq(f->q);
-		rc = fs_consume_try(req, f, size, off);
+		rc = try(req, f, size, off);
 		if (rc != -EAGAIN) {
 			if (rc < 0)
 				fuse_reply_err(req, -rc);

@@ -3,7 +3,7 @@
  *
  * Drafts and names being written keep theirs in memory; at the push,
  * user.spool.priority and user.spool.delay become the message's priority
- * and delay and the other user.* ones its attributes (handle.c). Message
+ * and delay and the other user.* ones its attributes (push.c). Message
  * files and a bound next answer the message's (msg.c); claim shares one
  * inode between its opens, so its id is what the read returns. Only the
  * user namespace is supported (other namespaces: EOPNOTSUPP).
@@ -15,101 +15,6 @@
 
 #include "fs.h"
 
-static struct fs_xattr **xattr_find(struct fs_xattr **list, const char *name)
-{
-	while (*list && strcmp((*list)->name, name) != 0)
-		list = &(*list)->next;
-	return list;
-}
-
-int fs_xattr_set(struct fs_xattr **list, const char *name, const void *value,
-		 size_t size, int flags)
-{
-	struct fs_xattr **p = xattr_find(list, name), *x = *p;
-	void *copy;
-
-	if (x && (flags & XATTR_CREATE))
-		return -EEXIST;
-	if (!x && (flags & XATTR_REPLACE))
-		return -ENODATA;
-	copy = malloc(size ? size : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, value, size);
-	if (!x) {
-		x = calloc(1, sizeof *x);
-		if (!x || !(x->name = strdup(name))) {
-			free(x);
-			free(copy);
-			return -ENOMEM;
-		}
-		*p = x;
-	}
-	free(x->value);
-	x->value = copy;
-	x->len = size;
-	return 0;
-}
-
-static int xattr_remove(struct fs_xattr **list, const char *name)
-{
-	struct fs_xattr **p = xattr_find(list, name), *x = *p;
-
-	if (!x)
-		return -ENODATA;
-	*p = x->next;
-	free(x->name);
-	free(x->value);
-	free(x);
-	return 0;
-}
-
-void fs_xattr_free(struct fs_xattr *list)
-{
-	while (list) {
-		struct fs_xattr *n = list->next;
-
-		free(list->name);
-		free(list->value);
-		free(list);
-		list = n;
-	}
-}
-
-static ssize_t xattr_get(struct fs_xattr *list, const char *name, char *buf,
-			 size_t size)
-{
-	struct fs_xattr *x = *xattr_find(&list, name);
-
-	if (!x)
-		return -ENODATA;
-	if (size == 0)
-		return x->len;
-	if (size < x->len)
-		return -ERANGE;
-	memcpy(buf, x->value, x->len);
-	return x->len;
-}
-
-static ssize_t xattr_list(struct fs_xattr *list, char *buf, size_t size)
-{
-	size_t need = 0;
-	struct fs_xattr *x;
-
-	for (x = list; x; x = x->next)
-		need += strlen(x->name) + 1;
-	if (size == 0)
-		return need;
-	if (size < need)
-		return -ERANGE;
-	for (x = list; x; x = x->next) {
-		size_t n = strlen(x->name) + 1;
-
-		memcpy(buf, x->name, n);
-		buf += n;
-	}
-	return need;
-}
 
 /* Where the in-memory xattrs of a draft or a name being written are. */
 struct xattrs_ref {
@@ -204,7 +109,7 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	else if (size && !buf)
 		n = -ENOMEM;
 	else if (xattrs_of(in, &r) == 0) {
-		n = xattr_get(*r.list, name, buf, size);
+		n = fs_xattr_get(*r.list, name, buf, size);
 		xattrs_done(&r);
 	} else if ((id = msg_of(in)))
 		n = fs_msg_getxattr(in->q, id, name, buf, size);
@@ -225,7 +130,7 @@ void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	else if (size && !buf)
 		n = -ENOMEM;
 	else if (xattrs_of(in, &r) == 0) {
-		n = xattr_list(*r.list, buf, size);
+		n = fs_xattr_list(*r.list, buf, size);
 		xattrs_done(&r);
 	} else if ((id = msg_of(in))) {
 		n = fs_msg_listxattr(in->q, id, buf, size);
@@ -252,7 +157,7 @@ void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 								       : ENODATA);
 		return;
 	}
-	rc = xattr_remove(r.list, name);
+	rc = fs_xattr_remove(r.list, name);
 	xattrs_done(&r);
 	fuse_reply_err(req, -rc);
 }

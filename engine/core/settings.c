@@ -60,12 +60,26 @@ void settings_default(struct spool_settings *s)
 	s->dedup_window_ms = 300000;
 }
 
-/* A number of seconds, fractions allowed, to ms. */
+/* Decimal digits with at most one '.', at least one digit: what config
+ * prints. Not strtod's grammar, which also takes "0x10", "1e3", "inf",
+ * "nan" and a sign. */
+static int is_decimal(const char *v)
+{
+	size_t whole = strspn(v, "0123456789"), frac = 0;
+
+	if (v[whole] == '.')
+		frac = strspn(v + whole + 1, "0123456789") + 1;
+	return v[whole + frac] == '\0' && whole + frac > (frac ? 1u : 0u);
+}
+
+/* A number of seconds, decimal, fractions allowed, to ms. */
 static int parse_seconds(const char *v, double max, int64_t *ms)
 {
 	char *end;
 	double d;
 
+	if (!is_decimal(v))
+		return -EINVAL;
 	errno = 0;
 	d = strtod(v, &end);
 	if (end == v || *end || errno || !isfinite(d) || d < 0 || d > max)

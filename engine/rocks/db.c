@@ -79,13 +79,19 @@ int rocks_open(const char *dir, const struct spool_options *o,
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	rc = store_open(dir, db->pub.opt.sync == SPOOL_SYNC_ALWAYS,
+	rc = store_open(dir, (db->pub.opt.sync == SPOOL_SYNC_ALWAYS ?
+			      STORE_OPEN_SYNC : 0) |
+			(db->pub.opt.salvage ? STORE_OPEN_SALVAGE : 0),
 			store_log_cb, &db->pub, &db->st);
 	if (rc)
 		goto out_free;
 	rc = db_load(db);
+	if (!rc)
+		rc = store_writable(db->st);
 	if (rc)
 		goto out_free;
+	if (store_salvaged(db->st))
+		salvage_report(db);
 	rocks_tick(&db->pub);
 	if (!db->pub.opt.manual_timers) {
 		rc = timer_start(db, rocks_tick);

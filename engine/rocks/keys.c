@@ -14,6 +14,9 @@
  *            "C" qid:u32be      -> CNT_N x u64 totals, merged by addition
  *            "D" qid:u32be key:16 -> i64 expiry_ms: a dedup key (XXH3-128
  *                                  of a name, or with seed 2 of a body)
+ *            "M" qid:u32be name  -> a queue's extra value (spool_queue_meta_*,
+ *                                  name 1..64 bytes); read on demand only,
+ *                                  so older binaries ignore these keys
  *   CF_IDX   id:u64be           -> idx record (IDX_REC_LEN bytes): u32 qid,
  *                                  u8 state, i32 priority, u32 receives,
  *                                  u64 size, i64 sent_ms, i64 due_ms,

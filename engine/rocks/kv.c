@@ -1,17 +1,17 @@
 /*
- * store.c - the durable store over RocksDB: open with column families,
- * atomic batch writes, point reads, prefix scans. The only file that
- * includes <rocksdb/c.h>. Knows key bytes, not what they mean (keys.c does).
+ * kv.c - the durable store over RocksDB: open with column families,
+ * atomic batch writes, point reads, prefix scans. kv_check.c and
+ * kv_salvage.c say how an existing directory is opened. Knows key bytes,
+ * not what they mean (keys.c does).
  *
  * Every RocksDB error string is logged here and turned into a negative
- * errno; none leaves this file.
+ * errno; none leaves these files.
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 
@@ -19,35 +19,34 @@
 #include <rocksdb/c.h>
 
 #include "rocks.h"
-#include "kv.h"
+#include "kv_i.h"
 
-struct store {
-	rocksdb_t *db;
-	rocksdb_options_t *opts;
-	rocksdb_options_t *cfopts[CF_N];
-	rocksdb_column_family_handle_t *cf[CF_N];
-	rocksdb_block_based_table_options_t *bbopts;
-	rocksdb_cache_t *cache;
-	rocksdb_mergeoperator_t *merge;  /* owned by cfopts[CF_META] */
-	rocksdb_writeoptions_t *wsync;   /* durable writes */
-	rocksdb_writeoptions_t *wnosync; /* everything else */
-	rocksdb_readoptions_t *ropts;
-	store_log_fn log;
-	void *log_arg;
-	atomic_int fail;                 /* test seam: forced write error */
-	atomic_int broken;               /* a write failed: refuse writes */
-	char *dir;
-	pthread_mutex_t room_lock;
-	int64_t room_checked_ms;         /* protected by room_lock */
-	uint64_t room;                   /* free bytes then, less writes since */
-};
-
-/* Free space a push must leave behind, and what any other write must:
- * room for RocksDB's own log appends and flushes, so that consumers can go
- * on acking when producers have filled the disk. */
-#define STORE_RESERVE (4u << 20)
-#define STORE_RESERVE_SMALL (256u << 10)
-/* How long a free-space reading is trusted while there is plenty. */
+/*
+ * Sized from the filesystem that holds the store (its size S, at open), so
+ * that a store works on a filesystem of a few MB as on a large one:
+ *   - each column family's write buffer, S/128 within [64 KiB, 32 MiB]:
+ *     RocksDB preallocates 1.1 times that for each log file, and a flush
+ *     writes about that much;
+ *   - the free space a push must leave behind, S/8 within [256 KiB,
+ *     4 MiB]: up to 64 MiB of filesystem it holds what flushing all three
+ *     column families and starting a new log can write in the background
+ *     (3 x 2.2 write buffers), plus
+ *   - what any other write must leave, S/64 within [64 KiB, 256 KiB]:
+ *     room for log appends, so that consumers go on acking when producers
+ *     have filled the disk;
+ *   - the MANIFEST's preallocation, S/64 within [64 KiB, 4 MiB].
+ * On an 8 MB filesystem that is 64 KiB, 1 MiB, 128 KiB and 128 KiB instead
+ * of 32 MiB, 4 MiB, 256 KiB and 4 MiB, which with the log's preallocation
+ * left no room for any push. docs/reliability.md.
+ */
+#define WBUF_MIN (64ull << 10)
+#define WBUF_MAX (32ull << 20)
+#define RESERVE_MIN (256ull << 10)
+#define RESERVE_MAX (4ull << 20)
+#define SMALL_MIN (64ull << 10)
+#define SMALL_MAX (256ull << 10)
+#define MANIFEST_PREALLOC_MIN (64ull << 10)
+#define MANIFEST_PREALLOC_MAX (4ull << 20)
 #define ROOM_TTL_MS 100
 #define ROOM_PLENTY (256ull << 20)
 
@@ -56,10 +55,10 @@ struct store_batch {
 	struct store *st;       /* for the column family handles */
 };
 
-static const char *const cf_names[CF_N] = { "default", "idx", "body" };
+const char *const store_cf_names[CF_N] = { "default", "idx", "body" };
 
-static void store_log(struct store *st, enum spool_log_level lv,
-		      const char *what, const char *err)
+void store_log(struct store *st, enum spool_log_level lv,
+	       const char *what, const char *err)
 {
 	char line[1024];
 
@@ -70,7 +69,7 @@ static void store_log(struct store *st, enum spool_log_level lv,
 
 /* Maps a RocksDB error string to an errno. RocksDB reports OS errors as
  * "IO error: ...: <strerror text>", so the text is all there is. */
-static int store_errno(const char *err)
+int store_errno(const char *err)
 {
 	if (strstr(err, "No space left"))
 		return -ENOSPC;
@@ -87,8 +86,8 @@ static int store_errno(const char *err)
 }
 
 /* Takes ownership of err: logs it, frees it, returns the errno. */
-static int store_fail(struct store *st, enum spool_log_level lv,
-		      const char *what, char *err)
+int store_fail(struct store *st, enum spool_log_level lv,
+	       const char *what, char *err)
 {
 	int rc = store_errno(err);
 
@@ -204,7 +203,7 @@ static rocksdb_options_t *store_cf_options(struct store *st, enum store_cf cf)
 
 	rocksdb_options_set_block_based_table_factory(o, st->bbopts);
 	rocksdb_options_set_compression(o, rocksdb_lz4_compression);
-	rocksdb_options_set_write_buffer_size(o, 32 << 20);
+	rocksdb_options_set_write_buffer_size(o, WBUF_MAX);
 	/* Queue keys are written once and deleted once: compact files whose
 	 * deletions pile up instead of waiting for size triggers. */
 	rocksdb_options_add_compact_on_deletion_collector_factory(o, 32768,
@@ -260,41 +259,11 @@ static void store_free_options(struct store *st)
 		rocksdb_readoptions_destroy(st->ropts);
 }
 
-/* Checks dir before RocksDB does, for errors it words badly. */
-static int store_check_dir(struct store *st, const char *dir)
+/* One clear line for the operator when RocksDB or the lock refuses. */
+static int store_open_say(struct store *st, const char *dir, int rc)
 {
-	struct stat sb;
-
-	if (stat(dir, &sb) == 0) {
-		if (!S_ISDIR(sb.st_mode)) {
-			store_log(st, SPOOL_LOG_ERR, dir, "not a directory");
-			return -ENOTDIR;
-		}
-		return 0;
-	}
-	if (errno != ENOENT) {
-		int rc = -errno;
-
-		store_log(st, SPOOL_LOG_ERR, dir, strerror(errno));
-		return rc;
-	}
-	if (mkdir(dir, 0700) != 0) {
-		int rc = -errno;
-
-		store_log(st, SPOOL_LOG_ERR, dir, strerror(errno));
-		return rc;
-	}
-	return 0;
-}
-
-/* One clear line for the operator; RocksDB's own words at debug level. */
-static int store_open_error(struct store *st, const char *dir, char *err)
-{
-	int rc = store_errno(err);
 	char what[4200];
 
-	store_log(st, SPOOL_LOG_DEBUG, dir, err);
-	rocksdb_free(err);
 	switch (rc) {
 	case -EBUSY:
 		snprintf(what, sizeof(what), "%s: store is locked by another "
@@ -314,12 +283,134 @@ static int store_open_error(struct store *st, const char *dir, char *err)
 	return rc;
 }
 
-int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
+/* Takes ownership of err; RocksDB's own words go to the debug log. */
+static int store_open_error(struct store *st, const char *dir, char *err)
+{
+	int rc = store_errno(err);
+
+	store_log(st, SPOOL_LOG_DEBUG, dir, err);
+	rocksdb_free(err);
+	return store_open_say(st, dir, rc);
+}
+
+/*
+ * Decides how to open dir: a new store (missing or empty directory), an
+ * existing one that checks out, or (with salvage) a damaged one. *mode is
+ * the WAL recovery mode to open with. Changes nothing in a directory it
+ * refuses.
+ */
+static int store_prepare(struct store *st, int flags, int *mode)
+{
+	struct names nm = { 0 };
+	struct damage d;
+	int is_new, rc;
+
+	*mode = 2;      /* kPointInTimeRecovery: drops a torn tail */
+	rc = store_check_dir(st, st->dir, &is_new, &nm);
+	if (rc || is_new) {
+		st->created = is_new;
+		goto out;
+	}
+	/* A sound store stays open read-only: the engine loads from that
+	 * handle, and store_writable() reopens it read-write only then, so
+	 * a message index that cannot be read is refused with nothing
+	 * changed, without reading it twice. A salvage reads it here. */
+	rc = store_check(st, st->dir, &nm, &d, flags & STORE_OPEN_SALVAGE ?
+			 STORE_CHECK_INDEX : STORE_CHECK_KEEP);
+	if (rc < 0)
+		rc = store_open_say(st, st->dir, rc);
+	else if (rc && !(flags & STORE_OPEN_SALVAGE)) {
+		rc = store_refuse(st, st->dir, &d, 0);
+	} else if (rc) {
+		rc = store_salvage(st, &nm, &d, mode);
+		st->salvaged = rc == 0;
+	}
+out:
+	store_names_free(&nm);
+	return rc;
+}
+
+/* The read-write open; st->db is NULL on error. */
+static int store_open_rw(struct store *st, int mode)
+{
+	char *err = NULL;
+
+	rocksdb_options_set_create_if_missing(st->opts, st->created);
+	rocksdb_options_set_wal_recovery_mode(st->opts, mode);
+	st->db = rocksdb_open_column_families(
+		st->opts, st->dir, CF_N, store_cf_names,
+		(const rocksdb_options_t *const *)st->cfopts, st->cf, &err);
+	if (err) {
+		st->db = NULL;
+		return store_open_error(st, st->dir, err);
+	}
+	return 0;
+}
+
+static void store_close_db(struct store *st)
+{
+	if (!st->db)
+		return;
+	for (int i = 0; i < CF_N; i++)
+		rocksdb_column_family_handle_destroy(st->cf[i]);
+	rocksdb_close(st->db);
+	st->db = NULL;
+}
+
+int store_writable(struct store *st)
+{
+	uint64_t seq;
+	int rc;
+
+	if (!st->readonly)
+		return 0;
+	seq = rocksdb_get_latest_sequence_number(st->db);
+	store_close_db(st);
+	st->readonly = 0;
+	rc = store_open_rw(st, 2);
+	if (rc)
+		return rc;
+	/* Nothing may have written between the two opens (the lock is
+	 * RocksDB's, taken by the read-write open): what was loaded from
+	 * the read-only handle must be the store. */
+	if (rocksdb_get_latest_sequence_number(st->db) != seq) {
+		store_log(st, SPOOL_LOG_ERR, st->dir, "the store changed while "
+			  "it was being opened (another daemon?); start again");
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static uint64_t clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Sizes the reserves and RocksDB's buffers from the store's filesystem
+ * (see RESERVE_MIN). */
+static void store_size_to_fs(struct store *st)
+{
+	struct statvfs sv;
+	uint64_t size = UINT64_MAX;
+
+	if (statvfs(st->dir, &sv) == 0)
+		size = (uint64_t)sv.f_blocks * sv.f_frsize;
+	st->reserve = clamp_u64(size / 8, RESERVE_MIN, RESERVE_MAX);
+	st->reserve_small = clamp_u64(size / 64, SMALL_MIN, SMALL_MAX);
+	for (int i = 0; i < CF_N; i++)
+		rocksdb_options_set_write_buffer_size(
+			st->cfopts[i], clamp_u64(size / 128, WBUF_MIN,
+						 WBUF_MAX));
+	rocksdb_options_set_manifest_preallocation_size(
+		st->opts, clamp_u64(size / 64, MANIFEST_PREALLOC_MIN,
+				    MANIFEST_PREALLOC_MAX));
+}
+
+int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	       struct store **out)
 {
 	struct store *st = calloc(1, sizeof(*st));
-	char *err = NULL;
-	int rc;
+	int rc, mode;
 
 	if (!st)
 		return -ENOMEM;
@@ -327,27 +418,82 @@ int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
 	st->log_arg = log_arg;
 	st->dir = strdup(dir);
 	pthread_mutex_init(&st->room_lock, NULL);
-	rc = st->dir ? store_check_dir(st, dir) : -ENOMEM;
-	if (rc)
+	if (!st->dir) {
+		rc = -ENOMEM;
 		goto out_free;
-	store_init_options(st, sync);
-	st->db = rocksdb_open_column_families(
-		st->opts, dir, CF_N, cf_names,
-		(const rocksdb_options_t *const *)st->cfopts, st->cf, &err);
-	if (err) {
-		rc = store_open_error(st, dir, err);
+	}
+	store_init_options(st, flags & STORE_OPEN_SYNC);
+	rc = store_prepare(st, flags, &mode);
+	if (rc)
 		goto out_options;
+	store_size_to_fs(st);
+	if (st->readonly) {
+		*out = st;
+		return 0;
+	}
+	rc = store_open_rw(st, mode);
+	if (rc)
+		goto out_options;
+	if (st->rescue) {
+		rc = store_rescue_apply(st);
+		store_rescue_free(st->rescue);
+		st->rescue = NULL;
+		if (rc) {
+			store_close(st);
+			return rc;
+		}
 	}
 	*out = st;
 	return 0;
 
 out_options:
+	store_rescue_free(st->rescue);
 	store_free_options(st);
 out_free:
 	pthread_mutex_destroy(&st->room_lock);
 	free(st->dir);
 	free(st);
 	return rc;
+}
+
+int store_sync(struct store *st)
+{
+	char *err = NULL;
+
+	rocksdb_flush_wal(st->db, 1, &err);
+	return err ? store_fail(st, SPOOL_LOG_ERR, "sync", err) : 0;
+}
+
+int store_created(const struct store *st)
+{
+	return st->created;
+}
+
+int store_salvaged(const struct store *st)
+{
+	return st->salvaged;
+}
+
+/*
+ * At a clean close, the write buffers go into table files, so that the
+ * next open has no log to replay (twice: once read-only for the checks and
+ * the load, once read-write). If that fails (a full disk), the log still
+ * holds everything and the next open replays it: not an error.
+ */
+static void store_flush_tables(struct store *st)
+{
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	char *err = NULL;
+
+	rocksdb_flushoptions_set_wait(fo, 1);
+	for (int i = 0; i < CF_N && !err; i++)
+		rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
+	rocksdb_flushoptions_destroy(fo);
+	if (err) {
+		store_log(st, SPOOL_LOG_INFO, "flush at close (the log keeps "
+			  "everything; the next start replays it)", err);
+		rocksdb_free(err);
+	}
 }
 
 void store_close(struct store *st)
@@ -357,13 +503,15 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	/* after a failed log append RocksDB cannot touch that log again */
-	if (!atomic_load(&st->broken))
+	if (st->db && !st->readonly && !atomic_load(&st->broken)) {
 		rocksdb_flush_wal(st->db, 1, &err);
-	if (err)
-		store_fail(st, SPOOL_LOG_ERR, "flush at close", err);
-	for (int i = 0; i < CF_N; i++)
-		rocksdb_column_family_handle_destroy(st->cf[i]);
-	rocksdb_close(st->db);
+		if (err)
+			store_fail(st, SPOOL_LOG_ERR, "flush at close", err);
+		else
+			store_flush_tables(st);
+	}
+	store_close_db(st);
+	store_rescue_free(st->rescue);
 	store_free_options(st);
 	pthread_mutex_destroy(&st->room_lock);
 	free(st->dir);
@@ -458,11 +606,13 @@ int store_write(struct store *st, struct store_batch *b, int flags)
 
 	if (!rc)
 		rc = atomic_load(&st->broken);
+	if (!rc)
+		rc = store_writable(st);
 	if (rc)
 		return rc;
 	rocksdb_writebatch_data(b->wb, &size);
-	rc = store_room(st, size, flags & STORE_GROWS ? STORE_RESERVE :
-			STORE_RESERVE_SMALL);
+	rc = store_room(st, size, flags & STORE_GROWS ? st->reserve :
+			st->reserve_small);
 	if (rc)
 		return rc;
 	rocksdb_write(st->db, durable ? st->wsync : st->wnosync, b->wb, &err);
@@ -525,10 +675,16 @@ int store_scan(struct store *st, enum store_cf cf, const char *prefix,
 			break;
 	}
 	rocksdb_iter_get_error(it, &err);
-	if (err && !rc)
-		rc = store_fail(st, SPOOL_LOG_ERR, "scan", err);
-	else if (err)
+	if (err && !rc && st->readonly) {
+		/* at open, before anything was written */
+		store_log(st, SPOOL_LOG_DEBUG, "scan", err);
+		rc = store_refuse_unreadable(st, err);
 		rocksdb_free(err);
+	} else if (err && !rc) {
+		rc = store_fail(st, SPOOL_LOG_ERR, "scan", err);
+	} else if (err) {
+		rocksdb_free(err);
+	}
 	rocksdb_iter_destroy(it);
 	rocksdb_readoptions_destroy(ro);
 	return rc;

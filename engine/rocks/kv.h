@@ -1,7 +1,8 @@
 /*
- * store.h - the engine's view of its durable store. store.c is the only
- * file that includes <rocksdb/c.h>; RocksDB's error strings never leave it
- * (each is logged and turned into a negative errno).
+ * kv.h - the RocksDB store's view of RocksDB. kv.c (with kv_check.c and
+ * kv_salvage.c, behind kv_i.h) are the only files that call RocksDB;
+ * RocksDB's error strings never leave them (each is logged and turned into
+ * a negative errno).
  *
  * Three column families:
  *   CF_META  the format version, the id reservation, queue records and
@@ -25,11 +26,40 @@ struct store_batch;
 typedef void (*store_log_fn)(void *arg, enum spool_log_level lv,
 			     const char *line);
 
-/* Opens (creating if missing) the store in dir. sync: fsync durable writes.
- * Errors: -EBUSY locked; -EACCES; -ENOTDIR; -EIO (logged). */
-int store_open(const char *dir, int sync, store_log_fn log, void *log_arg,
+/* store_open() flags. */
+#define STORE_OPEN_SYNC 1       /* fsync durable writes */
+#define STORE_OPEN_SALVAGE 2    /* open a damaged store with what is left */
+
+/*
+ * Opens the store in dir. A new store is created only in a missing or
+ * empty directory. An existing one is first checked without writing a
+ * byte (CURRENT, the MANIFEST and the write-ahead logs record by record,
+ * then a read-only open and the format record KEY_VERSION); what a crash
+ * leaves (a torn end of the log) passes, other damage refuses the store
+ * with one error line naming the file, and nothing in dir is changed. With
+ * STORE_OPEN_SALVAGE a damaged store is opened with what can be read: a
+ * copy of the damaged files is kept in dir/damaged-<time>/ and each loss is
+ * logged at error level.
+ * Errors: -EBUSY locked; -EACCES; -ENOTDIR; -EIO damaged or not a spoolfs
+ * store (logged).
+ */
+int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	       struct store **out);
 void store_close(struct store *st);
+/*
+ * An existing store that checked out is first open read-only (the engine
+ * loads from it, so a table that cannot be read is refused before a byte
+ * is written); this reopens it read-write. store_write() calls it; the
+ * engine calls it once loaded, before any other thread uses st. Errors:
+ * those of store_open(); -EBUSY if the store changed in between.
+ */
+int store_writable(struct store *st);
+/* Makes every write so far durable (fsyncs the log), whatever the sync
+ * mode. Errors: -EIO, -ENOSPC. */
+int store_sync(struct store *st);
+/* 1 if store_open() made a new store; 1 if it salvaged a damaged one. */
+int store_created(const struct store *st);
+int store_salvaged(const struct store *st);
 
 /* A new empty batch for st; NULL on ENOMEM. */
 struct store_batch *store_batch_new(struct store *st);
@@ -48,9 +78,10 @@ int store_batch_count(const struct store_batch *b);
 #define STORE_GROWS 2   /* new data (a push): needs the push reserve free */
 
 /*
- * Writes b atomically. Before it reaches RocksDB, the write must leave
- * STORE_RESERVE bytes free on the store's filesystem (STORE_GROWS writes)
- * or STORE_RESERVE_SMALL (the rest: leases, acks, settings), so that a
+ * Writes b atomically. Before it reaches RocksDB, the write must leave a
+ * reserve free on the store's filesystem (sized from it in kv.c: S/8
+ * within [256 KiB, 4 MiB] for STORE_GROWS writes, S/64 within [64 KiB,
+ * 256 KiB] for the rest: leases, acks, settings), so that a
  * full disk refuses pushes cleanly while consumers go on. A write RocksDB
  * itself fails leaves the store refusing writes until it is reopened
  * (RocksDB cannot take another write after a failed log append; its C API

@@ -300,7 +300,7 @@ static int take_next(struct rocks_queue *q, struct node **out, char **rec,
 	}
 }
 
-int rocks_lease_next(spool_queue *pq, void *buf, size_t len,
+int rocks_lease_next(spool_queue *pq, int64_t vt_ms, void *buf, size_t len,
 		     size_t *n, struct spool_msg_info *info)
 {
 	struct rocks_queue *q = RQ(pq);
@@ -320,7 +320,7 @@ int rocks_lease_next(spool_queue *pq, void *buf, size_t len,
 	if (rc)
 		goto out;
 	pthread_mutex_lock(&q->lock);
-	a.vt = q->set.visibility_timeout_ms;
+	a.vt = vt_ms >= 0 ? vt_ms : q->set.visibility_timeout_ms;
 	pthread_mutex_unlock(&q->lock);
 	node_get(m, &next);
 	to_leased(q, &next, &a);
@@ -376,18 +376,28 @@ int rocks_release(spool_queue *pq, uint64_t id, int uncount)
 		      NULL);
 }
 
+struct extend_arg {
+	int64_t expiry_ms;
+	uint32_t receives;      /* 0: any */
+};
+
 static int to_extended(struct rocks_queue *q, struct msg *next, void *arg)
 {
-	state_extend(next, *(const int64_t *)arg, db_now(q->db),
+	const struct extend_arg *a = arg;
+
+	if (a->receives && next->receives != a->receives)
+		return -ENOENT;
+	state_extend(next, a->expiry_ms, db_now(q->db),
 		     q->set.visibility_timeout_ms);
 	return 0;
 }
 
-int rocks_lease_extend(spool_queue *pq, uint64_t id,
+int rocks_lease_extend(spool_queue *pq, uint64_t id, uint32_t receives,
 		       int64_t expiry_ms)
 {
-	return update(RQ(pq), id, SPOOL_LEASED, 0, to_extended, &expiry_ms, -1,
-		      NULL);
+	struct extend_arg a = { expiry_ms, receives };
+
+	return update(RQ(pq), id, SPOOL_LEASED, 0, to_extended, &a, -1, NULL);
 }
 
 /* ----------------------------------------------------------- deleting */
@@ -397,15 +407,18 @@ static int remove_msg(struct rocks_queue *q, struct node *m, int c)
 	return remove_msgs(q, &m, 1, c, 1);
 }
 
+/* need_received: only a message leased before (receives > 0), and when
+ * receives > 0, only while its receive count is receives. */
 static int delete_where(struct rocks_queue *q, uint64_t id, unsigned states,
-			int c, int need_received)
+			int c, int need_received, uint32_t receives)
 {
 	struct node *m;
 
 	pthread_mutex_lock(&q->lock);
 	m = grab(q, id, states);
-	if (m && need_received && m->state == SPOOL_VISIBLE &&
-	    m->receives == 0) {
+	if (m && need_received &&
+	    ((m->state == SPOOL_VISIBLE && m->receives == 0) ||
+	     (receives && m->receives != receives))) {
 		settle(q, m, NULL);
 		m = NULL;
 	}
@@ -413,15 +426,15 @@ static int delete_where(struct rocks_queue *q, uint64_t id, unsigned states,
 	return m ? remove_msg(q, m, c) : -ENOENT;
 }
 
-int rocks_ack(spool_queue *pq, uint64_t id)
+int rocks_ack(spool_queue *pq, uint64_t id, uint32_t receives)
 {
 	return delete_where(RQ(pq), id, SPOOL_LEASED | SPOOL_VISIBLE,
-			    CNT_ACKED, 1);
+			    CNT_ACKED, 1, receives);
 }
 
 int rocks_delete(spool_queue *pq, uint64_t id, unsigned states)
 {
-	return delete_where(RQ(pq), id, states, CNT_DELETED, 0);
+	return delete_where(RQ(pq), id, states, CNT_DELETED, 0, 0);
 }
 
 int rocks_pop(spool_queue *pq, void **body,
@@ -458,21 +471,28 @@ int rocks_pop(spool_queue *pq, void **body,
 	return rc;
 }
 
-int rocks_purge(spool_queue *pq, uint64_t *count_out)
+int rocks_purge(spool_queue *pq, unsigned states, uint64_t *count_out)
 {
+	static const enum spool_state order[] = { SPOOL_VISIBLE, SPOOL_DELAYED,
+						  SPOOL_LEASED, SPOOL_CORRUPT };
 	struct rocks_queue *q = RQ(pq);
 	struct node **v = NULL;
-	size_t n = 0;
+	size_t n = 0, room = 1;
 	int rc = 0;
 
 	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < 4; i++)
+		if (states & order[i])
+			room += queue_tree(q, order[i])->n;
 	if (!q->alive)
 		rc = -ENOENT;
-	else if (!(v = malloc((q->ready.n + q->delayed.n + 1) * sizeof(*v))))
+	else if (!(v = malloc(room * sizeof(*v))))
 		rc = -ENOMEM;
-	if (!rc) {
-		n = grab_many(q, &q->ready, v, q->ready.n);
-		n += grab_many(q, &q->delayed, v + n, q->delayed.n);
+	for (size_t i = 0; !rc && i < 4; i++) {
+		struct tree *t = queue_tree(q, order[i]);
+
+		if (states & order[i])
+			n += grab_many(q, t, v + n, t->n);
 	}
 	pthread_mutex_unlock(&q->lock);
 	if (!rc && n)

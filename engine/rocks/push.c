@@ -326,7 +326,7 @@ int rocks_push_room(spool_queue *pq, size_t n)
 }
 
 int rocks_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,
-		     uint64_t *first_id)
+		     uint64_t *first_id, uint64_t *ids)
 {
 	struct rocks_queue *q = RQ(pq);
 	struct push_job j;
@@ -358,6 +358,8 @@ int rocks_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,
 	}
 	if (first_id)
 		*first_id = j.d[0].msgs[0].id;
+	for (size_t k = 0; ids && k < j.nkeep; k++)
+		ids[j.keep[k]] = j.d[0].msgs[k].id;
 out_close:
 	dests_close(&j);
 out_free:

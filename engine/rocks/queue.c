@@ -583,7 +583,9 @@ static int load_meta(struct rocks_db *db)
 		store_batch_put(b, CF_META, KEY_VERSION, 1, FORMAT_VERSION, 1);
 		rc = store_write(db->st, b, 1);
 		store_batch_free(b);
-		return rc;
+		/* Durable in any sync mode: a store without it is refused
+		 * as not a spoolfs store (kv_check.c). */
+		return rc ? rc : store_sync(db->st);
 	}
 	if (rc)
 		return rc;
@@ -611,8 +613,6 @@ int db_load(struct rocks_db *db)
 	if (!rc)
 		rc = load_counters(db);
 	if (!rc)
-		rc = load_dedups(db);
-	if (!rc)
 		rc = store_scan(db->st, CF_IDX, "", 0, load_msg, db);
 	for (size_t i = 0; i < db->nqueues; i++) {
 		struct rocks_queue *q = db->queues[i];
@@ -622,6 +622,10 @@ int db_load(struct rocks_db *db)
 		if (rc)
 			load_discard(q);
 	}
+	/* Last: it may write (expired keys), which makes the store
+	 * writable (store_writable); everything was read by then. */
+	if (!rc)
+		rc = load_dedups(db);
 	/* The next id starts above everything seen; the first push writes a
 	 * new reservation. */
 	db->reserved_id = 0;
@@ -668,7 +672,8 @@ static int add_delete(void *arg, const char *k, size_t klen, const char *v,
 	return 0;
 }
 
-/* Deletes the queue's record, counters and dedup keys in one batch. */
+/* Deletes the queue's record, counters, dedup keys and extra values in one
+ * batch. */
 static int queue_delete_record(struct rocks_queue *q)
 {
 	struct store_batch *b = store_batch_new(q->db->st);
@@ -678,6 +683,12 @@ static int queue_delete_record(struct rocks_queue *q)
 	if (!b)
 		return -ENOMEM;
 	key_queue(TAG_DEDUP, q->qid, key);
+	rc = store_scan(q->db->st, CF_META, key, QKEY_LEN, add_delete, b);
+	if (rc) {
+		store_batch_free(b);
+		return rc;
+	}
+	key_queue(TAG_QMETA, q->qid, key);
 	rc = store_scan(q->db->st, CF_META, key, QKEY_LEN, add_delete, b);
 	if (rc) {
 		store_batch_free(b);
@@ -831,6 +842,61 @@ int rocks_queue_setattr(spool_queue *pq,
 		pthread_mutex_unlock(&q->lock);
 	}
 	pthread_mutex_unlock(&q->db->cfglock);
+	return rc;
+}
+
+/* ------------------------------------------------------ extra values */
+
+/* "M" qid name: the key of a queue's extra value into out. */
+static size_t meta_key(const struct rocks_queue *q, const char *name,
+		       char out[QKEY_LEN + SPOOL_QMETA_KEY_MAX])
+{
+	size_t n = strlen(name);
+
+	key_queue(TAG_QMETA, q->qid, out);
+	memcpy(out + QKEY_LEN, name, n);
+	return QKEY_LEN + n;
+}
+
+int rocks_queue_meta_get(spool_queue *pq, const char *name, char **val,
+			 size_t *len)
+{
+	struct rocks_queue *q = RQ(pq);
+	char key[QKEY_LEN + SPOOL_QMETA_KEY_MAX];
+	size_t klen = meta_key(q, name, key);
+	struct spool_queue_attr a;
+	int rc = rocks_queue_getattr(pq, &a);
+
+	if (rc)
+		return rc;
+	rc = store_get(q->db->st, CF_META, key, klen, val, len);
+	return rc == -ENOENT ? -ENODATA : rc;
+}
+
+/* Under cfglock, as a queue's delete is: no value outlives its queue. */
+int rocks_queue_meta_set(spool_queue *pq, const char *name, const char *val,
+			 size_t len)
+{
+	struct rocks_queue *q = RQ(pq);
+	char key[QKEY_LEN + SPOOL_QMETA_KEY_MAX];
+	size_t klen = meta_key(q, name, key);
+	struct store_batch *b = store_batch_new(q->db->st);
+	struct spool_queue_attr a;
+	int rc;
+
+	if (!b)
+		return -ENOMEM;
+	pthread_mutex_lock(&q->db->cfglock);
+	rc = rocks_queue_getattr(pq, &a);
+	if (!rc) {
+		if (val)
+			store_batch_put(b, CF_META, key, klen, val, len);
+		else
+			store_batch_delete(b, CF_META, key, klen);
+		rc = store_write(q->db->st, b, 1);
+	}
+	pthread_mutex_unlock(&q->db->cfglock);
+	store_batch_free(b);
 	return rc;
 }
 

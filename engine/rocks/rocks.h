@@ -250,6 +250,7 @@ struct idx_rec {
 #define TAG_QUEUE 'Q'
 #define TAG_COUNTERS 'C'
 #define TAG_DEDUP 'D'
+#define TAG_QMETA 'M'           /* a queue's extra values (queue_meta) */
 /* A queue record: owner, mode, ctime, name and settings text. encode
  * gives a malloc'd buffer; decode gives -EIO for a bad record and
  * -EINVAL for settings it cannot parse. */
@@ -384,5 +385,9 @@ extern const struct store_ops rocks_store;
 /* queue.c: takes a reference on queue name / drops one. */
 int queue_get(struct rocks_db *db, const char *name, struct rocks_queue **out);
 void queue_unref(struct rocks_queue *q);
+
+/* salvage.c: after store_open() salvaged a damaged store, logs at error
+ * level what the loaded queues lack. Reads only. */
+void salvage_report(struct rocks_db *db);
 
 #endif /* ROCKS_H */

@@ -32,3 +32,27 @@ int rocks_test_body_put(spool_db *db, uint64_t id, const char *rec,
 	store_batch_free(b);
 	return rc;
 }
+
+/* RocksDB store only: not an operation of the store table (it makes a
+ * store, it has no handle). */
+int spool_test_bare_store(const char *dir, int with_record)
+{
+	struct store *st;
+	struct store_batch *b;
+	int rc = store_open(dir, 0, NULL, NULL, &st);
+
+	if (rc)
+		return rc;
+	b = with_record ? store_batch_new(st) : NULL;
+	if (b) {
+		/* an id reservation: harmless to load */
+		store_batch_put(b, CF_META, KEY_RESERVATION, 1,
+				"\0\0\0\0\0\0\0\1", 8);
+		rc = store_write(st, b, STORE_DURABLE);
+		store_batch_free(b);
+	} else if (with_record) {
+		rc = -ENOMEM;
+	}
+	store_close(st);
+	return rc;
+}

@@ -1463,3 +1463,139 @@ TEST(stats_format_keys)
 	spool_queue_close(q);
 	spool_close(db);
 }
+
+/* ------------------------------------- what the SQS endpoint asks for */
+
+TEST(batch_ids_every_id)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_push p[3] = {
+		{ .body = "a", .len = 1, .name = "x" },
+		{ .body = "b", .len = 1, .name = "x" },   /* duplicate name */
+		{ .body = "c", .len = 1, .name = "y" },
+	};
+	uint64_t ids[3] = { 7, 7, 7 };
+	char buf[4];
+
+	OK(spool_push_batch_ids(q, p, 3, ids));
+	CHECK(ids[0] != 0 && ids[1] != 0 && ids[2] != 0);
+	CHECK(ids[0] < ids[1] && ids[1] < ids[2]);
+	EQ(spool_msg_read(q, ids[1], 0, buf, sizeof buf), 1);
+	EQ(buf[0], 'b');
+	t_config(q, "dedup=name");
+	/* keys are kept from the first push with dedup on: x once, y */
+	OK(spool_push_batch_ids(q, p, 3, ids));
+	CHECK(ids[0] != 0);
+	EQU(ids[1], 0);
+	CHECK(ids[2] > ids[0]);
+	p[2].name = "z";
+	OK(spool_push_batch_ids(q, p, 3, ids));
+	EQU(ids[0], 0);
+	EQU(ids[1], 0);
+	CHECK(ids[2] != 0);
+	EQ(spool_msg_read(q, ids[2], 0, buf, sizeof buf), 1);
+	EQ(buf[0], 'c');
+	t_config(q, "dedup=off\nmax_size=1");
+	p[0].len = 2;
+	ids[0] = ids[1] = ids[2] = 9;
+	RC(spool_push_batch_ids(q, p, 3, ids), -EFBIG);
+	EQU(ids[0] + ids[1] + ids[2], 0);
+	OK(spool_push_batch_ids(q, p, 0, NULL));
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(lease_next_vt_own_timeout)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_msg_info i;
+	uint64_t a = t_push(q, "a"), b = t_push(q, "b");
+	char buf[4];
+	size_t n;
+
+	RC(spool_lease_next_vt(q, -1, buf, sizeof buf, &n, &i), -EINVAL);
+	OK(spool_lease_next_vt(q, 5000, buf, sizeof buf, &n, &i));
+	EQU(i.id, a);
+	EQ(i.due_ms, T_CLOCK_START + 5000);
+	EQU(i.receives, 1);
+	EQ(t_stat(q, a).due_ms, T_CLOCK_START + 5000);
+	/* zero: visible again at once */
+	OK(spool_lease_next_vt(q, 0, buf, sizeof buf, &n, &i));
+	EQU(i.id, b);
+	spool_tick(db);
+	EQ(t_state(q, b), SPOOL_VISIBLE);
+	t_advance(5000);
+	spool_tick(db);
+	EQ(t_state(q, a), SPOOL_VISIBLE);
+	/* the queue's own timeout is untouched */
+	OK(spool_lease_next(q, buf, sizeof buf, &n, &i));
+	EQ(i.due_ms, spool_now(db) + 30000);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(ack_receive_stale_handle)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_msg_info i;
+	uint64_t a = t_push(q, "a");
+	char buf[4];
+	size_t n;
+
+	RC(spool_ack_receive(q, a, 1), -ENOENT);   /* never leased */
+	OK(spool_lease_next(q, buf, sizeof buf, &n, &i));
+	EQU(i.receives, 1);
+	OK(spool_lease_extend(q, a, spool_now(db)));   /* back: visible */
+	OK(spool_lease_next(q, buf, sizeof buf, &n, &i));
+	EQU(i.receives, 2);
+	/* the first receive's handle neither extends nor acks */
+	RC(spool_lease_extend_receive(q, a, 1, spool_now(db) + 99000),
+	   -ENOENT);
+	RC(spool_ack_receive(q, a, 1), -ENOENT);
+	RC(spool_ack_receive(q, a, 0), -ENOENT);
+	EQ(t_state(q, a), SPOOL_LEASED);
+	EQ(t_stat(q, a).due_ms, spool_now(db) + 30000);
+	OK(spool_lease_extend_receive(q, a, 2, spool_now(db) + 99000));
+	EQ(t_stat(q, a).due_ms, spool_now(db) + 99000);
+	OK(spool_ack_receive(q, a, 2));
+	RC(spool_msg_stat(q, a, &i), -ENOENT);
+	CHECK_STATS(q, 0, 0, 0, 0, 1, 1, 0, 0);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(purge_states_and_delete_all)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_msg_info i;
+	uint64_t count = 9, l;
+
+	t_push(q, "v");
+	l = t_push(q, "leased");
+	t_push_delay(q, "d", 10000);
+	OK(spool_lease_id(q, l, &i));
+	RC(spool_purge_states(q, 0, &count), -EINVAL);
+	RC(spool_purge_states(q, 64, &count), -EINVAL);
+	OK(spool_purge_states(q, SPOOL_LEASED, &count));
+	EQU(count, 1);
+	RC(spool_msg_stat(q, l, &i), -ENOENT);
+	CHECK_STATS(q, 1, 1, 0, 2, 3, 0, 0, 1);
+	l = t_push(q, "leased2");
+	OK(spool_lease_id(q, l, &i));
+	RC(spool_queue_delete(db, "q"), -ENOTEMPTY);
+	OK(spool_queue_delete_all(db, "q"));
+	RC(spool_push(q, &(struct spool_push){ .body = "x", .len = 1 }, NULL),
+	   -ENOENT);
+	RC(spool_purge_states(q, SPOOL_VISIBLE, NULL), -ENOENT);
+	RC(spool_queue_delete_all(db, "q"), -ENOENT);
+	spool_queue_close(q);
+	/* gone for good: a reopened store has no such queue */
+	spool_close(db);
+	db = t_open();
+	RC(spool_queue_open(db, "q", &q), -ENOENT);
+	spool_close(db);
+}

@@ -552,6 +552,23 @@ TEST(config_bad_values_change_nothing)
 		"visibility_timeout=abc",
 		"visibility_timeout=",
 		"visibility_timeout=1e300",
+		"visibility_timeout=0x10",      /* hex: numbers are decimal */
+		"visibility_timeout=1e3",
+		"visibility_timeout=+5",
+		"visibility_timeout=nan",
+		"visibility_timeout=inf",
+		"visibility_timeout=.",
+		"visibility_timeout=5.0.1",
+		"visibility_timeout=16 s",
+		"visibility_timeout=16\x01",
+		"receive_wait=0x10",
+		"receive_wait=infinity",
+		"receive_wait=nan",
+		"delay=0X1p4",
+		"retention=1E2",
+		"dedup_window=1_000",
+		"max_size=0x10",
+		"priority=+1",
 		"visibility_timeout=5s",
 		"receive_wait=-3",
 		"receive_wait=forever",
@@ -727,6 +744,60 @@ TEST(config_paused)
 	/* an unpause with a visible message wakes the readers */
 	CHECK_U(t_wakes("q"), >, wakes);
 	EQU(t_lease(q, "a"), a);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/* --------------------------------------- a queue's extra values (SQS) */
+
+TEST(queue_meta)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q"), *r;
+	char buf[16], big[SPOOL_QMETA_VALUE_MAX + 2];
+
+	RC(spool_queue_meta_get(q, "sqs.wait", buf, sizeof buf), -ENODATA);
+	OK(spool_queue_meta_set(q, "sqs.wait", "20"));
+	EQ(spool_queue_meta_get(q, "sqs.wait", buf, sizeof buf), 2);
+	CHECK_STR(buf, "20");
+	RC(spool_queue_meta_get(q, "sqs.wait", buf, 2), -ERANGE);
+	OK(spool_queue_meta_set(q, "sqs.wait", "5"));
+	EQ(spool_queue_meta_get(q, "sqs.wait", buf, sizeof buf), 1);
+	CHECK_STR(buf, "5");
+	/* keys: [A-Za-z0-9._-], 1..64 bytes; values up to 4096 bytes */
+	RC(spool_queue_meta_set(q, "", "x"), -EINVAL);
+	RC(spool_queue_meta_set(q, "a/b", "x"), -EINVAL);
+	memset(big, 'k', 65);
+	big[65] = '\0';
+	RC(spool_queue_meta_set(q, big, "x"), -EINVAL);
+	big[64] = '\0';
+	OK(spool_queue_meta_set(q, big, ""));
+	EQ(spool_queue_meta_get(q, big, buf, sizeof buf), 0);
+	memset(big, 'v', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	RC(spool_queue_meta_set(q, "v", big), -EINVAL);
+	big[SPOOL_QMETA_VALUE_MAX] = '\0';
+	OK(spool_queue_meta_set(q, "v", big));
+	RC(spool_queue_meta_get(q, "bad key", buf, sizeof buf), -EINVAL);
+	/* removing; another queue has its own */
+	OK(spool_queue_meta_set(q, "v", NULL));
+	RC(spool_queue_meta_get(q, "v", buf, sizeof buf), -ENODATA);
+	r = t_mkq(db, "r");
+	RC(spool_queue_meta_get(r, "sqs.wait", buf, sizeof buf), -ENODATA);
+	/* durable across a reopen */
+	spool_queue_close(q);
+	spool_queue_close(r);
+	spool_close(db);
+	db = t_open();
+	q = t_q(db, "q");
+	EQ(spool_queue_meta_get(q, "sqs.wait", buf, sizeof buf), 1);
+	/* gone with the queue: a new queue of the same name has none */
+	OK(spool_queue_delete(db, "q"));
+	RC(spool_queue_meta_get(q, "sqs.wait", buf, sizeof buf), -ENOENT);
+	RC(spool_queue_meta_set(q, "sqs.wait", "1"), -ENOENT);
+	spool_queue_close(q);
+	q = t_mkq(db, "q");
+	RC(spool_queue_meta_get(q, "sqs.wait", buf, sizeof buf), -ENODATA);
 	spool_queue_close(q);
 	spool_close(db);
 }

@@ -1,11 +1,23 @@
 /*
  * test_rocks.c - what only the RocksDB store has: the directory it
  * creates, the lock on it (same process, another process, a parent's), a
- * path that is not a directory, a corrupt store. Always run on a RocksDB
+ * path that is not a directory, a corrupt store, what an existing
+ * directory must hold (issue 11). Always run on a RocksDB
  * store, whatever SPOOL_TEST_STORE says.
  */
 #define T_STORE_ROCKSDB
+#include <dirent.h>
+
 #include "t.h"
+
+/* Opens the store again and checks how many queues it holds. */
+static void reopen_has_queues(size_t n)
+{
+	spool_db *db = t_open();
+
+	EQU(spool_queue_count(db), n);
+	spool_close(db);
+}
 
 TEST(open_creates_dir_and_close)
 {
@@ -25,9 +37,7 @@ TEST(open_creates_dir_and_close)
 	spool_close(NULL);
 	spool_queue_close(NULL);
 	/* and again, on the existing store */
-	db = t_open();
-	EQU(spool_queue_count(db), 0);
-	spool_close(db);
+	reopen_has_queues(0);
 }
 
 TEST(open_locked_same_process)
@@ -186,4 +196,103 @@ TEST(open_corrupt_store_fails)
 	RC(spool_open(t_store, &o, &db), -EIO);
 	CHECK(db == NULL);
 	CHECK_INT(t_log_err_count(), >=, 1);
+}
+
+/* ------------------------------------------- what an existing dir holds */
+
+/* A fingerprint of every entry of dir: names, sizes, mtimes (ns). */
+static unsigned long long dir_print(const char *dir)
+{
+	unsigned long long h = 1469598103934665603ull;
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	CHECK(d != NULL);
+	while ((e = readdir(d))) {
+		char path[sizeof t_store + 300];
+		struct stat st;
+
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		OK(lstat(path, &st));
+		for (const char *p = e->d_name; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ull;
+		h = (h ^ (unsigned long long)st.st_size) * 1099511628211ull;
+		h = (h ^ (unsigned long long)st.st_mtim.tv_nsec) *
+		    1099511628211ull;
+		h ^= (unsigned long long)st.st_mtim.tv_sec;
+	}
+	closedir(d);
+	return h;
+}
+
+/* The last log line that holds text, or NULL. */
+static const char *t_log_find(const char *text)
+{
+	for (unsigned i = t_log_n; i-- > 0 && i + T_LOG_RING >= t_log_n;)
+		if (strstr(t_log_ring[i % T_LOG_RING], text))
+			return t_log_ring[i % T_LOG_RING];
+	return NULL;
+}
+
+TEST(store_cut_short_before_its_format_record_opens_as_new)
+{
+	spool_db *db;
+
+	OK(spool_test_bare_store(t_store, 0));
+	reopen_has_queues(0);
+	db = t_open();
+	spool_queue_close(t_mkq(db, "q"));
+	spool_close(db);
+	reopen_has_queues(1);
+}
+
+TEST(store_with_records_but_no_format_record_is_refused)
+{
+	struct spool_options o;
+	spool_db *db = NULL;
+	unsigned long long before;
+
+	OK(spool_test_bare_store(t_store, 1));
+	before = dir_print(t_store);
+	t_log_expect();
+	t_options(&o);
+	for (int i = 0; i < 2; i++) {
+		RC(spool_open(t_store, &o, &db), -EIO);
+		CHECK(db == NULL);
+		CHECK(t_log_find("no spoolfs format record") != NULL);
+		CHECK(t_log_find("(nothing was changed") != NULL);
+		CHECK(dir_print(t_store) == before);
+	}
+	/* --salvage opens it and writes the record */
+	o.salvage = 1;
+	OK(spool_open(t_store, &o, &db));
+	spool_close(db);
+	o.salvage = 0;
+	OK(spool_open(t_store, &o, &db));
+	spool_close(db);
+}
+
+TEST(directory_of_other_files_is_never_written)
+{
+	struct spool_options o;
+	spool_db *db = NULL;
+	unsigned long long before;
+	char path[sizeof t_store + 32];
+	FILE *f;
+
+	OK(mkdir(t_store, 0700));
+	snprintf(path, sizeof path, "%s/notes.txt", t_store);
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	fputs("mine\n", f);
+	fclose(f);
+	before = dir_print(t_store);
+	t_log_expect();
+	t_options(&o);
+	RC(spool_open(t_store, &o, &db), -EIO);
+	CHECK(t_log_find("not a spoolfs store: it holds other files") != NULL);
+	o.salvage = 1;
+	RC(spool_open(t_store, &o, &db), -EIO);
+	CHECK(db == NULL);
+	CHECK(dir_print(t_store) == before);
 }

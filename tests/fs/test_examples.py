@@ -1,7 +1,8 @@
 """Every example in examples/ runs against a real mount (issue 7): the
 shell producer, claim consumer, batch job and DLQ inspector, the Python
 client module and its worker pool, the Node.js producer and consumer, and
-the systemd unit's command line."""
+the systemd unit's command line, and a boto3 SQS worker sharing a queue
+with the shell claim loop."""
 import configparser
 import os
 import shlex
@@ -257,3 +258,44 @@ def test_systemd_unit_verifies():
            if l.strip() and 'spoolfs' not in l.split(':')[0] and
            'is not executable' not in l and 'No such file' not in l]
     assert not bad, r
+
+
+# ------------------------------------------------------------ SQS
+
+def test_sqs_worker_then_shell_claim_loop(mount_factory, tmp_path):
+    """examples/python/sqs_worker.py, a boto3 SQS worker pointed at spoolfs
+    by environment only, takes part of a queue filled by the shell
+    producer; the shell claim loop drains the rest: every job is done
+    once."""
+    import re
+    m = mount_factory('--sqs', '0')
+    port = re.search(r'serving SQS on http://127\.0\.0\.1:(\d+)', m.log())
+    assert port, m.log()
+    r = run(['sh', EX / 'shell' / 'producer.sh', m.mnt, 'jobs', '10'])
+    assert r.returncode == 0, r
+    out = tmp_path / 'out'
+    handler = ('body=$(cat); if [ "$body" = "job 3" ] && [ ! -e %s.seen ]; '
+               'then : > %s.seen; exit 1; fi; echo "$body" >> %s'
+               % (out, out, out))
+    env = dict(os.environ, AWS_DEFAULT_REGION='us-east-1',
+               AWS_ACCESS_KEY_ID='x', AWS_SECRET_ACCESS_KEY='x',
+               AWS_ENDPOINT_URL_SQS='http://127.0.0.1:%s' % port.group(1))
+    r = run(['/usr/bin/python3', EX / 'python' / 'sqs_worker.py', 'jobs',
+             '--max', '6', '--idle', '1', '--', 'sh', '-c', handler],
+            env=env)
+    assert r.returncode == 0, r
+    worker = re.fullmatch(r'sqs_worker: (\d+) done, (\d+) released',
+                          r.stdout.strip())
+    assert worker, r.stdout
+    assert int(worker.group(1)) + int(worker.group(2)) == 6
+    r = run(['sh', EX / 'shell' / 'consumer.sh', m.mnt, 'jobs', '1',
+             'sh', '-c', handler])
+    assert r.returncode == 0, r
+    shell = re.fullmatch(r'consumer: (\d+) done, (\d+) released',
+                         r.stdout.strip())
+    assert int(worker.group(1)) + int(shell.group(1)) == 10
+    assert sorted(out.read_text().splitlines()) == sorted(
+        ['job %d' % i for i in (1, 2, 3, 4, 6, 7, 8, 9)] +
+        ['urgent job 5', 'urgent job 10'])
+    s = stats(m.q('jobs'))
+    assert s['visible'] == 0 and s['leased'] == 0 and s['acked_total'] == 10
