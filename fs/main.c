@@ -194,7 +194,6 @@ static const char *open_failure(int rc)
 static int store_open(const char *dir, int sync_none, int salvage,
 		      int debug)
 {
-	char why[512];
 	struct spool_options o;
 	int rc;
 
@@ -207,12 +206,6 @@ static int store_open(const char *dir, int sync_none, int salvage,
 	/* What salvage did is logged as it happens, not captured. */
 	fs_log_capture(!salvage);
 	rc = spool_open(dir, &o, &fs.db);
-<<<<<<< HEAD
-	/* the engine's own line says which setting of a server is wrong */
-	snprintf(why, sizeof why, "%s", fs_log_captured());
-	fs_log_capture(0);
-=======
->>>>>>> main
 	/* The rebuild's scratch (scan buffers, growing vectors) is freed by
 	 * now but left in the heap: give it back to the system, so that what
 	 * the daemon holds is what the queues need (docs/performance.md). */
@@ -224,13 +217,8 @@ static int store_open(const char *dir, int sync_none, int salvage,
 		fprintf(stderr, "spoolfs: %s\n", fs_log_captured());
 	else if (rc < 0)
 		fprintf(stderr, "spoolfs: cannot open the store %s: %s\n", dir,
-<<<<<<< HEAD
-			(rc == -ENOTSUP || strstr(dir, "://")) && why[0] ?
-			why : open_failure(rc));
-=======
 			open_failure(rc));
 	fs_log_capture(0);
->>>>>>> main
 	return rc;
 }
 

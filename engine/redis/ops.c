@@ -82,6 +82,9 @@ static void meta_info(const struct rd_reply *m, struct spool_msg_info *info)
 	info->first_received_ms = rd_int(m, 7);
 }
 
+static int dup_value(const struct rd_reply *r, size_t i, char **out,
+		     size_t *len);
+
 /* ------------------------------------------------------------ settings */
 
 enum { F_INT, F_UINT, F_STR };
@@ -528,6 +531,35 @@ int redis_queue_setattr(spool_queue *pq, const struct spool_queue_attr *attr)
 	return q_set(RQ(pq), &a);
 }
 
+int redis_queue_meta_get(spool_queue *pq, const char *key, char **val,
+			 size_t *len)
+{
+	struct rd_args a;
+	struct rd_reply r;
+	int rc;
+
+	q_args(&a, RQ(pq));
+	rd_arg_str(&a, key);
+	rc = q_call(RQ(pq), "meta_get", &a, RD_READ, &r);
+	if (rc)
+		return rc;
+	rc = dup_value(&r, 0, val, len);
+	rd_reply_free(&r);
+	return rc;
+}
+
+int redis_queue_meta_set(spool_queue *pq, const char *key, const char *val,
+			 size_t len)
+{
+	struct rd_args a;
+
+	q_args(&a, RQ(pq));
+	rd_arg_str(&a, key);
+	rd_arg_str(&a, val ? "1" : "0");
+	rd_arg(&a, val ? val : "", val ? len : 0);
+	return q_call(RQ(pq), "meta_set", &a, RD_WRITE, NULL);
+}
+
 /* ------------------------------------------------------------ pushing */
 
 int redis_push_room(spool_queue *pq, size_t n)
@@ -540,7 +572,7 @@ int redis_push_room(spool_queue *pq, size_t n)
 }
 
 int redis_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,
-		     uint64_t *first_id)
+		     uint64_t *first_id, uint64_t *ids)
 {
 	struct rd_queue *q = RQ(pq);
 	struct spool_settings s;
@@ -598,8 +630,18 @@ int redis_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,
 	if (!rc) {
 		const char *id = rd_str(&r, 0, NULL);
 
+		struct rd_reply l = rd_elem(&r, 1);
+
 		if (first_id && id && *id)
 			spool_id_parse(id, SPOOL_ID_LEN, first_id);
+		for (size_t i = 0; ids && i < n; i++) {
+			size_t len;
+			const char *t = rd_str(&l, i, &len);
+
+			ids[i] = 0;
+			if (t && len == SPOOL_ID_LEN)
+				spool_id_parse(t, len, &ids[i]);
+		}
 		rd_reply_free(&r);
 	}
 out:
@@ -711,8 +753,9 @@ int redis_msg_set_corrupt(spool_queue *pq, uint64_t id)
  * one that fails is set aside as CORRUPT and the next one taken. On
  * success *r holds the meta (value 0) and the record (value 1).
  */
-static int take_next(struct rd_queue *q, int pop, struct rd_reply *r,
-		     struct body_view *bv, struct spool_msg_info *info)
+static int take_next(struct rd_queue *q, int pop, int64_t vt,
+		     struct rd_reply *r, struct body_view *bv,
+		     struct spool_msg_info *info)
 {
 	for (;;) {
 		struct rd_args a;
@@ -723,6 +766,7 @@ static int take_next(struct rd_queue *q, int pop, struct rd_reply *r,
 
 		q_args(&a, q);
 		rd_arg_str(&a, pop ? "pop" : "lease");
+		rd_arg_int(&a, vt);
 		rc = q_call(q, "lease", &a, RD_WRITE, r);
 		if (rc)
 			return rc;
@@ -756,13 +800,13 @@ static int take_next(struct rd_queue *q, int pop, struct rd_reply *r,
 	}
 }
 
-int redis_lease_next(spool_queue *pq, void *buf, size_t len, size_t *n,
-		     struct spool_msg_info *info)
+int redis_lease_next(spool_queue *pq, int64_t vt_ms, void *buf, size_t len,
+		     size_t *n, struct spool_msg_info *info)
 {
 	struct body_view bv;
 	struct rd_reply r;
 	struct spool_msg_info i;
-	int rc = take_next(RQ(pq), 0, &r, &bv, &i);
+	int rc = take_next(RQ(pq), 0, vt_ms, &r, &bv, &i);
 
 	if (rc)
 		return rc;
@@ -780,7 +824,7 @@ int redis_pop(spool_queue *pq, void **body, struct spool_msg_info *info)
 	struct body_view bv;
 	struct rd_reply r;
 	struct spool_msg_info i;
-	int rc = take_next(RQ(pq), 1, &r, &bv, &i);
+	int rc = take_next(RQ(pq), 1, -1, &r, &bv, &i);
 
 	if (rc)
 		return rc;
@@ -825,9 +869,11 @@ int redis_lease_id(spool_queue *pq, uint64_t id, struct spool_msg_info *info)
 	return 0;
 }
 
-int redis_ack(spool_queue *pq, uint64_t id)
+int redis_ack(spool_queue *pq, uint64_t id, uint32_t receives)
 {
-	return msg_call(pq, "ack", id, 0, NULL, NULL);
+	int64_t x = receives;
+
+	return msg_call(pq, "ack", id, 1, &x, NULL);
 }
 
 int redis_release(spool_queue *pq, uint64_t id, int uncount)
@@ -837,11 +883,12 @@ int redis_release(spool_queue *pq, uint64_t id, int uncount)
 	return msg_call(pq, "release", id, 1, &x, NULL);
 }
 
-int redis_lease_extend(spool_queue *pq, uint64_t id, int64_t expiry_ms)
+int redis_lease_extend(spool_queue *pq, uint64_t id, uint32_t receives,
+		       int64_t expiry_ms)
 {
-	int64_t x = expiry_ms < 0 ? -1 : expiry_ms;
+	int64_t x[2] = { receives, expiry_ms < 0 ? -1 : expiry_ms };
 
-	return msg_call(pq, "extend", id, 1, &x, NULL);
+	return msg_call(pq, "extend", id, 2, x, NULL);
 }
 
 int redis_delete(spool_queue *pq, uint64_t id, unsigned states)
@@ -892,13 +939,14 @@ int redis_move_all(spool_queue *pq, spool_queue *dst, uint64_t max,
 	return rc;
 }
 
-int redis_purge(spool_queue *pq, uint64_t *count)
+int redis_purge(spool_queue *pq, unsigned states, uint64_t *count)
 {
 	struct rd_args a;
 	struct rd_reply r;
 	int rc;
 
 	q_args(&a, RQ(pq));
+	rd_arg_int(&a, states);
 	rc = q_call(RQ(pq), "purge", &a, RD_WRITE, &r);
 	if (count)
 		*count = rc ? 0 : (uint64_t)rd_int(&r, 0);

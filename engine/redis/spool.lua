@@ -18,6 +18,7 @@ everything a queue is lives in these keys, all under one hash tag {P}:
   {P}:q:Q:i         hash             ID -> meta "state,prio,recv,due,first,size,sent"
   {P}:q:Q:c         hash             counters and bytes
   {P}:q:Q:u         ZSET             dedup key -> expiry ms
+  {P}:q:Q:m         hash             the queue's metadata (spool_queue_meta_*)
   channel {P}:w     "v ORIGIN Q" (Q gained visible messages), "c ORIGIN Q"
                     (settings changed), "x ORIGIN Q" (deleted),
                     "t ORIGIN Q DUE" (a new timer)
@@ -31,6 +32,7 @@ The daemon replaces @VERSION@ with a hash of this text before loading.
 local VERSION = '@VERSION@'
 local ENOENT, EIO, EAGAIN, EEXIST, ENOTEMPTY, EINVAL, EFBIG, EDQUOT =
 	-2, -5, -11, -17, -39, -22, -27, -122
+local ENODATA = -61
 local VIS, DEL, LEA, COR = 1, 2, 4, 8
 -- the queue (this incarnation) is gone: -ENOENT, and the handle is dead
 local GONE = -100000
@@ -346,7 +348,8 @@ local function f_qdelete(K, A)
 	if depth(q) > 0 then return reply(ENOTEMPTY) end
 	redis.call('ZREM', P .. ':queues', q)
 	redis.call('ZREM', P .. ':timers', q)
-	for _, t in ipairs({'s', 'r', 'd', 'l', 'k', 't', 'o', 'i', 'c', 'u'}) do
+	for _, t in ipairs({'s', 'r', 'd', 'l', 'k', 't', 'o', 'i', 'c', 'u',
+			     'm'}) do
 		redis.call('UNLINK', qk(q, t))
 	end
 	publish('x', q)
@@ -387,6 +390,26 @@ local function f_defaults(K, A)
 	local args = {}
 	for i = 3, #A do args[#args + 1] = A[i] end
 	redis.call('HSET', P .. ':defaults', unpack(args))
+	return reply(0)
+end
+
+-- meta_get(name, gen, key), meta_set(name, gen, key, 1 value | 0)
+local function f_meta_get(K, A)
+	start(K, A)
+	if not live(A[3], A[4]) then return reply(GONE) end
+	local v = redis.call('HGET', qk(A[3], 'm'), A[5])
+	if not v then return reply(ENODATA) end
+	return reply(0, v)
+end
+
+local function f_meta_set(K, A)
+	start(K, A)
+	if not live(A[3], A[4]) then return reply(GONE) end
+	if A[6] == '1' then
+		redis.call('HSET', qk(A[3], 'm'), A[5], A[7])
+	else
+		redis.call('HDEL', qk(A[3], 'm'), A[5])
+	end
 	return reply(0)
 end
 
@@ -457,7 +480,8 @@ local function f_push(K, A)
 	local keep, seen = {}, {}
 	local dedup = redis.call('ZRANGE', qk(q, 'u'), '-inf', S(NOW),
 				 'BYSCORE', 'LIMIT', 0, 64)
-	for _, m in ipairs(msgs) do
+	for i, m in ipairs(msgs) do
+		m.index = i
 		if m.key == '' then
 			keep[#keep + 1] = m
 		elseif not seen[m.key] then
@@ -483,7 +507,9 @@ local function f_push(K, A)
 		redis.call('ZADD', qk(q, 'u'), S(NOW + s.dwin), key)
 	end
 	count(q, 'deduped_total', n - #keep)
-	if #keep == 0 then return reply(0, '') end
+	local ids = {}
+	for i = 1, n do ids[i] = '' end
+	if #keep == 0 then return reply(0, '', ids) end
 	local ms, c = ids_take(#keep * #dests)
 	local first
 	for di, d in ipairs(dests) do
@@ -492,6 +518,7 @@ local function f_push(K, A)
 			local ims, ic = id_add(ms, c, (di - 1) * #keep + (k - 1))
 			local id = b62(ims, ic)
 			first = first or id
+			if di == 1 then ids[p.index] = id end
 			local delay = p.has_delay and p.delay or d.s.delay
 			local m = {id = id, prio = p.has_prio and p.prio or d.s.prio,
 				sent = NOW, size = p.size, recv = 0, first = 0,
@@ -506,21 +533,22 @@ local function f_push(K, A)
 		count(d.name, 'bytes', bytes)
 		qdue_update(d.name, d.s)
 	end
-	return reply(0, first)
+	return reply(0, first, ids)
 end
 
 -- ------------------------------------------------------------ leasing
 
-local function lease_msg(q, s, m)
+local function lease_msg(q, s, m, vt)
 	m.state = LEA
 	m.recv = m.recv + 1
-	m.due = NOW + s.vt
+	m.due = NOW + (vt or s.vt)
 	if m.first == 0 then m.first = NOW end
 	place(q, m)
 	publish('t', q, S(m.due))
 end
 
--- lease(name, gen, lease|pop): {0, woken, meta..., record}
+-- lease(name, gen, lease|pop, vt ms or -1 for the queue's):
+-- {0, woken, meta..., record}
 local function f_lease(K, A)
 	start(K, A)
 	local q = A[3]
@@ -544,7 +572,13 @@ local function f_lease(K, A)
 			if A[5] == 'pop' then
 				remove(q, m, 'acked_total')
 			else
-				lease_msg(q, s, m)
+				local vt = tonumber(A[6])
+				lease_msg(q, s, m, vt >= 0 and vt or nil)
+				if m.due <= NOW then     -- vt 0: visible again at once
+					unplace(q, m)
+					m.state = VIS
+					place(q, m)
+				end
 			end
 			qdue_update(q, s)
 			return reply(0, meta_list(m), rec)
@@ -584,14 +618,16 @@ local function f_restore(K, A)
 	return reply(0)
 end
 
--- ack(name, gen, id)
+-- ack(name, gen, id, receives: 0 any, else that receive only)
 local function f_ack(K, A)
 	start(K, A)
 	local q = A[3]
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	if not m or not (m.state == LEA or (m.state == VIS and m.recv > 0)) then
+	local r = tonumber(A[6])
+	if not m or not (m.state == LEA or (m.state == VIS and m.recv > 0)) or
+	   (r ~= 0 and m.recv ~= r) then
 		return reply(ENOENT)
 	end
 	unplace(q, m)
@@ -617,15 +653,18 @@ local function f_release(K, A)
 	return reply(0)
 end
 
--- extend(name, gen, id, expiry or -1)
+-- extend(name, gen, id, receives (0 any), expiry or -1)
 local function f_extend(K, A)
 	start(K, A)
 	local q = A[3]
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	if not m or m.state ~= LEA then return reply(ENOENT) end
-	local e = tonumber(A[6])
+	local r = tonumber(A[6])
+	if not m or m.state ~= LEA or (r ~= 0 and m.recv ~= r) then
+		return reply(ENOENT)
+	end
+	local e = tonumber(A[7])
 	if e < 0 then e = NOW + s.vt end
 	unplace(q, m)
 	if e <= NOW then
@@ -717,15 +756,19 @@ local function f_move_all(K, A)
 	return reply(0, #head)
 end
 
--- purge(name, gen): every VISIBLE and DELAYED message
+-- purge(name, gen, states): every message in one of the states
 local function f_purge(K, A)
 	start(K, A)
 	local q = A[3]
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
 	local n = 0
-	for _, t in ipairs({'r', 'd'}) do
-		local all = redis.call('ZRANGE', qk(q, t), 0, -1)
+	local states = tonumber(A[5])
+	for bit, t in pairs({[VIS] = 'r', [DEL] = 'd', [LEA] = 'l', [COR] = 'k'}) do
+		local all = {}
+		if math.floor(states / bit) % 2 == 1 then
+			all = redis.call('ZRANGE', qk(q, t), 0, -1)
+		end
 		for _, member in ipairs(all) do
 			local id = t == 'r' and string.sub(member, 9) or member
 			local m = meta_get(q, id)
@@ -878,6 +921,8 @@ reg('qget', f_qget, RO)
 reg('qset', f_qset, OOM)
 reg('defaults', f_defaults, OOM)
 reg('qnext', f_qnext, RO)
+reg('meta_get', f_meta_get, RO)
+reg('meta_set', f_meta_set)
 reg('qcount', f_qcount, RO)
 reg('room', f_room, RO)
 reg('push', f_push)
