@@ -152,10 +152,7 @@ class Mount:
         self.mnt.mkdir(exist_ok=True)
         self.data.mkdir(exist_ok=True)
         self.logfile = self.tmp / 'spoolfs.log'
-        # the --data value: the directory, or the test's namespace of the
-        # store SPOOL_TEST_STORE names
-        self.store = store or ('%s/%s' % (STORE.rstrip('/'), self.tmp.name)
-                               if STORE else str(self.data))
+        self._store = store
         self.args = list(args)
         self.proc = None
         self.cmd = None
@@ -163,6 +160,17 @@ class Mount:
         self.exits = []           # (cmd, returncode) of daemons that ended
         self.ended = []           # daemons stopped by umount() or kill9()
         self.request = request
+
+    @property
+    def store(self):
+        """The --data value: the directory (self.data, which a test may
+        change), or the test's namespace of the store SPOOL_TEST_STORE
+        names, or the store given to the factory."""
+        if self._store:
+            return self._store
+        if STORE:
+            return '%s/%s' % (STORE.rstrip('/'), self.tmp.name)
+        return str(self.data)
 
     # ------------------------------------------------------------ daemon
     def start(self, *args, wait=True):
