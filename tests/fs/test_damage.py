@@ -19,6 +19,9 @@ from spoolutil import push, read_file, stats
 
 N = 400                      # pushes: the log spans several 32 KiB blocks
 
+pytestmark = pytest.mark.rocksdb_only(
+    'damages the files of the RocksDB directory (salvage is RocksDB only)')
+
 
 def body(i):
     return b'body-%05d-' % i + b'x' * 100

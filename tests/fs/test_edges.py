@@ -69,6 +69,8 @@ def test_config_decimal_fractions_still_accepted(mount):
         ('2.5', '0.5', 'inf')
 
 
+@pytest.mark.rocksdb_only(
+    'a small filesystem under the RocksDB directory')
 @pytest.mark.spool_timeout(300)
 @pytest.mark.parametrize('size_mb', [4, 8])
 def test_store_on_a_small_filesystem_takes_pushes(mount_factory, size_mb):
