@@ -574,11 +574,10 @@ local function f_lease(K, A)
 			else
 				local vt = tonumber(A[6])
 				lease_msg(q, s, m, vt >= 0 and vt or nil)
-				if m.due <= NOW then     -- vt 0: visible again at once
-					unplace(q, m)
-					m.state = VIS
-					place(q, m)
-				end
+				-- vt 0: the lease runs out at once, through the
+				-- expiry path, as on RocksDB (expired_total, and
+				-- the dead-letter queue at max_receives)
+				if m.due <= NOW then promote(q, s) end
 			end
 			qdue_update(q, s)
 			return reply(0, meta_list(m), rec)

@@ -22,6 +22,36 @@ static void lease_and_expire(spool_db *db, spool_queue *q, uint64_t want)
 	spool_tick(db);
 }
 
+/* A lease of length 0 (SQS's VisibilityTimeout=0) runs out through the
+ * same path as any lease: counted as expired, and dead-lettered at
+ * max_receives, not simply made visible again. */
+TEST(zero_length_lease_expires_like_any_lease)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "jobs"), *dlq;
+	struct spool_msg_info i;
+	uint64_t id = t_push(q, "poison");
+	char buf[8];
+	size_t n;
+
+	t_config(q, "max_receives=2\n");
+	OK(spool_lease_next_vt(q, 0, buf, sizeof buf, &n, &i));
+	spool_tick(db);
+	EQ(t_state(q, id), SPOOL_VISIBLE);
+	EQU(t_stats(q).expired_total, 1);
+	OK(spool_lease_next_vt(q, 0, buf, sizeof buf, &n, &i));
+	EQU(i.receives, 2);
+	spool_tick(db);
+	EQ(t_state(q, id), 0);
+	dlq = t_q(db, "jobs.dead");
+	EQ(t_state(dlq, id), SPOOL_VISIBLE);
+	EQU(t_stats(q).expired_total, 2);
+	EQU(t_stats(q).dead_total, 1);
+	spool_queue_close(dlq);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
 TEST(dead_letter_after_max_receives)
 {
 	spool_db *db = t_open();
