@@ -283,3 +283,63 @@ def test_stale_mount_gets_a_hint(mount, tmp_path):
     mount.start()
     assert [read_file(q / 'peek' / i) for i in os.listdir(q / 'peek')] == \
         [b'survivor']
+
+
+def _daemons_on(url):
+    """Pids of the spoolfs daemons whose command line names the store url."""
+    pids = []
+    for p in Path('/proc').iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            argv = (p / 'cmdline').read_bytes().split(b'\0')
+        except OSError:
+            continue
+        if argv[0] == os.path.realpath(BIN).encode() and url.encode() in argv:
+            pids.append(int(p.name))
+    return pids
+
+
+def test_quickstart_hosts_2_pushes_on_one_mount_consumes_on_the_other(
+        tmp_path):
+    """tools/quickstart --hosts 2: a redis-server of its own, two mounts
+    on it; the message pushed on mnt-a is consumed on mnt-b."""
+    env = dict(os.environ, QUICKSTART_DIR=str(tmp_path),
+               SPOOLFS_BIN=str(BIN))
+    mnts = [tmp_path / 'mnt-a', tmp_path / 'mnt-b']
+    try:
+        r = subprocess.run([str(SRC / 'tools' / 'quickstart'), '--hosts',
+                            '2'], env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stdout
+        assert '(1 message(s) consumed and acked on ./mnt-b)' in r.stdout
+        assert 'pushed_total=1\nacked_total=1' in r.stdout.replace(
+            'visible=0\nleased=0\n', '')
+        assert 'kill $(cat ./redis/redis.pid)' in r.stdout
+        assert 'demo' in os.listdir(mnts[1])
+    finally:
+        port = tmp_path / 'redis' / 'port'
+        daemons = _daemons_on('redis://127.0.0.1:%s/quickstart' %
+                              port.read_text().strip()) \
+            if port.exists() else []
+        for m in mnts:
+            if run_fusermount('-u', str(m)).returncode != 0:
+                run_fusermount('-u', '-z', str(m))
+        pidfile = tmp_path / 'redis' / 'redis.pid'
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while any(Path('/proc', str(p)).exists() for p in daemons) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(daemons) == 2
+    assert not [p for p in daemons if Path('/proc', str(p)).exists()]
+
+
+def test_quickstart_hosts_takes_2_or_3():
+    r = subprocess.run([str(SRC / 'tools' / 'quickstart'), '--hosts', '7'],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=30)
+    assert r.returncode == 1
+    assert r.stdout == 'quickstart: --hosts takes 2 or 3\n'
