@@ -476,9 +476,17 @@ def test_top_plain_frames(mount):
     p = subprocess.Popen([str(SPOOL), '--mount', str(mount.mnt), 'top',
                           '-n', '3', '-d', '1'], stdout=subprocess.PIPE,
                          text=True)
-    time.sleep(0.2)
+    # push once the first frame is out (each frame is flushed and ends
+    # with an empty line), so that the pushes fall between two frames
+    # however slowly the store answers
+    first = ''
+    while not (first.endswith('\n\n') and '\njobs ' in first):
+        line = p.stdout.readline()
+        assert line, first             # top ended before its first frame
+        first += line
     push_lines(q, [b'%d' % i for i in range(10)])
     out, _ = p.communicate(timeout=10)
+    out = first + out
     assert p.returncode == 0
     assert '\033' not in out           # no escapes when not a terminal
     frames = [f for f in out.split('spool top') if f.strip()]
