@@ -630,6 +630,18 @@ int rd_sub_start(struct rd_db *db)
 	if (rc)
 		return -rc;
 	db->sub_running = true;
+	/* Wait (up to 2 s) until the channel is subscribed, so that a push
+	 * by another host right after spool_open() wakes this one. */
+	for (int i = 0; i < 200; i++) {
+		int up;
+
+		pthread_mutex_lock(&db->sublock);
+		up = db->sub_fd >= 0;
+		pthread_mutex_unlock(&db->sublock);
+		if (up)
+			break;
+		sleep_ms(10);
+	}
 	return 0;
 }
 

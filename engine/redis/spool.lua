@@ -9,13 +9,12 @@ everything a queue is lives in these keys, all under one hash tag {P}:
   {P}:seq           hash ms c        the id generator (DESIGN section 3)
   {P}:timers        ZSET             queue -> its earliest due time
   {P}:defaults      hash             the settings of a new queue
-  {P}:b:ID          string           body record (engine/core/record.c)
   {P}:q:Q:s         hash             settings, owner, mode, ctime, gen
   {P}:q:Q:r         ZSET (scores 0)  VISIBLE: %08x(0x7fffffff - prio) .. ID
   {P}:q:Q:d|l|k     ZSET (scores 0)  DELAYED, LEASED, CORRUPT ids
   {P}:q:Q:t         ZSET             ID -> due ms (delays, leases)
-  {P}:q:Q:o         ZSET             ID -> sent ms (retention), not CORRUPT
-  {P}:q:Q:i         hash             ID -> meta "state,prio,recv,due,first,size,sent"
+  {P}:q:Q:b         hash             ID -> meta (MFMT, MLEN bytes) .. the body
+                                     record (engine/core/record.c)
   {P}:q:Q:c         hash             counters and bytes
   {P}:q:Q:u         ZSET             dedup key -> expiry ms
   {P}:q:Q:m         hash             the queue's metadata (spool_queue_meta_*)
@@ -44,7 +43,10 @@ local P, NOW, ORIGIN, WOKE, WOKESET
 
 local function S(n) return string.format('%.0f', n) end
 local function qk(q, t) return P .. ':q:' .. q .. ':' .. t end
-local function bk(id) return P .. ':b:' .. id end
+
+-- a message's meta, packed in front of its body record in {P}:q:Q:b:
+-- state, priority, receives, size, due, first received, sent (ms)
+local MFMT, MLEN = '<Bi4I4I4ddd', 37
 
 local function start(K, A)
 	P = K[1]
@@ -151,18 +153,22 @@ end
 -- ------------------------------------------------------------ messages
 
 local function meta_get(q, id)
-	local v = redis.call('HGET', qk(q, 'i'), id)
+	local v = redis.call('HGET', qk(q, 'b'), id)
 	if not v then return nil end
-	local f = {}
-	for x in string.gmatch(v, '[^,]+') do f[#f + 1] = tonumber(x) end
-	return {state = f[1], prio = f[2], recv = f[3], due = f[4],
-		first = f[5], size = f[6], sent = f[7], id = id}
+	local st, prio, recv, size, due, first, sent = struct.unpack(MFMT, v)
+	return {state = st, prio = prio, recv = recv, due = due,
+		first = first, size = size, sent = sent, id = id, raw = v}
+end
+
+-- the body record of m (as read by meta_get, or given to it)
+local function record(m)
+	if not m.rec then m.rec = string.sub(m.raw, MLEN + 1) end
+	return m.rec
 end
 
 local function meta_put(q, m)
-	redis.call('HSET', qk(q, 'i'), m.id, table.concat({S(m.state),
-		S(m.prio), S(m.recv), S(m.due), S(m.first), S(m.size),
-		S(m.sent)}, ','))
+	redis.call('HSET', qk(q, 'b'), m.id, struct.pack(MFMT, m.state,
+		m.prio, m.recv, m.size, m.due, m.first, m.sent) .. record(m))
 end
 
 local function meta_list(m)
@@ -174,15 +180,46 @@ local function rmember(m)
 	return string.format('%08x', 2147483647 - m.prio) .. m.id
 end
 
+-- calls fn(first member) for each priority's run in q's VISIBLE set
+local function ready_runs(q, fn)
+	local from = '-'
+	while true do
+		local h = redis.call('ZRANGE', qk(q, 'r'), from, '+', 'BYLEX',
+				     'LIMIT', 0, 1)
+		if #h == 0 then return end
+		fn(h[1])
+		from = '(' .. string.sub(h[1], 1, 8) .. '~'
+	end
+end
+
+-- the oldest message (by sent time) of q's VISIBLE (and, unless
+-- visible_only, DELAYED and LEASED) messages: as the RocksDB store does,
+-- the oldest of the heads of the id-ordered runs (ids follow sent times)
+local function oldest(q, visible_only)
+	local best
+	local function consider(id)
+		local m = meta_get(q, id)
+		if m and (not best or m.sent < best.sent) then best = m end
+	end
+	ready_runs(q, function(member) consider(string.sub(member, 9)) end)
+	if not visible_only then
+		for _, t in ipairs({'d', 'l'}) do
+			local h = redis.call('ZRANGE', qk(q, t), 0, 0)
+			if #h > 0 then consider(h[1]) end
+		end
+	end
+	return best
+end
+
 -- the queue's earliest due time, kept in {P}:timers
 local function qdue_update(q, s)
 	local due
 	local t = redis.call('ZRANGE', qk(q, 't'), 0, 0, 'WITHSCORES')
 	if #t > 0 then due = tonumber(t[2]) end
 	if s and s.ret > 0 then
-		local o = redis.call('ZRANGE', qk(q, 'o'), 0, 0, 'WITHSCORES')
-		if #o > 0 then
-			local r = tonumber(o[2]) + s.ret
+		local o = oldest(q)
+		if o then
+			local r = o.sent + s.ret
 			if not due or r < due then due = r end
 		end
 	end
@@ -231,23 +268,20 @@ local function count(q, field, n)
 end
 
 -- deletes message m (already out of its state index) with its body
-local function remove(q, m, counter, dropbody)
-	redis.call('HDEL', qk(q, 'i'), m.id)
-	redis.call('ZREM', qk(q, 'o'), m.id)
-	if dropbody ~= false then redis.call('UNLINK', bk(m.id)) end
+local function remove(q, m, counter)
+	redis.call('HDEL', qk(q, 'b'), m.id)
 	count(q, 'bytes', -m.size)
 	if counter then count(q, counter, 1) end
 end
 
 -- moves message m (out of q's indexes) into dst, VISIBLE now
 local function move_into(q, m, dst)
-	redis.call('HDEL', qk(q, 'i'), m.id)
-	redis.call('ZREM', qk(q, 'o'), m.id)
+	record(m)
+	redis.call('HDEL', qk(q, 'b'), m.id)
 	count(q, 'bytes', -m.size)
 	m.state = VIS
 	m.due = NOW
 	place(dst, m)
-	redis.call('ZADD', qk(dst, 'o'), S(m.sent), m.id)
 	count(dst, 'bytes', m.size)
 end
 
@@ -281,6 +315,32 @@ local function dead_letter(q, s, m)
 	return true
 end
 
+-- deletes the messages of q sent at least s.ret ms ago: the expired head
+-- of each id-ordered run (DELAYED, LEASED, each priority's VISIBLE run)
+local function retention(q, s)
+	local function run(t, lo, hi)
+		while true do
+			local h = redis.call('ZRANGE', qk(q, t), lo, hi, 'BYLEX',
+					     'LIMIT', 0, STEP)
+			for _, member in ipairs(h) do
+				local m = meta_get(q, t == 'r' and
+						   string.sub(member, 9) or member)
+				if m.sent + s.ret > NOW then return end
+				unplace(q, m)
+				remove(q, m, 'deleted_total')
+			end
+			if #h < STEP then return end
+		end
+	end
+	run('d', '-', '+')
+	run('l', '-', '+')
+	local prios = {}
+	ready_runs(q, function(member)
+		prios[#prios + 1] = string.sub(member, 1, 8)
+	end)
+	for _, p in ipairs(prios) do run('r', '[' .. p, '(' .. p .. '~') end
+end
+
 -- due delays and leases, and retention, of q at NOW
 local function promote(q, s)
 	local expired = 0
@@ -305,19 +365,7 @@ local function promote(q, s)
 		if #due < STEP then break end
 	end
 	count(q, 'expired_total', expired)
-	if s.ret > 0 then
-		while true do
-			local old = redis.call('ZRANGE', qk(q, 'o'), '-inf',
-					       S(NOW - s.ret), 'BYSCORE',
-					       'LIMIT', 0, STEP)
-			for _, id in ipairs(old) do
-				local m = meta_get(q, id)
-				unplace(q, m)
-				remove(q, m, 'deleted_total')
-			end
-			if #old < STEP then break end
-		end
-	end
+	if s.ret > 0 then retention(q, s) end
 	return qdue_update(q, s)
 end
 
@@ -348,7 +396,7 @@ local function f_qdelete(K, A)
 	if depth(q) > 0 then return reply(ENOTEMPTY) end
 	redis.call('ZREM', P .. ':queues', q)
 	redis.call('ZREM', P .. ':timers', q)
-	for _, t in ipairs({'s', 'r', 'd', 'l', 'k', 't', 'o', 'i', 'c', 'u',
+	for _, t in ipairs({'s', 'r', 'd', 'l', 'k', 't', 'b', 'c', 'u',
 			     'm'}) do
 		redis.call('UNLINK', qk(q, t))
 	end
@@ -522,10 +570,9 @@ local function f_push(K, A)
 			local delay = p.has_delay and p.delay or d.s.delay
 			local m = {id = id, prio = p.has_prio and p.prio or d.s.prio,
 				sent = NOW, size = p.size, recv = 0, first = 0,
-				state = delay > 0 and DEL or VIS, due = NOW + delay}
-			redis.call('SET', bk(id), p.rec)
+				state = delay > 0 and DEL or VIS, due = NOW + delay,
+				rec = p.rec}
 			place(d.name, m)
-			redis.call('ZADD', qk(d.name, 'o'), S(NOW), id)
 			bytes = bytes + p.size
 			if m.state == DEL then publish('t', d.name, S(m.due)) end
 		end
@@ -568,7 +615,7 @@ local function f_lease(K, A)
 		   dead_letter(q, s, m) then
 			-- next
 		else
-			local rec = redis.call('GET', bk(m.id))
+			local rec = record(m)
 			if A[5] == 'pop' then
 				remove(q, m, 'acked_total')
 			else
@@ -609,8 +656,7 @@ local function f_restore(K, A)
 	local m = {id = A[5], state = COR, prio = tonumber(A[7]),
 		recv = tonumber(A[8]), size = tonumber(A[9]),
 		sent = tonumber(A[10]), due = tonumber(A[11]),
-		first = tonumber(A[12])}
-	redis.call('SET', bk(m.id), A[13])
+		first = tonumber(A[12]), rec = A[13]}
 	place(q, m)
 	count(q, 'bytes', m.size)
 	count(q, 'acked_total', -1)
@@ -789,7 +835,6 @@ local function f_corrupt(K, A)
 	local m = meta_get(q, A[5])
 	if not m or m.state == COR then return reply(ENOENT) end
 	unplace(q, m)
-	redis.call('ZREM', qk(q, 'o'), m.id)
 	m.state = COR
 	place(q, m)
 	qdue_update(q, s)
@@ -804,7 +849,8 @@ local function f_rename(K, A)
 	if not live(q, A[4]) then return reply(GONE) end
 	local m = meta_get(q, A[5])
 	if not m or m.state == COR then return reply(ENOENT) end
-	redis.call('SET', bk(m.id), A[6])
+	m.rec = A[6]
+	meta_put(q, m)
 	return reply(0)
 end
 
@@ -828,9 +874,7 @@ local function f_record(K, A)
 	local m = meta_get(q, A[5])
 	if not m then return reply(ENOENT) end
 	if m.state == COR then return reply(EIO) end
-	local rec = redis.call('GET', bk(m.id))
-	if not rec then return reply(EIO) end
-	return reply(0, rec)
+	return reply(0, record(m))
 end
 
 -- list(name, gen, state, from member or '', max)
@@ -850,21 +894,10 @@ local function f_stats(K, A)
 	local q = A[3]
 	if not live(q, A[4]) then return reply(GONE) end
 	local c = redis.call('HGETALL', qk(q, 'c'))
-	-- oldest visible: the first of each priority's run
-	local oldest = ''
-	local from = '-'
-	while true do
-		local h = redis.call('ZRANGE', qk(q, 'r'), from, '+', 'BYLEX',
-				     'LIMIT', 0, 1)
-		if #h == 0 then break end
-		local m = meta_get(q, string.sub(h[1], 9))
-		if oldest == '' or m.sent < oldest then oldest = m.sent end
-		from = '(' .. string.sub(h[1], 1, 8) .. '~'
-	end
+	local o = oldest(q, true)
 	return reply(0, {redis.call('ZCARD', qk(q, 'r')),
 		redis.call('ZCARD', qk(q, 'd')), redis.call('ZCARD', qk(q, 'l')),
-		redis.call('ZCARD', qk(q, 'k'))}, c,
-		oldest == '' and '' or S(oldest))
+		redis.call('ZCARD', qk(q, 'k'))}, c, o and S(o.sent) or '')
 end
 
 -- tick(): runs every queue's due timers; {0, woken, next due or ''}
@@ -891,18 +924,27 @@ local function f_tick(K, A)
 	return reply(0, #n > 0 and n[2] or '')
 end
 
--- test seams: a body record by id
+-- test seams: a body record by id (in whichever queue holds it)
+local function find(id)
+	for _, q in ipairs(redis.call('ZRANGE', P .. ':queues', 0, -1)) do
+		local m = meta_get(q, id)
+		if m then return q, m end
+	end
+end
+
 local function f_body_get(K, A)
 	start(K, A)
-	local v = redis.call('GET', bk(A[3]))
-	if not v then return reply(ENOENT) end
-	return reply(0, v)
+	local _, m = find(A[3])
+	if not m then return reply(ENOENT) end
+	return reply(0, record(m))
 end
 
 local function f_body_put(K, A)
 	start(K, A)
-	if redis.call('EXISTS', bk(A[3])) == 0 then return reply(ENOENT) end
-	redis.call('SET', bk(A[3]), A[4])
+	local q, m = find(A[3])
+	if not m then return reply(ENOENT) end
+	m.rec = A[4]
+	meta_put(q, m)
 	return reply(0)
 end
 
