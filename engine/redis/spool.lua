@@ -10,7 +10,8 @@ everything a queue is lives in these keys, all under one hash tag {P}:
   {P}:timers        ZSET             queue -> its earliest due time
   {P}:defaults      hash             the settings of a new queue
   {P}:q:Q:s         hash             settings, owner, mode, ctime, gen
-  {P}:q:Q:r         ZSET (scores 0)  VISIBLE: %08x(0x7fffffff - prio) .. ID
+  {P}:q:Q:r         ZSET (scores 0)  VISIBLE: 12 bytes, big-endian
+                                     0x7fffffff - prio (4) .. ID's value (8)
   {P}:q:Q:d|l|k     ZSET (scores 0)  DELAYED, LEASED, CORRUPT ids
   {P}:q:Q:t         ZSET             ID -> due ms (delays, leases)
   {P}:q:Q:b         hash             ID -> meta (MFMT, MLEN bytes) .. the body
@@ -176,8 +177,47 @@ local function meta_list(m)
 		S(m.due), S(m.first)}
 end
 
+-- ids as 8 bytes (big-endian: byte order is id order) and back
+local B62V = {}
+for i = 1, 62 do B62V[B62:byte(i)] = i - 1 end
+
+local function id_bin(t)
+	local ms, c = 0, 0
+	for i = 1, #t do
+		local x = c * 62 + B62V[t:byte(i)]
+		local carry = math.floor(x / TWO21)
+		c = x - carry * TWO21
+		ms = ms * 62 + carry
+	end
+	local top = math.floor(ms / 2048)
+	return struct.pack('>I4I4', top, (ms - top * 2048) * TWO21 + c)
+end
+
+local function id_text(b)
+	local top, low = struct.unpack('>I4I4', b)
+	local c = low % TWO21
+	return b62(top * 2048 + (low - c) / TWO21, c)
+end
+
+-- the VISIBLE set's member of m: 12 bytes, so that Redis keeps it in its
+-- smallest allocation (16 B); priority first, then id, in byte order
 local function rmember(m)
-	return string.format('%08x', 2147483647 - m.prio) .. m.id
+	return struct.pack('>I4', 2147483647 - m.prio) .. id_bin(m.id)
+end
+
+-- the id of a VISIBLE set's member
+local function rid(member) return id_text(string.sub(member, 5)) end
+
+-- a member as the daemon sees it, '%08x' (0x7fffffff - prio) .. id, and
+-- back (list cursors)
+local function rtext(member)
+	return string.format('%08x', struct.unpack('>I4', member)) ..
+		rid(member)
+end
+
+local function rfrom_text(t)
+	return struct.pack('>I4', tonumber(string.sub(t, 1, 8), 16)) ..
+		id_bin(string.sub(t, 9))
 end
 
 -- calls fn(first member) for each priority's run in q's VISIBLE set
@@ -188,7 +228,7 @@ local function ready_runs(q, fn)
 				     'LIMIT', 0, 1)
 		if #h == 0 then return end
 		fn(h[1])
-		from = '(' .. string.sub(h[1], 1, 8) .. '~'
+		from = '(' .. string.sub(h[1], 1, 4) .. '\255'
 	end
 end
 
@@ -201,7 +241,7 @@ local function oldest(q, visible_only)
 		local m = meta_get(q, id)
 		if m and (not best or m.sent < best.sent) then best = m end
 	end
-	ready_runs(q, function(member) consider(string.sub(member, 9)) end)
+	ready_runs(q, function(member) consider(rid(member)) end)
 	if not visible_only then
 		for _, t in ipairs({'d', 'l'}) do
 			local h = redis.call('ZRANGE', qk(q, t), 0, 0)
@@ -324,7 +364,7 @@ local function retention(q, s)
 					     'LIMIT', 0, STEP)
 			for _, member in ipairs(h) do
 				local m = meta_get(q, t == 'r' and
-						   string.sub(member, 9) or member)
+						   rid(member) or member)
 				if m.sent + s.ret > NOW then return end
 				unplace(q, m)
 				remove(q, m, 'deleted_total')
@@ -336,9 +376,9 @@ local function retention(q, s)
 	run('l', '-', '+')
 	local prios = {}
 	ready_runs(q, function(member)
-		prios[#prios + 1] = string.sub(member, 1, 8)
+		prios[#prios + 1] = string.sub(member, 1, 4)
 	end)
-	for _, p in ipairs(prios) do run('r', '[' .. p, '(' .. p .. '~') end
+	for _, p in ipairs(prios) do run('r', '[' .. p, '(' .. p .. '\255') end
 end
 
 -- due delays and leases, and retention, of q at NOW
@@ -609,7 +649,7 @@ local function f_lease(K, A)
 			qdue_update(q, s)
 			return reply(EAGAIN)
 		end
-		local m = meta_get(q, string.sub(head[1], 9))
+		local m = meta_get(q, rid(head[1]))
 		unplace(q, m)
 		if s.max_recv > 0 and m.recv >= s.max_recv and
 		   dead_letter(q, s, m) then
@@ -792,7 +832,7 @@ local function f_move_all(K, A)
 	end
 	local head = redis.call('ZRANGE', qk(q, 'r'), 0, want - 1)
 	for _, member in ipairs(head) do
-		local m = meta_get(q, string.sub(member, 9))
+		local m = meta_get(q, rid(member))
 		unplace(q, m)
 		move_into(q, m, dst)
 	end
@@ -815,7 +855,7 @@ local function f_purge(K, A)
 			all = redis.call('ZRANGE', qk(q, t), 0, -1)
 		end
 		for _, member in ipairs(all) do
-			local id = t == 'r' and string.sub(member, 9) or member
+			local id = t == 'r' and rid(member) or member
 			local m = meta_get(q, id)
 			unplace(q, m)
 			remove(q, m, 'deleted_total')
@@ -883,9 +923,15 @@ local function f_list(K, A)
 	local q = A[3]
 	if not live(q, A[4]) then return reply(GONE) end
 	local t = ({['1'] = 'r', ['2'] = 'd', ['4'] = 'l', ['8'] = 'k'})[A[5]]
-	local from = A[6] == '' and '-' or ('(' .. A[6])
-	return reply(0, redis.call('ZRANGE', qk(q, t), from, '+', 'BYLEX',
-				   'LIMIT', 0, tonumber(A[7])))
+	local from = A[6]
+	if t == 'r' and from ~= '' then from = rfrom_text(from) end
+	from = from == '' and '-' or ('(' .. from)
+	local l = redis.call('ZRANGE', qk(q, t), from, '+', 'BYLEX', 'LIMIT', 0,
+			     tonumber(A[7]))
+	if t == 'r' then
+		for i, member in ipairs(l) do l[i] = rtext(member) end
+	end
+	return reply(0, l)
 end
 
 -- stats(name, gen): counts, counters, the oldest visible sent time

@@ -38,7 +38,12 @@ CONTENDERS = [
     ('rocksdb', 'raw RocksDB, batch of 100'),
     ('rocksdb-sync', 'raw RocksDB, batch of 100, sync'),
 ]
-NAMES = dict(CONTENDERS)
+# spoolfs on the Redis store (issue 14): their own section and targets
+REDIS_STORE = [
+    ('spool-redis-none', 'spoolfs Redis store --sync none (appendfsync everysec)'),
+    ('spool-redis-always', 'spoolfs Redis store --sync always (appendfsync always)'),
+]
+NAMES = dict(CONTENDERS + REDIS_STORE)
 
 
 def parse(path):
@@ -250,6 +255,80 @@ def targets(res, args):
     return out
 
 
+# ------------------------------------------------ the Redis store (14)
+
+def redis_store_targets(res):
+    """Issue 14's speed and memory goals, as targets() gives them."""
+    out = []
+
+    def rate(c, w, conc):
+        return res.per_round(c, w, 'rate', 128, conc)
+
+    def ratio(no, text, a, b, goal):
+        s = spread(ratio_rounds(a, b))
+        out.append((no, text, fmt_spread(s, '×') if s else 'not measured',
+                    f'≥ {goal}×', None if s is None else s[0] >= goal, ''))
+
+    for sync in ('none', 'always'):
+        rd, rk = f'spool-redis-{sync}', f'spool-{sync}'
+        ratio(f'14{"a" if sync == "none" else "c"}',
+              f'push, `--sync {sync}`, 4 producers: Redis store ÷ RocksDB '
+              'store', rate(rd, 'push', 4), rate(rk, 'push', 4), 0.5)
+        ratio(f'14{"b" if sync == "none" else "d"}',
+              f'consume, `--sync {sync}`, 4 consumers: Redis store ÷ '
+              'RocksDB store', rate(rd, 'consume', 4),
+              rate(rk, 'consume', 4), 0.5)
+    ratio('14e', 'durable push (`--sync always`), 8 producers: Redis store '
+          '÷ raw Redis `appendfsync always` LPUSH',
+          rate('spool-redis-always', 'push', 8),
+          rate('redis-always', 'create', 8), 0.8)
+    mem = [r for r in res.find('spool-redis-none', 'memory-redis') if r['ok']]
+    if mem:
+        kv = mem[0]['kv']
+        per = num(kv, 'bytes_per_msg')
+        out.append(('14f', f'Redis `used_memory` per queued 128-B message '
+                    f'({int(num(kv, "messages")):,} queued)', f'{per:.0f} B',
+                    '≤ 400 B', per <= 400, ''))
+    else:
+        out.append(('14f', 'Redis memory per queued message', 'failed: ' +
+                    (res.error('spool-redis-none', 'memory-redis') or
+                     'not measured'), '≤ 400 B', None, ''))
+    return out
+
+
+def redis_store_table(res, concs):
+    cols = [('push', c) for c in concs] + [('consume', 4)]
+    head = ['contender'] + [f'{w} 128 B c={c}' for w, c in cols]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for c in ('spool-none', 'spool-redis-none', 'redis', 'spool-always',
+              'spool-redis-always', 'redis-always'):
+        row = [NAMES[c]]
+        for w, conc in cols:
+            ww = w if c.startswith('spool') or w != 'push' else 'create'
+            row.append(cell(res, c, ww, 128, conc))
+        lines.append('| ' + ' | '.join(row) + ' |')
+    return lines
+
+
+def redis_store_section(res, concs):
+    return [
+        '## The Redis store (issue 14)',
+        '',
+        'spoolfs with `--data redis://127.0.0.1:PORT/bench` on a '
+        'redis-server of its own (started afresh each round, on the same '
+        'machine), beside spoolfs on RocksDB and raw Redis in the same '
+        'rounds. Raw Redis: *push* is one `LPUSH` per message, *consume* '
+        '`BLMOVE` + `LREM`. Memory: Redis\'s `used_memory` before and after '
+        'queueing the messages through the mount (`lines`), divided by '
+        'their number.',
+        '',
+        *redis_store_table(res, concs),
+        '',
+        *target_table(redis_store_targets(res)),
+        '',
+    ]
+
+
 # --------------------------------------------------------------- tables
 
 def throughput_table(res, sizes, concs):
@@ -448,11 +527,11 @@ def check(res):
             bad.append(f"{r['c']} {r['w']}: rate 0")
         elif r['w'] == 'wake' and not num(r['kv'], 'p50_us'):
             bad.append(f"{r['c']} wake: no latency")
-    for c, _ in CONTENDERS:
+    for c, _ in CONTENDERS + REDIS_STORE:
         if not any(r['c'] == c and r['ok'] for r in res.rows):
             bad.append(f'{c}: no result at all')
     for w in ('memory', 'memory-restart', 'restart', 'park', 'aging-fresh',
-              'aging-old'):
+              'aging-old', 'memory-redis'):
         if not any(r['w'] == w and r['ok'] for r in res.rows):
             bad.append(f'spoolfs {w}: no result')
     for b in bad:
@@ -493,6 +572,8 @@ def main():
     print('\n'.join(tput))
     print()
     print('\n'.join(target_table(tg)))
+    print()
+    print('\n'.join(redis_store_section(res, concs)))
 
     chart_err = chart(res, os.path.abspath(args.png)) if args.png else None
     when = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
@@ -574,6 +655,7 @@ def main():
         '',
         *store_table(res),
         '',
+        *redis_store_section(res, concs),
     ]
     if chart_err:
         doc += [f'(No chart: {chart_err}.)', '']
