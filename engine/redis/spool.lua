@@ -359,9 +359,12 @@ end
 -- of each id-ordered run (DELAYED, LEASED, each priority's VISIBLE run)
 local function retention(q, s)
 	local function run(t, lo, hi)
+		-- a few first: usually the head is not due, and a lease or
+		-- stats call must not read a thousand members for nothing
+		local n = 8
 		while true do
 			local h = redis.call('ZRANGE', qk(q, t), lo, hi, 'BYLEX',
-					     'LIMIT', 0, STEP)
+					     'LIMIT', 0, n)
 			for _, member in ipairs(h) do
 				local m = meta_get(q, t == 'r' and
 						   rid(member) or member)
@@ -369,7 +372,8 @@ local function retention(q, s)
 				unplace(q, m)
 				remove(q, m, 'deleted_total')
 			end
-			if #h < STEP then return end
+			if #h < n then return end
+			n = STEP
 		end
 	end
 	run('d', '-', '+')
