@@ -138,7 +138,7 @@ int rd_parse_url(struct rd_db *db, const char *data)
 		core_log(&db->pub, SPOOL_LOG_ERR, "%s: Redis Cluster "
 			 "(redis+cluster://) is not supported yet; use redis:// "
 			 "or redis+sentinel://", data);
-		return -ENOTSUP;
+		return -EINVAL;
 	}
 	db->topo = strncmp(data, "redis+sentinel://", 17) == 0 ?
 		   RD_SENTINEL : RD_SINGLE;
