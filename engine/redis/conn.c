@@ -1,7 +1,9 @@
 /*
- * conn.c - the Redis store's connections: a pool of synchronous hiredis
- * contexts (a context is not thread-safe: each call takes one), the start
- * checks (DESIGN §10), loading the function library, one function call
+ * conn.c - the Redis store's connections: the URL, a pool of synchronous
+ * hiredis contexts (a context is not thread-safe: each call takes one) to
+ * the primary (the URL's, or the one the sentinels name, asked again on
+ * every new connection), the start checks (DESIGN §10) on every primary
+ * met, loading the function library, ?replicas=N's WAIT, one function call
  * with its errors mapped to errnos (retried with reconnects until
  * RD_DEADLINE_MS, then -EIO), and the subscriber thread of the wake-up
  * channel. The only files that include <hiredis/hiredis.h> are here.

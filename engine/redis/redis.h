@@ -1,5 +1,6 @@
 /*
- * redis.h - the Redis store (redis://HOST:PORT[/PREFIX], one primary):
+ * redis.h - the Redis store (redis://HOST:PORT[/PREFIX], one primary, or
+ * redis+sentinel://: the primary the sentinels name; ?replicas=N):
  * every operation is one call of a function of the library in spool.lua
  * (one atomic FCALL); the daemon keeps no index, only handles, a pool of
  * connections, a subscriber thread for the wake-up channel and, unless
