@@ -1,12 +1,15 @@
 /*
- * conn.c - the Redis store's connections: a pool of synchronous hiredis
- * contexts (a context is not thread-safe: each call takes one), the start
- * checks (DESIGN §10), loading the function library, one function call
+ * conn.c - the Redis store's connections: the URL, a pool of synchronous
+ * hiredis contexts (a context is not thread-safe: each call takes one) to
+ * the primary (the URL's, or the one the sentinels name, asked again on
+ * every new connection), the start checks (DESIGN §10) on every primary
+ * met, loading the function library, ?replicas=N's WAIT, one function call
  * with its errors mapped to errnos (retried with reconnects until
  * RD_DEADLINE_MS, then -EIO), and the subscriber thread of the wake-up
  * channel. The only files that include <hiredis/hiredis.h> are here.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,8 @@
 
 #define RD_DEADLINE_MS 10000    /* retrying a call, at most */
 #define RD_CMD_TIMEOUT_S 2      /* one command's socket timeout */
+#define RD_SENTINEL_MS 500      /* asking one sentinel, at most */
+#define RD_WAIT_MS 1000         /* one WAIT for replicas, at most */
 
 static void set_timeout(redisContext *c, int s)
 {
@@ -48,6 +53,153 @@ static void sleep_ms(int ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+/* A log line about the server: "redis HOST:PORT: ..." */
+static void rd_log(struct rd_db *db, enum spool_log_level lv,
+		   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void rd_log(struct rd_db *db, enum spool_log_level lv,
+		   const char *fmt, ...)
+{
+	char line[900], host[256];
+	int port;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&db->alock);
+	snprintf(host, sizeof(host), "%s", db->host);
+	port = db->port;
+	pthread_mutex_unlock(&db->alock);
+	if (db->topo == RD_SENTINEL && !host[0])
+		core_log(&db->pub, lv, "redis sentinel master %s: %s",
+			 db->master, line);
+	else
+		core_log(&db->pub, lv, "redis %s:%d: %s", host, port, line);
+}
+
+/* -------------------------------------------------------------- the URL */
+
+/* HOST:PORT of [s, e) into host and *port; 0 or -EINVAL. */
+static int host_port(const char *s, const char *e, char *host, size_t hlen,
+		     int *port)
+{
+	const char *colon = NULL;
+	char num[8];
+	char *end;
+	long v;
+
+	for (const char *p = s; p < e; p++)
+		if (*p == ':')
+			colon = p;
+	if (!colon || colon == s || (size_t)(colon - s) >= hlen ||
+	    e - colon - 1 < 1 || e - colon - 1 >= (long)sizeof(num))
+		return -EINVAL;
+	memcpy(host, s, colon - s);
+	host[colon - s] = '\0';
+	memcpy(num, colon + 1, e - colon - 1);
+	num[e - colon - 1] = '\0';
+	v = strtol(num, &end, 10);
+	if (*end || v <= 0 || v > 65535)
+		return -EINVAL;
+	*port = (int)v;
+	return 0;
+}
+
+/* ?replicas=N (the only option) from q (after the '?'). */
+static int url_options(struct rd_db *db, const char *q)
+{
+	char *end;
+	long v;
+
+	if (strncmp(q, "replicas=", 9) != 0)
+		return -EINVAL;
+	v = strtol(q + 9, &end, 10);
+	if (end == q + 9 || *end || v < 0 || v > 100)
+		return -EINVAL;
+	db->replicas = (int)v;
+	return 0;
+}
+
+/*
+ * redis://HOST:PORT[/PREFIX][?replicas=N]
+ * redis+sentinel://H1:P1[,H2:P2...]/MASTER[/PREFIX][?replicas=N]
+ * (redis+cluster:// is refused: not built.) Logs the reason of a refusal.
+ */
+int rd_parse_url(struct rd_db *db, const char *data)
+{
+	const char *usage = "redis://HOST:PORT[/PREFIX][?replicas=N] or "
+		"redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/PREFIX]"
+		"[?replicas=N]";
+	const char *h, *hosts_end, *path, *q, *prefix = "spool";
+	char *text = NULL;
+	int rc = -EINVAL;
+
+	if (strncmp(data, "redis+cluster://", 16) == 0) {
+		core_log(&db->pub, SPOOL_LOG_ERR, "%s: Redis Cluster "
+			 "(redis+cluster://) is not supported yet; use redis:// "
+			 "or redis+sentinel://", data);
+		return -EINVAL;
+	}
+	db->topo = strncmp(data, "redis+sentinel://", 17) == 0 ?
+		   RD_SENTINEL : RD_SINGLE;
+	text = strdup(data);
+	if (!text)
+		return -ENOMEM;
+	h = text + (db->topo == RD_SENTINEL ? 17 : 8);
+	q = strchr(h, '?');
+	if (q) {
+		text[q - text] = '\0';
+		if (url_options(db, q + 1))
+			goto bad;
+	}
+	hosts_end = strchr(h, '/');
+	if (!hosts_end)
+		hosts_end = h + strlen(h);
+	path = *hosts_end ? hosts_end + 1 : hosts_end;
+	if (db->topo == RD_SINGLE) {
+		if (host_port(h, hosts_end, db->host, sizeof(db->host),
+			      &db->port))
+			goto bad;
+	} else {
+		const char *s = h, *slash;
+
+		while (s < hosts_end) {
+			const char *comma = memchr(s, ',', hosts_end - s);
+			const char *e = comma ? comma : hosts_end;
+
+			if (db->nsent == RD_SENTINELS_MAX ||
+			    host_port(s, e, db->sent_host[db->nsent],
+				      sizeof(db->sent_host[0]),
+				      &db->sent_port[db->nsent]))
+				goto bad;
+			db->nsent++;
+			s = comma ? comma + 1 : hosts_end;
+		}
+		slash = strchr(path, '/');
+		if (!db->nsent || !*path || (slash ? slash - path :
+		    (long)strlen(path)) >= (long)sizeof(db->master))
+			goto bad;
+		snprintf(db->master, sizeof(db->master), "%.*s",
+			 (int)(slash ? slash - path : (long)strlen(path)), path);
+		path = slash ? slash + 1 : path + strlen(path);
+	}
+	if (*path)
+		prefix = path;
+	if (strpbrk(prefix, "{}? \n\r"))
+		goto bad;
+	if (asprintf(&db->prefix, "{%s}", prefix) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = 0;
+	goto out;
+bad:
+	core_log(&db->pub, SPOOL_LOG_ERR, "%s: not %s", data, usage);
+out:
+	free(text);
+	return rc;
 }
 
 /* ---------------------------------------------------------- arguments */
@@ -158,16 +310,136 @@ void rd_reply_free(struct rd_reply *r)
 
 /* ------------------------------------------------------------ the pool */
 
-static redisContext *dial(struct rd_db *db)
+static redisContext *dial_addr(const char *host, int port, int ms)
 {
-	struct timeval tv = { RD_CMD_TIMEOUT_S, 0 };
-	redisContext *c = redisConnectWithTimeout(db->host, db->port, tv);
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	redisContext *c = redisConnectWithTimeout(host, port, tv);
 
 	if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK)
 		return c;
 	if (c)
 		redisFree(c);
 	return NULL;
+}
+
+static int primary_checks(struct rd_db *db, redisContext *c);
+
+/* The primary the sentinels name (redis+sentinel://): the first sentinel
+ * that answers; "" when none does. */
+static void sentinel_ask(struct rd_db *db, char *host, size_t hlen,
+			 int *port)
+{
+	host[0] = '\0';
+	for (int i = 0; i < db->nsent && !host[0]; i++) {
+		redisContext *c = dial_addr(db->sent_host[i], db->sent_port[i],
+					    RD_SENTINEL_MS);
+		redisReply *r;
+
+		if (!c)
+			continue;
+		r = redisCommand(c, "SENTINEL get-master-addr-by-name %s",
+				 db->master);
+		if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+		    r->element[0]->type == REDIS_REPLY_STRING &&
+		    r->element[1]->type == REDIS_REPLY_STRING) {
+			snprintf(host, hlen, "%s", r->element[0]->str);
+			*port = atoi(r->element[1]->str);
+		}
+		if (r)
+			freeReplyObject(r);
+		redisFree(c);
+	}
+}
+
+/* Whether the server of c says it is a primary (ROLE). */
+static int is_primary(redisContext *c)
+{
+	redisReply *r = redisCommand(c, "ROLE");
+	int yes = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+		  r->element[0]->type == REDIS_REPLY_STRING &&
+		  strcmp(r->element[0]->str, "master") == 0;
+
+	if (r)
+		freeReplyObject(r);
+	return yes;
+}
+
+/*
+ * A connection to the primary the sentinels name, once it says it is
+ * one. A primary met for the first time (the start, a failover) passes
+ * the start checks and gets the library first; *rc says why not.
+ */
+static redisContext *dial_sentinel(struct rd_db *db, int *rc)
+{
+	char host[256], was[256];
+	int port = 0, wasport, known;
+	redisContext *c;
+
+	sentinel_ask(db, host, sizeof(host), &port);
+	if (!host[0]) {
+		*rc = -EHOSTUNREACH;
+		return NULL;
+	}
+	c = dial_addr(host, port, RD_CMD_TIMEOUT_S * 1000);
+	if (!c) {
+		*rc = -ECONNREFUSED;
+		return NULL;
+	}
+	if (!is_primary(c)) {   /* the sentinels have not caught up yet */
+		redisFree(c);
+		*rc = -EAGAIN;
+		return NULL;
+	}
+	pthread_mutex_lock(&db->alock);
+	known = db->checked && db->port == port &&
+		strcmp(db->host, host) == 0;
+	snprintf(was, sizeof(was), "%s", db->host);
+	wasport = db->port;
+	if (!known) {
+		snprintf(db->host, sizeof(db->host), "%s", host);
+		db->port = port;
+	}
+	pthread_mutex_unlock(&db->alock);
+	if (known)
+		return c;
+	if (was[0])
+		rd_log(db, SPOOL_LOG_INFO, "sentinel master %s: the primary "
+		       "is now %s:%d (was %s:%d)", db->master, host, port, was,
+		       wasport);
+	*rc = primary_checks(db, c);
+	if (*rc) {
+		redisFree(c);
+		return NULL;
+	}
+	pthread_mutex_lock(&db->alock);
+	db->checked = db->port == port && strcmp(db->host, host) == 0;
+	pthread_mutex_unlock(&db->alock);
+	return c;
+}
+
+static redisContext *dial(struct rd_db *db)
+{
+	char host[256];
+	int port, rc;
+
+	if (db->topo == RD_SENTINEL)
+		return dial_sentinel(db, &rc);
+	pthread_mutex_lock(&db->alock);
+	snprintf(host, sizeof(host), "%s", db->host);
+	port = db->port;
+	pthread_mutex_unlock(&db->alock);
+	return dial_addr(host, port, RD_CMD_TIMEOUT_S * 1000);
+}
+
+/* Whether the peer of c has closed it (a primary killed since it was
+ * last used): a push is then sent on a new connection, not lost as
+ * "it may have been done". */
+static int closed(redisContext *c)
+{
+	char b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 static struct rd_conn *conn_take(struct rd_db *db)
@@ -228,6 +500,48 @@ static int transient(const redisReply *r)
 static int load_library(struct rd_db *db, redisContext *c);
 
 /*
+ * ?replicas=N: waits until N replicas have every write this connection
+ * made (WAIT), re-asking until the call's deadline. 0, or -EIO (logged)
+ * when fewer confirm in time or the primary stops answering: the change
+ * is on the primary but may be lost with it.
+ */
+static int replicas_wait(struct rd_db *db, struct rd_conn *k,
+			 int64_t deadline)
+{
+	long long got = -1;
+
+	for (;;) {
+		int64_t left = deadline - rd_mono_ms();
+		redisReply *r;
+
+		if (left < 1)
+			left = 1;
+		if (left > RD_WAIT_MS)
+			left = RD_WAIT_MS;
+		r = redisCommand(k->c, "WAIT %d %lld", db->replicas,
+				 (long long)left);
+		if (!r) {
+			redisFree(k->c);
+			k->c = NULL;
+			rd_log(db, SPOOL_LOG_ERR, "WAIT %d: no answer (the "
+			       "change may have been done)", db->replicas);
+			return -EIO;
+		}
+		if (r->type == REDIS_REPLY_INTEGER)
+			got = r->integer;
+		freeReplyObject(r);
+		if (got >= db->replicas)
+			return 0;
+		if (rd_mono_ms() >= deadline)
+			break;
+	}
+	rd_log(db, SPOOL_LOG_ERR, "WAIT %d: %lld replica(s) confirmed the "
+	       "change within %d ms (it is on the primary, not on enough "
+	       "replicas)", db->replicas, got, RD_DEADLINE_MS);
+	return -EIO;
+}
+
+/*
  * Runs one command (argv) on a pooled connection, reconnecting and
  * retrying until the deadline. Returns the reply (never an error reply:
  * those become *rc), or NULL with *rc set.
@@ -245,6 +559,10 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 	for (;;) {
 		int sent = 0;
 
+		if (k->c && kind == RD_ONCE && closed(k->c)) {
+			redisFree(k->c);
+			k->c = NULL;
+		}
 		if (!k->c)
 			k->c = dial(db);
 		if (k->c) {
@@ -268,17 +586,29 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 					continue;
 				*rc = -EIO;
 			} else if (transient(r) && rd_mono_ms() < deadline) {
+				if (strncmp(r->str, "READONLY", 8) == 0) {
+					/* a primary turned replica (a
+					 * failover): find the new one */
+					redisFree(k->c);
+					k->c = NULL;
+				}
 				freeReplyObject(r);
 				r = NULL;
 				sleep_ms(backoff);
 				backoff = backoff < 500 ? backoff * 2 : 1000;
 				continue;
 			} else {
-				core_log(&db->pub, SPOOL_LOG_ERR,
-					 "redis %s:%d: %s: %s", db->host,
-					 db->port, argv[0], r->str);
-				*rc = transient(r) ? -EIO : -EIO;
+				rd_log(db, SPOOL_LOG_ERR, "%s: %s", argv[0],
+				       r->str);
+				*rc = -EIO;
 			}
+			freeReplyObject(r);
+			r = NULL;
+			break;
+		}
+		if (r && (kind == RD_WRITE || kind == RD_ONCE) &&
+		    db->replicas > 0 &&
+		    (*rc = replicas_wait(db, k, deadline)) != 0) {
 			freeReplyObject(r);
 			r = NULL;
 			break;
@@ -291,8 +621,8 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 			k->c = NULL;
 		}
 		if ((sent && kind == RD_ONCE) || rd_mono_ms() >= deadline) {
-			core_log(&db->pub, SPOOL_LOG_ERR, "redis %s:%d: %s: "
-				 "no answer%s", db->host, db->port, argv[0],
+			rd_log(db, SPOOL_LOG_ERR, "%s: "
+				 "no answer%s", argv[0],
 				 sent && kind == RD_ONCE ?
 				 " (it may have been done)" : "");
 			*rc = -EIO;
@@ -406,42 +736,39 @@ static int start_checks(struct rd_db *db, redisContext *c)
 	if (config_get(c, "maxmemory-policy", v, sizeof(v)))
 		goto unreadable;
 	if (strcmp(v, "noeviction") != 0) {
-		core_log(&db->pub, SPOOL_LOG_ERR, "redis %s:%d: "
+		rd_log(db, SPOOL_LOG_ERR, ""
 			 "maxmemory-policy is %s; the store needs noeviction "
-			 "(eviction would drop messages)", db->host, db->port,
+			 "(eviction would drop messages)",
 			 v);
 		return -ENOTSUP;
 	}
 	if (db->pub.opt.sync != SPOOL_SYNC_ALWAYS) {
-		core_log(&db->pub, SPOOL_LOG_INFO, "redis %s:%d: --sync none: "
+		rd_log(db, SPOOL_LOG_INFO, "--sync none: "
 			 "a change is acknowledged once the primary has it, "
-			 "fsynced as its appendfsync says", db->host, db->port);
+			 "fsynced as its appendfsync says");
 		return 0;
 	}
 	if (config_get(c, "appendonly", v, sizeof(v)))
 		goto unreadable;
 	if (strcmp(v, "yes") != 0) {
-		core_log(&db->pub, SPOOL_LOG_ERR, "redis %s:%d: appendonly is "
-			 "%s; --sync always needs appendonly yes", db->host,
-			 db->port, v);
+		rd_log(db, SPOOL_LOG_ERR, "appendonly is "
+			 "%s; --sync always needs appendonly yes", v);
 		return -ENOTSUP;
 	}
 	if (config_get(c, "appendfsync", v, sizeof(v)))
 		goto unreadable;
 	if (strcmp(v, "always") != 0) {
-		core_log(&db->pub, SPOOL_LOG_ERR, "redis %s:%d: appendfsync is "
-			 "%s; --sync always needs appendfsync always",
-			 db->host, db->port, v);
+		rd_log(db, SPOOL_LOG_ERR, "appendfsync is "
+			 "%s; --sync always needs appendfsync always", v);
 		return -ENOTSUP;
 	}
-	core_log(&db->pub, SPOOL_LOG_INFO, "redis %s:%d: appendonly yes, "
+	rd_log(db, SPOOL_LOG_INFO, "appendonly yes, "
 		 "appendfsync always: a change is acknowledged once fsynced on "
-		 "the primary (replicas copy it asynchronously)", db->host,
-		 db->port);
+		 "the primary (replicas copy it asynchronously)");
 	return 0;
 unreadable:
-	core_log(&db->pub, SPOOL_LOG_ERR, "redis %s:%d: CONFIG GET failed: "
-		 "cannot check the server's settings", db->host, db->port);
+	rd_log(db, SPOOL_LOG_ERR, "CONFIG GET failed: "
+		 "cannot check the server's settings");
 	return -EIO;
 }
 
@@ -481,8 +808,8 @@ static int load_library(struct rd_db *db, redisContext *c)
 	if (r && r->type != REDIS_REPLY_ERROR)
 		rc = 0;
 	else
-		core_log(&db->pub, SPOOL_LOG_ERR, "redis %s:%d: FUNCTION LOAD: "
-			 "%s", db->host, db->port, r ? r->str : c->errstr);
+		rd_log(db, SPOOL_LOG_ERR, "FUNCTION LOAD: "
+			 "%s", r ? r->str : c->errstr);
 	if (r)
 		freeReplyObject(r);
 	free(text);
@@ -522,28 +849,74 @@ static int clock_offset(struct rd_db *db, redisContext *c)
 	return rc;
 }
 
+/* What a primary must pass before it is used: the start checks (at
+ * start, and after a failover to one not met before) and the library. */
+static int primary_checks(struct rd_db *db, redisContext *c)
+{
+	int rc = start_checks(db, c);
+
+	if (!rc)
+		rc = library_check(db, c);
+	return rc;
+}
+
+/* ?replicas=N: says how many the primary has now. */
+static void replicas_state(struct rd_db *db, redisContext *c)
+{
+	redisReply *r;
+	const char *at;
+	int n = -1;
+
+	if (!db->replicas)
+		return;
+	r = redisCommand(c, "INFO replication");
+	if (r && r->type == REDIS_REPLY_STRING &&
+	    (at = strstr(r->str, "connected_slaves:")))
+		n = atoi(at + 17);
+	if (r)
+		freeReplyObject(r);
+	rd_log(db, SPOOL_LOG_INFO, "?replicas=%d: a change is acknowledged "
+	       "once %d replica(s) have it (WAIT), else it fails with EIO "
+	       "after %d s; the primary has %d replica(s) now", db->replicas,
+	       db->replicas, RD_DEADLINE_MS / 1000, n);
+}
+
 int rd_connect_all(struct rd_db *db)
 {
 	struct rd_conn *k;
-	redisContext *c = dial(db);
-	int rc;
+	redisContext *c;
+	int rc = 0;
 
 	snprintf(db->version, sizeof(db->version), "%016llx",
 		 (unsigned long long)XXH3_64bits(spool_lua, spool_lua_len));
-	if (!c) {
-		core_log(&db->pub, SPOOL_LOG_ERR, "redis %s:%d: cannot "
-			 "connect", db->host, db->port);
-		return -EIO;
+	if (db->topo == RD_SENTINEL) {
+		c = dial_sentinel(db, &rc);
+		if (!c && rc == -EHOSTUNREACH)
+			rd_log(db, SPOOL_LOG_ERR, "no sentinel answered (or "
+			       "none knows this master)");
+		else if (!c && rc == -ECONNREFUSED)
+			rd_log(db, SPOOL_LOG_ERR, "cannot connect to the "
+			       "primary the sentinels name");
+		else if (!c && rc == -EAGAIN)
+			rd_log(db, SPOOL_LOG_ERR, "the server the sentinels "
+			       "name is not a primary (ROLE)");
+		if (!c)
+			return rc == -ENOTSUP || rc == -ENOMEM ? rc : -EIO;
+	} else {
+		c = dial(db);
+		if (!c) {
+			rd_log(db, SPOOL_LOG_ERR, "cannot connect");
+			return -EIO;
+		}
+		rc = primary_checks(db, c);
 	}
-	rc = start_checks(db, c);
-	if (!rc)
-		rc = library_check(db, c);
 	if (!rc)
 		rc = clock_offset(db, c);
 	if (rc) {
 		redisFree(c);
 		return rc;
 	}
+	replicas_state(db, c);
 	k = conn_take(db);
 	k->c = c;
 	conn_give(db, k);

@@ -1065,7 +1065,7 @@ int64_t redis_tick(spool_db *pdb)
 	int rc;
 
 	rd_args_init(&a);
-	rc = rd_call(db, "tick", &a, RD_WRITE, &r);
+	rc = rd_call(db, "tick", &a, RD_TICK, &r);
 	rd_args_free(&a);
 	if (rc)
 		return db_now(db) + 1000;
@@ -1096,35 +1096,9 @@ static int64_t timer_tick(spool_db *pdb)
 
 int redis_claims(const char *data)
 {
-	return strncmp(data, "redis://", 8) == 0;
-}
-
-/* redis://HOST:PORT[/PREFIX] */
-static int parse_url(struct rd_db *db, const char *data)
-{
-	const char *h = data + 8, *colon = strrchr(h, ':'), *slash;
-	const char *prefix = "spool";
-	char *end;
-	long port;
-
-	slash = strchr(h, '/');
-	if (slash && colon > slash)
-		colon = memchr(h, ':', slash - h);
-	if (!colon || colon == h || (size_t)(colon - h) >= sizeof(db->host))
-		return -EINVAL;
-	memcpy(db->host, h, colon - h);
-	db->host[colon - h] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (port <= 0 || port > 65535 || (*end && *end != '/'))
-		return -EINVAL;
-	db->port = (int)port;
-	if (*end == '/' && end[1])
-		prefix = end + 1;
-	if (strpbrk(prefix, "{}? \n\r"))
-		return -EINVAL;
-	if (asprintf(&db->prefix, "{%s}", prefix) < 0)
-		return -ENOMEM;
-	return 0;
+	return strncmp(data, "redis://", 8) == 0 ||
+	       strncmp(data, "redis+sentinel://", 17) == 0 ||
+	       strncmp(data, "redis+cluster://", 16) == 0;
 }
 
 static void db_free(struct rd_db *db)
@@ -1173,13 +1147,10 @@ int redis_open(const char *data, const struct spool_options *o,
 	snprintf(db->origin, sizeof(db->origin), "%lx%lx",
 		 (unsigned long)getpid(),
 		 (unsigned long)(ts.tv_nsec ^ (uintptr_t)db));
-	rc = parse_url(db, data);
-	if (rc) {
-		core_log(&db->pub, SPOOL_LOG_ERR, strchr(data, '?') ?
-			 "%s: URL options (?replicas=N) are not supported yet" :
-			 "%s: not redis://HOST:PORT[/PREFIX]", data);
+	pthread_mutex_init(&db->alock, NULL);
+	rc = rd_parse_url(db, data);
+	if (rc)
 		goto fail;
-	}
 	db->server_clock = core_clock_is_real(o);
 	if (db->server_clock) {
 		db->pub.opt.clock = server_clock;

@@ -1,5 +1,6 @@
 /*
- * redis.h - the Redis store (redis://HOST:PORT[/PREFIX], one primary):
+ * redis.h - the Redis store (redis://HOST:PORT[/PREFIX], one primary, or
+ * redis+sentinel://: the primary the sentinels name; ?replicas=N):
  * every operation is one call of a function of the library in spool.lua
  * (one atomic FCALL); the daemon keeps no index, only handles, a pool of
  * connections, a subscriber thread for the wake-up channel and, unless
@@ -35,10 +36,27 @@ struct rd_queue {
 	struct spool_settings set;
 };
 
+#define RD_SENTINELS_MAX 8
+
+enum rd_topo {
+	RD_SINGLE,                      /* redis://: one primary */
+	RD_SENTINEL,                    /* redis+sentinel://: the sentinels
+	                                 * name the primary */
+};
+
 struct rd_db {
 	struct spool_db pub;
-	char host[256];
+	enum rd_topo topo;
+	pthread_mutex_t alock;          /* host and port, once set */
+	char host[256];                 /* the primary */
 	int port;
+	bool checked;                   /* host:port passed the start checks
+	                                 * (redis+sentinel://) */
+	int nsent;                      /* redis+sentinel:// */
+	char sent_host[RD_SENTINELS_MAX][256];
+	int sent_port[RD_SENTINELS_MAX];
+	char master[128];
+	int replicas;                   /* ?replicas=N: WAIT N after writes */
 	char *prefix;                   /* "{P}" */
 	char origin[24];                /* this handle's token on the channel */
 	bool server_clock;              /* now comes from the server's TIME */
@@ -100,6 +118,9 @@ enum rd_call {
 	RD_WRITE = 1,     /* retried; fails with the test seam's errno */
 	RD_ONCE = 2,      /* a write that must not run twice (a push): an
 	                   * I/O error after it was sent gives -EIO */
+	RD_TICK = 3,      /* a write no caller waits for (the timer's
+	                   * promotions, redone by whoever comes next):
+	                   * as RD_WRITE, without ?replicas's WAIT */
 };
 /* Calls spool_<fn>; *out (free with rd_reply_free; out may be NULL) holds the values after
  * the code. Wakes the queues the call woke. Returns the code. */
@@ -114,7 +135,9 @@ size_t rd_count(const struct rd_reply *r);
 /* Value i of r, itself an array, as a reply of its own (not freed). */
 struct rd_reply rd_elem(const struct rd_reply *r, size_t i);
 
-/* conn.c: the pool, start checks and the library. */
+/* conn.c: the URL, the pool, start checks and the library. */
+/* Parses redis://, redis+sentinel:// (logs why it is refused). */
+int rd_parse_url(struct rd_db *db, const char *data);
 int rd_connect_all(struct rd_db *db);
 void rd_pool_free(struct rd_db *db);
 /* The subscriber thread (wake-ups from other hosts). */

@@ -94,7 +94,7 @@ TEST(start_check_sync_always_needs_fsync_always)
 	EQ(open_rc(SPOOL_SYNC_ALWAYS), 0);
 }
 
-TEST(no_server_eio_and_urls_not_supported)
+TEST(no_server_eio_and_urls_refused)
 {
 	struct spool_options o;
 	spool_db *db = NULL;
@@ -105,9 +105,16 @@ TEST(no_server_eio_and_urls_not_supported)
 	EQ(spool_open("redis://127.0.0.1:1/x", &o, &db), -EIO);
 	CHECK(db == NULL);
 	EQ(spool_open("redis://nohost/x", &o, &db), -EINVAL);
-	/* not built yet: a clear refusal, not an option ignored */
-	EQ(spool_open("redis://127.0.0.1:1/x?replicas=1", &o, &db), -EINVAL);
-	EQ(spool_open("redis+sentinel://127.0.0.1:1/m/x", &o, &db), -EINVAL);
+	/* an option the store does not know: refused, not ignored */
+	EQ(spool_open("redis://127.0.0.1:6379/x?wait=1", &o, &db), -EINVAL);
+	EQ(spool_open("redis://127.0.0.1:6379/x?replicas=x", &o, &db),
+	   -EINVAL);
+	EQ(spool_open("redis+sentinel://127.0.0.1:6379", &o, &db), -EINVAL);
+	/* known forms, nobody there */
+	EQ(spool_open("redis://127.0.0.1:1/x?replicas=1", &o, &db), -EIO);
+	EQ(spool_open("redis+sentinel://127.0.0.1:1,127.0.0.1:1/m/x", &o, &db),
+	   -EIO);
+	/* not built yet: a clear refusal */
 	EQ(spool_open("redis+cluster://127.0.0.1:1/x", &o, &db), -EINVAL);
 	CHECK(db == NULL);
 }

@@ -263,5 +263,5 @@ def test_misconfigured_or_absent_redis_exits_2_naming_why(redis_url,
         assert not os.path.ismount(mnt)
     rc, err = spoolfs_exit('redis://127.0.0.1:1/x', mnt)
     assert rc == 2 and err.strip().endswith('cannot connect'), err
-    rc, err = spoolfs_exit(data + '?replicas=1', mnt)
-    assert rc == 2 and 'not supported yet' in err, err
+    rc, err = spoolfs_exit(data + '?replicas=x', mnt)
+    assert rc == 2 and 'not redis://HOST:PORT' in err, err
