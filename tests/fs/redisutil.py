@@ -22,14 +22,16 @@ def free_port(host='127.0.0.1'):
 
 
 class RedisServer:
-    """bind: the addresses it listens on (the first is the URL's)."""
+    """bind: the addresses it listens on (the first is the URL's);
+    fsync: appendfsync (the daemons need --sync none unless 'always')."""
 
-    def __init__(self, bind=('127.0.0.1',), extra=()):
+    def __init__(self, bind=('127.0.0.1',), fsync='always', extra=()):
         self.exe = shutil.which('redis-server')
         assert self.exe, 'redis-server is missing (package redis-server)'
         self.bind = list(bind)
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix='spool-redis-')
+        self.fsync = fsync
         self.extra = list(extra)
         self.proc = None
 
@@ -46,7 +48,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [self.exe, '--port', str(self.port), '--bind', *self.bind,
              '--dir', self.dir, '--save', '', '--appendonly', 'yes',
-             '--appendfsync', 'always', '--maxmemory-policy', 'noeviction',
+             '--appendfsync', self.fsync, '--maxmemory-policy', 'noeviction',
              '--logfile', os.path.join(self.dir, 'redis.log'), *self.extra],
             stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
