@@ -26,7 +26,9 @@ from spoolutil import (lease, push, push_lines, read_fd, set_config,
                        stats, wait_until)
 
 STORE_DOWN = r'redis .*: no answer'    # the daemon's line for a lost reply
-DRAIN_MESSAGES = int(os.environ.get('SPOOL_DRAIN_MESSAGES', '20000'))
+# the issue's 20,000 take minutes on a loaded 2-core machine (44/s seen):
+# CI drains 4,000; SPOOL_DRAIN_MESSAGES=20000 is the full run
+DRAIN_MESSAGES = int(os.environ.get('SPOOL_DRAIN_MESSAGES', '4000'))
 WAKE_ROUNDS = int(os.environ.get('SPOOL_WAKE_ROUNDS', '15'))
 
 
@@ -186,3 +188,159 @@ def test_stopped_15s_eio_after_10s_then_recovers_parked_served(
         set(got) <= {b'during', b'after-1', b'after-2'}, got
     s = stats(q)
     assert s['pushed_total'] in (4, 5) and s['acked_total'] in (0, 1, 2), s
+
+
+# ------------------------------------------------------- full, and df
+
+def info_memory(server):
+    text = server.cli('INFO', 'memory')
+    return {k: int(v) for k, v in
+            (line.split(':', 1) for line in text.splitlines()
+             if ':' in line and line.split(':', 1)[1].strip().isdigit())}
+
+
+def test_full_redis_enospc_consumers_drain_and_df_reports_memory(
+        redis, mount_factory, tmp_path):
+    """maxmemory reached: cp onto the queue and a batch through lines get
+    ENOSPC ("No space left on device"); next, ack, release, touch and
+    delete still work; df (statfs) reports maxmemory as the size and
+    used_memory as used (DESIGN §12); with room again, pushes work."""
+    m = host(mount_factory, redis, 'full')
+    q = m.mkq('jobs', visibility_timeout=600)
+    push_lines(q, [b'm%d' % i for i in range(6)])
+    limit = info_memory(redis)['used_memory'] + (1 << 20)
+    redis.cli('CONFIG', 'SET', 'maxmemory', str(limit))
+    try:
+        st = os.statvfs(m.mnt)
+        assert st.f_blocks * st.f_frsize == limit // 4096 * 4096
+        used = st.f_blocks - st.f_bfree
+        mem = info_memory(redis)['used_memory']
+        assert abs(used * st.f_frsize - mem) < 256 << 10, (used, mem)
+        r = subprocess.run(['df', '-P', str(m.mnt)], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert int(r.stdout.splitlines()[1].split()[1]) == \
+            limit // 4096 * 4, r.stdout
+        big = tmp_path / 'big'
+        big.write_bytes(b'x' * (64 << 10))
+        for i in range(64):      # 4 MiB at most: past the 1 MiB of room
+            r = subprocess.run(['cp', str(big), str(q / ('big%d' % i))],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode:
+                break
+        assert r.returncode != 0 and \
+            'No space left on device' in r.stderr, r.stderr
+        assert i > 0, 'the first push was refused already'
+        with pytest.raises(OSError) as e:
+            push_lines(q, [b'%04d' % k + b'y' * 1020 for k in range(64)])
+        assert e.value.errno == errno.ENOSPC
+        st = os.statvfs(m.mnt)
+        assert st.f_bavail * st.f_frsize < 256 << 10, st
+        # consumers go on: lease, ack, release, touch, delete
+        mid, body = lease(q)
+        assert body == b'm0'
+        m.sh('rm jobs/leased/%s' % mid)
+        mid, body = lease(q)
+        assert body == b'm1'
+        m.sh('touch -d @%d jobs/leased/%s' % (int(time.time()) + 900, mid))
+        m.sh('mv jobs/leased/%s jobs/peek/' % mid)
+        m.sh('rm jobs/peek/%s' % mid)
+        s = stats(q)
+        assert (s['pushed_total'], s['acked_total'], s['deleted_total'],
+                s['leased']) == (6 + i, 1, 1, 0), s
+    finally:
+        redis.cli('CONFIG', 'SET', 'maxmemory', '0')
+    push(q, b'room again', name='again')
+    st = os.statvfs(m.mnt)
+    assert st.f_blocks * st.f_frsize == \
+        info_memory(redis)['total_system_memory'] // 4096 * 4096
+    assert stats(q)['visible'] == 4 + i + 1
+
+
+# ------------------------------------------- three hosts, 8 consumers
+
+CONSUMER = r'''
+import os, sys
+q, out = sys.argv[1:3]
+with open(out, 'w') as f:
+    while True:
+        fd = os.open(os.path.join(q, 'next'), os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            body = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            os.close(fd)
+            break
+        mid = os.getxattr(fd, 'user.spool.id').decode()
+        os.close(fd)
+        os.unlink(os.path.join(q, 'leased', mid))
+        f.write('%s %s\n' % (mid, body.decode()))
+'''
+
+
+def same_everywhere(qs):
+    """Stats (but the age, a moment's) and listings of every host's q."""
+    drop = ('oldest_visible_age_ms',)
+    views = []
+    for q in qs:
+        s = {k: v for k, v in stats(q).items() if k not in drop}
+        views.append((s, sorted(os.listdir(q.parent)),
+                      sorted(os.listdir(q / 'peek')),
+                      sorted(os.listdir(q / 'leased'))))
+    for v in views[1:]:
+        assert v == views[0], (views[0], v)
+    return views[0][0]
+
+
+@pytest.mark.spool_timeout(900)
+def test_three_hosts_eight_consumers_each_message_once(mount_factory,
+                                                       tmp_path):
+    """Three daemons on one Redis; 8 consumer processes spread over them
+    drain 4,000 messages (SPOOL_DRAIN_MESSAGES=20000: the issue's run) with next + ack, no
+    lease expiring: every message is taken exactly once, counted by id
+    and by body; stats and listings are the same on every host."""
+    server = RedisServer(fsync='everysec').start()
+    hosts = []
+    try:
+        hosts = [host(mount_factory, server, 'drain', '--sync', 'none')
+                 for _ in range(3)]
+        qs = [hosts[0].mkq('jobs', visibility_timeout=3600)] + \
+            [h.q('jobs') for h in hosts[1:]]
+        n = DRAIN_MESSAGES
+        want = ['b%06d' % i for i in range(n)]
+        for k in range(0, n, 1000):         # batches, from every host
+            push_lines(qs[(k // 1000) % 3], want[k:k + 1000])
+        assert same_everywhere(qs)['visible'] == n
+        t = time.monotonic()
+        procs = [subprocess.Popen(
+            [sys.executable, '-c', CONSUMER, str(qs[i % 3]),
+             str(tmp_path / ('c%d' % i))]) for i in range(8)]
+        for p in procs:
+            assert p.wait(600) == 0
+        took = time.monotonic() - t
+        got = []
+        per = []
+        for i in range(8):
+            lines = (tmp_path / ('c%d' % i)).read_text().splitlines()
+            per.append(len(lines))
+            got += [line.split(' ') for line in lines]
+        print('drain: %d messages, 3 hosts, 8 consumers: %.1f s '
+              '(%.0f/s); per consumer %s' % (n, took, n / took, per))
+        ids_ = [g[0] for g in got]
+        bodies_ = [g[1] for g in got]
+        assert len(got) == n
+        assert len(set(ids_)) == n, 'an id was taken twice'
+        assert sorted(bodies_) == want, 'a body was lost or taken twice'
+        s = same_everywhere(qs)
+        assert (s['visible'], s['leased'], s['pushed_total'],
+                s['acked_total'], s['expired_total']) == (0, 0, n, n, 0), s
+        # listings with something in them, compared again
+        push_lines(qs[2], ['left%d' % i for i in range(6)])
+        lease(qs[0])
+        lease(qs[1])
+        s = same_everywhere(qs)
+        assert (s['visible'], s['leased']) == (4, 2), s
+    finally:
+        for h in hosts:
+            if h.proc.poll() is None:
+                h.umount()
+        server.stop()
