@@ -22,8 +22,8 @@ import time
 import pytest
 
 from redisutil import RedisServer
-from spoolutil import (lease, push, push_lines, read_fd, set_config,
-                       stats, wait_until)
+from spoolutil import (lease, push, push_lines, read_fd, read_file,
+                       stats)
 
 STORE_DOWN = r'redis .*: no answer'    # the daemon's line for a lost reply
 # the issue's 20,000 take minutes on a loaded 2-core machine (44/s seen):
@@ -295,12 +295,14 @@ def same_everywhere(qs):
 def test_three_hosts_eight_consumers_each_message_once(mount_factory,
                                                        tmp_path):
     """Three daemons on one Redis; 8 consumer processes spread over them
-    drain 4,000 messages (SPOOL_DRAIN_MESSAGES=20000: the issue's run) with next + ack, no
+    drain 4,000 messages (SPOOL_DRAIN_MESSAGES=20000: the issue's run)
+    with next + ack, no
     lease expiring: every message is taken exactly once, counted by id
     and by body; stats and listings are the same on every host."""
-    server = RedisServer(fsync='everysec').start()
+    server = RedisServer(fsync='everysec')
     hosts = []
     try:
+        server.start()
         hosts = [host(mount_factory, server, 'drain', '--sync', 'none')
                  for _ in range(3)]
         qs = [hosts[0].mkq('jobs', visibility_timeout=3600)] + \
@@ -344,3 +346,142 @@ def test_three_hosts_eight_consumers_each_message_once(mount_factory,
             if h.proc.poll() is None:
                 h.umount()
         server.stop()
+
+
+# ------------------------------------------------ network namespaces
+
+def ip(*args, check=True):
+    exe = shutil.which('ip')
+    assert exe, 'ip is missing (package iproute2)'
+    r = subprocess.run([exe, *args], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0 or not check, (args, r.stderr)
+    return r
+
+
+class Netns:
+    """A network namespace of this process's own (its name carries the
+    pid) joined to the root namespace by a veth pair on a /30 subnet:
+    outside is the root's address, inside the namespace's."""
+
+    def __init__(self, tag, subnet):
+        pid = os.getpid()
+        self.name = 'spool%d%s' % (pid, tag)
+        self.veth = 'sp%d%s' % (pid % 10000000, tag)    # <= 15 characters
+        net, z = subnet
+        self.outside = '%s%d' % (net, z + 1)
+        self.inside = '%s%d' % (net, z + 2)
+
+    def up(self):
+        ip('netns', 'add', self.name)
+        ip('link', 'add', self.veth, 'type', 'veth', 'peer', 'name',
+           self.veth + 'i', 'netns', self.name)
+        ip('addr', 'add', self.outside + '/30', 'dev', self.veth)
+        ip('link', 'set', self.veth, 'up')
+        ip('-n', self.name, 'addr', 'add', self.inside + '/30', 'dev',
+           self.veth + 'i')
+        ip('-n', self.name, 'link', 'set', self.veth + 'i', 'up')
+        ip('-n', self.name, 'link', 'set', 'lo', 'up')
+
+    def wrap(self):
+        exe = shutil.which('nsenter')
+        assert exe, 'nsenter is missing (package util-linux)'
+        # not ip netns exec: it makes a mount namespace too, and the
+        # daemon's FUSE mount would not be seen from here
+        return [exe, '--net=/run/netns/' + self.name]
+
+    def delete(self):
+        ip('netns', 'del', self.name, check=False)     # and the veth pair
+        ip('link', 'del', self.veth, check=False)
+
+
+def free_subnets(count):
+    """count /30 subnets (("10.X.Y.", Z), Z the network's last byte) of
+    a 10.X.Y.0/24 that no interface here uses, chosen by the pid."""
+    used = ip('-o', '-4', 'addr').stdout
+    pid = os.getpid()
+    for k in range(256):
+        x, y = 100 + (pid + k) % 100, (pid // 100 + k) % 256
+        net = '10.%d.%d.' % (x, y)
+        if ' %s' % net not in used:
+            return [(net, 4 * i) for i in range(count)]
+    raise AssertionError('no free 10.x.y.0/24 here')
+
+
+def wake_delay(pusher_q, reader_q, rounds):
+    """Median seconds from the start of a push on pusher_q to the return
+    of a read of reader_q/next that was parked before it."""
+    delays = []
+    for i in range(rounds):
+        out = {}
+
+        def reader():
+            out['body'] = read_file(reader_q / 'next')
+            out['t'] = time.perf_counter()
+
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(0.15)                 # parked (not asserted)
+        t0 = time.perf_counter()
+        push(pusher_q, b'w%d' % i, name='w')
+        t.join(30)
+        assert not t.is_alive() and out['body'] == b'w%d' % i, out
+        delays.append(out['t'] - t0)
+    return statistics.median(delays)
+
+
+@pytest.mark.spool_timeout(300)
+def test_hosts_in_separate_network_namespaces(mount_factory, tmp_path):
+    """Host A and host B are daemons in network namespaces of their own,
+    each reaching redis-server (in the root namespace) only over its veth
+    pair: a push on A is leased and acked on B, a reader parked on B is
+    woken by a push on A. Prints the wake-up delay across hosts against a
+    local one (median of SPOOL_WAKE_ROUNDS; no assertion on it:
+    docs/scale-out.md has the figures)."""
+    nets = []
+    server = None
+    hosts = []
+    try:
+        for tag, subnet in zip('ab', free_subnets(2)):
+            nets.append(Netns(tag, subnet))
+            nets[-1].up()
+        # protected mode refuses all but loopback clients without a
+        # password; these addresses are the private veth pairs' only
+        server = RedisServer(bind=[n.outside for n in nets],
+                             extra=('--protected-mode', 'no'))
+        server.start()
+        # inside a namespace, the root's loopback is not there
+        r = subprocess.run([*nets[0].wrap(), *server.cli_argv('PING')[:1],
+                            '-h', '127.0.0.1', '-p', str(server.port),
+                            'PING'], capture_output=True, text=True,
+                           timeout=30)
+        assert 'PONG' not in r.stdout, r.stdout
+        hosts = [host(mount_factory, server, None, wrap=n.wrap(),
+                      url='redis://%s:%d/nn' % (n.outside, server.port))
+                 for n in nets]
+        a, b = hosts
+        qa = a.mkq('jobs', visibility_timeout=600)
+        qb = b.q('jobs')
+        push(qa, b'across', name='x')
+        mid, body = lease(qb)
+        assert body == b'across'
+        b.sh('rm jobs/leased/%s' % mid)
+        s = stats(qa)
+        assert (s['visible'], s['leased'], s['acked_total']) == (0, 0, 1)
+        local = wake_delay(qb, qb, WAKE_ROUNDS)
+        across = wake_delay(qa, qb, WAKE_ROUNDS)
+        print('wake-up delay, median of %d: local (push on B, reader on B) '
+              '%.1f ms; across (push on A, reader on B) %.1f ms; '
+              'ratio %.2f' % (WAKE_ROUNDS, local * 1e3, across * 1e3,
+                              across / local))
+        s = stats(qb)
+        assert (s['leased'], s['pushed_total']) == \
+            (2 * WAKE_ROUNDS, 2 * WAKE_ROUNDS + 1), s
+    finally:
+        for h in hosts:
+            if h.proc is not None and h.proc.poll() is None:
+                h.umount()
+        if server is not None:
+            server.stop()
+        for n in nets:
+            n.delete()
