@@ -21,18 +21,19 @@
 /* Answers req with in's entry, or with the error; frees an unused inode. */
 static void reply_entry(fuse_req_t req, struct fs_inode *in)
 {
+	struct fs_ctx *fs = in->fs;
 	struct fuse_entry_param e;
 	int rc = fs_inode_entry(in, &e);
 
 	if (rc < 0) {
-		pthread_mutex_lock(&fs.lock);
+		pthread_mutex_lock(&fs->lock);
 		fs_inode_maybe_free(in);
-		pthread_mutex_unlock(&fs.lock);
+		pthread_mutex_unlock(&fs->lock);
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	if (fuse_reply_entry(req, &e) == -ENOENT && in->dynamic)
-		fs_inode_forget(in->ino, 1);
+		fs_inode_forget(in->fs, in->ino, 1);
 }
 
 static int fixed_index(const char *name)
@@ -93,20 +94,21 @@ static void lookup_msg(fuse_req_t req, struct fs_inode *dir,
 static void reply_pinned(fuse_req_t req, struct fs_inode *in)
 {
 	reply_entry(req, in);
-	fs_inode_forget(in->ino, 1);
+	fs_inode_forget(in->fs, in->ino, 1);
 }
 
 /* A draft, or a draft dir's draft. */
 static void lookup_draft(fuse_req_t req, struct fs_inode *dir,
 			 const char *name)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in;
 
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_draft_find(dir, name);
 	if (in)
 		in->nlookup++; /* pins it until reply_entry's ref */
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (in)
 		reply_pinned(req, in);
 	else
@@ -140,18 +142,19 @@ static void lookup_qdir(fuse_req_t req, struct fs_inode *dir,
 
 static void lookup_root(fuse_req_t req, const char *name)
 {
+	struct fs_ctx *fs = fs_of(req);
 	struct fs_queue *q;
 	int rc;
 
 	if (strcmp(name, ".metrics") == 0) {
-		reply_entry(req, fs.metrics);
+		reply_entry(req, fs->metrics);
 		return;
 	}
 	if (!spool_name_valid(name, strlen(name))) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	rc = fs_queue_get(name, &q);
+	rc = fs_queue_get(fs, name, &q);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -161,7 +164,7 @@ static void lookup_root(fuse_req_t req, const char *name)
 
 void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fs_inode *dir = fs_inode_get(parent);
+	struct fs_inode *dir = fs_inode_get(fs_of(req), parent);
 
 	if (!dir) {
 		fuse_reply_err(req, ENOENT);
@@ -195,15 +198,16 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void mkdir_draftdir(fuse_req_t req, struct fs_inode *dir,
 			   const char *name, mode_t mode)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in;
 
 	if (strlen(name) > SPOOL_MSG_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_draft_find(dir, name);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (in) {
 		fuse_reply_err(req, EEXIST);
 		return;
@@ -219,6 +223,7 @@ static void mkdir_draftdir(fuse_req_t req, struct fs_inode *dir,
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	      mode_t mode)
 {
+	struct fs_ctx *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct spool_queue_attr attr = {
 		.uid = ctx->uid, .gid = ctx->gid, .mode = mode & 07777,
@@ -228,16 +233,16 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int rc;
 
 	if (parent != FS_ROOT_INO) {
-		dir = fs_inode_get(parent);
+		dir = fs_inode_get(fs, parent);
 		if (dir && dir->kind == FS_QDIR && name[0] == '.')
 			mkdir_draftdir(req, dir, name, mode);
 		else
 			fuse_reply_err(req, dir ? EPERM : ENOENT);
 		return;
 	}
-	rc = spool_queue_create(fs.db, name, &attr);
+	rc = spool_queue_create(fs->db, name, &attr);
 	if (rc == 0)
-		rc = fs_queue_get(name, &q);
+		rc = fs_queue_get(fs, name, &q);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -250,6 +255,7 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
  * goes once empty. */
 static int rmdir_qdir(struct fs_inode *dir, const char *name)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct spool_stats st;
 	struct fs_inode *in;
 	int i = fixed_index(name), rc;
@@ -269,36 +275,37 @@ static int rmdir_qdir(struct fs_inode *dir, const char *name)
 	}
 	if (i >= 0)
 		return -ENOTDIR;
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_is_draft_name(dir, name) ? fs_draft_find(dir, name) : NULL;
 	rc = !in ? -ENOENT : in->kind != FS_DRAFTDIR ? -ENOTDIR :
 	     in->children ? -ENOTEMPTY : 0;
 	if (rc == 0)
 		fs_draft_unlink(in);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
 
 void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct fs_ctx *fs = fs_of(req);
 	struct fs_inode *dir;
 	struct fs_queue *q;
 	int rc;
 
 	if (parent != FS_ROOT_INO) {
-		dir = fs_inode_get(parent);
+		dir = fs_inode_get(fs, parent);
 		rc = !dir ? -ENOENT : dir->kind == FS_QDIR ?
 		     rmdir_qdir(dir, name) : -EPERM;
 		goto out;
 	}
-	rc = fs_queue_get(name, &q);
+	rc = fs_queue_get(fs, name, &q);
 	if (rc < 0)
 		goto out;
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	rc = q->drafts ? -ENOTEMPTY : 0;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (rc == 0)
-		rc = spool_queue_delete(fs.db, name);
+		rc = spool_queue_delete(fs->db, name);
 	if (rc == 0)
 		fs_queue_kill(q);
 out:
@@ -322,14 +329,15 @@ static int unlink_msg(struct fs_inode *dir, const char *name)
  * last); until then EPERM. They go with the queue at its rmdir. */
 static int queue_emptied(struct fs_queue *q)
 {
+	struct fs_ctx *fs = q->fs;
 	struct spool_stats st;
 	int rc = spool_stats_get(q->sq, &st), drafts;
 
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	drafts = q->drafts != NULL;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return drafts || st.visible + st.delayed + st.leased + st.corrupt ?
 	       -EPERM : 0;
 }
@@ -342,6 +350,7 @@ static int queue_emptied(struct fs_queue *q)
 static int unlink_qdir(fuse_req_t req, struct fs_inode *dir,
 		       const char *name)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in;
 	int i = dir->kind == FS_QDIR ? fixed_index(name) : -1, rc;
 
@@ -353,24 +362,24 @@ static int unlink_qdir(fuse_req_t req, struct fs_inode *dir,
 		in = fs_names_find(dir->q, name, req);
 		if (!in)
 			return -ENOENT;
-		pthread_mutex_lock(&fs.lock);
+		pthread_mutex_lock(&fs->lock);
 		fs_names_drop(in);
-		pthread_mutex_unlock(&fs.lock);
-		fs_inode_forget(in->ino, 1);
+		pthread_mutex_unlock(&fs->lock);
+		fs_inode_forget(in->fs, in->ino, 1);
 		return 0;
 	}
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_draft_find(dir, name);
 	rc = !in ? -ENOENT : in->kind == FS_DRAFTDIR ? -EISDIR : 0;
 	if (rc == 0)
 		fs_draft_unlink(in);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
 
 void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fs_inode *dir = fs_inode_get(parent);
+	struct fs_inode *dir = fs_inode_get(fs_of(req), parent);
 	int rc = -EPERM;
 
 	if (!dir)
@@ -390,6 +399,7 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 static int rename_draft_draft(struct fs_inode *dir, const char *name,
 			      struct fs_inode *ndir, const char *newname)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in, *old;
 	char *copy;
 	int rc = -ENOENT;
@@ -398,7 +408,7 @@ static int rename_draft_draft(struct fs_inode *dir, const char *name,
 		return -EXDEV;
 	if (!(copy = strdup(newname)))
 		return -ENOMEM;
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_draft_find(dir, name);
 	old = in ? fs_draft_find(ndir, newname) : NULL;
 	if (in && old && old != in && old->kind == FS_DRAFTDIR)
@@ -415,7 +425,7 @@ static int rename_draft_draft(struct fs_inode *dir, const char *name,
 		fs_draft_link(ndir, in);
 		rc = 0;
 	}
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	free(copy);
 	return rc;
 }
@@ -424,6 +434,7 @@ static int rename_draft_draft(struct fs_inode *dir, const char *name,
 static int rename_draft(struct fs_inode *dir, const char *name,
 			struct fs_inode *ndir, const char *newname)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in;
 	int rc;
 
@@ -433,22 +444,22 @@ static int rename_draft(struct fs_inode *dir, const char *name,
 		return rename_draft_draft(dir, name, ndir, newname);
 	if (fixed_index(newname) >= 0)
 		return -EPERM;
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_draft_find(dir, name);
 	rc = !in ? -ENOENT : in->kind == FS_DRAFTDIR ? -EPERM : 0;
 	if (rc == 0)
 		in->nlookup++; /* pins it while pushing */
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (rc < 0)
 		return rc;
 	rc = fs_draft_push(in, ndir->q, newname);
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in->nlookup--;
 	if (rc == 0 && in->linked)
 		fs_draft_unlink(in);
 	else
 		fs_inode_maybe_free(in);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
 
@@ -482,19 +493,20 @@ static int unpush_body(struct fs_queue *q, uint64_t id, struct fs_draft *d)
 static int unpush_to_draft(fuse_req_t req, struct fs_inode *in,
 			   struct fs_inode *dir, const char *newname)
 {
+	struct fs_ctx *fs = in->fs;
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct fs_inode *old, *d;
 	mode_t mode = 0644;
 	uint64_t id;
 	int rc;
 
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	id = in->writers ? 0 : in->pushed_id;
 	old = fs_draft_find(dir, newname);
 	if (old && old->kind == FS_DRAFT)
 		mode = old->draft->mode;
 	rc = !id ? -EBUSY : old && old->kind == FS_DRAFTDIR ? -EISDIR : 0;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (rc < 0)
 		return rc;
 	d = fs_inode_new(FS_DRAFT, dir->q);
@@ -503,7 +515,7 @@ static int unpush_to_draft(fuse_req_t req, struct fs_inode *in,
 	d->name = strdup(newname);
 	d->draft = fs_draft_new(mode, ctx->uid, ctx->gid);
 	rc = !d->name || !d->draft ? -ENOMEM : unpush_body(dir->q, id, d->draft);
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	if (rc == 0) {
 		old = fs_draft_find(dir, newname);
 		if (old)
@@ -514,7 +526,7 @@ static int unpush_to_draft(fuse_req_t req, struct fs_inode *in,
 	} else {
 		fs_inode_maybe_free(d);
 	}
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
 
@@ -528,6 +540,7 @@ static int rename_named(fuse_req_t req, struct fs_inode *dir,
 			const char *name, struct fs_inode *ndir,
 			const char *newname)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in;
 	uint64_t id;
 	int rc;
@@ -541,16 +554,16 @@ static int rename_named(fuse_req_t req, struct fs_inode *dir,
 		return -ENOENT;
 	if (newname[0] == '.') {
 		rc = unpush_to_draft(req, in, ndir, newname);
-		fs_inode_forget(in->ino, 1);
+		fs_inode_forget(in->fs, in->ino, 1);
 		return rc;
 	}
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	rc = fs_names_rename(in, newname);
 	id = in->writers ? 0 : in->pushed_id;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (rc == 0 && id)
 		spool_msg_rename(dir->q->sq, id, newname); /* gone: no matter */
-	fs_inode_forget(in->ino, 1);
+	fs_inode_forget(in->fs, in->ino, 1);
 	return rc;
 }
 
@@ -598,8 +611,8 @@ static int is_msgdir(const struct fs_inode *in)
 void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	struct fs_inode *dir = fs_inode_get(parent);
-	struct fs_inode *ndir = fs_inode_get(newparent);
+	struct fs_inode *dir = fs_inode_get(fs_of(req), parent);
+	struct fs_inode *ndir = fs_inode_get(fs_of(req), newparent);
 	int rc = -EPERM;
 
 	if (!dir || !ndir)
@@ -636,11 +649,10 @@ struct fs_dirh {
 	struct fs_link link;        /* in the set of open dirs */
 };
 
-static struct fs_set dirs = FS_SET_INIT;
 
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_inode *in = fs_inode_get(ino);
+	struct fs_inode *in = fs_inode_get(fs_of(req), ino);
 	struct fs_dirh *h;
 
 	if (!in || !fs_kind_is_dir(in->kind)) {
@@ -654,9 +666,9 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h->in = in;
 	fi->fh = (uintptr_t)h;
-	fs_set_add(&dirs, &h->link);
+	fs_set_add(&fs_of(req)->dirs, &h->link);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
-		fs_set_remove(&dirs, &h->link);
+		fs_set_remove(&fs_of(req)->dirs, &h->link);
 		free(h);
 	}
 }
@@ -681,17 +693,17 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_dirh *h = (struct fs_dirh *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	fs_set_remove(&dirs, &h->link);
+	fs_set_remove(&fs_of(req)->dirs, &h->link);
 	names_free(h);
 	free(h);
 	fuse_reply_err(req, 0);
 }
 
-void fs_dir_free_all(void)
+void fs_dir_free_all(struct fs_ctx *fs)
 {
 	struct fs_link *l;
 
-	while ((l = fs_set_pop(&dirs))) {
+	while ((l = fs_set_pop(&fs->dirs))) {
 		struct fs_dirh *h = (struct fs_dirh *)((char *)l -
 					offsetof(struct fs_dirh, link));
 
@@ -725,12 +737,13 @@ static int dir_add(struct dirbuf *b, const char *name, fuse_ino_t ino,
 /* The drafts of a queue or draft dir, at offset 0. */
 static int drafts_snapshot(struct fs_dirh *h)
 {
+	struct fs_ctx *fs = h->in->fs;
 	struct fs_inode *d;
 	size_t n = 0;
 	int rc = 0;
 
 	names_free(h);
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	for (d = *fs_drafts_of(h->in); d; d = d->dnext)
 		n++;
 	h->names = calloc(n + 1, sizeof *h->names);
@@ -745,7 +758,7 @@ static int drafts_snapshot(struct fs_dirh *h)
 		if (!h->names[h->nnames++])
 			rc = -ENOMEM;
 	}
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
 
@@ -818,6 +831,7 @@ static int dots(struct fs_dirh *h, struct dirbuf *b)
 
 static void readdir_root(struct fs_dirh *h, struct dirbuf *b)
 {
+	struct fs_ctx *fs = fs_of(b->req);
 	char name[SPOOL_NAME_MAX + 1];
 
 	if (!dots(h, b))
@@ -827,7 +841,7 @@ static void readdir_root(struct fs_dirh *h, struct dirbuf *b)
 			return;
 		h->pos = 3;
 	}
-	while (spool_queue_next(fs.db, h->last, name) == 0) {
+	while (spool_queue_next(fs->db, h->last, name) == 0) {
 		if (!dir_add(b, name, FS_FIRST_INO, 1, h->pos + 1))
 			return;
 		h->pos++;
