@@ -459,6 +459,11 @@ int spool_stats_get(spool_queue *q, struct spool_stats *out)
 	return q->db->ops->stats_get(q, out);
 }
 
+int spool_space(spool_db *db, uint64_t *total, uint64_t *used)
+{
+	return db->ops->space(db, total, used);
+}
+
 int spool_stats_format(spool_queue *q, char *buf, size_t len)
 {
 	struct spool_stats s;

@@ -641,6 +641,14 @@ struct spool_stats {
 int spool_stats_get(spool_queue *q, struct spool_stats *out);
 
 /*
+ * The room of a store that is not a local directory, in bytes, for df
+ * (DESIGN §12): Redis's maxmemory (the host's RAM when it has none) and
+ * its used_memory. Errors: -EOPNOTSUPP the store is a directory (RocksDB:
+ * statfs that directory's filesystem instead); -EIO unreachable.
+ */
+int spool_space(spool_db *db, uint64_t *total, uint64_t *used);
+
+/*
  * Writes the stats as "key=value\n" lines (DESIGN §7) into buf. Returns the
  * length of the whole text, which may exceed len, as snprintf does.
  * Errors: -ENOENT deleted.

@@ -113,6 +113,8 @@
 			  struct spool_cursor *cur, uint64_t *ids,           \
 			  size_t max), p)                                    \
 	X(int, stats_get, (spool_queue *q, struct spool_stats *out), p)      \
+	/* The store's room in bytes, for statfs (spool_space). */           \
+	X(int, space, (spool_db *db, uint64_t *total, uint64_t *used), p)    \
 	/* Test seams (spool_test.h): fail every write with err; read and    \
 	 * write a body record behind the engine's back. */                  \
 	X(void, test_fail_writes, (spool_db *db, int err), p)                \

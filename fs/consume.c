@@ -198,8 +198,10 @@ void fs_consume_read(fuse_req_t req, struct fs_rfile *f, size_t size,
 
 	if (rc == 0)
 		return;
-	if (rc == -EAGAIN && !nonblock && spool_settings_get(f->q->sq, &s) == 0
-	    && s.receive_wait_ms != 0) {
+	/* EIO: the store cannot be reached (DESIGN §10): a reader that would
+	 * wait waits for it too, parked */
+	if ((rc == -EAGAIN || rc == -EIO) && !nonblock &&
+	    spool_settings_get(f->q->sq, &s) == 0 && s.receive_wait_ms != 0) {
 		fs_wait_park(req, f, size, off, seq, fs_consume_try);
 		return;
 	}

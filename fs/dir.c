@@ -66,11 +66,18 @@ static void lookup_msg(fuse_req_t req, struct fs_inode *dir,
 	struct spool_msg_info info;
 	struct fs_inode *in;
 	uint64_t id;
+	int rc = 0;
 
+	/* the store's own errors (EIO: Redis unreachable) are not "no such
+	 * message" */
 	if (fs_msg_parse(name, &id) < 0 ||
-	    spool_msg_stat(dir->q->sq, id, &info) < 0 ||
-	    !state_listed(dir->kind, &info)) {
+	    ((rc = spool_msg_stat(dir->q->sq, id, &info)) < 0 &&
+	     rc != -EIO) || (rc == 0 && !state_listed(dir->kind, &info))) {
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
 	in = fs_inode_new(FS_MSG, dir->q);

@@ -464,16 +464,21 @@ static uint64_t messages_held(struct fs_ctx *fs)
 
 /*
  * df: the room of the filesystem that holds the store, since that is
- * where messages go; inodes: the messages held as used, a large number
+ * where messages go (Redis: maxmemory and used_memory, DESIGN §12); inodes: the messages held as used, a large number
  * free, so that disk and inode monitors do not alarm on an empty spool.
  */
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs_ctx *fs = fs_of(req);
 	struct statvfs st = { .f_bsize = 4096, .f_frsize = 4096 }, disk;
+	uint64_t total, used;
 
 	(void)ino;
-	if (fs->data_dir && statvfs(fs->data_dir, &disk) == 0) {
+	if (spool_space(fs->db, &total, &used) == 0) {  /* Redis: its memory */
+		st.f_blocks = total / st.f_frsize;
+		st.f_bfree = st.f_bavail = used < total ?
+			(total - used) / st.f_frsize : 0;
+	} else if (fs->data_dir && statvfs(fs->data_dir, &disk) == 0) {
 		st.f_bsize = disk.f_bsize;
 		st.f_frsize = disk.f_frsize;
 		st.f_blocks = disk.f_blocks;

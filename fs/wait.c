@@ -194,6 +194,9 @@ static int park(struct fs_waiter *w, uint64_t seq, int head)
 
 /*
  * Serves claimed waiter w: answers it, or parks it again at the head.
+ * A store that cannot be reached (EIO: Redis down, DESIGN §10) parks it
+ * again too: a parked reader stays parked and is served once the store is
+ * back (the store wakes its queues again, e.g. Redis's 2 s safety tick).
  * Returns 1 if the queue should be served again (a message may be left).
  */
 static int serve_one(struct fs_waiter *w)
@@ -206,7 +209,7 @@ static int serve_one(struct fs_waiter *w)
 			waiter_put(w);
 			return 1;
 		}
-		if (rc != -EAGAIN) {
+		if (rc != -EAGAIN && rc != -EIO) {
 			fuse_reply_err(w->req, -rc);
 			waiter_put(w);
 			return 1;

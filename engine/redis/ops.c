@@ -237,6 +237,15 @@ int redis_settings_get(spool_queue *pq, struct spool_settings *out)
 		atomic_store(&q->alive, 0);
 		return -ENOENT;
 	}
+	if (rc == -EIO) {       /* Redis unreachable: the last known ones */
+		pthread_mutex_lock(&q->slock);
+		if (q->set_valid) {
+			*out = q->set;
+			rc = 0;
+		}
+		pthread_mutex_unlock(&q->slock);
+		return rc;
+	}
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&q->slock);

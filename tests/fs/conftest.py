@@ -142,7 +142,8 @@ class Mount:
     """One mounted spoolfs, with helpers. Attributes:
 
     mnt, data, tmp (Paths), proc (the daemon's Popen), args (extra options),
-    cmd (the daemon's last command line).
+    cmd (the daemon's last command line), wrap (a command the daemon runs
+    under, e.g. nsenter --net=...: another host's network).
     """
 
     def __init__(self, tmp, args, request=None, store=None):
@@ -154,6 +155,7 @@ class Mount:
         self.logfile = self.tmp / 'spoolfs.log'
         self._store = store
         self.args = list(args)
+        self.wrap = []
         self.proc = None
         self.cmd = None
         self.expected = []
@@ -178,7 +180,7 @@ class Mount:
         the mount's args if given) and waits for the mount."""
         if args:
             self.args = list(args)
-        self.cmd = [str(BIN), '-f', '--data', self.store, *self.args,
+        self.cmd = [*self.wrap, str(BIN), '-f', '--data', self.store, *self.args,
                     str(self.mnt)]
         with open(self.logfile, 'a') as f:
             f.write(HEADER + shlex.join(self.cmd) + '\n')
@@ -354,18 +356,20 @@ def watchdog(request):
 
 @pytest.fixture
 def mount_factory(request, watchdog):
-    """Returns make(*args, start=True, store=None) -> Mount; every Mount
-    made is unmounted (daemon exit 0 asserted) and its log checked at
-    teardown. store: the --data value (another mount's .store: a second
-    host on the same store), instead of the mount's own."""
+    """Returns make(*args, start=True, store=None, wrap=()) -> Mount;
+    every Mount made is unmounted (daemon exit 0 asserted) and its log
+    checked at teardown. store: the --data value (another mount's .store:
+    a second host on the same store), instead of the mount's own; wrap:
+    the daemon's command line is prefixed with it (Mount.wrap)."""
     mounts = []
     tmps = []
     request.node._spool_mounts = mounts
 
-    def make(*args, start=True, store=None):
+    def make(*args, start=True, store=None, wrap=()):
         tmp = tempfile.mkdtemp(prefix='spoolfs-test-')
         tmps.append(tmp)
         m = Mount(tmp, args, request, store)
+        m.wrap = list(wrap)
         mounts.append(m)
         watchdog.mounts.append(m)
         if start:

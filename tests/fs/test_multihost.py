@@ -7,15 +7,14 @@ directory, stopped by its pid). A missing redis-server fails the tests.
 import errno
 import os
 import shutil
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
 from conftest import BIN, STORE, store_is_redis
+from redisutil import RedisServer
 from spoolutil import (ids, lease, push, read_file, stats, set_config,
                        wait_until)
 
@@ -25,32 +24,12 @@ def redis_url():
     if store_is_redis():
         yield STORE.rstrip('/')
         return
-    server = shutil.which('redis-server')
-    assert server, 'redis-server is missing (package redis-server)'
-    d = tempfile.mkdtemp(prefix='spool-redis-')
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    p = subprocess.Popen([server, '--port', str(port), '--bind', '127.0.0.1',
-                          '--dir', d, '--save', '', '--appendonly', 'yes',
-                          '--appendfsync', 'always',
-                          '--logfile', os.path.join(d, 'redis.log')])
+    server = RedisServer()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(('127.0.0.1', port), 0.2).close()
-                break
-            except OSError:
-                assert p.poll() is None, 'redis-server exited'
-                assert time.monotonic() < deadline, 'redis-server silent'
-                time.sleep(0.05)
-        yield 'redis://127.0.0.1:%d/mh' % port
+        server.start()
+        yield server.url('mh')
     finally:
-        p.terminate()
-        p.wait(10)
-        shutil.rmtree(d, ignore_errors=True)
+        server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,487 @@
+"""The Redis store under faults and on several hosts (DESIGN §10, §12;
+docs/scale-out.md): a paused server (kill -STOP) for 3 s and for 15 s, a
+full server (maxmemory) and df, three daemons draining 20,000 messages
+with 8 consumers, and daemons in separate network namespaces (the wake-up
+delay across hosts, measured against a local one). The kill -9 of
+redis-server under load is test_redis_crash.py.
+
+Every test runs a redis-server of its own (tests/fs/redisutil.py: it is
+stopped, filled or reconfigured), in every fs run, on either store; a
+missing redis-server, redis-cli, ip or nsenter fails the test.
+"""
+import errno
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from redisutil import RedisServer
+from spoolutil import (lease, push, push_lines, read_fd, read_file,
+                       stats)
+
+STORE_DOWN = r'redis .*: no answer'    # the daemon's line for a lost reply
+# the issue's 20,000 take minutes on a loaded 2-core machine (44/s seen):
+# CI drains 4,000; SPOOL_DRAIN_MESSAGES=20000 is the full run
+DRAIN_MESSAGES = int(os.environ.get('SPOOL_DRAIN_MESSAGES', '4000'))
+WAKE_ROUNDS = int(os.environ.get('SPOOL_WAKE_ROUNDS', '15'))
+
+
+@pytest.fixture
+def redis():
+    """A redis-server of the test's own. Ask for it before mount_factory,
+    so that it stops after the daemons have unmounted."""
+    server = RedisServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def host(mount_factory, server, name, *args, wrap=(), url=None):
+    """A daemon on namespace name of server (url: another address)."""
+    return mount_factory(*args, store=url or server.url(name), wrap=wrap)
+
+
+def run_bg(cmd, cwd):
+    return subprocess.Popen(['sh', '-c', cmd], cwd=cwd,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def finish(p, timeout=60):
+    out, err = p.communicate(timeout=timeout)
+    return p.returncode, out, err.decode()
+
+
+# ------------------------------------------------------------ kill -STOP
+
+def test_paused_3s_operations_wait_and_succeed(redis, mount_factory,
+                                               tmp_path):
+    """Redis stopped for 3 s (longer than a command's socket timeout used
+    to be): a push (cp), a lease (cat next), stats and an ack (rm) wait
+    for it and succeed; nothing is done twice."""
+    m = host(mount_factory, redis, 'p3')
+    q = m.mkq('jobs', visibility_timeout=600)
+    push(q, b'one', name='one')
+    push(q, b'two', name='two')
+    mid, _ = lease(q)
+    src = tmp_path / 'body'
+    src.write_bytes(b'three')
+    redis.signal(signal.SIGSTOP)
+    try:
+        procs = {
+            'push': run_bg('cp %s jobs/push' % src, m.mnt),
+            'lease': run_bg('cat jobs/next', m.mnt),
+            'stats': run_bg('cat jobs/stats', m.mnt),
+            'ack': run_bg('rm jobs/leased/%s' % mid, m.mnt),
+        }
+        time.sleep(3)
+        # nothing can be done while the server is stopped
+        waiting = sorted(k for k, p in procs.items() if p.poll() is None)
+    finally:
+        redis.signal(signal.SIGCONT)
+    done = {k: finish(p) for k, p in procs.items()}
+    for k, (rc, _, err) in done.items():
+        assert rc == 0, (k, err)
+    assert waiting == ['ack', 'lease', 'push', 'stats'], waiting
+    assert done['lease'][1] in (b'two', b'three')
+    assert b'visible=' in done['stats'][1]
+    s = stats(q)
+    assert (s['pushed_total'], s['acked_total'], s['leased'],
+            s['visible']) == (3, 1, 1, 1), s
+
+
+def timed(results, name, t0, fn, *args):
+    """Runs fn(*args) in a thread; results[name] = (errno or 0, seconds
+    after t0 when it ended, its value)."""
+    def run():
+        try:
+            v = fn(*args)
+            results[name] = (0, time.monotonic() - t0, v)
+        except OSError as e:
+            results[name] = (e.errno, time.monotonic() - t0, None)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def unlink_at(dir_fd, name):
+    os.unlink(name, dir_fd=dir_fd)
+
+
+def write_close(fd, data):
+    os.write(fd, data)
+    os.close(fd)
+
+
+@pytest.mark.spool_timeout(180)
+def test_stopped_15s_eio_after_10s_then_recovers_parked_served(
+        redis, mount_factory, tmp_path):
+    """Redis stopped for 15 s: a push (write+close) and an ack (unlink)
+    fail with EIO after the 10 s deadline, while it is still
+    stopped; readers parked on next, before and during the stop, stay
+    parked; after kill -CONT the same daemon serves again by itself and
+    the parked readers get messages.
+
+    The operations run through descriptors opened before the stop: a
+    path walk from the mount revalidates the queue's directory (a store call too), and the
+    kernel may look a name up again after a failed revalidation, so an
+    operation by path can take two store calls: 10 to 20 s
+    (docs/scale-out.md)."""
+    m = host(mount_factory, redis, 'p15')
+    m.expect_log(STORE_DOWN)
+    q = m.mkq('jobs', visibility_timeout=600)
+    push(q, b'held1', name='held1')
+    push(q, b'held2', name='held2')
+    mid, _ = lease(q)
+    lease(q)
+    before = run_bg('cat jobs/next', m.mnt)
+    fd_next = os.open(q / 'next', os.O_RDONLY)
+    fd_push = os.open(q / 'push', os.O_WRONLY | os.O_TRUNC)
+    fd_leased = os.open(q / 'leased', os.O_RDONLY | os.O_DIRECTORY)
+    time.sleep(0.5)                     # parked (not asserted)
+    redis.signal(signal.SIGSTOP)
+    t0 = time.monotonic()
+    res = {}
+    try:
+        ts = [timed(res, 'during', t0, read_fd, fd_next),
+              timed(res, 'push', t0, write_close, fd_push, b'during'),
+              timed(res, 'ack', t0, unlink_at, fd_leased, mid)]
+        while time.monotonic() - t0 < 15:
+            time.sleep(0.05)
+        ended = dict(res)
+        parked = before.poll()
+    finally:
+        redis.signal(signal.SIGCONT)
+    print('stopped 15 s: ended at %s s' % {k: round(v[1], 1)
+                                          for k, v in ended.items()})
+    for name in ('push', 'ack'):
+        assert name in ended and ended[name][0] == errno.EIO, (name, ended)
+    for name in ('push', 'ack'):
+        # generous: not at once, and before the server came back
+        assert 5 < ended[name][1] < 15, (name, ended)
+    assert 'during' not in ended and parked is None, \
+        'a parked reader was answered during the stop: %r' % ended
+    os.close(fd_leased)
+    # the daemon recovers by itself: no remount
+    src = tmp_path / 'body'
+    src.write_bytes(b'after-1')
+    subprocess.run(['cp', str(src), str(q / 'after-1')], check=True,
+                   timeout=30)
+    push(q, b'after-2', name='after-2')
+    ts[0].join(60)
+    os.close(fd_next)
+    rc, body, err = finish(before)
+    assert rc == 0, err
+    assert res['during'][0] == 0, res
+    got = sorted([body, res['during'][2]])
+    # the push that failed with EIO may have been done once the server
+    # ran the command it had received (DESIGN §10: at-least-once); the
+    # ack that failed may have been done too
+    assert got[0] != got[1] and \
+        set(got) <= {b'during', b'after-1', b'after-2'}, got
+    s = stats(q)
+    assert s['pushed_total'] in (4, 5) and s['acked_total'] in (0, 1, 2), s
+
+
+# ------------------------------------------------------- full, and df
+
+def info_memory(server):
+    text = server.cli('INFO', 'memory')
+    return {k: int(v) for k, v in
+            (line.split(':', 1) for line in text.splitlines()
+             if ':' in line and line.split(':', 1)[1].strip().isdigit())}
+
+
+def test_full_redis_enospc_consumers_drain_and_df_reports_memory(
+        redis, mount_factory, tmp_path):
+    """maxmemory reached: cp onto the queue and a batch through lines get
+    ENOSPC ("No space left on device"); next, ack, release, touch and
+    delete still work; df (statfs) reports maxmemory as the size and
+    used_memory as used (DESIGN §12); with room again, pushes work."""
+    m = host(mount_factory, redis, 'full')
+    q = m.mkq('jobs', visibility_timeout=600)
+    push_lines(q, [b'm%d' % i for i in range(6)])
+    limit = info_memory(redis)['used_memory'] + (1 << 20)
+    redis.cli('CONFIG', 'SET', 'maxmemory', str(limit))
+    try:
+        st = os.statvfs(m.mnt)
+        assert st.f_blocks * st.f_frsize == limit // 4096 * 4096
+        used = st.f_blocks - st.f_bfree
+        mem = info_memory(redis)['used_memory']
+        assert abs(used * st.f_frsize - mem) < 256 << 10, (used, mem)
+        r = subprocess.run(['df', '-P', str(m.mnt)], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert int(r.stdout.splitlines()[1].split()[1]) == \
+            limit // 4096 * 4, r.stdout
+        big = tmp_path / 'big'
+        big.write_bytes(b'x' * (64 << 10))
+        for i in range(64):      # 4 MiB at most: past the 1 MiB of room
+            r = subprocess.run(['cp', str(big), str(q / ('big%d' % i))],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode:
+                break
+        assert r.returncode != 0 and \
+            'No space left on device' in r.stderr, r.stderr
+        assert i > 0, 'the first push was refused already'
+        with pytest.raises(OSError) as e:
+            push_lines(q, [b'%04d' % k + b'y' * 1020 for k in range(64)])
+        assert e.value.errno == errno.ENOSPC
+        st = os.statvfs(m.mnt)
+        assert st.f_bavail * st.f_frsize < 256 << 10, st
+        # consumers go on: lease, ack, release, touch, delete
+        mid, body = lease(q)
+        assert body == b'm0'
+        m.sh('rm jobs/leased/%s' % mid)
+        mid, body = lease(q)
+        assert body == b'm1'
+        m.sh('touch -d @%d jobs/leased/%s' % (int(time.time()) + 900, mid))
+        m.sh('mv jobs/leased/%s jobs/peek/' % mid)
+        m.sh('rm jobs/peek/%s' % mid)
+        s = stats(q)
+        assert (s['pushed_total'], s['acked_total'], s['deleted_total'],
+                s['leased']) == (6 + i, 1, 1, 0), s
+    finally:
+        redis.cli('CONFIG', 'SET', 'maxmemory', '0')
+    push(q, b'room again', name='again')
+    st = os.statvfs(m.mnt)
+    assert st.f_blocks * st.f_frsize == \
+        info_memory(redis)['total_system_memory'] // 4096 * 4096
+    assert stats(q)['visible'] == 4 + i + 1
+
+
+# ------------------------------------------- three hosts, 8 consumers
+
+CONSUMER = r'''
+import os, sys
+q, out = sys.argv[1:3]
+with open(out, 'w') as f:
+    while True:
+        fd = os.open(os.path.join(q, 'next'), os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            body = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            os.close(fd)
+            break
+        mid = os.getxattr(fd, 'user.spool.id').decode()
+        os.close(fd)
+        os.unlink(os.path.join(q, 'leased', mid))
+        f.write('%s %s\n' % (mid, body.decode()))
+'''
+
+
+def same_everywhere(qs):
+    """Stats (but the age, a moment's) and listings of every host's q."""
+    drop = ('oldest_visible_age_ms',)
+    views = []
+    for q in qs:
+        s = {k: v for k, v in stats(q).items() if k not in drop}
+        views.append((s, sorted(os.listdir(q.parent)),
+                      sorted(os.listdir(q / 'peek')),
+                      sorted(os.listdir(q / 'leased'))))
+    for v in views[1:]:
+        assert v == views[0], (views[0], v)
+    return views[0][0]
+
+
+@pytest.mark.spool_timeout(900)
+def test_three_hosts_eight_consumers_each_message_once(mount_factory,
+                                                       tmp_path):
+    """Three daemons on one Redis; 8 consumer processes spread over them
+    drain 4,000 messages (SPOOL_DRAIN_MESSAGES=20000: the issue's run)
+    with next + ack, no
+    lease expiring: every message is taken exactly once, counted by id
+    and by body; stats and listings are the same on every host."""
+    server = RedisServer(fsync='everysec')
+    hosts = []
+    try:
+        server.start()
+        hosts = [host(mount_factory, server, 'drain', '--sync', 'none')
+                 for _ in range(3)]
+        qs = [hosts[0].mkq('jobs', visibility_timeout=3600)] + \
+            [h.q('jobs') for h in hosts[1:]]
+        n = DRAIN_MESSAGES
+        want = ['b%06d' % i for i in range(n)]
+        for k in range(0, n, 1000):         # batches, from every host
+            push_lines(qs[(k // 1000) % 3], want[k:k + 1000])
+        assert same_everywhere(qs)['visible'] == n
+        t = time.monotonic()
+        procs = [subprocess.Popen(
+            [sys.executable, '-c', CONSUMER, str(qs[i % 3]),
+             str(tmp_path / ('c%d' % i))]) for i in range(8)]
+        for p in procs:
+            assert p.wait(600) == 0
+        took = time.monotonic() - t
+        got = []
+        per = []
+        for i in range(8):
+            lines = (tmp_path / ('c%d' % i)).read_text().splitlines()
+            per.append(len(lines))
+            got += [line.split(' ') for line in lines]
+        print('drain: %d messages, 3 hosts, 8 consumers: %.1f s '
+              '(%.0f/s); per consumer %s' % (n, took, n / took, per))
+        ids_ = [g[0] for g in got]
+        bodies_ = [g[1] for g in got]
+        assert len(got) == n
+        assert len(set(ids_)) == n, 'an id was taken twice'
+        assert sorted(bodies_) == want, 'a body was lost or taken twice'
+        s = same_everywhere(qs)
+        assert (s['visible'], s['leased'], s['pushed_total'],
+                s['acked_total'], s['expired_total']) == (0, 0, n, n, 0), s
+        # listings with something in them, compared again
+        push_lines(qs[2], ['left%d' % i for i in range(6)])
+        lease(qs[0])
+        lease(qs[1])
+        s = same_everywhere(qs)
+        assert (s['visible'], s['leased']) == (4, 2), s
+    finally:
+        for h in hosts:
+            if h.proc.poll() is None:
+                h.umount()
+        server.stop()
+
+
+# ------------------------------------------------ network namespaces
+
+def ip(*args, check=True):
+    exe = shutil.which('ip')
+    assert exe, 'ip is missing (package iproute2)'
+    r = subprocess.run([exe, *args], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0 or not check, (args, r.stderr)
+    return r
+
+
+class Netns:
+    """A network namespace of this process's own (its name carries the
+    pid) joined to the root namespace by a veth pair on a /30 subnet:
+    outside is the root's address, inside the namespace's."""
+
+    def __init__(self, tag, subnet):
+        pid = os.getpid()
+        self.name = 'spool%d%s' % (pid, tag)
+        self.veth = 'sp%d%s' % (pid % 10000000, tag)    # <= 15 characters
+        net, z = subnet
+        self.outside = '%s%d' % (net, z + 1)
+        self.inside = '%s%d' % (net, z + 2)
+
+    def up(self):
+        ip('netns', 'add', self.name)
+        ip('link', 'add', self.veth, 'type', 'veth', 'peer', 'name',
+           self.veth + 'i', 'netns', self.name)
+        ip('addr', 'add', self.outside + '/30', 'dev', self.veth)
+        ip('link', 'set', self.veth, 'up')
+        ip('-n', self.name, 'addr', 'add', self.inside + '/30', 'dev',
+           self.veth + 'i')
+        ip('-n', self.name, 'link', 'set', self.veth + 'i', 'up')
+        ip('-n', self.name, 'link', 'set', 'lo', 'up')
+
+    def wrap(self):
+        exe = shutil.which('nsenter')
+        assert exe, 'nsenter is missing (package util-linux)'
+        # not ip netns exec: it makes a mount namespace too, and the
+        # daemon's FUSE mount would not be seen from here
+        return [exe, '--net=/run/netns/' + self.name]
+
+    def delete(self):
+        ip('netns', 'del', self.name, check=False)     # and the veth pair
+        ip('link', 'del', self.veth, check=False)
+
+
+def free_subnets(count):
+    """count /30 subnets (("10.X.Y.", Z), Z the network's last byte) of
+    a 10.X.Y.0/24 that no interface here uses, chosen by the pid."""
+    used = ip('-o', '-4', 'addr').stdout
+    pid = os.getpid()
+    for k in range(256):
+        x, y = 100 + (pid + k) % 100, (pid // 100 + k) % 256
+        net = '10.%d.%d.' % (x, y)
+        if ' %s' % net not in used:
+            return [(net, 4 * i) for i in range(count)]
+    raise AssertionError('no free 10.x.y.0/24 here')
+
+
+def wake_delay(pusher_q, reader_q, rounds):
+    """Median seconds from the start of a push on pusher_q to the return
+    of a read of reader_q/next that was parked before it."""
+    delays = []
+    for i in range(rounds):
+        out = {}
+
+        def reader():
+            out['body'] = read_file(reader_q / 'next')
+            out['t'] = time.perf_counter()
+
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(0.15)                 # parked (not asserted)
+        t0 = time.perf_counter()
+        push(pusher_q, b'w%d' % i, name='w')
+        t.join(30)
+        assert not t.is_alive() and out['body'] == b'w%d' % i, out
+        delays.append(out['t'] - t0)
+    return statistics.median(delays)
+
+
+@pytest.mark.spool_timeout(300)
+def test_hosts_in_separate_network_namespaces(mount_factory, tmp_path):
+    """Host A and host B are daemons in network namespaces of their own,
+    each reaching redis-server (in the root namespace) only over its veth
+    pair: a push on A is leased and acked on B, a reader parked on B is
+    woken by a push on A. Prints the wake-up delay across hosts against a
+    local one (median of SPOOL_WAKE_ROUNDS; no assertion on it:
+    docs/scale-out.md has the figures)."""
+    nets = []
+    server = None
+    hosts = []
+    try:
+        for tag, subnet in zip('ab', free_subnets(2)):
+            nets.append(Netns(tag, subnet))
+            nets[-1].up()
+        # protected mode refuses all but loopback clients without a
+        # password; these addresses are the private veth pairs' only
+        server = RedisServer(bind=[n.outside for n in nets],
+                             extra=('--protected-mode', 'no'))
+        server.start()
+        # inside a namespace, the root's loopback is not there
+        r = subprocess.run([*nets[0].wrap(), *server.cli_argv('PING')[:1],
+                            '-h', '127.0.0.1', '-p', str(server.port),
+                            'PING'], capture_output=True, text=True,
+                           timeout=30)
+        assert 'PONG' not in r.stdout, r.stdout
+        hosts = [host(mount_factory, server, None, wrap=n.wrap(),
+                      url='redis://%s:%d/nn' % (n.outside, server.port))
+                 for n in nets]
+        a, b = hosts
+        qa = a.mkq('jobs', visibility_timeout=600)
+        qb = b.q('jobs')
+        push(qa, b'across', name='x')
+        mid, body = lease(qb)
+        assert body == b'across'
+        b.sh('rm jobs/leased/%s' % mid)
+        s = stats(qa)
+        assert (s['visible'], s['leased'], s['acked_total']) == (0, 0, 1)
+        local = wake_delay(qb, qb, WAKE_ROUNDS)
+        across = wake_delay(qa, qb, WAKE_ROUNDS)
+        print('wake-up delay, median of %d: local (push on B, reader on B) '
+              '%.1f ms; across (push on A, reader on B) %.1f ms; '
+              'ratio %.2f' % (WAKE_ROUNDS, local * 1e3, across * 1e3,
+                              across / local))
+        s = stats(qb)
+        assert (s['leased'], s['pushed_total']) == \
+            (2 * WAKE_ROUNDS, 2 * WAKE_ROUNDS + 1), s
+    finally:
+        for h in hosts:
+            if h.proc is not None and h.proc.poll() is None:
+                h.umount()
+        if server is not None:
+            server.stop()
+        for n in nets:
+            n.delete()
