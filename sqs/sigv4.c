@@ -353,5 +353,6 @@ int sqs_sigv4_check(struct sqs_req *req, const struct sqs_signed *in)
 				"calculated does not match the signature you "
 				"provided.");
 	sqs_ident_of(key->uid, &req->who);
+	snprintf(req->who.sender, sizeof req->who.sender, "%s", key->access);
 	return 0;
 }

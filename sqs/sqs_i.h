@@ -152,6 +152,9 @@ struct sqs_ident {
 	gid_t groups[64];
 	int ngroups;
 	int known;              /* 0: the peer could not be found */
+	/* SQS's SenderId: the access key id of a SigV4 request, else the
+	 * local uid in decimal */
+	char sender[SPOOL_SENDER_MAX + 1];
 };
 
 /* Finds the local user at the other end of the TCP connection fd. */
