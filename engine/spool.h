@@ -403,8 +403,12 @@ int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
 
 /*
  * As spool_push_batch, but ids[0..n) receives every push's id: the id of
- * p[i] in q (in the first fanout queue with fanout), or 0 where p[i] was
- * dropped as a duplicate. Every slot is 0 on failure.
+ * p[i] in q (in the first fanout queue with fanout), or where p[i] was
+ * dropped as a duplicate, the id of the message kept for its name or body
+ * (pushed earlier within dedup_window, or earlier in this batch; as FIFO
+ * SQS returns the original MessageId). That id is 0 only while the
+ * original push is still being written, or for a key stored before ids
+ * were kept. Every slot is 0 on failure.
  */
 int spool_push_batch_ids(spool_queue *q, const struct spool_push *p, size_t n,
 			 uint64_t *ids);

@@ -75,7 +75,8 @@
 			      size_t mlen), p)                               \
 	X(int, push_room, (spool_queue *q, size_t n), p)                     \
 	/* n > 0; *first_id is set to 0 before. ids, if not NULL, has n      \
-	 * slots: each push's id, 0 for a dropped duplicate. */              \
+	 * slots (0 before): each push's id, for a dropped duplicate the     \
+	 * kept message's (spool_push_batch_ids). */                         \
 	X(int, push_batch, (spool_queue *q, const struct spool_push *p,      \
 			    size_t n, uint64_t *first_id, uint64_t *ids), p) \
 	X(int, msg_stat, (spool_queue *q, uint64_t id,                       \

@@ -18,6 +18,7 @@ everything a queue is lives in these keys, all under one hash tag {P}:
   {P}:q:Q:i         hash             ID -> meta "state,prio,recv,due,first,size,sent"
   {P}:q:Q:c         hash             counters and bytes
   {P}:q:Q:u         ZSET             dedup key -> expiry ms
+  {P}:q:Q:v         HASH             dedup key -> id of the message kept
   {P}:q:Q:m         hash             the queue's metadata (spool_queue_meta_*)
   channel {P}:w     "v ORIGIN Q" (Q gained visible messages), "c ORIGIN Q"
                     (settings changed), "x ORIGIN Q" (deleted),
@@ -371,7 +372,7 @@ local function f_qdelete(K, A)
 	redis.call('ZREM', P .. ':queues', q)
 	redis.call('ZREM', P .. ':timers', q)
 	for _, t in ipairs({'s', 'r', 'd', 'l', 'k', 't', 'o', 'i', 'c', 'u',
-			     'm'}) do
+			     'v', 'm'}) do
 		redis.call('UNLINK', qk(q, t))
 	end
 	publish('x', q)
@@ -506,18 +507,24 @@ local function f_push(K, A)
 		if m.size > s.max_size then return reply(EFBIG) end
 	end
 	-- dedup: keep the pushes not seen within the window
-	local keep, seen = {}, {}
+	-- (dup[i]: the kept message of a dropped push i, as its id, or as
+	-- the push of this call that has its key)
+	local keep, seen, dup = {}, {}, {}
 	local dedup = redis.call('ZRANGE', qk(q, 'u'), '-inf', S(NOW),
 				 'BYSCORE', 'LIMIT', 0, 64)
 	for i, m in ipairs(msgs) do
 		m.index = i
 		if m.key == '' then
 			keep[#keep + 1] = m
-		elseif not seen[m.key] then
+		elseif seen[m.key] then
+			dup[i] = seen[m.key]
+		else
 			local e = redis.call('ZSCORE', qk(q, 'u'), m.key)
 			if not e or tonumber(e) <= NOW then
 				keep[#keep + 1] = m
-				seen[m.key] = true
+				seen[m.key] = m
+			else
+				dup[i] = redis.call('HGET', qk(q, 'v'), m.key) or ''
 			end
 		end
 	end
@@ -531,13 +538,18 @@ local function f_push(K, A)
 		end
 	end
 	-- from here on nothing fails
-	if #dedup > 0 then redis.call('ZREM', qk(q, 'u'), unpack(dedup)) end
+	if #dedup > 0 then
+		redis.call('ZREM', qk(q, 'u'), unpack(dedup))
+		redis.call('HDEL', qk(q, 'v'), unpack(dedup))
+	end
 	for key, _ in pairs(seen) do
 		redis.call('ZADD', qk(q, 'u'), S(NOW + s.dwin), key)
 	end
 	count(q, 'deduped_total', n - #keep)
 	local ids = {}
-	for i = 1, n do ids[i] = '' end
+	for i = 1, n do
+		ids[i] = type(dup[i]) == 'string' and dup[i] or ''
+	end
 	if #keep == 0 then return reply(0, '', ids) end
 	local ms, c = ids_take(#keep * #dests)
 	local first
@@ -547,7 +559,10 @@ local function f_push(K, A)
 			local ims, ic = id_add(ms, c, (di - 1) * #keep + (k - 1))
 			local id = b62(ims, ic)
 			first = first or id
-			if di == 1 then ids[p.index] = id end
+			if di == 1 then
+				ids[p.index] = id
+				p.id = id
+			end
 			local delay = p.has_delay and p.delay or d.s.delay
 			local m = {id = id, prio = p.has_prio and p.prio or d.s.prio,
 				sent = NOW, size = p.size, recv = 0, first = 0,
@@ -561,6 +576,13 @@ local function f_push(K, A)
 		count(d.name, 'pushed_total', #keep)
 		count(d.name, 'bytes', bytes)
 		qdue_update(d.name, d.s)
+	end
+	-- a dedup key names the message kept for it
+	for key, p in pairs(seen) do
+		redis.call('HSET', qk(q, 'v'), key, p.id)
+	end
+	for i, d in pairs(dup) do
+		if type(d) == 'table' then ids[i] = d.id end
 	end
 	return reply(0, first, ids)
 end

@@ -550,16 +550,20 @@ static int load_dedup(void *arg, const char *k, size_t klen, const char *v,
 	struct dedup_load *l = arg;
 	int64_t expiry = 0;
 	struct rocks_queue *q;
+	uint64_t id = 0;
 	uint32_t qid;
 
-	if (klen != DKEY_LEN || vlen != 8)
+	if (klen != DKEY_LEN || (vlen != 8 && vlen != 16))
 		return 0;
 	expiry = (int64_t)core_get_le(&v, 8);
+	if (vlen == 16)
+		id = core_get_le(&v, 8);
 	qid = key_qid_decode(k);
 	q = queue_by_qid(l->db, qid);
 	if (!q || expiry <= l->now)
 		store_batch_delete(l->stale, CF_META, k, klen);
-	else if (dedup_add(&q->dedup, (const uint8_t *)k + QKEY_LEN, expiry))
+	else if (dedup_add(&q->dedup, (const uint8_t *)k + QKEY_LEN, expiry,
+			   id))
 		return -ENOMEM;
 	return 0;
 }

@@ -782,6 +782,35 @@ def test_sender_id(mount_factory):
     assert all('Attributes' not in m for m in got)
 
 
+def test_dedup_returns_the_kept_message_id(sqs):
+    """With dedup set through config, a dropped send returns the MessageId
+    of the message kept for that body, as FIFO SQS returns the original."""
+    from spoolutil import set_config
+    c = sqs.c
+    url = sqs.mkq()
+    q = sqs.m.q()
+    set_config(q, dedup='content', dedup_window=600)
+    first = c.send_message(QueueUrl=url, MessageBody='same')['MessageId']
+    again = c.send_message(QueueUrl=url, MessageBody='same')['MessageId']
+    assert again == first and first != '0' * 11
+    # a body pushed through the files first: its id comes back
+    subprocess.run(['sh', '-c', 'printf from-file > "$1/push"', 'sh', str(q)],
+                   check=True)
+    (file_id,) = [i for i in ids(q) if i != first]
+    assert c.send_message(QueueUrl=url,
+                          MessageBody='from-file')['MessageId'] == file_id
+    # in a batch: a duplicate within it and one of an earlier send
+    r = c.send_message_batch(QueueUrl=url, Entries=[
+        {'Id': 'n', 'MessageBody': 'new'},
+        {'Id': 'n2', 'MessageBody': 'new'},
+        {'Id': 's', 'MessageBody': 'same'}])
+    got = {e['Id']: e['MessageId'] for e in r['Successful']}
+    assert got['n2'] == got['n'] and got['s'] == first
+    assert got['n'] not in (first, file_id)
+    assert sorted(ids(q)) == sorted([first, file_id, got['n']])
+    assert stats(q)['deduped_total'] == 4
+
+
 def test_purge_takes_leased_too(sqs):
     c = sqs.c
     url = sqs.mkq()
