@@ -5,6 +5,7 @@
  * (store.h) through the handle's ops.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,7 +72,7 @@ int spool_queue_create(spool_db *db, const char *name,
 
 int spool_queue_delete(spool_db *db, const char *name)
 {
-	return db->ops->queue_delete(db, name);
+	return db->ops->queue_delete(db, name, 0);
 }
 
 int spool_queue_open(spool_db *db, const char *name, spool_queue **out)
@@ -157,7 +158,7 @@ int spool_config_format(spool_queue *q, char *buf, size_t len)
 
 int spool_config_apply(spool_queue *q, const char *text, size_t len)
 {
-	return q->db->ops->config_apply(q, text, len);
+	return q->db->ops->config_apply(q, text, len, NULL, NULL, 0);
 }
 
 static int meta_key_valid(const char *key)
@@ -198,6 +199,16 @@ int spool_queue_meta_set(spool_queue *q, const char *key, const char *value)
 	if (!meta_key_valid(key) || n > SPOOL_QMETA_VALUE_MAX)
 		return -EINVAL;
 	return q->db->ops->queue_meta_set(q, key, value, n);
+}
+
+int spool_config_apply_meta(spool_queue *q, const char *text, size_t len,
+			    const char *key, const char *value)
+{
+	size_t n = value ? strlen(value) : 0;
+
+	if (!meta_key_valid(key) || n > SPOOL_QMETA_VALUE_MAX)
+		return -EINVAL;
+	return q->db->ops->config_apply(q, text, len, key, value, n);
 }
 
 /* ---------------------------------------------------------- messages */
@@ -365,6 +376,16 @@ int spool_ack_receive(spool_queue *q, uint64_t id, uint32_t receives)
 	return q->db->ops->ack(q, id, receives);
 }
 
+int spool_ack_batch(spool_queue *q, const uint64_t *ids,
+		    const uint32_t *receives, size_t n, int *results)
+{
+	if (n > SPOOL_ACK_BATCH_MAX)
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	return q->db->ops->ack_batch(q, ids, receives, n, results);
+}
+
 int spool_release(spool_queue *q, uint64_t id, int uncount)
 {
 	return q->db->ops->release(q, id, uncount);
@@ -417,8 +438,8 @@ int spool_purge_states(spool_queue *q, unsigned states, uint64_t *count)
 	return q->db->ops->purge(q, states, count);
 }
 
-/* Messages an operation holds for a moment (a lease being written) are
- * not purged; the delete then says -ENOTEMPTY and the loop tries again. */
+/* Messages an operation holds for a moment (a lease being written) keep
+ * the queue; the delete then says -ENOTEMPTY and the loop tries again. */
 #define DELETE_ALL_TRIES 100
 
 int spool_queue_delete_all(spool_db *db, const char *name)
@@ -426,15 +447,9 @@ int spool_queue_delete_all(spool_db *db, const char *name)
 	int rc = -ENOTEMPTY;
 
 	for (int i = 0; i < DELETE_ALL_TRIES && rc == -ENOTEMPTY; i++) {
-		spool_queue *q;
-
-		rc = spool_queue_open(db, name, &q);
-		if (rc)
-			return rc;
-		rc = spool_purge_states(q, ALL_STATES, NULL);
-		spool_queue_close(q);
-		if (rc == 0 || rc == -ENOENT)
-			rc = spool_queue_delete(db, name);
+		if (i)
+			sched_yield();
+		rc = db->ops->queue_delete(db, name, 1);
 	}
 	return rc;
 }

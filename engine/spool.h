@@ -318,6 +318,14 @@ int spool_config_format(spool_queue *q, char *buf, size_t len);
  */
 int spool_config_apply(spool_queue *q, const char *text, size_t len);
 
+/*
+ * As spool_config_apply(), and in the same atomic write sets the queue
+ * value key to value (as spool_queue_meta_set(); value NULL removes it).
+ * Errors: as both.
+ */
+int spool_config_apply_meta(spool_queue *q, const char *text, size_t len,
+			    const char *key, const char *value);
+
 /* ---------------------------------------------------------- messages */
 
 enum spool_state {
@@ -352,7 +360,15 @@ struct spool_push {
 	int64_t delay_ms;       /* >= 0 */
 	const struct spool_attr *attrs;
 	size_t nattrs;
+	/* Who sent it (SQS's SenderId), or NULL: at most SPOOL_SENDER_MAX
+	 * bytes, kept in the body record as the system attribute
+	 * SPOOL_ATTR_SENDER, which spool_msg_getattr() reads and
+	 * spool_msg_listattr() does not list. */
+	const char *sender;
 };
+
+#define SPOOL_SENDER_MAX 128
+#define SPOOL_ATTR_SENDER "sys.sender"
 
 /*
  * Pushes one message: VISIBLE now, or DELAYED when its delay is > 0.
@@ -369,7 +385,8 @@ struct spool_push {
  *   none gets it. *id is the id in the first listed queue. One level only:
  *   a listed queue's own fanout is not followed.
  * Errors: -ENOENT queue deleted; -EFBIG body over max_size; -EINVAL bad
- * attribute (name not "user.*", too large, or a negative delay); -EDQUOT
+ * attribute (name not "user.*", too large, a sender over
+ * SPOOL_SENDER_MAX, or a negative delay); -EDQUOT
  * the queue holds max_depth messages; -ENOSPC store full; -EIO.
  */
 int spool_push(spool_queue *q, const struct spool_push *p, uint64_t *id);
@@ -386,8 +403,12 @@ int spool_push_batch(spool_queue *q, const struct spool_push *p, size_t n,
 
 /*
  * As spool_push_batch, but ids[0..n) receives every push's id: the id of
- * p[i] in q (in the first fanout queue with fanout), or 0 where p[i] was
- * dropped as a duplicate. Every slot is 0 on failure.
+ * p[i] in q (in the first fanout queue with fanout), or where p[i] was
+ * dropped as a duplicate, the id of the message kept for its name or body
+ * (pushed earlier within dedup_window, or earlier in this batch; as FIFO
+ * SQS returns the original MessageId). That id is 0 only while the
+ * original push is still being written, or for a key stored before ids
+ * were kept. Every slot is 0 on failure.
  */
 int spool_push_batch_ids(spool_queue *q, const struct spool_push *p, size_t n,
 			 uint64_t *ids);
@@ -524,6 +545,21 @@ int spool_ack(spool_queue *q, uint64_t id);
 int spool_ack_receive(spool_queue *q, uint64_t id, uint32_t receives);
 
 /*
+ * Acknowledges n messages in one atomic write: ids[i] as
+ * spool_ack_receive(q, ids[i], receives[i]) would (receives NULL, or a 0
+ * in it: as spool_ack()). results[i] is 0 for each message deleted, or
+ * -ENOENT for one that was not (no such message, not ackable, a stale
+ * receive, or an id already acked earlier in the batch). Returns 0 when
+ * the write succeeded (even if every entry was -ENOENT); on an error no
+ * message is deleted and every results[i] is that error.
+ * Errors: -ENOENT queue deleted; -ENOSPC/-EIO; -ENOMEM; -EINVAL n >
+ * SPOOL_ACK_BATCH_MAX.
+ */
+#define SPOOL_ACK_BATCH_MAX 1000
+int spool_ack_batch(spool_queue *q, const uint64_t *ids,
+		    const uint32_t *receives, size_t n, int *results);
+
+/*
  * Releases leased message id: VISIBLE now (a nack). With uncount, its receive
  * count goes back down too (the lease was never seen by anyone, e.g. the
  * reader was interrupted before the body reached it). Durable.
@@ -589,10 +625,10 @@ int spool_purge_states(spool_queue *q, unsigned states, uint64_t *count);
 
 /*
  * Deletes queue name with every message in it, in any state (SQS's
- * DeleteQueue): a purge of all states, then spool_queue_delete(), retried
- * while a concurrent push or lease keeps it non-empty. Not one write: a
- * crash between the two leaves the queue, empty.
- * Errors: -ENOENT no such queue; -ENOTEMPTY pushes kept coming for 100
+ * DeleteQueue), in one atomic write: the queue and its messages go
+ * together or not at all. Retried while a concurrent push, move or other
+ * change of one of its messages is in flight.
+ * Errors: -ENOENT no such queue; -ENOTEMPTY changes kept coming for 100
  * tries; -ENOSPC/-EIO.
  */
 int spool_queue_delete_all(spool_db *db, const char *name);

@@ -43,7 +43,9 @@
 	/* name is valid, attr->mode masked, attr->ctime_ms set. */          \
 	X(int, queue_create, (spool_db *db, const char *name,                \
 			      const struct spool_queue_attr *attr), p)       \
-	X(int, queue_delete, (spool_db *db, const char *name), p)            \
+	/* all: also every message in it, in the same write (-ENOTEMPTY     \
+	 * only while one of them is busy or a push is in flight). */        \
+	X(int, queue_delete, (spool_db *db, const char *name, int all), p)   \
 	X(int, queue_open, (spool_db *db, const char *name,                  \
 			    spool_queue **out), p)                           \
 	/* q is not NULL. */                                                 \
@@ -65,12 +67,16 @@
 				const char *val, size_t len), p)             \
 	X(int, settings_get, (spool_queue *q, struct spool_settings *out), p) \
 	/* Parses with settings_parse, checks with settings_check_refs, all  \
-	 * under the store's own serialisation of settings changes. */       \
-	X(int, config_apply, (spool_queue *q, const char *text, size_t len), \
-	  p)                                                                 \
+	 * under the store's own serialisation of settings changes. The value \
+	 * mkey (checked, or NULL: none) is set to mval (mlen bytes; NULL   \
+	 * removes it) in the same write. */                                 \
+	X(int, config_apply, (spool_queue *q, const char *text, size_t len,  \
+			      const char *mkey, const char *mval,            \
+			      size_t mlen), p)                               \
 	X(int, push_room, (spool_queue *q, size_t n), p)                     \
 	/* n > 0; *first_id is set to 0 before. ids, if not NULL, has n      \
-	 * slots: each push's id, 0 for a dropped duplicate. */              \
+	 * slots (0 before): each push's id, for a dropped duplicate the     \
+	 * kept message's (spool_push_batch_ids). */                         \
 	X(int, push_batch, (spool_queue *q, const struct spool_push *p,      \
 			    size_t n, uint64_t *first_id, uint64_t *ids), p) \
 	X(int, msg_stat, (spool_queue *q, uint64_t id,                       \
@@ -95,6 +101,11 @@
 		     struct spool_msg_info *info), p)                        \
 	/* receives: 0 any; else only if the message's receive count is it. */ \
 	X(int, ack, (spool_queue *q, uint64_t id, uint32_t receives), p)     \
+	/* 0 < n <= SPOOL_ACK_BATCH_MAX; receives[i] as for ack; results as  \
+	 * spool_ack_batch() (set by the store in every case). */            \
+	X(int, ack_batch, (spool_queue *q, const uint64_t *ids,              \
+			   const uint32_t *receives, size_t n,               \
+			   int *results), p)                                 \
 	X(int, release, (spool_queue *q, uint64_t id, int uncount), p)       \
 	/* receives as for ack. */                                           \
 	X(int, lease_extend, (spool_queue *q, uint64_t id,                   \

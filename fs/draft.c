@@ -102,7 +102,7 @@ int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
 
 	pthread_mutex_lock(&d->lock);
 	rc = fs_push_with_xattrs(dst, name, d->body.data, d->body.len,
-				 d->xattrs, NULL);
+				 d->xattrs, d->uid, NULL);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }

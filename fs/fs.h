@@ -331,6 +331,7 @@ struct fs_wbuf {
 	uint64_t base;              /* file offset of buf.data[0] */
 	struct fs_xattr *xattrs;    /* FS_WRITE: set with fsetxattr */
 	pid_t opener_tid;           /* the thread that opened it */
+	uid_t opener_uid;           /* its user: the messages' sender */
 	int committed;              /* a message was pushed already */
 	int append;                 /* every write is an append (no holes) */
 	int err;                    /* a refused write: errno for close() */
@@ -364,10 +365,11 @@ int fs_write_reopen(fuse_req_t req, struct fs_inode *in, struct fs_file *f,
 
 /* ------------------------------------------------------------ push.c */
 
-/* Pushes body with the per-message xattrs (priority, delay, user.*). */
+/* Pushes body with the per-message xattrs (priority, delay, user.*), sent
+ * by user uid (its SQS SenderId). */
 int fs_push_with_xattrs(struct fs_queue *q, const char *name,
 			const void *body, size_t len,
-			const struct fs_xattr *xattrs, uint64_t *id);
+			const struct fs_xattr *xattrs, uid_t uid, uint64_t *id);
 /* Checks the value of a spoolfs xattr; 0 or -EINVAL. */
 int fs_xattr_check(const char *name, const char *value, size_t size);
 

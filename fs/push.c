@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,12 +98,15 @@ static int push_options(struct spool_push *p, const struct fs_xattr *x,
 
 int fs_push_with_xattrs(struct fs_queue *q, const char *name,
 			const void *body, size_t len,
-			const struct fs_xattr *xattrs, uint64_t *id)
+			const struct fs_xattr *xattrs, uid_t uid, uint64_t *id)
 {
 	struct spool_push p = { .body = body, .len = len, .name = name };
 	struct spool_attr *attrs;
+	char sender[16];
 	int rc;
 
+	snprintf(sender, sizeof sender, "%u", (unsigned)uid);
+	p.sender = sender;
 	attrs = calloc(count_xattrs(xattrs) + 1, sizeof *attrs);
 	if (!attrs)
 		return -ENOMEM;

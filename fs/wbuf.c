@@ -35,14 +35,21 @@ static void buf_consume(struct fs_buf *b, size_t n)
 
 /* Every \n-terminated line (and a final one) of text, empty ones skipped,
  * as one batch: all or none. */
-static int push_lines(struct fs_queue *q, const char *text, size_t len)
+static int push_lines(struct fs_queue *q, const char *text, size_t len,
+		      uid_t uid)
 {
 	struct spool_push *p = calloc(fs_lines_max(text, len), sizeof *p);
+	char sender[16];
+	size_t n;
 	int rc;
 
 	if (!p)
 		return -ENOMEM;
-	rc = spool_push_batch(q->sq, p, fs_lines_split(text, len, p), NULL);
+	snprintf(sender, sizeof sender, "%u", (unsigned)uid);
+	n = fs_lines_split(text, len, p);
+	for (size_t i = 0; i < n; i++)
+		p[i].sender = sender;
+	rc = spool_push_batch(q->sq, p, n, NULL);
 	free(p);
 	return rc;
 }
@@ -118,6 +125,7 @@ struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
 	w->kind = kind;
 	w->q = q;
 	w->opener_tid = fuse_req_ctx(req)->pid;
+	w->opener_uid = fuse_req_ctx(req)->uid;
 	w->max_size = BIG_MAX;
 	if ((kind == FS_W_MSG || kind == FS_W_LINES) &&
 	    spool_settings_get(q->sq, &s) == 0)
@@ -297,10 +305,10 @@ static int wbuf_commit(struct fs_wbuf *w, int final)
 			return -ENOMEM;
 	}
 	if (w->kind == FS_W_LINES)
-		rc = push_lines(w->q, w->buf.data, w->buf.len);
+		rc = push_lines(w->q, w->buf.data, w->buf.len, w->opener_uid);
 	else
 		rc = fs_push_with_xattrs(w->q, name, w->buf.data, w->buf.len,
-					 w->xattrs, &id);
+					 w->xattrs, w->opener_uid, &id);
 	free((char *)name);
 	if (rc < 0)
 		return rc;

@@ -338,16 +338,15 @@ long sqs_queue_wait(spool_queue *q)
 		       ? atol(v) : 0;
 }
 
-/* Applies config text and the SQS wait (if >= 0) to q: two writes. */
+/* Applies config text and the SQS wait (if >= 0) to q: one write. */
 static int apply_attrs(spool_queue *q, const char *text, long wait)
 {
 	char v[16];
-	int rc = spool_config_apply(q, text, strlen(text));
 
 	snprintf(v, sizeof v, "%ld", wait);
-	if (!rc && wait >= 0)
-		rc = spool_queue_meta_set(q, "sqs.receive_wait", v);
-	return rc;
+	return wait >= 0 ? spool_config_apply_meta(q, text, strlen(text),
+						   "sqs.receive_wait", v)
+			 : spool_config_apply(q, text, strlen(text));
 }
 
 static int set_queue_attributes(struct sqs_req *req)
@@ -806,6 +805,7 @@ static int msg_read(struct sqs_req *req, const char *prefix,
 						  used };
 	m->push.attrs = m->sa;
 	m->push.nattrs = (size_t)n;
+	m->push.sender = req->who.sender;
 	return 0;
 }
 
@@ -1005,9 +1005,10 @@ static int change_visibility(struct sqs_req *req)
 	return rc ? -1 : ok(req, json_object());
 }
 
-/* DeleteMessageBatch and ChangeMessageVisibilityBatch. */
-static int handle_batch(struct sqs_req *req, const char *entry, int change)
+/* ChangeMessageVisibilityBatch: entry by entry. */
+static int change_visibility_batch(struct sqs_req *req)
 {
+	static const char entry[] = "ChangeMessageVisibilityBatchRequestEntry";
 	json_t *good = json_array(), *failed = json_array();
 	spool_queue *q;
 	int n;
@@ -1023,11 +1024,8 @@ static int handle_batch(struct sqs_req *req, const char *entry, int change)
 					    entry, i);
 		const char *h = sqs_paramf(&req->params, NULL,
 					   "%s.%d.ReceiptHandle", entry, i);
-		int rc = change ? change_one(req, q, h, sqs_paramf(
-						&req->params, NULL,
-						"%s.%d.VisibilityTimeout",
-						entry, i))
-				: delete_one(req, q, h);
+		int rc = change_one(req, q, h, sqs_paramf(&req->params, NULL,
+					"%s.%d.VisibilityTimeout", entry, i));
 
 		if (rc)
 			json_array_append_new(failed, batch_failed(id,
@@ -1044,14 +1042,55 @@ fail:
 	return -1;
 }
 
+/* Every entry with a well-formed handle is acked in one engine write; a
+ * malformed handle fails its own entry; a stale or unknown one succeeds
+ * without deleting anything (as DeleteMessage); a store error fails the
+ * entries it was writing. */
 static int delete_message_batch(struct sqs_req *req)
 {
-	return handle_batch(req, "DeleteMessageBatchRequestEntry", 0);
-}
+	static const char entry[] = "DeleteMessageBatchRequestEntry";
+	json_t *good, *failed;
+	uint64_t ids[BATCH_MAX];
+	uint32_t rcv[BATCH_MAX];
+	int res[BATCH_MAX], slot[BATCH_MAX];
+	spool_queue *q;
+	int n, k = 0;
 
-static int change_visibility_batch(struct sqs_req *req)
-{
-	return handle_batch(req, "ChangeMessageVisibilityBatchRequestEntry", 1);
+	if (open_for(req, 6, &q))
+		return -1;
+	if (batch_entries(req, entry, &n)) {
+		spool_queue_close(q);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *h = sqs_paramf(&req->params, NULL,
+					   "%s.%d.ReceiptHandle", entry, i + 1);
+
+		slot[i] = handle_of(req, h, &ids[k], &rcv[k]) ? -1 : k++;
+	}
+	spool_ack_batch(q, ids, rcv, (size_t)k, res);
+	spool_queue_close(q);
+	good = json_array();
+	failed = json_array();
+	for (int i = 0; i < n; i++) {
+		const char *id = sqs_paramf(&req->params, NULL, "%s.%d.Id",
+					    entry, i + 1);
+		int rc = slot[i] < 0 ? 0 : res[slot[i]];
+
+		if (slot[i] < 0)        /* the entry's own error, set again */
+			handle_of(req, sqs_paramf(&req->params, NULL,
+						  "%s.%d.ReceiptHandle", entry,
+						  i + 1), &ids[0], &rcv[0]);
+		else if (rc && rc != -ENOENT)
+			fail_rc(req, rc);
+		if (slot[i] < 0 || (rc && rc != -ENOENT))
+			json_array_append_new(failed, batch_failed(id,
+				req->err, req->errmsg, req->err != E_INTERNAL));
+		else
+			json_array_append_new(good, json_pack("{s:s}", "Id",
+							      id));
+	}
+	return ok(req, batch_out(good, failed));
 }
 
 /* ------------------------------------------------------------ dispatch */

@@ -82,6 +82,7 @@ void sqs_ident_of(uid_t uid, struct sqs_ident *id)
 	memset(id, 0, sizeof(*id));
 	id->uid = uid;
 	id->known = 1;
+	snprintf(id->sender, sizeof id->sender, "%u", (unsigned)uid);
 	fill_groups(id);
 }
 
@@ -106,8 +107,7 @@ int sqs_peer_ident(int fd, struct sqs_ident *id)
 		      local, remote, &id->uid);
 	if (rc)
 		return rc;
-	id->known = 1;
-	fill_groups(id);
+	sqs_ident_of(id->uid, id);
 	return 0;
 }
 

@@ -92,7 +92,20 @@ static int wanted(const struct sqs_req *req, const char *list,
 	}
 }
 
-static void system_attrs(const struct sqs_req *req,
+/* SenderId: as stored at the send (spool_push.sender); a message stored
+ * without one (before senders were kept) has SQS's anonymous account. */
+static void sender_of(spool_queue *q, uint64_t id,
+		      char v[SPOOL_SENDER_MAX + 1])
+{
+	ssize_t n = spool_msg_getattr(q, id, SPOOL_ATTR_SENDER, v,
+				      SPOOL_SENDER_MAX);
+
+	if (n <= 0)
+		n = snprintf(v, SPOOL_SENDER_MAX + 1, "000000000000");
+	v[n] = '\0';
+}
+
+static void system_attrs(const struct sqs_req *req, spool_queue *q,
 			 const struct spool_msg_info *info, json_t *msg)
 {
 	static const char *const names[] = {
@@ -100,14 +113,14 @@ static void system_attrs(const struct sqs_req *req,
 		"ApproximateFirstReceiveTimestamp",
 	};
 	json_t *a = json_object();
-	char v[32];
+	char v[SPOOL_SENDER_MAX + 1];
 
 	for (size_t i = 0; i < 4; i++) {
 		if (!wanted(req, "AttributeName", names[i]) &&
 		    !wanted(req, "MessageSystemAttributeName", names[i]))
 			continue;
 		if (i == 0)
-			snprintf(v, sizeof v, "000000000000");
+			sender_of(q, info->id, v);
 		else if (i == 1)
 			snprintf(v, sizeof v, "%" PRId64, info->sent_ms);
 		else if (i == 2)
@@ -264,7 +277,7 @@ static json_t *message(struct sqs_req *req, const struct spool_msg_info *info,
 					text ? len : strlen(b64))
 			    : NULL;
 	if (msg) {
-		system_attrs(req, info, msg);
+		system_attrs(req, r->q, info, msg);
 		message_attrs(req, r->q, info->id, !text, msg);
 	}
 	free(b64);

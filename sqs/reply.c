@@ -92,55 +92,9 @@ enum sqs_err sqs_err_of(int rc)
 
 /* ---------------------------------------------------------------- XML */
 
-struct xbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void put(struct xbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = (b->len + n + 1) * 2;
-		char *p = realloc(b->p, cap);
-
-		if (!p) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void puts_(struct xbuf *b, const char *s)
-{
-	put(b, s, strlen(s));
-}
-
-static void putf(struct xbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void putf(struct xbuf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* Escapes text fully: a raw \r would come back as \n from a parser, and the
  * body's MD5 would then differ. */
-static void put_text(struct xbuf *b, const char *s, size_t n)
+static void put_text(struct sqs_buf *b, const char *s, size_t n)
 {
 	size_t from = 0;
 
@@ -151,25 +105,25 @@ static void put_text(struct xbuf *b, const char *s, size_t n)
 
 		if (!e)
 			continue;
-		put(b, s + from, i - from);
-		puts_(b, e);
+		sqs_buf_put(b, s + from, i - from);
+		sqs_buf_puts(b, e);
 		from = i + 1;
 	}
-	put(b, s + from, n - from);
+	sqs_buf_put(b, s + from, n - from);
 }
 
-static void xml_members(struct xbuf *b, const char *action, json_t *obj);
+static void xml_members(struct sqs_buf *b, const char *action, json_t *obj);
 
-static void xml_scalar(struct xbuf *b, const char *tag, json_t *v)
+static void xml_scalar(struct sqs_buf *b, const char *tag, json_t *v)
 {
-	putf(b, "<%s>", tag);
+	sqs_buf_putf(b, "<%s>", tag);
 	if (json_is_string(v))
 		put_text(b, json_string_value(v), json_string_length(v));
 	else if (json_is_boolean(v))
-		puts_(b, json_is_true(v) ? "true" : "false");
+		sqs_buf_puts(b, json_is_true(v) ? "true" : "false");
 	else if (json_is_integer(v))
-		putf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-	putf(b, "</%s>", tag);
+		sqs_buf_putf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	sqs_buf_putf(b, "</%s>", tag);
 }
 
 /* The element name of a list member's items. */
@@ -188,7 +142,7 @@ static void list_item(const char *action, const char *key, char *out,
 		snprintf(out, len, "%s", key);
 }
 
-static void xml_member(struct xbuf *b, const char *action, const char *key,
+static void xml_member(struct sqs_buf *b, const char *action, const char *key,
 		       json_t *v)
 {
 	char item[128];
@@ -200,39 +154,39 @@ static void xml_member(struct xbuf *b, const char *action, const char *key,
 		list_item(action, key, item, sizeof item);
 		json_array_foreach(v, i, e) {
 			if (json_is_object(e)) {
-				putf(b, "<%s>", item);
+				sqs_buf_putf(b, "<%s>", item);
 				xml_members(b, action, e);
-				putf(b, "</%s>", item);
+				sqs_buf_putf(b, "</%s>", item);
 			} else {
 				xml_scalar(b, item, e);
 			}
 		}
 	} else if (json_is_object(v) && strcmp(key, "Attributes") == 0) {
 		json_object_foreach(v, k, e) {
-			puts_(b, "<Attribute><Name>");
+			sqs_buf_puts(b, "<Attribute><Name>");
 			put_text(b, k, strlen(k));
-			puts_(b, "</Name>");
+			sqs_buf_puts(b, "</Name>");
 			xml_scalar(b, "Value", e);
-			puts_(b, "</Attribute>");
+			sqs_buf_puts(b, "</Attribute>");
 		}
 	} else if (json_is_object(v) && strcmp(key, "MessageAttributes") == 0) {
 		json_object_foreach(v, k, e) {
-			puts_(b, "<MessageAttribute><Name>");
+			sqs_buf_puts(b, "<MessageAttribute><Name>");
 			put_text(b, k, strlen(k));
-			puts_(b, "</Name><Value>");
+			sqs_buf_puts(b, "</Name><Value>");
 			xml_members(b, action, e);
-			puts_(b, "</Value></MessageAttribute>");
+			sqs_buf_puts(b, "</Value></MessageAttribute>");
 		}
 	} else if (json_is_object(v)) {
-		putf(b, "<%s>", key);
+		sqs_buf_putf(b, "<%s>", key);
 		xml_members(b, action, v);
-		putf(b, "</%s>", key);
+		sqs_buf_putf(b, "</%s>", key);
 	} else {
 		xml_scalar(b, key, v);
 	}
 }
 
-static void xml_members(struct xbuf *b, const char *action, json_t *obj)
+static void xml_members(struct sqs_buf *b, const char *action, json_t *obj)
 {
 	const char *k;
 	json_t *v;
@@ -257,7 +211,7 @@ static int has_result(const char *action)
 	return 0;
 }
 
-static int finish(struct xbuf *b, struct sqs_reply *r)
+static int finish(struct sqs_buf *b, struct sqs_reply *r)
 {
 	if (b->oom) {
 		free(b->p);
@@ -271,7 +225,7 @@ static int finish(struct xbuf *b, struct sqs_reply *r)
 int sqs_reply_ok(int json, const char *action, json_t *out,
 		 const char *request_id, struct sqs_reply *r)
 {
-	struct xbuf b = { 0 };
+	struct sqs_buf b = { 0 };
 
 	memset(r, 0, sizeof(*r));
 	r->status = 200;
@@ -285,14 +239,14 @@ int sqs_reply_ok(int json, const char *action, json_t *out,
 		return 0;
 	}
 	r->content_type = "text/xml";
-	putf(&b, "<?xml version=\"1.0\"?><%sResponse xmlns=\"" XMLNS "\">",
+	sqs_buf_putf(&b, "<?xml version=\"1.0\"?><%sResponse xmlns=\"" XMLNS "\">",
 	     action);
 	if (has_result(action)) {
-		putf(&b, "<%sResult>", action);
+		sqs_buf_putf(&b, "<%sResult>", action);
 		xml_members(&b, action, out);
-		putf(&b, "</%sResult>", action);
+		sqs_buf_putf(&b, "</%sResult>", action);
 	}
-	putf(&b, "<ResponseMetadata><RequestId>%s</RequestId>"
+	sqs_buf_putf(&b, "<ResponseMetadata><RequestId>%s</RequestId>"
 		 "</ResponseMetadata></%sResponse>", request_id, action);
 	json_decref(out);
 	return finish(&b, r);
@@ -302,7 +256,7 @@ int sqs_reply_err(int json, enum sqs_err e, const char *message,
 		  const char *request_id, struct sqs_reply *r)
 {
 	const struct err_info *ei = &errs[e];
-	struct xbuf b = { 0 };
+	struct sqs_buf b = { 0 };
 
 	memset(r, 0, sizeof(*r));
 	r->status = ei->status;
@@ -322,11 +276,11 @@ int sqs_reply_err(int json, enum sqs_err e, const char *message,
 		return 0;
 	}
 	r->content_type = "text/xml";
-	putf(&b, "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"" XMLNS
+	sqs_buf_putf(&b, "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"" XMLNS
 		 "\"><Error><Type>%s</Type><Code>%s</Code><Message>",
 	     ei->sender ? "Sender" : "Receiver", ei->code);
 	put_text(&b, message, strlen(message));
-	putf(&b, "</Message><Detail/></Error><RequestId>%s</RequestId>"
+	sqs_buf_putf(&b, "</Message><Detail/></Error><RequestId>%s</RequestId>"
 		 "</ErrorResponse>", request_id);
 	return finish(&b, r);
 }

@@ -119,34 +119,8 @@ int sqs_keys_on(void)
 
 /* ------------------------------------------------------------ signing */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = (b->len + n + 1) * 2;
-		char *p = realloc(b->p, cap);
-
-		if (!p)
-			return;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void adds(struct sbuf *b, const char *s)
-{
-	add(b, s, strlen(s));
-}
-
 /* RFC 3986 encoding as SigV4 wants it; '/' kept when slash. */
-static void add_uri(struct sbuf *b, const char *s, size_t n, int slash)
+static void add_uri(struct sqs_buf *b, const char *s, size_t n, int slash)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -155,10 +129,10 @@ static void add_uri(struct sbuf *b, const char *s, size_t n, int slash)
 		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
 		    c == '.' || c == '~' || (slash && c == '/')) {
-			add(b, (const char *)&c, 1);
+			sqs_buf_put(b, (const char *)&c, 1);
 		} else {
 			snprintf(e, sizeof e, "%%%02X", c);
-			add(b, e, 3);
+			sqs_buf_put(b, e, 3);
 		}
 	}
 }
@@ -197,12 +171,14 @@ struct qpart {
 
 static int by_str(const void *a, const void *b)
 {
-	return strcmp(((const struct qpart *)a)->enc,
-		      ((const struct qpart *)b)->enc);
+	const char *x = ((const struct qpart *)a)->enc;
+	const char *y = ((const struct qpart *)b)->enc;
+
+	return strcmp(x ? x : "", y ? y : "");
 }
 
 /* The canonical query string of raw (NULL: none). */
-static void add_query(struct sbuf *b, const char *raw)
+static void add_query(struct sqs_buf *b, const char *raw)
 {
 	struct sqs_params p = { 0 };
 	struct qpart *v;
@@ -210,21 +186,27 @@ static void add_query(struct sbuf *b, const char *raw)
 	if (!raw || !*raw || sqs_form_decode(&p, raw, strlen(raw)))
 		return;
 	v = calloc(p.n, sizeof(*v));
+	if (!v)
+		b->oom = 1;
 	for (size_t i = 0; v && i < p.n; i++) {
-		struct sbuf e = { 0 };
+		struct sqs_buf e = { 0 };
 
 		add_uri(&e, p.v[i].key, strlen(p.v[i].key), 0);
-		adds(&e, "=");
+		sqs_buf_puts(&e, "=");
 		add_uri(&e, p.v[i].val, p.v[i].len, 0);
-		v[i].enc = e.p;
+		if (e.oom) {
+			sqs_buf_free(&e);
+			b->oom = 1;
+		}
+		v[i].enc = e.p;         /* NULL after a failure: sorts as "" */
 	}
 	if (v)
 		qsort(v, p.n, sizeof(*v), by_str);
 	for (size_t i = 0; v && i < p.n; i++) {
 		if (i)
-			adds(b, "&");
+			sqs_buf_puts(b, "&");
 		if (v[i].enc)
-			adds(b, v[i].enc);
+			sqs_buf_puts(b, v[i].enc);
 		free(v[i].enc);
 	}
 	free(v);
@@ -264,7 +246,7 @@ int sqs_sigv4_check(struct sqs_req *req, const struct sqs_signed *in)
 	char cred[512], signed_h[1024], sig[129], scope[512], body_hash[65];
 	char creq_hash[65], mine[65], *ak, *rest;
 	uint8_t k[SHA256_DIGEST_SIZE], k2[SHA256_DIGEST_SIZE];
-	struct sbuf c = { 0 }, sts = { 0 };
+	struct sqs_buf c = { 0 }, sts = { 0 };
 	const struct key *key = NULL;
 	time_t t = amz_time(date);
 	char day[9], region[64], secret[140];
@@ -295,12 +277,12 @@ int sqs_sigv4_check(struct sqs_req *req, const struct sqs_signed *in)
 		   region) != 2 || strncmp(day, date, 8) != 0)
 		return sqs_fail(req, E_SIGNATURE, "Bad credential scope.");
 	/* the canonical request */
-	adds(&c, in->method);
-	adds(&c, "\n");
+	sqs_buf_puts(&c, in->method);
+	sqs_buf_puts(&c, "\n");
 	add_uri(&c, in->path, strlen(in->path), 1);
-	adds(&c, "\n");
+	sqs_buf_puts(&c, "\n");
 	add_query(&c, in->query);
-	adds(&c, "\n");
+	sqs_buf_puts(&c, "\n");
 	for (char *h = signed_h, *next; h && *h; h = next) {
 		const char *v;
 		size_t vl;
@@ -316,42 +298,50 @@ int sqs_sigv4_check(struct sqs_req *req, const struct sqs_signed *in)
 		vl = strlen(v);
 		while (vl && v[vl - 1] == ' ')
 			vl--;
-		adds(&c, h);
-		adds(&c, ":");
-		add(&c, v, vl);
-		adds(&c, "\n");
+		sqs_buf_puts(&c, h);
+		sqs_buf_puts(&c, ":");
+		sqs_buf_put(&c, v, vl);
+		sqs_buf_puts(&c, "\n");
 		if (next)
 			next[-1] = ';';
 	}
-	adds(&c, "\n");
-	adds(&c, signed_h);
-	adds(&c, "\n");
+	sqs_buf_puts(&c, "\n");
+	sqs_buf_puts(&c, signed_h);
+	sqs_buf_puts(&c, "\n");
 	sha256_hex(in->body ? in->body : "", in->len, body_hash);
-	adds(&c, body_hash);
-	if (!c.p)
+	sqs_buf_puts(&c, body_hash);
+	if (c.oom || !c.p) {
+		sqs_buf_free(&c);
 		return sqs_fail(req, E_INTERNAL, "Out of memory.");
+	}
 	sha256_hex(c.p, c.len, creq_hash);
 	/* the string to sign, and the key chain */
-	adds(&sts, "AWS4-HMAC-SHA256\n");
-	adds(&sts, date);
-	adds(&sts, "\n");
-	adds(&sts, scope);
-	adds(&sts, "\n");
-	adds(&sts, creq_hash);
+	sqs_buf_puts(&sts, "AWS4-HMAC-SHA256\n");
+	sqs_buf_puts(&sts, date);
+	sqs_buf_puts(&sts, "\n");
+	sqs_buf_puts(&sts, scope);
+	sqs_buf_puts(&sts, "\n");
+	sqs_buf_puts(&sts, creq_hash);
 	snprintf(secret, sizeof secret, "AWS4%s", key->secret);
 	hmac((const uint8_t *)secret, strlen(secret), day, k);
 	hmac(k, sizeof k, region, k2);
 	hmac(k2, sizeof k2, "sqs", k);
 	hmac(k, sizeof k, "aws4_request", k2);
-	hmac(k2, sizeof k2, sts.p ? sts.p : "", k);
+	if (sts.oom || !sts.p) {
+		sqs_buf_free(&c);
+		sqs_buf_free(&sts);
+		return sqs_fail(req, E_INTERNAL, "Out of memory.");
+	}
+	hmac(k2, sizeof k2, sts.p, k);
 	hex(k, sizeof k, mine);
 	ok = strlen(sig) == 64 && memeql_sec(mine, sig, 64);
-	free(c.p);
-	free(sts.p);
+	sqs_buf_free(&c);
+	sqs_buf_free(&sts);
 	if (!ok)
 		return sqs_fail(req, E_SIGNATURE, "The request signature we "
 				"calculated does not match the signature you "
 				"provided.");
 	sqs_ident_of(key->uid, &req->who);
+	snprintf(req->who.sender, sizeof req->who.sender, "%s", key->access);
 	return 0;
 }

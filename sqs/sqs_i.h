@@ -152,6 +152,9 @@ struct sqs_ident {
 	gid_t groups[64];
 	int ngroups;
 	int known;              /* 0: the peer could not be found */
+	/* SQS's SenderId: the access key id of a SigV4 request, else the
+	 * local uid in decimal */
+	char sender[SPOOL_SENDER_MAX + 1];
 };
 
 /* Finds the local user at the other end of the TCP connection fd. */
@@ -248,5 +251,19 @@ int sqs_sigv4_check(struct sqs_req *req, const struct sqs_signed *in);
 uint64_t sqs_wake_seq(spool_queue *q);
 /* Monotonic ms. */
 int64_t sqs_mono_ms(void);
+
+/* buf.c: a growable text buffer (zero-initialise it). A failed
+ * allocation is sticky: oom stays set and later puts do nothing; check it
+ * once the text is built. p is NUL-terminated (or NULL while empty). */
+struct sqs_buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+void sqs_buf_put(struct sqs_buf *b, const void *s, size_t n);
+void sqs_buf_puts(struct sqs_buf *b, const char *s);
+void sqs_buf_putf(struct sqs_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void sqs_buf_free(struct sqs_buf *b);
 
 #endif /* SQS_I_H */

@@ -34,7 +34,8 @@ int push_check(const struct spool_push *p, size_t n, uint64_t max_size)
 		if ((p[i].has_delay && p[i].delay_ms < 0) ||
 		    (p[i].name && strlen(p[i].name) > SPOOL_MSG_NAME_MAX))
 			return -EINVAL;
-		if (check_attrs(&p[i]))
+		if (check_attrs(&p[i]) ||
+		    (p[i].sender && strlen(p[i].sender) > SPOOL_SENDER_MAX))
 			return -EINVAL;
 	}
 	return 0;

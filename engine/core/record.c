@@ -14,13 +14,33 @@
 #define BODY_MAGIC 0xB1
 #define BODY_HDR (1 + 8 + 2 + 4)
 
+static size_t attr_len(const char *name, size_t vlen)
+{
+	return 2 + strlen(name) + 4 + vlen;
+}
+
 static size_t attrs_len(const struct spool_push *p)
 {
-	size_t n = 0;
+	size_t n = p->sender ? attr_len(SPOOL_ATTR_SENDER,
+					strlen(p->sender)) : 0;
 
 	for (size_t i = 0; i < p->nattrs; i++)
-		n += 2 + strlen(p->attrs[i].name) + 4 + p->attrs[i].len;
+		n += attr_len(p->attrs[i].name, p->attrs[i].len);
 	return n;
+}
+
+/* Packs one attribute at q; returns the end. */
+static char *attr_put(char *q, const char *name, const void *val,
+		      size_t vlen)
+{
+	size_t an = strlen(name);
+
+	q = core_put_le(q, an, 2);
+	memcpy(q, name, an);
+	q = core_put_le(q + an, vlen, 4);
+	if (vlen)
+		memcpy(q, val, vlen);
+	return q + vlen;
 }
 
 char *body_encode(const struct spool_push *p, size_t *len)
@@ -37,15 +57,12 @@ char *body_encode(const struct spool_push *p, size_t *len)
 	if (nlen)
 		memcpy(q, p->name, nlen);
 	q += nlen;
-	for (size_t i = 0; i < p->nattrs; i++) {
-		size_t an = strlen(p->attrs[i].name);
-
-		q = core_put_le(q, an, 2);
-		memcpy(q, p->attrs[i].name, an);
-		q = core_put_le(q + an, p->attrs[i].len, 4);
-		memcpy(q, p->attrs[i].value, p->attrs[i].len);
-		q += p->attrs[i].len;
-	}
+	for (size_t i = 0; i < p->nattrs; i++)
+		q = attr_put(q, p->attrs[i].name, p->attrs[i].value,
+			     p->attrs[i].len);
+	if (p->sender)
+		q = attr_put(q, SPOOL_ATTR_SENDER, p->sender,
+			     strlen(p->sender));
 	if (p->len)
 		memcpy(q, p->body, p->len);
 	v[0] = (char)BODY_MAGIC;
@@ -186,6 +203,8 @@ static int attr_list_one(void *arg, const char *name, size_t nlen,
 	struct attr_list *l = arg;
 
 	(void)val, (void)vlen;
+	if (nlen < 5 || memcmp(name, "user.", 5))
+		return 0;       /* a system attribute (the sender): not listed */
 	if (l->len && l->used + nlen + 1 <= l->len) {
 		memcpy(l->buf + l->used, name, nlen);
 		l->buf[l->used + nlen] = '\0';

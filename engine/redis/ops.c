@@ -272,6 +272,17 @@ static void q_invalidate(struct rd_queue *q)
 }
 
 /* Writes field, value pairs into queue q's settings hash. */
+/* The arguments of qset: q's, then the queue value mkey (NULL: none) to
+ * set to mval (mlen bytes) or (mval NULL) to remove; fields follow. */
+static void qset_args(struct rd_args *a, struct rd_queue *q, const char *mkey,
+		      const char *mval, size_t mlen)
+{
+	q_args(a, q);
+	rd_arg_str(a, mkey ? mkey : "");
+	rd_arg_str(a, mval ? "1" : "0");
+	rd_arg(a, mval ? mval : "", mval ? mlen : 0);
+}
+
 static int q_set(struct rd_queue *q, struct rd_args *a)
 {
 	int rc = q_call(q, "qset", a, RD_WRITE, NULL);
@@ -280,7 +291,8 @@ static int q_set(struct rd_queue *q, struct rd_args *a)
 	return rc;
 }
 
-int redis_config_apply(spool_queue *pq, const char *text, size_t len)
+int redis_config_apply(spool_queue *pq, const char *text, size_t len,
+		       const char *mkey, const char *mval, size_t mlen)
 {
 	struct rd_queue *q = RQ(pq);
 	struct spool_settings s;
@@ -298,7 +310,7 @@ int redis_config_apply(spool_queue *pq, const char *text, size_t len)
 	rc = settings_check_refs(pq, &s, settings_of);
 	if (rc)
 		return rc;
-	q_args(&a, q);
+	qset_args(&a, q, mkey, mval, mlen);
 	settings_args(&a, &s, nums);
 	return q_set(q, &a);
 }
@@ -462,13 +474,14 @@ int redis_queue_create(spool_db *pdb, const char *name,
 	return rc;
 }
 
-int redis_queue_delete(spool_db *pdb, const char *name)
+int redis_queue_delete(spool_db *pdb, const char *name, int all)
 {
 	struct rd_args a;
 	int rc;
 
 	rd_args_init(&a);
 	rd_arg_str(&a, name);
+	rd_arg_int(&a, all ? 1 : 0);
 	rc = rd_call(RDB(pdb), "qdelete", &a, RD_WRITE, NULL);
 	rd_args_free(&a);
 	if (!rc)
@@ -528,7 +541,7 @@ int redis_queue_setattr(spool_queue *pq, const struct spool_queue_attr *attr)
 {
 	struct rd_args a;
 
-	q_args(&a, RQ(pq));
+	qset_args(&a, RQ(pq), NULL, NULL, 0);
 	rd_arg_str(&a, "uid");
 	rd_arg_int(&a, attr->uid);
 	rd_arg_str(&a, "gid");
@@ -883,6 +896,39 @@ int redis_ack(spool_queue *pq, uint64_t id, uint32_t receives)
 	int64_t x = receives;
 
 	return msg_call(pq, "ack", id, 1, &x, NULL);
+}
+
+/* ack_batch(name, gen, id, receives, id, receives, ...): a result each */
+int redis_ack_batch(spool_queue *pq, const uint64_t *ids,
+		    const uint32_t *receives, size_t n, int *results)
+{
+	char (*text)[SPOOL_ID_LEN + 1] = malloc(n * sizeof(*text));
+	struct rd_args a;
+	struct rd_reply r;
+	int rc;
+
+	if (!text)
+		rc = -ENOMEM;
+	else {
+		q_args(&a, RQ(pq));
+		for (size_t i = 0; i < n; i++) {
+			id_arg(&a, ids[i], text[i]);
+			rd_arg_int(&a, receives ? receives[i] : 0);
+		}
+		rc = q_call(RQ(pq), "ack_batch", &a, RD_WRITE, &r);
+	}
+	if (!rc) {
+		struct rd_reply l = rd_elem(&r, 0);
+
+		for (size_t i = 0; i < n; i++)
+			results[i] = i < rd_count(&l) ? (int)rd_int(&l, i)
+						      : -EIO;
+		rd_reply_free(&r);
+	}
+	for (size_t i = 0; rc && i < n; i++)
+		results[i] = rc;
+	free(text);
+	return rc;
 }
 
 int redis_release(spool_queue *pq, uint64_t id, int uncount)

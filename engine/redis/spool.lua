@@ -18,6 +18,7 @@ everything a queue is lives in these keys, all under one hash tag {P}:
                                      record (engine/core/record.c)
   {P}:q:Q:c         hash             counters and bytes
   {P}:q:Q:u         ZSET             dedup key -> expiry ms
+  {P}:q:Q:v         HASH             dedup key -> id of the message kept
   {P}:q:Q:m         hash             the queue's metadata (spool_queue_meta_*)
   channel {P}:w     "v ORIGIN Q" (Q gained visible messages), "c ORIGIN Q"
                     (settings changed), "x ORIGIN Q" (deleted),
@@ -433,15 +434,37 @@ local function f_qcreate(K, A)
 	return reply(0)
 end
 
+-- the messages of q in one of the states (bits) removed: their count
+local function purge_states(q, states, counter)
+	local n = 0
+	for bit, t in pairs({[VIS] = 'r', [DEL] = 'd', [LEA] = 'l', [COR] = 'k'}) do
+		local all = {}
+		if math.floor(states / bit) % 2 == 1 then
+			all = redis.call('ZRANGE', qk(q, t), 0, -1)
+		end
+		for _, member in ipairs(all) do
+			local id = t == 'r' and rid(member) or member
+			local m = meta_get(q, id)
+			unplace(q, m)
+			remove(q, m, counter)
+			n = n + 1
+		end
+	end
+	return n
+end
+
+-- qdelete(name, all): all = 1 also deletes every message in it
 local function f_qdelete(K, A)
 	start(K, A)
 	local q = A[3]
 	if redis.call('EXISTS', qk(q, 's')) == 0 then return reply(ENOENT) end
+	if A[4] == '1' then purge_states(q, VIS + DEL + LEA + COR,
+					 'deleted_total') end
 	if depth(q) > 0 then return reply(ENOTEMPTY) end
 	redis.call('ZREM', P .. ':queues', q)
 	redis.call('ZREM', P .. ':timers', q)
 	for _, t in ipairs({'s', 'r', 'd', 'l', 'k', 't', 'b', 'c', 'u',
-			     'm'}) do
+			     'v', 'm'}) do
 		redis.call('UNLINK', qk(q, t))
 	end
 	publish('x', q)
@@ -456,16 +479,27 @@ local function f_qget(K, A)
 	return reply(0, S(s.gen), redis.call('HGETALL', qk(A[3], 's')))
 end
 
--- qset(name, gen, field, value, ...): owner, mode, ctime, settings
+-- sets queue value key of q to val (set == '1') or removes it
+local function meta_write(q, key, set, val)
+	if set == '1' then
+		redis.call('HSET', qk(q, 'm'), key, val)
+	else
+		redis.call('HDEL', qk(q, 'm'), key)
+	end
+end
+
+-- qset(name, gen, mkey, mset, mval, field, value, ...): owner, mode,
+-- ctime, settings, and the queue value mkey (none if '') as meta_set
 local function f_qset(K, A)
 	start(K, A)
 	local q = A[3]
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
 	local args = {}
-	for i = 5, #A do args[#args + 1] = A[i] end
+	for i = 8, #A do args[#args + 1] = A[i] end
 	local paused = s.paused
 	if #args > 0 then redis.call('HSET', qk(q, 's'), unpack(args)) end
+	if A[5] ~= '' then meta_write(q, A[5], A[6], A[7]) end
 	local n = settings(q)
 	publish('c', q)
 	if paused ~= 0 and n.paused == 0 and
@@ -497,11 +531,7 @@ end
 local function f_meta_set(K, A)
 	start(K, A)
 	if not live(A[3], A[4]) then return reply(GONE) end
-	if A[6] == '1' then
-		redis.call('HSET', qk(A[3], 'm'), A[5], A[7])
-	else
-		redis.call('HDEL', qk(A[3], 'm'), A[5])
-	end
+	meta_write(A[3], A[5], A[6], A[7])
 	return reply(0)
 end
 
@@ -569,18 +599,24 @@ local function f_push(K, A)
 		if m.size > s.max_size then return reply(EFBIG) end
 	end
 	-- dedup: keep the pushes not seen within the window
-	local keep, seen = {}, {}
+	-- (dup[i]: the kept message of a dropped push i, as its id, or as
+	-- the push of this call that has its key)
+	local keep, seen, dup = {}, {}, {}
 	local dedup = redis.call('ZRANGE', qk(q, 'u'), '-inf', S(NOW),
 				 'BYSCORE', 'LIMIT', 0, 64)
 	for i, m in ipairs(msgs) do
 		m.index = i
 		if m.key == '' then
 			keep[#keep + 1] = m
-		elseif not seen[m.key] then
+		elseif seen[m.key] then
+			dup[i] = seen[m.key]
+		else
 			local e = redis.call('ZSCORE', qk(q, 'u'), m.key)
 			if not e or tonumber(e) <= NOW then
 				keep[#keep + 1] = m
-				seen[m.key] = true
+				seen[m.key] = m
+			else
+				dup[i] = redis.call('HGET', qk(q, 'v'), m.key) or ''
 			end
 		end
 	end
@@ -594,13 +630,18 @@ local function f_push(K, A)
 		end
 	end
 	-- from here on nothing fails
-	if #dedup > 0 then redis.call('ZREM', qk(q, 'u'), unpack(dedup)) end
+	if #dedup > 0 then
+		redis.call('ZREM', qk(q, 'u'), unpack(dedup))
+		redis.call('HDEL', qk(q, 'v'), unpack(dedup))
+	end
 	for key, _ in pairs(seen) do
 		redis.call('ZADD', qk(q, 'u'), S(NOW + s.dwin), key)
 	end
 	count(q, 'deduped_total', n - #keep)
 	local ids = {}
-	for i = 1, n do ids[i] = '' end
+	for i = 1, n do
+		ids[i] = type(dup[i]) == 'string' and dup[i] or ''
+	end
 	if #keep == 0 then return reply(0, '', ids) end
 	local ms, c = ids_take(#keep * #dests)
 	local first
@@ -610,7 +651,10 @@ local function f_push(K, A)
 			local ims, ic = id_add(ms, c, (di - 1) * #keep + (k - 1))
 			local id = b62(ims, ic)
 			first = first or id
-			if di == 1 then ids[p.index] = id end
+			if di == 1 then
+				ids[p.index] = id
+				p.id = id
+			end
 			local delay = p.has_delay and p.delay or d.s.delay
 			local m = {id = id, prio = p.has_prio and p.prio or d.s.prio,
 				sent = NOW, size = p.size, recv = 0, first = 0,
@@ -623,6 +667,13 @@ local function f_push(K, A)
 		count(d.name, 'pushed_total', #keep)
 		count(d.name, 'bytes', bytes)
 		qdue_update(d.name, d.s)
+	end
+	-- a dedup key names the message kept for it
+	for key, p in pairs(seen) do
+		redis.call('HSET', qk(q, 'v'), key, p.id)
+	end
+	for i, d in pairs(dup) do
+		if type(d) == 'table' then ids[i] = d.id end
 	end
 	return reply(0, first, ids)
 end
@@ -707,6 +758,12 @@ local function f_restore(K, A)
 	return reply(0)
 end
 
+-- is m ackable by the receive r (0: any)?
+local function ackable(m, r)
+	return m and (m.state == LEA or (m.state == VIS and m.recv > 0)) and
+	       (r == 0 or m.recv == r)
+end
+
 -- ack(name, gen, id, receives: 0 any, else that receive only)
 local function f_ack(K, A)
 	start(K, A)
@@ -714,15 +771,32 @@ local function f_ack(K, A)
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	local r = tonumber(A[6])
-	if not m or not (m.state == LEA or (m.state == VIS and m.recv > 0)) or
-	   (r ~= 0 and m.recv ~= r) then
-		return reply(ENOENT)
-	end
+	if not ackable(m, tonumber(A[6])) then return reply(ENOENT) end
 	unplace(q, m)
 	remove(q, m, 'acked_total')
 	qdue_update(q, s)
 	return reply(0)
+end
+
+-- ack_batch(name, gen, id, receives, id, receives, ...): {0 or ENOENT each}
+local function f_ack_batch(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local res = {}
+	for i = 5, #A - 1, 2 do
+		local m = meta_get(q, A[i])
+		if ackable(m, tonumber(A[i + 1])) then
+			unplace(q, m)
+			remove(q, m, 'acked_total')
+			res[#res + 1] = 0
+		else
+			res[#res + 1] = ENOENT
+		end
+	end
+	qdue_update(q, s)
+	return reply(0, res)
 end
 
 -- release(name, gen, id, uncount)
@@ -851,21 +925,7 @@ local function f_purge(K, A)
 	local q = A[3]
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
-	local n = 0
-	local states = tonumber(A[5])
-	for bit, t in pairs({[VIS] = 'r', [DEL] = 'd', [LEA] = 'l', [COR] = 'k'}) do
-		local all = {}
-		if math.floor(states / bit) % 2 == 1 then
-			all = redis.call('ZRANGE', qk(q, t), 0, -1)
-		end
-		for _, member in ipairs(all) do
-			local id = t == 'r' and rid(member) or member
-			local m = meta_get(q, id)
-			unplace(q, m)
-			remove(q, m, 'deleted_total')
-			n = n + 1
-		end
-	end
+	local n = purge_states(q, tonumber(A[5]), 'deleted_total')
 	qdue_update(q, s)
 	return reply(0, n)
 end
@@ -1021,6 +1081,7 @@ reg('lease', f_lease, OOM)
 reg('lease_id', f_lease_id, OOM)
 reg('restore', f_restore, OOM)
 reg('ack', f_ack, OOM)
+reg('ack_batch', f_ack_batch, OOM)
 reg('release', f_release, OOM)
 reg('extend', f_extend, OOM)
 reg('delete', f_delete, OOM)

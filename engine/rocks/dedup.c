@@ -15,6 +15,7 @@
 struct dedup_entry {
 	uint8_t key[DEDUP_KEY_LEN];
 	int64_t expiry_ms;
+	uint64_t id;                    /* the message kept for it */
 	struct dedup_entry *hnext;      /* hash chain */
 	struct dedup_entry *fnext;      /* insertion order */
 };
@@ -39,11 +40,23 @@ static struct dedup_entry **find(struct dedup *d, const uint8_t *key)
 	return NULL;
 }
 
-int dedup_seen(struct dedup *d, const uint8_t *key, int64_t now)
+int dedup_seen(struct dedup *d, const uint8_t *key, int64_t now,
+	       uint64_t *id)
 {
 	struct dedup_entry **pp = find(d, key);
 
-	return pp && (*pp)->expiry_ms > now;
+	if (!pp || (*pp)->expiry_ms <= now)
+		return 0;
+	*id = (*pp)->id;
+	return 1;
+}
+
+void dedup_set_id(struct dedup *d, const uint8_t *key, uint64_t id)
+{
+	struct dedup_entry **pp = find(d, key);
+
+	if (pp)
+		(*pp)->id = id;
 }
 
 /* Doubles the table (or makes the first); on ENOMEM keeps the old one. */
@@ -71,12 +84,14 @@ static void grow(struct dedup *d)
 	d->mask = n - 1;
 }
 
-int dedup_add(struct dedup *d, const uint8_t *key, int64_t expiry_ms)
+int dedup_add(struct dedup *d, const uint8_t *key, int64_t expiry_ms,
+	      uint64_t id)
 {
 	struct dedup_entry **pp = find(d, key), *e;
 
 	if (pp) {
 		(*pp)->expiry_ms = expiry_ms;
+		(*pp)->id = id;
 		return 0;
 	}
 	if (!d->tab || d->n >= d->mask + 1)
@@ -88,6 +103,7 @@ int dedup_add(struct dedup *d, const uint8_t *key, int64_t expiry_ms)
 	}
 	memcpy(e->key, key, DEDUP_KEY_LEN);
 	e->expiry_ms = expiry_ms;
+	e->id = id;
 	e->hnext = d->tab[slot(d, key)];
 	d->tab[slot(d, key)] = e;
 	if (d->tail)

@@ -226,11 +226,11 @@ void batch_merge_counters(struct store_batch *b, uint32_t qid,
 }
 
 void batch_put_dedup(struct store_batch *b, uint32_t qid, const uint8_t *key,
-		     int64_t expiry)
+		     int64_t expiry, uint64_t id)
 {
-	char k[DKEY_LEN], v[8];
+	char k[DKEY_LEN], v[16];
 
-	core_put_le(v, (uint64_t)expiry, 8);
+	core_put_le(core_put_le(v, (uint64_t)expiry, 8), id, 8);
 	key_dedup(qid, key, k);
 	store_batch_put(b, CF_META, k, DKEY_LEN, v, sizeof(v));
 }

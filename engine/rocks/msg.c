@@ -407,21 +407,31 @@ static int remove_msg(struct rocks_queue *q, struct node *m, int c)
 	return remove_msgs(q, &m, 1, c, 1);
 }
 
-/* need_received: only a message leased before (receives > 0), and when
- * receives > 0, only while its receive count is receives. */
-static int delete_where(struct rocks_queue *q, uint64_t id, unsigned states,
-			int c, int need_received, uint32_t receives)
+/* Grabs message id for an ack, or a delete (need_received 0): with
+ * need_received, only a message leased before (receives > 0), and when
+ * receives > 0, only while its receive count is receives. q->lock held. */
+static struct node *grab_where(struct rocks_queue *q, uint64_t id,
+			       unsigned states, int need_received,
+			       uint32_t receives)
 {
-	struct node *m;
+	struct node *m = grab(q, id, states);
 
-	pthread_mutex_lock(&q->lock);
-	m = grab(q, id, states);
 	if (m && need_received &&
 	    ((m->state == SPOOL_VISIBLE && m->receives == 0) ||
 	     (receives && m->receives != receives))) {
 		settle(q, m, NULL);
 		m = NULL;
 	}
+	return m;
+}
+
+static int delete_where(struct rocks_queue *q, uint64_t id, unsigned states,
+			int c, int need_received, uint32_t receives)
+{
+	struct node *m;
+
+	pthread_mutex_lock(&q->lock);
+	m = grab_where(q, id, states, need_received, receives);
 	pthread_mutex_unlock(&q->lock);
 	return m ? remove_msg(q, m, c) : -ENOENT;
 }
@@ -430,6 +440,39 @@ int rocks_ack(spool_queue *pq, uint64_t id, uint32_t receives)
 {
 	return delete_where(RQ(pq), id, SPOOL_LEASED | SPOOL_VISIBLE,
 			    CNT_ACKED, 1, receives);
+}
+
+/* Grabs every ackable one (an id repeated is busy the second time: its
+ * entry is -ENOENT), then removes them in one batch. */
+int rocks_ack_batch(spool_queue *pq, const uint64_t *ids,
+		    const uint32_t *receives, size_t n, int *results)
+{
+	struct rocks_queue *q = RQ(pq);
+	struct node **v = malloc(n * sizeof(*v));
+	size_t k = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if (!v)
+		rc = -ENOMEM;
+	else if (!q->alive)
+		rc = -ENOENT;
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct node *m = grab_where(q, ids[i],
+					    SPOOL_LEASED | SPOOL_VISIBLE, 1,
+					    receives ? receives[i] : 0);
+
+		results[i] = m ? 0 : -ENOENT;
+		if (m)
+			v[k++] = m;
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (!rc && k)
+		rc = remove_msgs(q, v, k, CNT_ACKED, 1);
+	for (size_t i = 0; rc && i < n; i++)
+		results[i] = rc;
+	free(v);
+	return rc;
 }
 
 int rocks_delete(spool_queue *pq, uint64_t id, unsigned states)

@@ -35,7 +35,10 @@ struct push_job {
 	size_t *keep;                   /* indexes of pushes that are new */
 	size_t nkeep;
 	uint8_t (*keys)[DEDUP_KEY_LEN]; /* dedup keys taken by this push */
+	size_t *key_keep;               /* keys[k] is keep[key_keep[k]]'s */
 	size_t nkeys;
+	uint64_t *dup_id;               /* p[i] dropped: the kept message, */
+	size_t *dup_key;                /* or keys[dup_key[i] - 1]'s message */
 	struct dest *d;
 	size_t nd;
 };
@@ -51,13 +54,13 @@ void dedup_sweep(struct rocks_queue *q, struct store_batch *b, int64_t now)
 		batch_del_dedup(b, q->qid, keys[i]);
 }
 
-/* Is key among the first n keys of this push already? */
-static int dup_within(uint8_t (*keys)[DEDUP_KEY_LEN], size_t n,
-		      const uint8_t *key)
+/* Which of the first n keys of this push is key (1-based), or 0. */
+static size_t dup_within(uint8_t (*keys)[DEDUP_KEY_LEN], size_t n,
+			 const uint8_t *key)
 {
 	for (size_t i = 0; i < n; i++)
 		if (memcmp(keys[i], key, DEDUP_KEY_LEN) == 0)
-			return 1;
+			return i + 1;
 	return 0;
 }
 
@@ -78,11 +81,13 @@ static void dedup_filter(struct push_job *j)
 			continue;
 		}
 		dedup_key(j->s.dedup, &j->p[i], key);
-		if (dedup_seen(&q->dedup, key, j->now) ||
-		    dup_within(j->keys, j->nkeys, key))
+		j->dup_key[i] = dup_within(j->keys, j->nkeys, key);
+		if (j->dup_key[i] ||
+		    dedup_seen(&q->dedup, key, j->now, &j->dup_id[i]))
 			continue;
+		j->key_keep[j->nkeys] = j->nkeep;
 		memcpy(j->keys[j->nkeys++], key, DEDUP_KEY_LEN);
-		dedup_add(&q->dedup, key, expiry);
+		dedup_add(&q->dedup, key, expiry, 0);
 		j->keep[j->nkeep++] = i;
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -104,12 +109,32 @@ static void dedup_persist(struct push_job *j, struct store_batch *b)
 	int64_t expiry = j->now + j->s.dedup_window_ms;
 
 	for (size_t i = 0; i < j->nkeys; i++)
-		batch_put_dedup(b, j->q->qid, j->keys[i], expiry);
+		batch_put_dedup(b, j->q->qid, j->keys[i], expiry,
+				j->d[0].msgs[j->key_keep[i]].id);
 	if (j->n > j->nkeep)
 		msg_count(b, j->q, CNT_DEDUPED, j->n - j->nkeep);
 	pthread_mutex_lock(&j->q->lock);
 	dedup_sweep(j->q, b, j->now);
 	pthread_mutex_unlock(&j->q->lock);
+}
+
+/* The push is written: its keys name their messages; every dropped
+ * push's slot in ids (if not NULL) gets the id of the message kept. */
+static void dedup_done(struct push_job *j, uint64_t *ids)
+{
+	if (!j->s.dedup)
+		return;
+	pthread_mutex_lock(&j->q->lock);
+	for (size_t k = 0; j->nkeep && k < j->nkeys; k++)
+		dedup_set_id(&j->q->dedup, j->keys[k],
+			     j->d[0].msgs[j->key_keep[k]].id);
+	pthread_mutex_unlock(&j->q->lock);
+	for (size_t i = 0; ids && i < j->n; i++) {
+		if (j->dup_key[i])
+			ids[i] = j->d[0].msgs[j->key_keep[j->dup_key[i] - 1]].id;
+		else if (j->dup_id[i])
+			ids[i] = j->dup_id[i];
+	}
 }
 
 /* -------------------------------------------------------- destinations */
@@ -300,8 +325,15 @@ static int push_job_init(struct push_job *j, struct rocks_queue *q,
 	if (rc)
 		return rc;
 	j->keep = calloc(n, sizeof(*j->keep));
-	j->keys = j->s.dedup ? calloc(n, DEDUP_KEY_LEN) : NULL;
-	if (!j->keep || (j->s.dedup && !j->keys))
+	if (j->s.dedup) {
+		j->keys = calloc(n, DEDUP_KEY_LEN);
+		j->key_keep = calloc(n, sizeof(*j->key_keep));
+		j->dup_id = calloc(n, sizeof(*j->dup_id));
+		j->dup_key = calloc(n, sizeof(*j->dup_key));
+		if (!j->keys || !j->key_keep || !j->dup_id || !j->dup_key)
+			return -ENOMEM;
+	}
+	if (!j->keep)
 		return -ENOMEM;
 	return 0;
 }
@@ -338,6 +370,8 @@ int rocks_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,
 	dedup_filter(&j);
 	if (j.nkeep == 0) {
 		rc = push_counted_only(&j);
+		if (!rc)
+			dedup_done(&j, ids);
 		goto out_free;
 	}
 	rc = dests_open(&j);
@@ -360,10 +394,14 @@ int rocks_push_batch(spool_queue *pq, const struct spool_push *p, size_t n,
 		*first_id = j.d[0].msgs[0].id;
 	for (size_t k = 0; ids && k < j.nkeep; k++)
 		ids[j.keep[k]] = j.d[0].msgs[k].id;
+	dedup_done(&j, ids);
 out_close:
 	dests_close(&j);
 out_free:
 	free(j.keep);
 	free(j.keys);
+	free(j.key_keep);
+	free(j.dup_id);
+	free(j.dup_key);
 	return rc;
 }

@@ -319,22 +319,31 @@ static void table_remove(struct rocks_db *db, struct rocks_queue *q)
 
 /* ------------------------------------------------------ queue records */
 
+/* Adds q's record, with attributes a and settings s, to b. */
+static int batch_put_record(struct store_batch *b, struct rocks_queue *q,
+			    const struct spool_queue_attr *a,
+			    const struct spool_settings *s)
+{
+	char key[QKEY_LEN];
+	size_t len;
+	char *v = qrec_encode(q->pub.name, a, s, &len);
+
+	if (!v)
+		return -ENOMEM;
+	key_queue(TAG_QUEUE, q->qid, key);
+	store_batch_put(b, CF_META, key, QKEY_LEN, v, len);
+	free(v);
+	return 0;
+}
+
 int queue_write_record(struct rocks_queue *q, const struct spool_queue_attr *a,
 		       const struct spool_settings *s)
 {
 	struct store_batch *b = store_batch_new(q->db->st);
-	char key[QKEY_LEN];
-	size_t len;
-	char *v = qrec_encode(q->pub.name, a, s, &len);
-	int rc = -ENOMEM;
+	int rc = b ? batch_put_record(b, q, a, s) : -ENOMEM;
 
-	if (!b || !v)
-		goto out;
-	key_queue(TAG_QUEUE, q->qid, key);
-	store_batch_put(b, CF_META, key, QKEY_LEN, v, len);
-	rc = store_write(q->db->st, b, 1);
-out:
-	free(v);
+	if (!rc)
+		rc = store_write(q->db->st, b, 1);
 	store_batch_free(b);
 	return rc;
 }
@@ -541,16 +550,20 @@ static int load_dedup(void *arg, const char *k, size_t klen, const char *v,
 	struct dedup_load *l = arg;
 	int64_t expiry = 0;
 	struct rocks_queue *q;
+	uint64_t id = 0;
 	uint32_t qid;
 
-	if (klen != DKEY_LEN || vlen != 8)
+	if (klen != DKEY_LEN || (vlen != 8 && vlen != 16))
 		return 0;
 	expiry = (int64_t)core_get_le(&v, 8);
+	if (vlen == 16)
+		id = core_get_le(&v, 8);
 	qid = key_qid_decode(k);
 	q = queue_by_qid(l->db, qid);
 	if (!q || expiry <= l->now)
 		store_batch_delete(l->stale, CF_META, k, klen);
-	else if (dedup_add(&q->dedup, (const uint8_t *)k + QKEY_LEN, expiry))
+	else if (dedup_add(&q->dedup, (const uint8_t *)k + QKEY_LEN, expiry,
+			   id))
 		return -ENOMEM;
 	return 0;
 }
@@ -672,9 +685,10 @@ static int add_delete(void *arg, const char *k, size_t klen, const char *v,
 	return 0;
 }
 
-/* Deletes the queue's record, counters, dedup keys and extra values in one
- * batch. */
-static int queue_delete_record(struct rocks_queue *q)
+/* Deletes the queue's record, counters, dedup keys, extra values and the
+ * messages v[0..n) in one batch. */
+static int queue_delete_record(struct rocks_queue *q, struct node **v,
+			       size_t n)
 {
 	struct store_batch *b = store_batch_new(q->db->st);
 	char key[QKEY_LEN];
@@ -698,16 +712,69 @@ static int queue_delete_record(struct rocks_queue *q)
 	store_batch_delete(b, CF_META, key, QKEY_LEN);
 	key_queue(TAG_COUNTERS, q->qid, key);
 	store_batch_delete(b, CF_META, key, QKEY_LEN);
+	for (size_t i = 0; i < n; i++)
+		batch_del_msg(b, v[i]->id);
 	rc = store_write(q->db->st, b, 1);
 	store_batch_free(b);
 	return rc;
 }
 
-int rocks_queue_delete(spool_db *pdb, const char *name)
+/* Takes every message of q (busy) into a malloc'd *out, for a delete with
+ * its contents: -ENOTEMPTY while another operation holds one of them or a
+ * push is in flight. q->lock held. */
+static int grab_all(struct rocks_queue *q, struct node ***out, size_t *n)
+{
+	static const int states[] = { SPOOL_VISIBLE, SPOOL_DELAYED,
+				      SPOOL_LEASED, SPOOL_CORRUPT };
+	struct node **v;
+	size_t k = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (q->pending)
+		return -ENOTEMPTY;
+	v = malloc((q->hcount + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < 4; i++) {
+		struct tree *t = queue_tree(q, states[i]);
+
+		k += grab_many(q, t, v + k, t->n);
+	}
+	if (k != q->hcount) {
+		for (size_t i = 0; i < k; i++)
+			settle(q, v[i], NULL);
+		free(v);
+		return -ENOTEMPTY;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+/* Ends the delete of q's messages v[0..n): gone (ok) or put back. */
+static void grab_all_end(struct rocks_queue *q, struct node **v, size_t n,
+			 int ok)
+{
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < n; i++)
+		if (ok)
+			drop(q, v[i]);
+		else
+			settle(q, v[i], NULL);
+	pthread_mutex_unlock(&q->lock);
+	for (size_t i = 0; ok && i < n; i++)
+		node_free(&q->db->arena, v[i]);
+	free(v);
+}
+
+int rocks_queue_delete(spool_db *pdb, const char *name, int all)
 {
 	struct rocks_db *db = RDB(pdb);
 	struct rocks_queue *q;
-	int rc;
+	struct node **v = NULL;
+	size_t n = 0;
+	int rc, marked = 0;
 
 	pthread_mutex_lock(&db->cfglock);
 	pthread_rwlock_wrlock(&db->qlock);
@@ -715,18 +782,23 @@ int rocks_queue_delete(spool_db *pdb, const char *name)
 	rc = q ? 0 : -ENOENT;
 	if (q) {
 		pthread_mutex_lock(&q->lock);
-		if (q->hcount || q->pending)
+		if (all)
+			rc = grab_all(q, &v, &n);
+		else if (q->hcount || q->pending)
 			rc = -ENOTEMPTY;
-		else
+		if (!rc)
 			q->alive = false; /* refuses pushes from now on */
+		marked = !rc;
 		pthread_mutex_unlock(&q->lock);
 	}
 	if (!rc)
-		rc = queue_delete_record(q);
+		rc = queue_delete_record(q, v, n);
 	if (!rc)
 		table_remove(db, q);
-	else if (rc != -ENOENT && rc != -ENOTEMPTY)
+	else if (marked)
 		q->alive = true; /* the write failed: it still exists */
+	if (v)
+		grab_all_end(q, v, n, !rc);
 	pthread_rwlock_unlock(&db->qlock);
 	pthread_mutex_unlock(&db->cfglock);
 	if (!rc)
@@ -874,12 +946,23 @@ int rocks_queue_meta_get(spool_queue *pq, const char *name, char **val,
 }
 
 /* Under cfglock, as a queue's delete is: no value outlives its queue. */
+/* Adds the setting of q's value name to val (NULL: its removal) to b. */
+static void batch_meta(struct store_batch *b, const struct rocks_queue *q,
+		       const char *name, const char *val, size_t len)
+{
+	char key[QKEY_LEN + SPOOL_QMETA_KEY_MAX];
+	size_t klen = meta_key(q, name, key);
+
+	if (val)
+		store_batch_put(b, CF_META, key, klen, val, len);
+	else
+		store_batch_delete(b, CF_META, key, klen);
+}
+
 int rocks_queue_meta_set(spool_queue *pq, const char *name, const char *val,
 			 size_t len)
 {
 	struct rocks_queue *q = RQ(pq);
-	char key[QKEY_LEN + SPOOL_QMETA_KEY_MAX];
-	size_t klen = meta_key(q, name, key);
 	struct store_batch *b = store_batch_new(q->db->st);
 	struct spool_queue_attr a;
 	int rc;
@@ -889,10 +972,7 @@ int rocks_queue_meta_set(spool_queue *pq, const char *name, const char *val,
 	pthread_mutex_lock(&q->db->cfglock);
 	rc = rocks_queue_getattr(pq, &a);
 	if (!rc) {
-		if (val)
-			store_batch_put(b, CF_META, key, klen, val, len);
-		else
-			store_batch_delete(b, CF_META, key, klen);
+		batch_meta(b, q, name, val, len);
 		rc = store_write(q->db->st, b, 1);
 	}
 	pthread_mutex_unlock(&q->db->cfglock);
@@ -921,12 +1001,16 @@ static int queue_settings_of(spool_db *db, const char *name,
 	return rc;
 }
 
-int rocks_config_apply(spool_queue *pq, const char *text, size_t len)
+int rocks_config_apply(spool_queue *pq, const char *text, size_t len,
+		       const char *mkey, const char *mval, size_t mlen)
 {
 	struct rocks_queue *q = RQ(pq);
+	struct store_batch *b = store_batch_new(q->db->st);
 	struct spool_settings s;
 	int was_paused, rc;
 
+	if (!b)
+		return -ENOMEM;
 	pthread_mutex_lock(&q->db->cfglock);
 	rc = rocks_settings_get(pq, &s);
 	was_paused = s.paused;
@@ -935,13 +1019,18 @@ int rocks_config_apply(spool_queue *pq, const char *text, size_t len)
 	if (!rc)
 		rc = settings_check_refs(pq, &s, queue_settings_of);
 	if (!rc)
-		rc = queue_write_record(q, &q->attr, &s);
+		rc = batch_put_record(b, q, &q->attr, &s);
+	if (!rc && mkey)
+		batch_meta(b, q, mkey, mval, mlen);
+	if (!rc)
+		rc = store_write(q->db->st, b, 1);
 	if (!rc) {
 		pthread_mutex_lock(&q->lock);
 		q->set = s;
 		pthread_mutex_unlock(&q->lock);
 	}
 	pthread_mutex_unlock(&q->db->cfglock);
+	store_batch_free(b);
 	if (!rc && was_paused && !s.paused)
 		core_wake(&q->pub);
 	if (!rc && s.retention_ms)

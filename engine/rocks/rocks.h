@@ -148,10 +148,15 @@ struct dedup {
 	size_t mask, n;
 	struct dedup_entry *head, *tail;
 };
-/* 1 if key was added and has not expired by now. */
-int dedup_seen(struct dedup *d, const uint8_t *key, int64_t now);
-/* Adds key (or moves its expiry); -1 on ENOMEM. */
-int dedup_add(struct dedup *d, const uint8_t *key, int64_t expiry_ms);
+/* 1 if key was added and has not expired by now; *id is then the id of
+ * the message kept for it (0 while its push is being written). */
+int dedup_seen(struct dedup *d, const uint8_t *key, int64_t now,
+	       uint64_t *id);
+/* Adds key for message id (or moves its expiry and id); -1 on ENOMEM. */
+int dedup_add(struct dedup *d, const uint8_t *key, int64_t expiry_ms,
+	      uint64_t id);
+/* Key's message is id now (its push was written); no-op if key is gone. */
+void dedup_set_id(struct dedup *d, const uint8_t *key, uint64_t id);
 void dedup_del(struct dedup *d, const uint8_t *key);
 /* Removes up to max keys expired by now, oldest first, into keys. */
 size_t dedup_expire(struct dedup *d, int64_t now,
@@ -279,8 +284,10 @@ void batch_put_body(struct store_batch *b, uint64_t id, const char *rec,
 void batch_del_msg(struct store_batch *b, uint64_t id);
 void batch_merge_counters(struct store_batch *b, uint32_t qid,
 			  const uint64_t delta[CNT_N]);
+/* The value: expiry ms, then the id of the message kept (a value of 8
+ * bytes, from before ids were kept, has no id: 0). */
 void batch_put_dedup(struct store_batch *b, uint32_t qid, const uint8_t *key,
-		     int64_t expiry);
+		     int64_t expiry, uint64_t id);
 void batch_del_dedup(struct store_batch *b, uint32_t qid, const uint8_t *key);
 void batch_put_reservation(struct store_batch *b, uint64_t r);
 /* Reads message id's body record, unchecked, into a malloc'd *rec. */

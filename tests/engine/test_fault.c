@@ -346,6 +346,17 @@ TEST(enospc_changes_nothing)
 	NOSPACE(spool_config_apply(w.r, "paused=1\nmax_depth=1", 20));
 	NOSPACE(spool_queue_create(w.db, "newq", &qa));
 	NOSPACE(spool_queue_delete(w.db, "empty"));
+	NOSPACE(spool_queue_delete_all(w.db, "q"));
+	NOSPACE(spool_config_apply_meta(w.q, "priority=9", 10, "k", "v"));
+	{
+		uint64_t ids[3] = { w.l, w.e, w.v1 };
+		uint32_t rcv[3] = { 1, 0, 0 };
+		int res[3] = { 7, 7, 7 };
+
+		NOSPACE(spool_ack_batch(w.q, ids, rcv, 3, res));
+		for (int k = 0; k < 3; k++)
+			EQ(res[k], -ENOSPC);
+	}
 	NOSPACE(spool_queue_setattr(w.q, &qa));
 	t_ctx[0] = '\0';
 #undef NOSPACE

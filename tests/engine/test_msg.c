@@ -1487,12 +1487,17 @@ TEST(batch_ids_every_id)
 	/* keys are kept from the first push with dedup on: x once, y */
 	OK(spool_push_batch_ids(q, p, 3, ids));
 	CHECK(ids[0] != 0);
-	EQU(ids[1], 0);
+	/* a dropped duplicate gets the kept message's id (it was 0) */
+	EQU(ids[1], ids[0]);
 	CHECK(ids[2] > ids[0]);
-	p[2].name = "z";
-	OK(spool_push_batch_ids(q, p, 3, ids));
-	EQU(ids[0], 0);
-	EQU(ids[1], 0);
+	{
+		uint64_t x = ids[0];
+
+		p[2].name = "z";
+		OK(spool_push_batch_ids(q, p, 3, ids));
+		EQU(ids[0], x);
+		EQU(ids[1], x);
+	}
 	CHECK(ids[2] != 0);
 	EQ(spool_msg_read(q, ids[2], 0, buf, sizeof buf), 1);
 	EQ(buf[0], 'c');
@@ -1563,6 +1568,141 @@ TEST(ack_receive_stale_handle)
 	OK(spool_ack_receive(q, a, 2));
 	RC(spool_msg_stat(q, a, &i), -ENOENT);
 	CHECK_STATS(q, 0, 0, 0, 0, 1, 1, 0, 0);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(ack_batch_per_entry)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_msg_info i;
+	uint64_t a = t_push(q, "a"), b = t_push(q, "bb"), c = t_push(q, "c");
+	uint64_t never = t_push(q, "never");
+	char buf[8];
+	size_t n;
+	int res[6];
+
+	OK(spool_lease_id(q, a, &i));           /* a: receive 1 */
+	OK(spool_lease_id(q, b, &i));           /* b: receive 1, then 2 */
+	OK(spool_release(q, b, 0));
+	OK(spool_lease_id(q, b, &i));
+	EQU(i.receives, 2);
+	OK(spool_lease_id(q, c, &i));
+	{
+		/* a (right receive), b (stale receive 1), c twice (the second
+		 * finds it acked), never leased, no such message */
+		uint64_t ids[6] = { a, b, c, c, never, 999999 };
+		uint32_t rcv[6] = { 1, 1, 0, 0, 0, 0 };
+
+		memset(res, 0x55, sizeof res);
+		OK(spool_ack_batch(q, ids, rcv, 6, res));
+		EQ(res[0], 0);
+		EQ(res[1], -ENOENT);
+		EQ(res[2], 0);
+		EQ(res[3], -ENOENT);
+		EQ(res[4], -ENOENT);
+		EQ(res[5], -ENOENT);
+	}
+	RC(spool_msg_stat(q, a, &i), -ENOENT);
+	RC(spool_msg_stat(q, c, &i), -ENOENT);
+	EQ(t_state(q, b), SPOOL_LEASED);
+	EQ(t_state(q, never), SPOOL_VISIBLE);
+	CHECK_STATS(q, 1, 0, 1, 7, 4, 2, 0, 0);
+	{
+		/* receives NULL: any receive, as spool_ack */
+		uint64_t ids[1] = { b };
+
+		OK(spool_ack_batch(q, ids, NULL, 1, res));
+		EQ(res[0], 0);
+	}
+	RC(spool_ack_batch(q, &a, NULL, SPOOL_ACK_BATCH_MAX + 1, res),
+	   -EINVAL);
+	OK(spool_ack_batch(q, &a, NULL, 0, res));
+	/* an acked message stays gone in a reopened store */
+	spool_queue_close(q);
+	spool_close(db);
+	db = t_open();
+	OK(spool_queue_open(db, "q", &q));
+	RC(spool_msg_stat(q, a, &i), -ENOENT);
+	RC(spool_msg_stat(q, b, &i), -ENOENT);
+	EQ(t_state(q, never), SPOOL_VISIBLE);
+	OK(spool_lease_next(q, buf, sizeof buf, &n, &i));
+	EQU(i.id, never);
+	OK(spool_queue_delete_all(db, "q"));
+	RC(spool_ack_batch(q, &never, NULL, 1, res), -ENOENT);
+	EQ(res[0], -ENOENT);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(config_apply_meta_one_write)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_settings s;
+	char v[16];
+
+	OK(spool_config_apply_meta(q, "priority=3", 10, "sqs.w", "7"));
+	OK(spool_settings_get(q, &s));
+	EQ(s.priority, 3);
+	EQ(spool_queue_meta_get(q, "sqs.w", v, sizeof v), 1);
+	CHECK_MEM(v, 1, "7", 1);
+	/* a bad setting changes neither */
+	RC(spool_config_apply_meta(q, "priority=1\nbogus=2", 19, "sqs.w",
+				   "9"), -EINVAL);
+	EQ(spool_queue_meta_get(q, "sqs.w", v, sizeof v), 1);
+	CHECK_MEM(v, 1, "7", 1);
+	OK(spool_settings_get(q, &s));
+	EQ(s.priority, 3);
+	/* a bad key changes nothing either */
+	RC(spool_config_apply_meta(q, "priority=1", 10, "bad key", "9"),
+	   -EINVAL);
+	OK(spool_settings_get(q, &s));
+	EQ(s.priority, 3);
+	/* NULL removes the value */
+	OK(spool_config_apply_meta(q, "", 0, "sqs.w", NULL));
+	RC(spool_queue_meta_get(q, "sqs.w", v, sizeof v), -ENODATA);
+	OK(spool_config_apply_meta(q, "priority=4", 10, "sqs.w", "12"));
+	spool_queue_close(q);
+	spool_close(db);
+	db = t_open();
+	OK(spool_queue_open(db, "q", &q));
+	OK(spool_settings_get(q, &s));
+	EQ(s.priority, 4);
+	EQ(spool_queue_meta_get(q, "sqs.w", v, sizeof v), 2);
+	CHECK_MEM(v, 2, "12", 2);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+TEST(delete_all_one_write)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_msg_info i;
+	uint64_t v = t_push(q, "v"), l = t_push(q, "l");
+
+	t_push_delay(q, "d", 10000);
+	OK(spool_lease_id(q, l, &i));
+	OK(spool_queue_meta_set(q, "sqs.x", "1"));
+	/* a failed write leaves the queue and every message */
+	spool_test_fail_writes(db, -EIO);
+	t_log_expect();
+	RC(spool_queue_delete_all(db, "q"), -EIO);
+	spool_test_fail_writes(db, 0);
+	EQ(t_state(q, v), SPOOL_VISIBLE);
+	EQ(t_state(q, l), SPOOL_LEASED);
+	CHECK_STATS(q, 1, 1, 1, 3, 3, 0, 0, 0);
+	OK(spool_queue_delete_all(db, "q"));
+	RC(spool_msg_stat(q, v, &i), -ENOENT);
+	spool_queue_close(q);
+	/* a new queue of the same name starts empty, and no body is left */
+	q = t_mkq(db, "q");
+	CHECK_STATS(q, 0, 0, 0, 0, 0, 0, 0, 0);
+	RC(spool_queue_meta_get(q, "sqs.x", (char[4]){0}, 4), -ENODATA);
+	RC(spool_test_corrupt(db, v), -ENOENT);
+	RC(spool_test_corrupt(db, l), -ENOENT);
 	spool_queue_close(q);
 	spool_close(db);
 }

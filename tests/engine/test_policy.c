@@ -253,6 +253,48 @@ TEST(dedup_content_in_a_batch)
 	spool_close(db);
 }
 
+TEST(dedup_ids_name_the_kept_message)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_push p[4] = {
+		{ .body = "a", .len = 1 }, { .body = "b", .len = 1 },
+		{ .body = "a", .len = 1 }, { .body = "c", .len = 1 },
+	};
+	uint64_t c, ids[4], again[2];
+
+	t_config(q, "dedup=content\ndedup_window=10\n");
+	c = t_push(q, "c");
+	OK(spool_push_batch_ids(q, p, 4, ids));
+	CHECK(ids[0] != 0 && ids[1] != 0 && ids[0] != ids[1]);
+	EQU(ids[2], ids[0]);            /* the a kept earlier in the batch */
+	EQU(ids[3], c);                 /* the c pushed before */
+	/* only duplicates: each gets the kept id, also after a restart */
+	spool_queue_close(q);
+	spool_close(db);
+	t_advance(1000);
+	db = t_open();
+	q = t_q(db, "q");
+	OK(spool_push_batch_ids(q, p + 1, 2, again));
+	EQU(again[0], ids[1]);
+	EQU(again[1], ids[0]);
+	EQU(t_stats(q).deduped_total, 4);
+	EQU(t_stats(q).visible, 3);
+	/* the first id of spool_push is still 0 for a dropped push */
+	{
+		uint64_t one = 9;
+
+		OK(spool_push(q, &p[0], &one));
+		EQU(one, 0);
+	}
+	/* past the window: a new message, a new id */
+	t_advance(10000);
+	OK(spool_push_batch_ids(q, p, 1, again));
+	CHECK(again[0] != 0 && again[0] != ids[0]);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
 TEST(fanout_all_or_none)
 {
 	spool_db *db = t_open();

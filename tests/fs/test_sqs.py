@@ -696,6 +696,121 @@ def test_batches_of_handles(sqs):
     assert code(e) == 'AWS.SimpleQueueService.EmptyBatchRequest'
 
 
+def test_delete_batch_per_entry_results(sqs):
+    """DeleteMessageBatch acks its entries in one engine write and reports
+    each entry: a stale handle (the message was received again since)
+    succeeds and deletes nothing, as SQS; a malformed one fails alone."""
+    c = sqs.c
+    url = sqs.mkq()
+    for b in ('a', 'b', 'c'):
+        c.send_message(QueueUrl=url, MessageBody=b)
+    got = {m['Body']: m for m in c.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60,
+        WaitTimeSeconds=2)['Messages']}
+    assert sorted(got) == ['a', 'b', 'c']
+    stale = got['b']['ReceiptHandle']
+    c.change_message_visibility(QueueUrl=url, ReceiptHandle=stale,
+                                VisibilityTimeout=0)
+    again = c.receive_message(QueueUrl=url, VisibilityTimeout=60)
+    assert again['Messages'][0]['Body'] == 'b'
+    r = c.delete_message_batch(QueueUrl=url, Entries=[
+        {'Id': 'a', 'ReceiptHandle': got['a']['ReceiptHandle']},
+        {'Id': 'bad', 'ReceiptHandle': 'not-a-handle'},
+        {'Id': 'stale', 'ReceiptHandle': stale},
+        {'Id': 'c', 'ReceiptHandle': got['c']['ReceiptHandle']},
+        {'Id': 'again', 'ReceiptHandle': got['c']['ReceiptHandle']}])
+    assert [e['Id'] for e in r['Successful']] == ['a', 'stale', 'c', 'again']
+    assert [(f['Id'], f['Code'], f['SenderFault']) for f in r['Failed']] == \
+        [('bad', 'ReceiptHandleIsInvalid', True)]
+    s = stats(sqs.m.q())
+    assert (s['leased'], s['acked_total']) == (1, 2)
+    # the current handle of b still deletes it
+    r = c.delete_message_batch(QueueUrl=url, Entries=[
+        {'Id': 'b', 'ReceiptHandle': again['Messages'][0]['ReceiptHandle']}])
+    assert [e['Id'] for e in r['Successful']] == ['b'] and \
+        'Failed' not in r
+    assert stats(sqs.m.q())['acked_total'] == 3
+
+
+def test_sender_id(mount_factory):
+    """SenderId is who sent the message: the local uid over loopback, the
+    pushing uid for a file push (DESIGN §11); never a listed xattr."""
+    sqs = Sqs(mount_factory('--sqs', '0', '-o', 'allow_other'))
+    c = sqs.c
+    url = sqs.mkq()
+    q = sqs.m.q()
+    os.chmod(sqs.m.tmp, 0o755)      # the other user reaches the mount
+    os.chmod(q, 0o777)
+    c.send_message(QueueUrl=url, MessageBody='boto3 as root')
+    c.send_message_batch(QueueUrl=url, Entries=[
+        {'Id': '1', 'MessageBody': 'batch as root'}])
+    subprocess.run(['sh', '-c', 'echo shell-root > "$1/push"', 'sh', str(q)],
+                   check=True)
+    subprocess.run(['setpriv', '--reuid=65534', '--regid=65534',
+                    '--clear-groups', 'sh', '-c',
+                    'echo shell-nobody > "$1/push"', 'sh', str(q)],
+                   check=True, cwd='/')
+    out = as_nobody(sqs, 'c.send_message(QueueUrl=url, '
+                    'MessageBody="boto3 as nobody")\nprint("sent")\n')
+    assert out.split() == ['sent']
+    # a listing of xattrs shows no system attribute
+    for i in ids(q):
+        assert 'sys.sender' not in os.listxattr(q / 'peek' / i)
+    want = {'boto3 as root': str(os.getuid()),
+            'batch as root': str(os.getuid()),
+            'shell-root\n': str(os.getuid()),
+            'shell-nobody\n': '65534',
+            'boto3 as nobody': '65534'}
+    for names in (['SenderId'], ['All']):
+        seen, handles = {}, []
+        for _ in range(20):
+            if len(seen) == len(want):
+                break
+            for m in c.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10,
+                    AttributeNames=names, VisibilityTimeout=60,
+                    WaitTimeSeconds=1).get('Messages', []):
+                seen[m['Body']] = m['Attributes']['SenderId']
+                handles.append(m['ReceiptHandle'])
+        assert seen == want
+        c.change_message_visibility_batch(QueueUrl=url, Entries=[
+            {'Id': str(i), 'ReceiptHandle': h, 'VisibilityTimeout': 0}
+            for i, h in enumerate(handles)])
+    # not asked for: not given
+    got = c.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                            VisibilityTimeout=0)['Messages']
+    assert all('Attributes' not in m for m in got)
+
+
+def test_dedup_returns_the_kept_message_id(sqs):
+    """With dedup set through config, a dropped send returns the MessageId
+    of the message kept for that body, as FIFO SQS returns the original."""
+    from spoolutil import set_config
+    c = sqs.c
+    url = sqs.mkq()
+    q = sqs.m.q()
+    set_config(q, dedup='content', dedup_window=600)
+    first = c.send_message(QueueUrl=url, MessageBody='same')['MessageId']
+    again = c.send_message(QueueUrl=url, MessageBody='same')['MessageId']
+    assert again == first and first != '0' * 11
+    # a body pushed through the files first: its id comes back
+    subprocess.run(['sh', '-c', 'printf from-file > "$1/push"', 'sh', str(q)],
+                   check=True)
+    (file_id,) = [i for i in ids(q) if i != first]
+    assert c.send_message(QueueUrl=url,
+                          MessageBody='from-file')['MessageId'] == file_id
+    # in a batch: a duplicate within it and one of an earlier send
+    r = c.send_message_batch(QueueUrl=url, Entries=[
+        {'Id': 'n', 'MessageBody': 'new'},
+        {'Id': 'n2', 'MessageBody': 'new'},
+        {'Id': 's', 'MessageBody': 'same'}])
+    got = {e['Id']: e['MessageId'] for e in r['Successful']}
+    assert got['n2'] == got['n'] and got['s'] == first
+    assert got['n'] not in (first, file_id)
+    assert sorted(ids(q)) == sorted([first, file_id, got['n']])
+    assert stats(q)['deduped_total'] == 4
+
+
 def test_purge_takes_leased_too(sqs):
     c = sqs.c
     url = sqs.mkq()
@@ -1124,8 +1239,11 @@ def test_keys_file_sigv4(mount_factory, tmp_path, protocol):
     root.send_message(QueueUrl=url, MessageBody='signed',
                       MessageAttributes={'colour': ATTRS['colour']})
     m = root.receive_message(QueueUrl=url, MessageAttributeNames=['All'],
+                             AttributeNames=['All'],
                              WaitTimeSeconds=1)['Messages'][0]
     assert m['Body'] == 'signed'
+    # SenderId: the access key id the send was signed with
+    assert m['Attributes']['SenderId'] == 'ROOTKEY'
     root.delete_message(QueueUrl=url, ReceiptHandle=m['ReceiptHandle'])
     assert os.stat(sqs.m.q()).st_uid == 0
     for key, err in [(('ROOTKEY', 'wrong'), 'SignatureDoesNotMatch'),

@@ -13,6 +13,12 @@
  *   maildir-fsync:DIR   the same, with fsync of file and directory
  *   beanstalk:PORT      beanstalkd on 127.0.0.1:PORT, tube NAME (-q)
  *   redis:PORT          redis-server on 127.0.0.1:PORT, list NAME (-q, "q")
+ *   sqs:PORT            spoolfs's SQS endpoint on 127.0.0.1:PORT, queue NAME
+ *                       (-q): AWS JSON 1.0 over keep-alive HTTP/1.1; push =
+ *                       SendMessage, lines = SendMessageBatch of BATCH (at
+ *                       most 10), consume = ReceiveMessage(1) +
+ *                       DeleteMessage, wake = a long poll (WaitTimeSeconds
+ *                       20) woken by a SendMessage of another connection
  *
  * MODE is one of
  *   create   push OPS messages, each a new file (fs) or one put/LPUSH/rename
@@ -59,7 +65,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum target { T_FS, T_MAILDIR, T_BEANSTALK, T_REDIS };
+enum target { T_FS, T_MAILDIR, T_BEANSTALK, T_REDIS, T_SQS };
 enum mode { M_CREATE, M_PUSH, M_CONSUME, M_FILL, M_DRAIN, M_LINES, M_WAKE,
 	    M_PARK, M_WAITMOUNT };
 
@@ -682,6 +688,161 @@ static ssize_t rd_consume(struct conn *c, char *scratch, char *out,
 	return len;
 }
 
+/* ------------------------------------------------------ SQS endpoint */
+
+/*
+ * spoolfs's SQS endpoint (sqs:PORT), AWS JSON 1.0 over one keep-alive
+ * HTTP/1.1 connection per thread. Bodies are fill_body()'s (digits, ':'
+ * and letters, or the wake timestamp and spaces): nothing to escape.
+ */
+
+/* POSTs action with JSON body json; the response body (NUL-terminated)
+ * into out. Returns its length, or -1 (a status other than 200 fails). */
+static ssize_t sqs_call(struct conn *c, char *req, const char *action,
+			const char *json, size_t jlen, char *out, size_t cap)
+{
+	size_t clen = 0;
+	int status = 0;
+	char *line;
+	int n = sprintf(req, "POST / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+			"Content-Type: application/x-amz-json-1.0\r\n"
+			"X-Amz-Target: AmazonSQS.%s\r\n"
+			"Content-Length: %zu\r\n\r\n", cfg.port, action, jlen);
+
+	memmove(req + n, json, jlen);
+	if (conn_send(c, req, (size_t)n + jlen) < 0 || !(line = conn_line(c)))
+		return -1;
+	if (sscanf(line, "HTTP/1.%*d %d", &status) != 1)
+		return fail("sqs %s: bad status line", action);
+	while ((line = conn_line(c)) && *line)
+		if (strncasecmp(line, "Content-Length:", 15) == 0)
+			clen = strtoul(line + 15, NULL, 10);
+	if (!line || conn_need(c, clen) < 0)
+		return -1;
+	if (clen >= cap)
+		return fail("sqs %s: response of %zu bytes", action, clen);
+	memcpy(out, c->buf + c->pos, clen);
+	out[clen] = '\0';
+	c->pos += clen;
+	if (status != 200)
+		return fail("sqs %s: HTTP %d: %.200s", action, status, out);
+	return (ssize_t)clen;
+}
+
+/* The queue's URL, as the endpoint names it. */
+static int sqs_url(char *out, size_t len)
+{
+	return snprintf(out, len, "http://127.0.0.1:%d/000000000000/%s",
+			cfg.port, cfg.qname);
+}
+
+/* SendMessage (n == 1) or SendMessageBatch of the n bodies of len bytes. */
+static int sqs_send(struct conn *c, char *scratch, const char *const *vals,
+		    size_t len, long n)
+{
+	size_t cap = cfg.size * 2 + (2 << 20), half = cap / 2;
+	char *json = scratch + half, *p = json, url[300], resp[4096];
+
+	sqs_url(url, sizeof url);
+	if (n == 1) {
+		p += sprintf(p, "{\"QueueUrl\":\"%s\",\"MessageBody\":\"", url);
+		memcpy(p, vals[0], len);
+		p += len;
+		p += sprintf(p, "\"}");
+	} else {
+		p += sprintf(p, "{\"QueueUrl\":\"%s\",\"Entries\":[", url);
+		for (long i = 0; i < n; i++) {
+			p += sprintf(p, "%s{\"Id\":\"e%ld\",\"MessageBody\":\"",
+				     i ? "," : "", i);
+			memcpy(p, vals[i], len);
+			p += len;
+			p += sprintf(p, "\"}");
+		}
+		p += sprintf(p, "]}");
+	}
+	if (sqs_call(c, scratch, n == 1 ? "SendMessage" : "SendMessageBatch",
+		     json, (size_t)(p - json), resp, sizeof resp) < 0)
+		return -1;
+	if (n > 1 && strstr(resp, "\"Failed\""))
+		return fail("sqs SendMessageBatch: %.200s", resp);
+	return 0;
+}
+
+/* The string value of "key":"..." in json into out (cap bytes); its
+ * length, or -1. */
+static ssize_t sqs_field(const char *json, const char *key, char *out,
+			 size_t cap)
+{
+	char pat[64];
+	const char *s, *e;
+
+	snprintf(pat, sizeof pat, "\"%s\":\"", key);
+	s = strstr(json, pat);
+	if (!s)
+		return -1;
+	s += strlen(pat);
+	e = strchr(s, '"');
+	if (!e || (size_t)(e - s) >= cap)
+		return -1;
+	memcpy(out, s, (size_t)(e - s));
+	out[e - s] = '\0';
+	return e - s;
+}
+
+/* ReceiveMessage of one (a long poll of 20 s when blocking, else 1 s,
+ * retried while the queue should hold more), then DeleteMessage. */
+static ssize_t sqs_consume(struct conn *c, char *scratch, char *out,
+			   size_t cap, int blocking)
+{
+	size_t half = (cfg.size * 2 + (2 << 20)) / 2;
+	char *json = scratch + half, *resp = json + 4096, url[300],
+	     handle[256];
+	ssize_t n;
+
+	sqs_url(url, sizeof url);
+	for (;;) {
+		int jl = snprintf(json, 4096, "{\"QueueUrl\":\"%s\","
+				  "\"MaxNumberOfMessages\":1,"
+				  "\"WaitTimeSeconds\":%d}", url,
+				  blocking ? 20 : 1);
+
+		if (sqs_call(c, scratch, "ReceiveMessage", json, (size_t)jl,
+			     resp, half - 4096) < 0)
+			return -1;
+		if (strstr(resp, "\"ReceiptHandle\""))
+			break;
+		if (run.stop || now_s() > run.deadline)
+			return fail("sqs ReceiveMessage: nothing to receive");
+		atomic_fetch_add(&run.retries, 1);
+	}
+	n = sqs_field(resp, "Body", out, cap);
+	if (n < 0 || sqs_field(resp, "ReceiptHandle", handle,
+			       sizeof handle) < 0)
+		return fail("sqs ReceiveMessage: %.200s", resp);
+	{
+		int jl = snprintf(json, 4096, "{\"QueueUrl\":\"%s\","
+				  "\"ReceiptHandle\":\"%s\"}", url, handle);
+
+		if (sqs_call(c, scratch, "DeleteMessage", json, (size_t)jl,
+			     resp, half - 4096) < 0)
+			return -1;
+	}
+	return n;
+}
+
+/* The forward declaration of the threads' loop, for sqs_run_batches. */
+static double run_workers(void);
+
+/* lines on sqs: THREADS clients, each sending SendMessageBatch of BATCH
+ * (at most 10) until OPS messages (or -d) are done. */
+static double sqs_run_batches(void)
+{
+	if (cfg.batch > 10)
+		cfg.batch = 10;
+	atomic_store(&run.left, cfg.ops / cfg.batch);
+	return run_workers();
+}
+
 /* ------------------------------------------------ per-thread workers */
 
 struct worker {
@@ -705,7 +866,8 @@ static int worker_init(struct worker *w)
 	w->c.buf = NULL;
 	if (!w->body || !w->buf || !w->scratch || !w->ml.names)
 		return fail("out of memory");
-	if (cfg.target == T_BEANSTALK || cfg.target == T_REDIS)
+	if (cfg.target == T_BEANSTALK || cfg.target == T_REDIS ||
+	    cfg.target == T_SQS)
 		return conn_open(&w->c);
 	return 0;
 }
@@ -733,6 +895,8 @@ static int push_one(struct worker *w, long i)
 		return bs_put(&w->c, w->scratch, w->body, cfg.size);
 	case T_REDIS:
 		return rd_lpush(&w->c, w->scratch, &v, cfg.size, 1);
+	case T_SQS:
+		return sqs_send(&w->c, w->scratch, &v, cfg.size, 1);
 	}
 	return -1;
 }
@@ -749,6 +913,9 @@ static ssize_t consume_one(struct worker *w, int blocking)
 	case T_REDIS:
 		return rd_consume(&w->c, w->scratch, w->buf, w->cap,
 				  blocking ? 60 : 5);
+	case T_SQS:
+		return sqs_consume(&w->c, w->scratch, w->buf, w->cap,
+				   blocking);
 	}
 	return -1;
 }
@@ -762,7 +929,7 @@ static int lines_batch(struct worker *w, long first, long count)
 
 	if (cfg.target == T_FS)
 		return fs_lines_batch(first, count);
-	if (cfg.target != T_REDIS)
+	if (cfg.target != T_REDIS && cfg.target != T_SQS)
 		return fail("lines: no batch push for this target");
 	vals = malloc(count * sizeof(*vals));
 	bodies = malloc(count * cfg.size);
@@ -775,7 +942,9 @@ static int lines_batch(struct worker *w, long first, long count)
 		vals[i] = bodies + i * cfg.size;
 		fill_body(bodies + i * cfg.size, cfg.size - 1, first + i);
 	}
-	rc = rd_lpush(&w->c, w->scratch, vals, cfg.size - 1, count);
+	rc = cfg.target == T_SQS
+		? sqs_send(&w->c, w->scratch, vals, cfg.size - 1, count)
+		: rd_lpush(&w->c, w->scratch, vals, cfg.size - 1, count);
 	free(vals);
 	free(bodies);
 	return rc;
@@ -799,6 +968,11 @@ static void *worker_main(void *arg)
 			     : consume_one(w, 0)) < 0)
 				return NULL;
 			atomic_fetch_add(&run.done, 1);
+			break;
+		case M_LINES:   /* sqs: SendMessageBatch from every thread */
+			i = atomic_fetch_add(&run.done, cfg.batch);
+			if (lines_batch(w, i, cfg.batch) < 0)
+				return NULL;
 			break;
 		default:
 			return NULL;
@@ -944,6 +1118,9 @@ static double run_wake(double *p50, double *p99)
 		     ? fs_push_one(1, r, pr.body, cfg.size)
 		     : cfg.target == T_BEANSTALK
 		     ? bs_put(&pr.c, pr.scratch, pr.body, cfg.size)
+		     : cfg.target == T_SQS
+		     ? sqs_send(&pr.c, pr.scratch,
+				(const char *const *)&pr.body, cfg.size, 1)
 		     : rd_lpush(&pr.c, pr.scratch,
 				(const char *const *)&pr.body, cfg.size, 1)) < 0)
 			break;
@@ -1091,6 +1268,8 @@ static void parse_target(const char *t)
 		cfg.target = T_BEANSTALK;
 	else if (strncmp(t, "redis:", 6) == 0)
 		cfg.target = T_REDIS;
+	else if (strncmp(t, "sqs:", 4) == 0)
+		cfg.target = T_SQS;
 	else
 		usage();
 	cfg.dir = arg;
@@ -1171,6 +1350,10 @@ int main(int argc, char **argv)
 		secs = run_workers();
 		break;
 	case M_LINES:
+		if (cfg.target == T_SQS) {
+			secs = sqs_run_batches();
+			break;
+		}
 		secs = run_lines(cfg.ops);
 		break;
 	case M_WAKE:

@@ -517,6 +517,41 @@ def machine():
             f'{load}')
 
 
+# ------------------------------------------- SQS endpoint (issue 16)
+
+# (files workload, SQS workload, text, key, clients, goal, higher is better)
+SQS_ROWS = [
+    ('file-push', 'sqs-send', 'SendMessage ÷ file `push`', 'rate', 4, 0.5,
+     True),
+    ('file-push', 'sqs-batch', 'SendMessageBatch of 10 (messages/s) ÷ file '
+     '`push`', 'rate', 4, 2.0, True),
+    ('file-consume', 'sqs-consume', 'ReceiveMessage(1) + DeleteMessage ÷ '
+     'file consume (`next` + unlink)', 'rate', 4, 0.5, True),
+    ('file-wake', 'sqs-wake', 'long-poll wake-up p50 ÷ parked reader\'s p50',
+     'p50_us', 1, 2.0, False),
+]
+SQS_WORKLOADS = [w for a, b, *_ in SQS_ROWS for w in (a, b)]
+
+
+def sqs_table(res):
+    """The SQS rows: both figures and their per-round ratio."""
+    out = ['| SQS ÷ files (spoolfs --sync always, one daemon) | files | '
+           'SQS | ratio | goal | met |', '|---|---|---|---|---|---|']
+    for fw, sw, text, key, conc, goal, up in SQS_ROWS:
+        unit = ' µs' if key == 'p50_us' else ''
+        a = res.per_round('spool-sqs', sw, key, 128, conc)
+        b = res.per_round('spool-sqs', fw, key, 128, conc)
+        s = spread(ratio_rounds(a, b))
+        met = '-' if s is None else \
+            ('yes' if (s[0] >= goal if up else s[0] <= goal) else 'no')
+        out.append(f'| {text}, {conc} client{"s" if conc > 1 else ""} | '
+                   f'{cell(res, "spool-sqs", fw, 128, conc, key, unit)} | '
+                   f'{cell(res, "spool-sqs", sw, 128, conc, key, unit)} | '
+                   f'{fmt_spread(s, "×")} | {"≥" if up else "≤"} {goal}× | '
+                   f'{met} |')
+    return out
+
+
 def check(res):
     """Smoke test: every contender ran every workload it has; no zeros."""
     bad = []
@@ -530,6 +565,10 @@ def check(res):
     for c, _ in CONTENDERS + REDIS_STORE:
         if not any(r['c'] == c and r['ok'] for r in res.rows):
             bad.append(f'{c}: no result at all')
+    for w in SQS_WORKLOADS:
+        if not any(r['c'] == 'spool-sqs' and r['w'] == w and r['ok']
+                   for r in res.rows):
+            bad.append(f'spoolfs SQS {w}: no result')
     for w in ('memory', 'memory-restart', 'restart', 'park', 'aging-fresh',
               'aging-old', 'memory-redis'):
         if not any(r['w'] == w and r['ok'] for r in res.rows):
@@ -556,10 +595,14 @@ def main():
     ap.add_argument('--mem', type=int, default=0)
     ap.add_argument('--restart', type=int, default=0)
     ap.add_argument('--park', type=int, default=0)
+    ap.add_argument('--sqs-only', action='store_true')
     args = ap.parse_args()
     res = Results(parse(args.results))
     if args.check:
         return check(res)
+    if args.sqs_only:
+        print('\n'.join(sqs_table(res)))
+        return 0
 
     sizes = sorted({r['size'] for r in res.rows if r['w'] == 'create'})
     # Columns: the concurrencies every contender ran (null FUSE's), not the
@@ -638,6 +681,15 @@ def main():
         '(it includes the push\'s own fsync for the durable contenders).',
         '',
         *wake_table(res),
+        '',
+        '## The SQS endpoint against the files (issue 16)',
+        '',
+        'One spoolfs `--sync always --sqs PORT` per round; each workload '
+        'through the files and through HTTP (AWS JSON 1.0, one keep-alive '
+        'connection per client, the C load generator) one after the other '
+        'on that daemon; ratios are per round, median (min–max).',
+        '',
+        *sqs_table(res),
         '',
         '## Lease rate after push/ack cycles, memory, restart, parked readers '
         '(spoolfs `--sync none`)',
