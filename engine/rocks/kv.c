@@ -554,8 +554,6 @@ static void store_keeper_stop(struct store *st)
 static void store_free(struct store *st)
 {
 	pthread_mutex_destroy(&st->room_lock);
-	pthread_mutex_destroy(&st->glock);
-	pthread_cond_destroy(&st->gcond);
 	free(st->dir);
 	free(st);
 }
@@ -572,9 +570,6 @@ int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	st->log_arg = log_arg;
 	st->dir = strdup(dir);
 	pthread_mutex_init(&st->room_lock, NULL);
-	pthread_mutex_init(&st->glock, NULL);
-	pthread_cond_init(&st->gcond, NULL);
-	st->group = (flags & STORE_OPEN_SYNC) != 0;
 	store_keeper_start(st);
 	if (!st->dir) {
 		rc = -ENOMEM;
@@ -755,50 +750,6 @@ static int store_room(struct store *st, size_t bytes, uint64_t reserve)
 	return rc;
 }
 
-/*
- * Group commit of durable writes: each is logged without a sync, then
- * waits for a sync of the log that began after its own write had returned.
- * Whoever finds no sync running becomes the leader and syncs for every
- * write logged so far; the others wait for it, or for the next one. A
- * durable write returns only once its record is on disk, as with sync=1,
- * and the engine changes its in-memory state only after that.
- */
-static int store_group_sync(struct store *st)
-{
-	uint64_t me;
-	int rc;
-
-	pthread_mutex_lock(&st->glock);
-	me = ++st->g_logged;
-	while (st->g_synced < me) {
-		uint64_t upto;
-		char *err = NULL;
-
-		if (st->g_syncing) {
-			pthread_cond_wait(&st->gcond, &st->glock);
-			continue;
-		}
-		upto = st->g_logged;
-		st->g_syncing = 1;
-		pthread_mutex_unlock(&st->glock);
-		rocksdb_flush_wal(st->db, 1, &err);
-		if (err && atomic_exchange(&st->broken,
-					   store_fail(st, SPOOL_LOG_ERR, "sync",
-						      err)) == 0)
-			store_log(st, SPOOL_LOG_ERR, "store", "refusing writes "
-				  "from now on; restart the daemon once the "
-				  "cause is fixed");
-		pthread_mutex_lock(&st->glock);
-		st->g_syncing = 0;
-		st->g_synced = upto;
-		pthread_cond_broadcast(&st->gcond);
-	}
-	pthread_mutex_unlock(&st->glock);
-	/* A failed sync fails every write that was waiting for one. */
-	rc = atomic_load(&st->broken);
-	return rc;
-}
-
 int store_write(struct store *st, struct store_batch *b, int flags)
 {
 	int durable = flags & STORE_DURABLE;
@@ -817,19 +768,10 @@ int store_write(struct store *st, struct store_batch *b, int flags)
 			st->reserve_small);
 	if (rc)
 		return rc;
-	if (durable && st->group) {
-		rocksdb_write(st->db, st->wnosync, b->wb, &err);
-		if (!err) {
-			store_wrote(st);
-			return store_group_sync(st);
-		}
-	} else {
-		rocksdb_write(st->db, durable ? st->wsync : st->wnosync,
-			      b->wb, &err);
-		if (!err) {
-			store_wrote(st);
-			return 0;
-		}
+	rocksdb_write(st->db, durable ? st->wsync : st->wnosync, b->wb, &err);
+	if (!err) {
+		store_wrote(st);
+		return 0;
 	}
 	rc = store_fail(st, SPOOL_LOG_ERR, "write", err);
 	if (atomic_exchange(&st->broken, rc) == 0)

@@ -43,16 +43,6 @@ struct store {
 	int64_t room_checked_ms;         /* protected by room_lock */
 	uint64_t room;                   /* free bytes then, less writes
 	                                  * since */
-	/* Group commit (kv.c, store_write): durable writes are logged
-	 * unsynced, then wait for a log sync that began after them. */
-	int group;                       /* opened with STORE_OPEN_SYNC */
-	pthread_mutex_t glock;
-	pthread_cond_t gcond;
-	uint64_t g_logged;               /* durable writes logged so far */
-	uint64_t g_synced;               /* ... of which the log is synced */
-	int g_syncing;                   /* a leader is syncing */
-	int g_err;                       /* the last sync's error (errno) */
-	uint64_t g_err_upto;             /* writes that sync was for */
 	/* The keeper (kv.c): flushes the memtables and trims the heap once
 	 * the store has been idle for IDLE_MS. */
 	pthread_t keeper;
