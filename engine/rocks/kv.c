@@ -8,7 +8,6 @@
  * errno; none leaves these files.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,28 +36,11 @@
  *     have filled the disk;
  *   - the MANIFEST's preallocation, S/64 within [64 KiB, 4 MiB].
  * On an 8 MB filesystem that is 64 KiB, 1 MiB, 128 KiB and 128 KiB instead
- * of 8 MiB, 4 MiB, 256 KiB and 4 MiB, which with the log's preallocation
+ * of 32 MiB, 4 MiB, 256 KiB and 4 MiB, which with the log's preallocation
  * left no room for any push. docs/reliability.md.
- *
- * Memory, sized for a queue daemon rather than a database server (issue
- * 15): the column families share one write-buffer budget of two column
- * families' buffers (WBUF_SHARE; RocksDB's db_write_buffer_size, a
- * WriteBufferManager inside: the 7.8 C API has no rocksdb_write_buffer_
- * manager), so all memtables together stay near 16 MiB instead of 3 x 2 x
- * 32 MiB; the block cache is BLOCK_CACHE (bodies are read back mostly from
- * the memtables, seconds after they were written). And once the store has
- * had no write for IDLE_MS, the keeper thread flushes the memtables (if
- * they hold more than IDLE_FLUSH_MIN) and gives the freed heap back to the
- * system: a daemon drained or purged shrinks back (docs/performance.md).
  */
-#define WBUF_SHARE 2
-#define MALLOC_ARENAS 2
-#define MALLOC_MMAP_MIN (256 << 10)
-#define BLOCK_CACHE (8u << 20)
-#define IDLE_MS 2000
-#define IDLE_FLUSH_MIN (1ull << 20)
 #define WBUF_MIN (64ull << 10)
-#define WBUF_MAX (8ull << 20)
+#define WBUF_MAX (32ull << 20)
 #define RESERVE_MIN (256ull << 10)
 #define RESERVE_MAX (4ull << 20)
 #define SMALL_MIN (64ull << 10)
@@ -67,10 +49,6 @@
 #define MANIFEST_PREALLOC_MAX (4ull << 20)
 #define ROOM_TTL_MS 100
 #define ROOM_PLENTY (256ull << 20)
-
-static int64_t mono_ms(void);
-static void store_flush_tables(struct store *st, enum spool_log_level lv,
-			       const char *what);
 
 struct store_batch {
 	rocksdb_writebatch_t *wb;
@@ -241,34 +219,11 @@ static rocksdb_options_t *store_cf_options(struct store *st, enum store_cf cf)
 	return o;
 }
 
-/*
- * The heap, for a process that holds a RocksDB store: glibc's default of
- * one arena per thread (up to 8 per core) and a mmap threshold that grows
- * with every large free left a soak's RSS at 2x what was in use (memtable
- * blocks freed into 16 arenas, held there). Two arenas, and blocks of
- * 256 KiB or more (memtable blocks) always mmap'd, so that a flushed
- * memtable goes back to the system at once. Process-wide: set once,
- * before the first store's threads start.
- */
-static void store_tune_malloc_once(void)
-{
-	mallopt(M_ARENA_MAX, MALLOC_ARENAS);
-	mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_MIN);
-}
-
-static void store_tune_malloc(void)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-	pthread_once(&once, store_tune_malloc_once);
-}
-
 static int store_init_options(struct store *st, int sync)
 {
-	store_tune_malloc();
 	st->opts = rocksdb_options_create();
 	store_tune_db(st);
-	st->cache = rocksdb_cache_create_lru(BLOCK_CACHE);
+	st->cache = rocksdb_cache_create_lru(32 << 20);
 	st->bbopts = rocksdb_block_based_options_create();
 	rocksdb_block_based_options_set_block_cache(st->bbopts, st->cache);
 	rocksdb_block_based_options_set_filter_policy(
@@ -436,126 +391,19 @@ static uint64_t clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
 static void store_size_to_fs(struct store *st)
 {
 	struct statvfs sv;
-	uint64_t size = UINT64_MAX, wbuf;
+	uint64_t size = UINT64_MAX;
 
 	if (statvfs(st->dir, &sv) == 0)
 		size = (uint64_t)sv.f_blocks * sv.f_frsize;
 	st->reserve = clamp_u64(size / 8, RESERVE_MIN, RESERVE_MAX);
 	st->reserve_small = clamp_u64(size / 64, SMALL_MIN, SMALL_MAX);
-	wbuf = clamp_u64(size / 128, WBUF_MIN, WBUF_MAX);
 	for (int i = 0; i < CF_N; i++)
-		rocksdb_options_set_write_buffer_size(st->cfopts[i], wbuf);
-	rocksdb_options_set_db_write_buffer_size(st->opts, WBUF_SHARE * wbuf);
+		rocksdb_options_set_write_buffer_size(
+			st->cfopts[i], clamp_u64(size / 128, WBUF_MIN,
+						 WBUF_MAX));
 	rocksdb_options_set_manifest_preallocation_size(
 		st->opts, clamp_u64(size / 64, MANIFEST_PREALLOC_MIN,
 				    MANIFEST_PREALLOC_MAX));
-}
-
-/* ---- the keeper: memory back after the store falls idle */
-
-/* Bytes in all memtables (mutable and immutable) of every family. */
-static uint64_t store_memtables(struct store *st)
-{
-	uint64_t sum = 0, v;
-
-	for (int i = 0; i < CF_N; i++)
-		if (rocksdb_property_int_cf(st->db, st->cf[i],
-					    "rocksdb.cur-size-all-mem-tables",
-					    &v) == 0)
-			sum += v;
-	return sum;
-}
-
-/* Flushes what the memtables hold into table files (the log has it
- * already: nothing changes for durability) and trims the heap. */
-static void store_keep(struct store *st)
-{
-	if (atomic_load(&st->broken) || st->readonly ||
-	    store_memtables(st) < IDLE_FLUSH_MIN)
-		return;
-	/* a full disk: the memtables stay, the log has everything */
-	store_flush_tables(st, SPOOL_LOG_DEBUG, "flush when idle");
-	malloc_trim(0);
-}
-
-static void *store_keeper(void *arg)
-{
-	struct store *st = arg;
-
-	pthread_mutex_lock(&st->klock);
-	while (!st->kstop) {
-		int64_t idle = mono_ms() - atomic_load(&st->last_write_ms);
-		struct timespec ts;
-
-		if (!atomic_load(&st->dirty)) {
-			pthread_cond_wait(&st->kcond, &st->klock);
-			continue;
-		}
-		if (idle < IDLE_MS) {
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (IDLE_MS - idle) / 1000;
-			ts.tv_nsec += (IDLE_MS - idle) % 1000 * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&st->kcond, &st->klock, &ts);
-			continue;
-		}
-		atomic_store(&st->dirty, 0);
-		pthread_mutex_unlock(&st->klock);
-		store_keep(st);
-		pthread_mutex_lock(&st->klock);
-	}
-	pthread_mutex_unlock(&st->klock);
-	return NULL;
-}
-
-/* After a write: wakes the keeper the first time since it last ran. */
-static void store_wrote(struct store *st)
-{
-	atomic_store(&st->last_write_ms, mono_ms());
-	if (atomic_load(&st->dirty) || atomic_exchange(&st->dirty, 1))
-		return;
-	pthread_mutex_lock(&st->klock);
-	pthread_cond_signal(&st->kcond);
-	pthread_mutex_unlock(&st->klock);
-}
-
-static void store_keeper_start(struct store *st)
-{
-	pthread_condattr_t ca;
-
-	pthread_mutex_init(&st->klock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&st->kcond, &ca);
-	pthread_condattr_destroy(&ca);
-	/* Without the thread the store works as before, only larger. */
-	st->krunning = pthread_create(&st->keeper, NULL, store_keeper,
-				      st) == 0;
-}
-
-static void store_keeper_stop(struct store *st)
-{
-	if (st->krunning) {
-		pthread_mutex_lock(&st->klock);
-		st->kstop = 1;
-		pthread_cond_signal(&st->kcond);
-		pthread_mutex_unlock(&st->klock);
-		pthread_join(st->keeper, NULL);
-		st->krunning = 0;
-	}
-	pthread_cond_destroy(&st->kcond);
-	pthread_mutex_destroy(&st->klock);
-}
-
-/* The last of a store: its locks and itself (the keeper has stopped). */
-static void store_free(struct store *st)
-{
-	pthread_mutex_destroy(&st->room_lock);
-	free(st->dir);
-	free(st);
 }
 
 int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
@@ -570,7 +418,6 @@ int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	st->log_arg = log_arg;
 	st->dir = strdup(dir);
 	pthread_mutex_init(&st->room_lock, NULL);
-	store_keeper_start(st);
 	if (!st->dir) {
 		rc = -ENOMEM;
 		goto out_free;
@@ -603,8 +450,9 @@ out_options:
 	store_rescue_free(st->rescue);
 	store_free_options(st);
 out_free:
-	store_keeper_stop(st);
-	store_free(st);
+	pthread_mutex_destroy(&st->room_lock);
+	free(st->dir);
+	free(st);
 	return rc;
 }
 
@@ -632,8 +480,7 @@ int store_salvaged(const struct store *st)
  * the load, once read-write). If that fails (a full disk), the log still
  * holds everything and the next open replays it: not an error.
  */
-static void store_flush_tables(struct store *st, enum spool_log_level lv,
-			       const char *what)
+static void store_flush_tables(struct store *st)
 {
 	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
 	char *err = NULL;
@@ -643,7 +490,8 @@ static void store_flush_tables(struct store *st, enum spool_log_level lv,
 		rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
 	rocksdb_flushoptions_destroy(fo);
 	if (err) {
-		store_log(st, lv, what, err);
+		store_log(st, SPOOL_LOG_INFO, "flush at close (the log keeps "
+			  "everything; the next start replays it)", err);
 		rocksdb_free(err);
 	}
 }
@@ -654,21 +502,20 @@ void store_close(struct store *st)
 
 	if (!st)
 		return;
-	store_keeper_stop(st);
 	/* after a failed log append RocksDB cannot touch that log again */
 	if (st->db && !st->readonly && !atomic_load(&st->broken)) {
 		rocksdb_flush_wal(st->db, 1, &err);
 		if (err)
 			store_fail(st, SPOOL_LOG_ERR, "flush at close", err);
 		else
-			store_flush_tables(st, SPOOL_LOG_INFO, "flush at "
-					   "close (the log keeps everything; "
-					   "the next start replays it)");
+			store_flush_tables(st);
 	}
 	store_close_db(st);
 	store_rescue_free(st->rescue);
 	store_free_options(st);
-	store_free(st);
+	pthread_mutex_destroy(&st->room_lock);
+	free(st->dir);
+	free(st);
 }
 
 /* ---- batches */
@@ -769,10 +616,8 @@ int store_write(struct store *st, struct store_batch *b, int flags)
 	if (rc)
 		return rc;
 	rocksdb_write(st->db, durable ? st->wsync : st->wnosync, b->wb, &err);
-	if (!err) {
-		store_wrote(st);
+	if (!err)
 		return 0;
-	}
 	rc = store_fail(st, SPOOL_LOG_ERR, "write", err);
 	if (atomic_exchange(&st->broken, rc) == 0)
 		store_log(st, SPOOL_LOG_ERR, "store", "refusing writes from "

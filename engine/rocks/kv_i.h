@@ -43,14 +43,6 @@ struct store {
 	int64_t room_checked_ms;         /* protected by room_lock */
 	uint64_t room;                   /* free bytes then, less writes
 	                                  * since */
-	/* The keeper (kv.c): flushes the memtables and trims the heap once
-	 * the store has been idle for IDLE_MS. */
-	pthread_t keeper;
-	pthread_mutex_t klock;
-	pthread_cond_t kcond;            /* CLOCK_MONOTONIC */
-	int krunning, kstop;             /* kstop: protected by klock */
-	atomic_int dirty;                /* written since the last keep */
-	_Atomic int64_t last_write_ms;
 };
 
 extern const char *const store_cf_names[CF_N];
