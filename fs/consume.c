@@ -38,7 +38,7 @@ void fs_rfile_put(struct fs_rfile *f)
 	if (atomic_fetch_sub(&f->refs, 1) != 1)
 		return;
 	if (f->in->dynamic)
-		fs_inode_forget(f->in->ino, 1);
+		fs_inode_forget(f->in->fs, f->in->ino, 1);
 	pthread_mutex_destroy(&f->lock);
 	free(f->data);
 	free(f);

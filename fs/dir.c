@@ -21,18 +21,19 @@
 /* Answers req with in's entry, or with the error; frees an unused inode. */
 static void reply_entry(fuse_req_t req, struct fs_inode *in)
 {
+	struct fs_ctx *fs = in->fs;
 	struct fuse_entry_param e;
 	int rc = fs_inode_entry(in, &e);
 
 	if (rc < 0) {
-		pthread_mutex_lock(&fs.lock);
+		pthread_mutex_lock(&fs->lock);
 		fs_inode_maybe_free(in);
-		pthread_mutex_unlock(&fs.lock);
+		pthread_mutex_unlock(&fs->lock);
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	if (fuse_reply_entry(req, &e) == -ENOENT && in->dynamic)
-		fs_inode_forget(in->ino, 1);
+		fs_inode_forget(in->fs, in->ino, 1);
 }
 
 static int fixed_index(const char *name)
@@ -86,20 +87,21 @@ static void lookup_msg(fuse_req_t req, struct fs_inode *dir,
 static void reply_pinned(fuse_req_t req, struct fs_inode *in)
 {
 	reply_entry(req, in);
-	fs_inode_forget(in->ino, 1);
+	fs_inode_forget(in->fs, in->ino, 1);
 }
 
 /* A draft, or a draft dir's draft. */
 static void lookup_draft(fuse_req_t req, struct fs_inode *dir,
 			 const char *name)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in;
 
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_draft_find(dir, name);
 	if (in)
 		in->nlookup++; /* pins it until reply_entry's ref */
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (in)
 		reply_pinned(req, in);
 	else
@@ -133,18 +135,19 @@ static void lookup_qdir(fuse_req_t req, struct fs_inode *dir,
 
 static void lookup_root(fuse_req_t req, const char *name)
 {
+	struct fs_ctx *fs = fs_of(req);
 	struct fs_queue *q;
 	int rc;
 
 	if (strcmp(name, ".metrics") == 0) {
-		reply_entry(req, fs.metrics);
+		reply_entry(req, fs->metrics);
 		return;
 	}
 	if (!spool_name_valid(name, strlen(name))) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	rc = fs_queue_get(name, &q);
+	rc = fs_queue_get(fs, name, &q);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -154,7 +157,7 @@ static void lookup_root(fuse_req_t req, const char *name)
 
 void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fs_inode *dir = fs_inode_get(parent);
+	struct fs_inode *dir = fs_inode_get(fs_of(req), parent);
 
 	if (!dir) {
 		fuse_reply_err(req, ENOENT);
@@ -188,15 +191,16 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void mkdir_draftdir(fuse_req_t req, struct fs_inode *dir,
 			   const char *name, mode_t mode)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in;
 
 	if (strlen(name) > SPOOL_MSG_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_draft_find(dir, name);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (in) {
 		fuse_reply_err(req, EEXIST);
 		return;
@@ -212,6 +216,7 @@ static void mkdir_draftdir(fuse_req_t req, struct fs_inode *dir,
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	      mode_t mode)
 {
+	struct fs_ctx *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct spool_queue_attr attr = {
 		.uid = ctx->uid, .gid = ctx->gid, .mode = mode & 07777,
@@ -221,16 +226,16 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int rc;
 
 	if (parent != FS_ROOT_INO) {
-		dir = fs_inode_get(parent);
+		dir = fs_inode_get(fs, parent);
 		if (dir && dir->kind == FS_QDIR && name[0] == '.')
 			mkdir_draftdir(req, dir, name, mode);
 		else
 			fuse_reply_err(req, dir ? EPERM : ENOENT);
 		return;
 	}
-	rc = spool_queue_create(fs.db, name, &attr);
+	rc = spool_queue_create(fs->db, name, &attr);
 	if (rc == 0)
-		rc = fs_queue_get(name, &q);
+		rc = fs_queue_get(fs, name, &q);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -243,6 +248,7 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
  * goes once empty. */
 static int rmdir_qdir(struct fs_inode *dir, const char *name)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct spool_stats st;
 	struct fs_inode *in;
 	int i = fixed_index(name), rc;
@@ -262,36 +268,37 @@ static int rmdir_qdir(struct fs_inode *dir, const char *name)
 	}
 	if (i >= 0)
 		return -ENOTDIR;
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_is_draft_name(dir, name) ? fs_draft_find(dir, name) : NULL;
 	rc = !in ? -ENOENT : in->kind != FS_DRAFTDIR ? -ENOTDIR :
 	     in->children ? -ENOTEMPTY : 0;
 	if (rc == 0)
 		fs_draft_unlink(in);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
 
 void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct fs_ctx *fs = fs_of(req);
 	struct fs_inode *dir;
 	struct fs_queue *q;
 	int rc;
 
 	if (parent != FS_ROOT_INO) {
-		dir = fs_inode_get(parent);
+		dir = fs_inode_get(fs, parent);
 		rc = !dir ? -ENOENT : dir->kind == FS_QDIR ?
 		     rmdir_qdir(dir, name) : -EPERM;
 		goto out;
 	}
-	rc = fs_queue_get(name, &q);
+	rc = fs_queue_get(fs, name, &q);
 	if (rc < 0)
 		goto out;
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	rc = q->drafts ? -ENOTEMPTY : 0;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (rc == 0)
-		rc = spool_queue_delete(fs.db, name);
+		rc = spool_queue_delete(fs->db, name);
 	if (rc == 0)
 		fs_queue_kill(q);
 out:
@@ -315,14 +322,15 @@ static int unlink_msg(struct fs_inode *dir, const char *name)
  * last); until then EPERM. They go with the queue at its rmdir. */
 static int queue_emptied(struct fs_queue *q)
 {
+	struct fs_ctx *fs = q->fs;
 	struct spool_stats st;
 	int rc = spool_stats_get(q->sq, &st), drafts;
 
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	drafts = q->drafts != NULL;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return drafts || st.visible + st.delayed + st.leased + st.corrupt ?
 	       -EPERM : 0;
 }
@@ -335,6 +343,7 @@ static int queue_emptied(struct fs_queue *q)
 static int unlink_qdir(fuse_req_t req, struct fs_inode *dir,
 		       const char *name)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in;
 	int i = dir->kind == FS_QDIR ? fixed_index(name) : -1, rc;
 
@@ -346,24 +355,24 @@ static int unlink_qdir(fuse_req_t req, struct fs_inode *dir,
 		in = fs_names_find(dir->q, name, req);
 		if (!in)
 			return -ENOENT;
-		pthread_mutex_lock(&fs.lock);
+		pthread_mutex_lock(&fs->lock);
 		fs_names_drop(in);
-		pthread_mutex_unlock(&fs.lock);
-		fs_inode_forget(in->ino, 1);
+		pthread_mutex_unlock(&fs->lock);
+		fs_inode_forget(in->fs, in->ino, 1);
 		return 0;
 	}
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_draft_find(dir, name);
 	rc = !in ? -ENOENT : in->kind == FS_DRAFTDIR ? -EISDIR : 0;
 	if (rc == 0)
 		fs_draft_unlink(in);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
 
 void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fs_inode *dir = fs_inode_get(parent);
+	struct fs_inode *dir = fs_inode_get(fs_of(req), parent);
 	int rc = -EPERM;
 
 	if (!dir)
@@ -383,6 +392,7 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 static int rename_draft_draft(struct fs_inode *dir, const char *name,
 			      struct fs_inode *ndir, const char *newname)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in, *old;
 	char *copy;
 	int rc = -ENOENT;
@@ -391,7 +401,7 @@ static int rename_draft_draft(struct fs_inode *dir, const char *name,
 		return -EXDEV;
 	if (!(copy = strdup(newname)))
 		return -ENOMEM;
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_draft_find(dir, name);
 	old = in ? fs_draft_find(ndir, newname) : NULL;
 	if (in && old && old != in && old->kind == FS_DRAFTDIR)
@@ -408,7 +418,7 @@ static int rename_draft_draft(struct fs_inode *dir, const char *name,
 		fs_draft_link(ndir, in);
 		rc = 0;
 	}
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	free(copy);
 	return rc;
 }
@@ -417,6 +427,7 @@ static int rename_draft_draft(struct fs_inode *dir, const char *name,
 static int rename_draft(struct fs_inode *dir, const char *name,
 			struct fs_inode *ndir, const char *newname)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in;
 	int rc;
 
@@ -426,22 +437,22 @@ static int rename_draft(struct fs_inode *dir, const char *name,
 		return rename_draft_draft(dir, name, ndir, newname);
 	if (fixed_index(newname) >= 0)
 		return -EPERM;
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in = fs_draft_find(dir, name);
 	rc = !in ? -ENOENT : in->kind == FS_DRAFTDIR ? -EPERM : 0;
 	if (rc == 0)
 		in->nlookup++; /* pins it while pushing */
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (rc < 0)
 		return rc;
 	rc = fs_draft_push(in, ndir->q, newname);
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	in->nlookup--;
 	if (rc == 0 && in->linked)
 		fs_draft_unlink(in);
 	else
 		fs_inode_maybe_free(in);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
 
@@ -475,19 +486,20 @@ static int unpush_body(struct fs_queue *q, uint64_t id, struct fs_draft *d)
 static int unpush_to_draft(fuse_req_t req, struct fs_inode *in,
 			   struct fs_inode *dir, const char *newname)
 {
+	struct fs_ctx *fs = in->fs;
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct fs_inode *old, *d;
 	mode_t mode = 0644;
 	uint64_t id;
 	int rc;
 
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	id = in->writers ? 0 : in->pushed_id;
 	old = fs_draft_find(dir, newname);
 	if (old && old->kind == FS_DRAFT)
 		mode = old->draft->mode;
 	rc = !id ? -EBUSY : old && old->kind == FS_DRAFTDIR ? -EISDIR : 0;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (rc < 0)
 		return rc;
 	d = fs_inode_new(FS_DRAFT, dir->q);
@@ -496,7 +508,7 @@ static int unpush_to_draft(fuse_req_t req, struct fs_inode *in,
 	d->name = strdup(newname);
 	d->draft = fs_draft_new(mode, ctx->uid, ctx->gid);
 	rc = !d->name || !d->draft ? -ENOMEM : unpush_body(dir->q, id, d->draft);
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	if (rc == 0) {
 		old = fs_draft_find(dir, newname);
 		if (old)
@@ -507,7 +519,7 @@ static int unpush_to_draft(fuse_req_t req, struct fs_inode *in,
 	} else {
 		fs_inode_maybe_free(d);
 	}
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
 
@@ -521,6 +533,7 @@ static int rename_named(fuse_req_t req, struct fs_inode *dir,
 			const char *name, struct fs_inode *ndir,
 			const char *newname)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in;
 	uint64_t id;
 	int rc;
@@ -534,16 +547,16 @@ static int rename_named(fuse_req_t req, struct fs_inode *dir,
 		return -ENOENT;
 	if (newname[0] == '.') {
 		rc = unpush_to_draft(req, in, ndir, newname);
-		fs_inode_forget(in->ino, 1);
+		fs_inode_forget(in->fs, in->ino, 1);
 		return rc;
 	}
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	rc = fs_names_rename(in, newname);
 	id = in->writers ? 0 : in->pushed_id;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (rc == 0 && id)
 		spool_msg_rename(dir->q->sq, id, newname); /* gone: no matter */
-	fs_inode_forget(in->ino, 1);
+	fs_inode_forget(in->fs, in->ino, 1);
 	return rc;
 }
 
@@ -591,8 +604,8 @@ static int is_msgdir(const struct fs_inode *in)
 void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	struct fs_inode *dir = fs_inode_get(parent);
-	struct fs_inode *ndir = fs_inode_get(newparent);
+	struct fs_inode *dir = fs_inode_get(fs_of(req), parent);
+	struct fs_inode *ndir = fs_inode_get(fs_of(req), newparent);
 	int rc = -EPERM;
 
 	if (!dir || !ndir)
@@ -629,11 +642,10 @@ struct fs_dirh {
 	struct fs_link link;        /* in the set of open dirs */
 };
 
-static struct fs_set dirs = FS_SET_INIT;
 
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_inode *in = fs_inode_get(ino);
+	struct fs_inode *in = fs_inode_get(fs_of(req), ino);
 	struct fs_dirh *h;
 
 	if (!in || !fs_kind_is_dir(in->kind)) {
@@ -647,9 +659,9 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h->in = in;
 	fi->fh = (uintptr_t)h;
-	fs_set_add(&dirs, &h->link);
+	fs_set_add(&fs_of(req)->dirs, &h->link);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
-		fs_set_remove(&dirs, &h->link);
+		fs_set_remove(&fs_of(req)->dirs, &h->link);
 		free(h);
 	}
 }
@@ -674,17 +686,17 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_dirh *h = (struct fs_dirh *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	fs_set_remove(&dirs, &h->link);
+	fs_set_remove(&fs_of(req)->dirs, &h->link);
 	names_free(h);
 	free(h);
 	fuse_reply_err(req, 0);
 }
 
-void fs_dir_free_all(void)
+void fs_dir_free_all(struct fs_ctx *fs)
 {
 	struct fs_link *l;
 
-	while ((l = fs_set_pop(&dirs))) {
+	while ((l = fs_set_pop(&fs->dirs))) {
 		struct fs_dirh *h = (struct fs_dirh *)((char *)l -
 					offsetof(struct fs_dirh, link));
 
@@ -718,12 +730,13 @@ static int dir_add(struct dirbuf *b, const char *name, fuse_ino_t ino,
 /* The drafts of a queue or draft dir, at offset 0. */
 static int drafts_snapshot(struct fs_dirh *h)
 {
+	struct fs_ctx *fs = h->in->fs;
 	struct fs_inode *d;
 	size_t n = 0;
 	int rc = 0;
 
 	names_free(h);
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	for (d = *fs_drafts_of(h->in); d; d = d->dnext)
 		n++;
 	h->names = calloc(n + 1, sizeof *h->names);
@@ -738,7 +751,7 @@ static int drafts_snapshot(struct fs_dirh *h)
 		if (!h->names[h->nnames++])
 			rc = -ENOMEM;
 	}
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return rc;
 }
 
@@ -811,6 +824,7 @@ static int dots(struct fs_dirh *h, struct dirbuf *b)
 
 static void readdir_root(struct fs_dirh *h, struct dirbuf *b)
 {
+	struct fs_ctx *fs = fs_of(b->req);
 	char name[SPOOL_NAME_MAX + 1];
 
 	if (!dots(h, b))
@@ -820,7 +834,7 @@ static void readdir_root(struct fs_dirh *h, struct dirbuf *b)
 			return;
 		h->pos = 3;
 	}
-	while (spool_queue_next(fs.db, h->last, name) == 0) {
+	while (spool_queue_next(fs->db, h->last, name) == 0) {
 		if (!dir_add(b, name, FS_FIRST_INO, 1, h->pos + 1))
 			return;
 		h->pos++;

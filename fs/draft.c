@@ -12,7 +12,7 @@
 
 #include "fs.h"
 
-/* fs.lock held. */
+/* fs->lock held. */
 struct fs_inode **fs_drafts_of(struct fs_inode *dir)
 {
 	return dir->kind == FS_DRAFTDIR ? &dir->children : &dir->q->drafts;
@@ -23,7 +23,7 @@ int fs_is_draft_name(struct fs_inode *dir, const char *name)
 	return dir->kind == FS_DRAFTDIR || name[0] == '.';
 }
 
-/* fs.lock held. */
+/* fs->lock held. */
 struct fs_inode *fs_draft_find(struct fs_inode *dir, const char *name)
 {
 	struct fs_inode *in;
@@ -34,7 +34,7 @@ struct fs_inode *fs_draft_find(struct fs_inode *dir, const char *name)
 	return NULL;
 }
 
-/* fs.lock held. Puts draft (or draft dir) in into dir's list. */
+/* fs->lock held. Puts draft (or draft dir) in into dir's list. */
 void fs_draft_link(struct fs_inode *dir, struct fs_inode *in)
 {
 	struct fs_inode **head = fs_drafts_of(dir);
@@ -45,7 +45,7 @@ void fs_draft_link(struct fs_inode *dir, struct fs_inode *in)
 	*head = in;
 }
 
-/* fs.lock held. */
+/* fs->lock held. */
 void fs_draft_detach(struct fs_inode *in)
 {
 	struct fs_inode **p = in->parent ? &in->parent->children
@@ -58,7 +58,7 @@ void fs_draft_detach(struct fs_inode *in)
 	in->linked = 0;
 }
 
-/* fs.lock held. Removes a draft from its list; frees it if unused. */
+/* fs->lock held. Removes a draft from its list; frees it if unused. */
 void fs_draft_unlink(struct fs_inode *in)
 {
 	struct fs_inode *parent = in->parent;
@@ -111,19 +111,20 @@ struct fs_inode *fs_draft_make(struct fs_inode *dir, enum fs_kind kind,
 			       const char *name, mode_t mode,
 			       const struct fuse_ctx *ctx)
 {
+	struct fs_ctx *fs = dir->fs;
 	struct fs_inode *in = fs_inode_new(kind, dir->q);
 
 	if (!in)
 		return NULL;
 	in->name = strdup(name);
 	in->draft = fs_draft_new(mode, ctx->uid, ctx->gid);
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	if (!in->name || !in->draft) {
 		fs_inode_maybe_free(in);
 		in = NULL;
 	} else {
 		fs_draft_link(dir, in);
 	}
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return in;
 }

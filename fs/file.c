@@ -9,13 +9,11 @@
 
 #include "fs.h"
 
-static struct fs_set open_files = FS_SET_INIT;
-
-void fs_file_free_all(void)
+void fs_file_free_all(struct fs_ctx *fs)
 {
 	struct fs_link *l;
 
-	while ((l = fs_set_pop(&open_files)))
+	while ((l = fs_set_pop(&fs->open_files)))
 		fs_file_free((struct fs_file *)((char *)l -
 						offsetof(struct fs_file, link)));
 }
@@ -33,9 +31,9 @@ void fs_file_free(struct fs_file *f)
 	free(f);
 }
 
-void fs_file_closed(struct fs_file *f)
+void fs_file_closed(struct fs_ctx *fs, struct fs_file *f)
 {
-	fs_set_remove(&open_files, &f->link);
+	fs_set_remove(&fs->open_files, &f->link);
 }
 
 void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
@@ -48,12 +46,12 @@ void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->nonseekable = 0;
-	fs_set_add(&open_files, &f->link);
+	fs_set_add(&fs_of(req)->open_files, &f->link);
 	rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
 	if (rc != -ENOENT)
 		return;
-	fs_set_remove(&open_files, &f->link);
+	fs_set_remove(&fs_of(req)->open_files, &f->link);
 	fs_file_free(f);
 	if (e && in && in->dynamic)
-		fs_inode_forget(e->ino, 1);
+		fs_inode_forget(fs_of(req), e->ino, 1);
 }

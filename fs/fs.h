@@ -7,7 +7,7 @@
  * RocksDB. Module map (no two files call each other, directly or in a
  * circle: tools/fs-cycles, docs/decisions.md):
  *   main.c    command line, store, mount, daemon, signals, shutdown
- *   ctx.c     the shared state (struct fs_ctx fs)
+ *   ctx.c     the filesystem's state (struct fs_ctx): made and freed
  *   log.c     one log sink (stderr in the foreground, syslog as a daemon)
  *   inode.c   inode table, per-queue state, attributes
  *   dir.c     lookup, mkdir, rmdir, readdir, unlink, rename
@@ -143,22 +143,23 @@ struct fs_draft {
 struct fs_inode {
 	fuse_ino_t ino;
 	enum fs_kind kind;
-	uint64_t nlookup;           /* protected by fs.lock; dynamic kinds only */
+	uint64_t nlookup;           /* protected by fs->lock; dynamic kinds only */
 	int linked;                 /* drafts: still in the queue's list */
 	int dynamic;                /* freed when forgotten */
+	struct fs_ctx *fs;          /* the filesystem it belongs to */
 	struct fs_queue *q;         /* NULL for the root and .metrics */
 	/* FS_MSG: which listing it came from; FS_NEXT/CLAIM: the bound one */
 	enum spool_state state;
 	_Atomic uint64_t msg_id;    /* 0 = none bound yet */
 	struct fs_wbuf *wbuf;       /* FS_WRITE: its latest open write */
-	int writers;                /* FS_WRITE: open writes; fs.lock */
+	int writers;                /* FS_WRITE: open writes; fs->lock */
 	struct fs_draft *draft;     /* FS_DRAFT, FS_DRAFTDIR (mode, times) */
 	char *name;                 /* FS_DRAFT/FS_WRITE: the file name */
-	struct fs_inode *hnext;     /* hash chain, protected by fs.lock */
-	struct fs_inode *dnext;     /* draft list of q, protected by fs.lock */
+	struct fs_inode *hnext;     /* hash chain, protected by fs->lock */
+	struct fs_inode *dnext;     /* draft list of q, protected by fs->lock */
 	struct fs_inode *parent;    /* FS_DRAFT: its draft dir, or NULL */
-	struct fs_inode *children;  /* FS_DRAFTDIR: its drafts; fs.lock */
-	/* FS_WRITE, names.c; protected by fs.lock */
+	struct fs_inode *children;  /* FS_DRAFTDIR: its drafts; fs->lock */
+	/* FS_WRITE, names.c; protected by fs->lock */
 	int named;                  /* in q->names */
 	pid_t pusher_tid;           /* the thread that opened it */
 	int64_t named_until;        /* monotonic ms; INT64_MAX while writing */
@@ -174,20 +175,40 @@ struct fs_queue {
 	spool_queue *sq;            /* one engine handle for this queue */
 	char name[SPOOL_NAME_MAX + 1];
 	fuse_ino_t base;            /* ino of the directory */
-	int dead;                   /* rmdir'd; protected by fs.lock */
+	int dead;                   /* rmdir'd; protected by fs->lock */
 	struct fs_inode *fixed[FS_QFIXED + 1]; /* [0] the dir */
-	struct fs_inode *drafts;    /* protected by fs.lock */
-	struct fs_wbuf *writing;    /* names being written; fs.lock */
-	struct fs_inode **names;    /* names.c hash, NULL until used; fs.lock */
+	struct fs_inode *drafts;    /* protected by fs->lock */
+	struct fs_wbuf *writing;    /* names being written; fs->lock */
+	struct fs_inode **names;    /* names.c hash, NULL until used; fs->lock */
 	int64_t names_swept;        /* monotonic ms of the last sweep */
-	/* wait.c state, protected by fs_wait_lock */
+	struct fs_ctx *fs;          /* the filesystem it belongs to */
+	/* wait.c state, protected by fs->wait.lock */
 	struct fs_waiter *waiters;
 	struct fs_waiter *waiters_tail;
 	uint64_t wake_seq;
 	struct fs_rfile *polls;
-	struct fs_queue *next;      /* all queues, protected by fs.lock */
+	struct fs_queue *next;      /* all queues, protected by fs->lock */
 };
 
+/* wait.c: parked readers of every queue and the deadline thread. */
+struct fs_waiter;
+struct fs_wait {
+	pthread_mutex_t lock;       /* the fields below, and the queues' */
+	pthread_cond_t cond;
+	pthread_t thread;
+	int running;
+	int stopping;               /* protected by lock */
+	struct fs_waiter *all;      /* protected by lock */
+	struct fs_waiter *reaped;   /* interrupted, to answer EINTR; lock */
+};
+
+/*
+ * The filesystem's state. main() makes one (fs_ctx_new) and gives it to
+ * the FUSE session as its userdata: an operation finds it with
+ * fs_of(req), a queue through q->fs, the engine's wake hook through its
+ * argument. Nothing in fs/ is a mutable global but the log sink
+ * (tools/fs-globals).
+ */
 struct fs_ctx {
 	spool_db *db;
 	int udata;                  /* our slot of the queues' user pointers */
@@ -204,32 +225,46 @@ struct fs_ctx {
 	gid_t gid;
 	int64_t start_ms;
 	const char *data_dir;       /* the store's directory, for statfs */
+	struct fs_set open_files;   /* file.c: files not yet released */
+	struct fs_set dirs;         /* dir.c: directories not yet released */
+	struct fs_wait wait;
 };
 
-extern struct fs_ctx fs;
+/* ------------------------------------------------------------- ctx.c */
+
+/* A zeroed state with its locks made; NULL if out of memory. */
+struct fs_ctx *fs_ctx_new(void);
+/* Frees fs (its locks; what it points to is freed by then). NULL is ok. */
+void fs_ctx_free(struct fs_ctx *fs);
+/* The state of the session req came in on (libfuse's userdata). */
+static inline struct fs_ctx *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
 
 #define FS_ROOT_INO FUSE_ROOT_ID
 #define FS_METRICS_INO 2
 #define FS_FIRST_INO 16
 
-int fs_inode_init(void);
-void fs_inode_destroy(void);
-void fs_queue_free_all(void);
+int fs_inode_init(struct fs_ctx *fs);
+void fs_inode_destroy(struct fs_ctx *fs);
+void fs_queue_free_all(struct fs_ctx *fs);
 /* Returns the inode numbered ino, or NULL. Inodes stay valid until the
  * kernel forgets them, so no reference is taken. */
-struct fs_inode *fs_inode_get(fuse_ino_t ino);
+struct fs_inode *fs_inode_get(struct fs_ctx *fs, fuse_ino_t ino);
 /* Makes a dynamic inode with nlookup 0 in the table. */
 struct fs_inode *fs_inode_new(enum fs_kind kind, struct fs_queue *q);
 /* One more kernel reference (a reply_entry or reply_create). */
 void fs_inode_ref(struct fs_inode *in);
-void fs_inode_forget(fuse_ino_t ino, uint64_t n);
-/* Frees a dynamic inode that nothing refers to any more. fs.lock held. */
+void fs_inode_forget(struct fs_ctx *fs, fuse_ino_t ino, uint64_t n);
+/* Frees a dynamic inode that nothing refers to any more. fs->lock held. */
 void fs_inode_maybe_free(struct fs_inode *in);
 
 /* Finds (or makes) the state of live queue name. Errors: -ENOENT. */
-int fs_queue_get(const char *name, struct fs_queue **out);
+int fs_queue_get(struct fs_ctx *fs, const char *name,
+		 struct fs_queue **out);
 /* The queue struct of an engine handle (the wake hook's argument). */
-struct fs_queue *fs_queue_of(spool_queue *sq);
+struct fs_queue *fs_queue_of(struct fs_ctx *fs, spool_queue *sq);
 void fs_queue_kill(struct fs_queue *q);
 
 /* Fills st for in. Errors: -ENOENT (queue or message gone). */
@@ -257,16 +292,16 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* At unmount: frees the directory handles still open. */
-void fs_dir_free_all(void);
+void fs_dir_free_all(struct fs_ctx *fs);
 
 /* ----------------------------------------------------------- names.c */
 
 /* How long a pushed name stays resolvable for its pusher (DESIGN §4). */
 #define FS_NAME_KEEP_MS 6000
 
-/* Adds FS_WRITE inode in to its queue's names. fs.lock held. */
+/* Adds FS_WRITE inode in to its queue's names. fs->lock held. */
 void fs_names_add(struct fs_inode *in);
-/* Takes in out of its queue's names. fs.lock held. */
+/* Takes in out of its queue's names. fs->lock held. */
 void fs_names_drop(struct fs_inode *in);
 /* A message was pushed from in: it stays findable FS_NAME_KEEP_MS. */
 void fs_names_pushed(struct fs_inode *in, uint64_t id, uint64_t size);
@@ -274,7 +309,7 @@ void fs_names_pushed(struct fs_inode *in, uint64_t id, uint64_t size);
  * nlookup pin taken (drop it with fs_inode_forget(ino, 1)), or NULL. */
 struct fs_inode *fs_names_find(struct fs_queue *q, const char *name,
 			       fuse_req_t req);
-/* Renames in (fs.lock held): rehashes it under newname. */
+/* Renames in (fs->lock held): rehashes it under newname. */
 int fs_names_rename(struct fs_inode *in, const char *newname);
 
 /* ------------------------------------------------------------ wbuf.c */
@@ -282,9 +317,9 @@ int fs_names_rename(struct fs_inode *in, const char *newname);
 enum fs_wkind { FS_W_MSG, FS_W_LINES, FS_W_CONFIG, FS_W_CTL };
 
 /* One open for writing of a new name, push, lines, config or ctl. Lock
- * order: fs.lock is never held while taking a wbuf's lock (a commit takes
- * fs.lock under it); who finds a wbuf through its inode takes a reference
- * under fs.lock instead (fs_wbuf_of). */
+ * order: fs->lock is never held while taking a wbuf's lock (a commit takes
+ * fs->lock under it); who finds a wbuf through its inode takes a reference
+ * under fs->lock instead (fs_wbuf_of). */
 struct fs_wbuf {
 	pthread_mutex_t lock;
 	_Atomic int refs;           /* the open file's, and fs_wbuf_of's */
@@ -301,7 +336,7 @@ struct fs_wbuf {
 	int err;                    /* a refused write: errno for close() */
 	uint64_t max_size;          /* FS_W_LINES: of one line */
 	size_t line_at;             /* FS_W_LINES: lines checked up to here */
-	struct fs_wbuf *wnext;      /* q->writing, protected by fs.lock */
+	struct fs_wbuf *wnext;      /* q->writing, protected by fs->lock */
 };
 
 struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
@@ -347,7 +382,7 @@ struct fs_inode *fs_draft_make(struct fs_inode *dir, enum fs_kind kind,
 void fs_draft_free(struct fs_draft *d);
 int fs_draft_push(struct fs_inode *in, struct fs_queue *dst,
 		  const char *name);
-/* The lists of drafts. fs.lock held. dir is a queue directory or a draft
+/* The lists of drafts. fs->lock held. dir is a queue directory or a draft
  * directory. */
 struct fs_inode **fs_drafts_of(struct fs_inode *dir);
 struct fs_inode *fs_draft_find(struct fs_inode *dir, const char *name);
@@ -375,7 +410,7 @@ struct fs_rfile {
 	uint64_t id;
 	char *data;                 /* pop: the body; claim: the id line */
 	size_t len;
-	/* poll(), protected by fs_wait_lock */
+	/* poll(), protected by q->fs->wait.lock */
 	struct fuse_pollhandle *ph;
 	struct fs_rfile *pnext;     /* q->polls */
 	int polled;                 /* on q->polls */
@@ -400,11 +435,10 @@ typedef int fs_wait_try_fn(fuse_req_t req, struct fs_rfile *f, size_t size,
 
 struct fs_waiter;
 
-extern pthread_mutex_t fs_wait_lock;
 
-int fs_wait_start(void);
+int fs_wait_start(struct fs_ctx *fs);
 /* Answers every parked read with EINTR and stops the deadline thread. */
-void fs_wait_stop(void);
+void fs_wait_stop(struct fs_ctx *fs);
 /* Parks req (a read of f): answered by fs_wake or EINTR or EAGAIN. try
  * answers it when its queue may have a message. */
 void fs_wait_park(fuse_req_t req, struct fs_rfile *f, size_t size, off_t off,
@@ -454,7 +488,7 @@ void fs_xattr_free(struct fs_xattr *list);
 /* Formats a snapshot; *out is malloc'd (free it). */
 int fs_text_stats(struct fs_queue *q, char **out, size_t *len);
 int fs_text_config(struct fs_queue *q, char **out, size_t *len);
-int fs_text_metrics(char **out, size_t *len);
+int fs_text_metrics(struct fs_ctx *fs, char **out, size_t *len);
 
 /* ------------------------------------------------------------ file.c */
 
@@ -474,18 +508,16 @@ void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 		   struct fs_file *f, const struct fuse_entry_param *e);
 void fs_file_free(struct fs_file *f);
 /* At RELEASE: f leaves the set of open files (free it after). */
-void fs_file_closed(struct fs_file *f);
+void fs_file_closed(struct fs_ctx *fs, struct fs_file *f);
 static inline struct fs_file *fs_file_of(struct fuse_file_info *fi)
 {
 	return (struct fs_file *)(uintptr_t)fi->fh;
 }
 /* At unmount: frees the files still open (no RELEASE will come). */
-void fs_file_free_all(void);
+void fs_file_free_all(struct fs_ctx *fs);
 
 /* ------------------------------------------------------------- ops.c */
 
 extern const struct fuse_lowlevel_ops fs_ops;
-/* Unix ms from the store's clock. */
-int64_t fs_now(void);
 
 #endif /* FS_H */

@@ -53,37 +53,40 @@ static size_t slot(fuse_ino_t ino)
 	return (ino * 0x9E3779B97F4A7C15ull) >> 48 & (TABLE_SIZE - 1);
 }
 
-/* fs.lock held. */
+/* fs->lock held. */
 static void table_insert(struct fs_inode *in)
 {
+	struct fs_ctx *fs = in->fs;
 	size_t s = slot(in->ino);
 
-	in->hnext = fs.table[s];
-	fs.table[s] = in;
-	fs.ninodes++;
+	in->hnext = fs->table[s];
+	fs->table[s] = in;
+	fs->ninodes++;
 }
 
-/* fs.lock held. */
+/* fs->lock held. */
 static void table_remove(struct fs_inode *in)
 {
-	struct fs_inode **p = &fs.table[slot(in->ino)];
+	struct fs_ctx *fs = in->fs;
+	struct fs_inode **p = &fs->table[slot(in->ino)];
 
 	while (*p && *p != in)
 		p = &(*p)->hnext;
 	if (*p) {
 		*p = in->hnext;
-		fs.ninodes--;
+		fs->ninodes--;
 	}
 }
 
-/* fs.lock held. */
-static struct fs_inode *inode_alloc(fuse_ino_t ino, enum fs_kind kind,
-				    struct fs_queue *q)
+/* fs->lock held. */
+static struct fs_inode *inode_alloc(struct fs_ctx *fs, fuse_ino_t ino,
+				    enum fs_kind kind, struct fs_queue *q)
 {
 	struct fs_inode *in = calloc(1, sizeof *in);
 
 	if (!in)
 		return NULL;
+	in->fs = fs;
 	in->ino = ino;
 	in->kind = kind;
 	in->q = q;
@@ -91,18 +94,17 @@ static struct fs_inode *inode_alloc(fuse_ino_t ino, enum fs_kind kind,
 	return in;
 }
 
-int fs_inode_init(void)
+int fs_inode_init(struct fs_ctx *fs)
 {
-	pthread_mutex_init(&fs.lock, NULL);
-	fs.table = calloc(TABLE_SIZE, sizeof *fs.table);
-	if (!fs.table)
+	fs->table = calloc(TABLE_SIZE, sizeof *fs->table);
+	if (!fs->table)
 		return -ENOMEM;
-	fs.next_ino = FS_FIRST_INO;
-	fs.uid = getuid();
-	fs.gid = getgid();
-	fs.root = inode_alloc(FS_ROOT_INO, FS_ROOT, NULL);
-	fs.metrics = inode_alloc(FS_METRICS_INO, FS_METRICS, NULL);
-	if (!fs.root || !fs.metrics)
+	fs->next_ino = FS_FIRST_INO;
+	fs->uid = getuid();
+	fs->gid = getgid();
+	fs->root = inode_alloc(fs, FS_ROOT_INO, FS_ROOT, NULL);
+	fs->metrics = inode_alloc(fs, FS_METRICS_INO, FS_METRICS, NULL);
+	if (!fs->root || !fs->metrics)
 		return -ENOMEM;
 	return 0;
 }
@@ -118,71 +120,72 @@ static void inode_free(struct fs_inode *in)
 /* Frees every inode at unmount (the kernel sends no more forgets) and
  * closes the queues' engine handles; their structs stay until
  * fs_queue_free_all(). */
-void fs_inode_destroy(void)
+void fs_inode_destroy(struct fs_ctx *fs)
 {
 	struct fs_queue *q, *qn;
 	size_t i;
 
-	for (i = 0; fs.table && i < TABLE_SIZE; i++) {
+	for (i = 0; fs->table && i < TABLE_SIZE; i++) {
 		struct fs_inode *in, *n;
 
-		for (in = fs.table[i]; in; in = n) {
+		for (in = fs->table[i]; in; in = n) {
 			n = in->hnext;
 			inode_free(in);
 		}
 	}
-	free(fs.table);
-	fs.table = NULL;
-	for (q = fs.queues; q; q = qn) {
+	free(fs->table);
+	fs->table = NULL;
+	for (q = fs->queues; q; q = qn) {
 		qn = q->next;
-		spool_queue_set_udata(q->sq, fs.udata, NULL);
+		spool_queue_set_udata(q->sq, fs->udata, NULL);
 		spool_queue_close(q->sq);
 		q->sq = NULL;
 	}
 }
 
 /* After spool_close: no wake hook can run any more. */
-void fs_queue_free_all(void)
+void fs_queue_free_all(struct fs_ctx *fs)
 {
 	struct fs_queue *q, *qn;
 
-	for (q = fs.queues; q; q = qn) {
+	for (q = fs->queues; q; q = qn) {
 		qn = q->next;
 		free(q->names);
 		free(q);
 	}
-	fs.queues = NULL;
+	fs->queues = NULL;
 }
 
-struct fs_inode *fs_inode_get(fuse_ino_t ino)
+struct fs_inode *fs_inode_get(struct fs_ctx *fs, fuse_ino_t ino)
 {
 	struct fs_inode *in;
 
-	pthread_mutex_lock(&fs.lock);
-	for (in = fs.table[slot(ino)]; in; in = in->hnext)
+	pthread_mutex_lock(&fs->lock);
+	for (in = fs->table[slot(ino)]; in; in = in->hnext)
 		if (in->ino == ino)
 			break;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return in;
 }
 
 struct fs_inode *fs_inode_new(enum fs_kind kind, struct fs_queue *q)
 {
+	struct fs_ctx *fs = q->fs;
 	struct fs_inode *in;
 
-	pthread_mutex_lock(&fs.lock);
-	in = inode_alloc(fs.next_ino++, kind, q);
+	pthread_mutex_lock(&fs->lock);
+	in = inode_alloc(fs, fs->next_ino++, kind, q);
 	if (in)
 		in->dynamic = 1;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return in;
 }
 
 void fs_inode_ref(struct fs_inode *in)
 {
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&in->fs->lock);
 	in->nlookup++;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&in->fs->lock);
 }
 
 void fs_inode_maybe_free(struct fs_inode *in)
@@ -194,29 +197,29 @@ void fs_inode_maybe_free(struct fs_inode *in)
 	inode_free(in);
 }
 
-void fs_inode_forget(fuse_ino_t ino, uint64_t n)
+void fs_inode_forget(struct fs_ctx *fs, fuse_ino_t ino, uint64_t n)
 {
 	struct fs_inode *in;
 
-	pthread_mutex_lock(&fs.lock);
-	for (in = fs.table[slot(ino)]; in; in = in->hnext)
+	pthread_mutex_lock(&fs->lock);
+	for (in = fs->table[slot(ino)]; in; in = in->hnext)
 		if (in->ino == ino)
 			break;
 	if (in && in->dynamic) {
 		in->nlookup = n >= in->nlookup ? 0 : in->nlookup - n;
 		fs_inode_maybe_free(in);
 	}
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 }
 
 /* ----------------------------------------------------------- queues */
 
-/* fs.lock held. */
-static struct fs_queue *queue_find(const char *name)
+/* fs->lock held. */
+static struct fs_queue *queue_find(struct fs_ctx *fs, const char *name)
 {
 	struct fs_queue *q;
 
-	for (q = fs.queues; q; q = q->next)
+	for (q = fs->queues; q; q = q->next)
 		if (!q->dead && strcmp(q->name, name) == 0)
 			break;
 	if (q && !spool_queue_alive(q->sq)) {
@@ -226,49 +229,51 @@ static struct fs_queue *queue_find(const char *name)
 	return q;
 }
 
-/* fs.lock held. Makes the state of a queue whose handle is sq. */
-static struct fs_queue *queue_make(spool_queue *sq, const char *name)
+/* fs->lock held. Makes the state of a queue whose handle is sq. */
+static struct fs_queue *queue_make(struct fs_ctx *fs, spool_queue *sq,
+				   const char *name)
 {
 	struct fs_queue *q = calloc(1, sizeof *q);
 	int i;
 
 	if (!q)
 		return NULL;
+	q->fs = fs;
 	q->sq = sq;
 	snprintf(q->name, sizeof q->name, "%s", name);
-	q->base = fs.next_ino;
-	fs.next_ino += QUEUE_INOS;
-	q->fixed[0] = inode_alloc(q->base, FS_QDIR, q);
+	q->base = fs->next_ino;
+	fs->next_ino += QUEUE_INOS;
+	q->fixed[0] = inode_alloc(fs, q->base, FS_QDIR, q);
 	for (i = 0; i < FS_QFIXED; i++)
-		q->fixed[i + 1] = inode_alloc(q->base + 1 + i,
+		q->fixed[i + 1] = inode_alloc(fs, q->base + 1 + i,
 					      fs_qfixed_kind[i], q);
-	q->next = fs.queues;
-	fs.queues = q;
-	spool_queue_set_udata(sq, fs.udata, q);
+	q->next = fs->queues;
+	fs->queues = q;
+	spool_queue_set_udata(sq, fs->udata, q);
 	return q;
 }
 
-int fs_queue_get(const char *name, struct fs_queue **out)
+int fs_queue_get(struct fs_ctx *fs, const char *name, struct fs_queue **out)
 {
 	spool_queue *sq;
 	struct fs_queue *q;
 	int rc;
 
-	pthread_mutex_lock(&fs.lock);
-	q = queue_find(name);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
+	q = queue_find(fs, name);
+	pthread_mutex_unlock(&fs->lock);
 	if (q)
 		goto out;
-	rc = spool_queue_open(fs.db, name, &sq);
+	rc = spool_queue_open(fs->db, name, &sq);
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&fs.lock);
-	q = queue_find(name);
+	pthread_mutex_lock(&fs->lock);
+	q = queue_find(fs, name);
 	if (!q)
-		q = queue_make(sq, name);
+		q = queue_make(fs, sq, name);
 	else
 		spool_queue_close(sq);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (!q)
 		return -ENOMEM;
 out:
@@ -276,9 +281,9 @@ out:
 	return 0;
 }
 
-struct fs_queue *fs_queue_of(spool_queue *sq)
+struct fs_queue *fs_queue_of(struct fs_ctx *fs, spool_queue *sq)
 {
-	return spool_queue_udata(sq, fs.udata);
+	return spool_queue_udata(sq, fs->udata);
 }
 
 /*
@@ -290,14 +295,14 @@ struct fs_queue *fs_queue_of(spool_queue *sq)
 void fs_queue_attr_changed(struct fs_queue *q)
 {
 	for (int i = 1; i <= FS_QFIXED; i++)
-		fuse_lowlevel_notify_inval_inode(fs.se, q->fixed[i]->ino, -1, 0);
+		fuse_lowlevel_notify_inval_inode(q->fs->se, q->fixed[i]->ino, -1, 0);
 }
 
 void fs_queue_kill(struct fs_queue *q)
 {
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&q->fs->lock);
 	q->dead = 1;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&q->fs->lock);
 }
 
 /* ------------------------------------------------------- attributes */
@@ -414,13 +419,15 @@ static void stat_draft(struct fs_draft *d, mode_t type, struct stat *st)
 }
 
 /* A name being written: the bytes so far; once pushed, the pushed size.
- * (No wbuf lock under fs.lock: see struct fs_wbuf.) */
+ * (No wbuf lock under fs->lock: see struct fs_wbuf.) */
 static void stat_write(struct fs_inode *in, struct stat *st)
 {
-	pthread_mutex_lock(&fs.lock);
+	struct fs_ctx *fs = in->fs;
+
+	pthread_mutex_lock(&fs->lock);
 	st->st_size = in->writers && in->wbuf ? atomic_load(&in->wbuf->size)
 					      : in->pushed_size;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 }
 
 /* stats, config and .metrics report their current text's length, so that
@@ -432,7 +439,7 @@ static void stat_text(struct fs_inode *in, struct stat *st)
 	int rc;
 
 	if (in->kind == FS_METRICS)
-		rc = fs_text_metrics(&text, &len);
+		rc = fs_text_metrics(in->fs, &text, &len);
 	else if (in->kind == FS_STATS)
 		rc = fs_text_stats(in->q, &text, &len);
 	else
@@ -442,11 +449,11 @@ static void stat_text(struct fs_inode *in, struct stat *st)
 	free(text);
 }
 
-static void stat_fixed(struct stat *st)
+static void stat_fixed(const struct fs_ctx *fs, struct stat *st)
 {
-	st->st_uid = fs.uid;
-	st->st_gid = fs.gid;
-	ms_to_ts(fs.start_ms, &st->st_mtim);
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	ms_to_ts(fs->start_ms, &st->st_mtim);
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
@@ -470,7 +477,7 @@ int fs_inode_stat(struct fs_inode *in, struct stat *st)
 	st->st_nlink = fs_kind_is_dir(in->kind) ? 2 : 1;
 	st->st_blksize = 4096;
 	if (!in->q) {
-		stat_fixed(st);
+		stat_fixed(in->fs, st);
 		st->st_mode = in->kind == FS_ROOT ? S_IFDIR | 0755
 						  : S_IFREG | 0444;
 		if (in->kind == FS_METRICS)

@@ -191,8 +191,8 @@ static const char *open_failure(int rc)
 	}
 }
 
-static int store_open(const char *dir, int sync_none, int salvage,
-		      int debug)
+static int store_open(struct fs_ctx *fs, const char *dir, int sync_none,
+		      int salvage, int debug)
 {
 	struct spool_options o;
 	int rc;
@@ -202,16 +202,17 @@ static int store_open(const char *dir, int sync_none, int salvage,
 	o.log = fs_log_engine;
 	o.log_level = debug ? SPOOL_LOG_DEBUG : SPOOL_LOG_INFO;
 	o.wake = fs_wake;
+	o.wake_arg = fs;
 	o.salvage = salvage;
 	/* What salvage did is logged as it happens, not captured. */
 	fs_log_capture(!salvage);
-	rc = spool_open(dir, &o, &fs.db);
+	rc = spool_open(dir, &o, &fs->db);
 	/* The rebuild's scratch (scan buffers, growing vectors) is freed by
 	 * now but left in the heap: give it back to the system, so that what
 	 * the daemon holds is what the queues need (docs/performance.md). */
 	malloc_trim(0);
 	if (rc == 0)
-		fs.udata = spool_udata_slot(fs.db); /* the first: cannot fail */
+		fs->udata = spool_udata_slot(fs->db); /* the first: cannot fail */
 	/* The engine's line says which file is at fault and how. */
 	if (rc < 0 && fs_log_captured()[0] && rc != -ENOMEM)
 		fprintf(stderr, "spoolfs: %s\n", fs_log_captured());
@@ -243,10 +244,9 @@ static int check_mountpoint(const char *mnt)
 
 /* ----------------------------------------------------- daemonizing */
 
-static int status_fd = -1;
-
-/* Forks; the parent waits for the child's status byte and exits. */
-static int daemon_fork(void)
+/* Forks; the parent waits for the child's status byte and exits. The
+ * child gets the pipe's end in *status_fd. */
+static int daemon_fork(int *status_fd)
 {
 	int fds[2];
 	pid_t pid;
@@ -266,18 +266,19 @@ static int daemon_fork(void)
 		_exit(c);
 	}
 	close(fds[0]);
-	status_fd = fds[1];
+	*status_fd = fds[1];
 	setsid();
 	return 0;
 }
 
-/* Tells the waiting parent how startup went (0: the mount is live). */
-static void daemon_report(int code)
+/* Tells the waiting parent how startup went (0: the mount is live), once:
+ * closes *status_fd. */
+static void daemon_report(int *status_fd, int code)
 {
 	char c = (char)code;
 	int fd;
 
-	if (status_fd < 0)
+	if (*status_fd < 0)
 		return;
 	if (code == 0) {
 		fd = open("/dev/null", O_RDWR);
@@ -292,10 +293,10 @@ static void daemon_report(int code)
 		if (chdir("/") < 0)
 			fs_log(SPOOL_LOG_DEBUG, "chdir /: %s", strerror(errno));
 	}
-	if (write(status_fd, &c, 1) < 0)
+	if (write(*status_fd, &c, 1) < 0)
 		fs_log(SPOOL_LOG_DEBUG, "status pipe: %s", strerror(errno));
-	close(status_fd);
-	status_fd = -1;
+	close(*status_fd);
+	*status_fd = -1;
 }
 
 /* --------------------------------------------------------- serving */
@@ -339,7 +340,7 @@ static int allow_other(const struct fuse_args *args)
 }
 
 /* Starts the SQS endpoint if --sqs was given; prints one line if not. */
-static int sqs_begin(const struct options *o)
+static int sqs_begin(struct fs_ctx *fs, const struct options *o)
 {
 	struct sqs_config c = {
 		.listen = o->sqs,
@@ -352,54 +353,57 @@ static int sqs_begin(const struct options *o)
 
 	if (!o->sqs)
 		return 0;
-	if (sqs_start(fs.db, &c, err, sizeof err) == 0)
+	if (sqs_start(fs->db, &c, err, sizeof err) == 0)
 		return 0;
 	fprintf(stderr, "spoolfs: %s\n", err);
 	return -1;
 }
 
-static int run(struct fuse_args *args, struct fuse_cmdline_opts *cmd,
-	       const char *data, int sync_none, const struct options *o)
+/* Serves the mount with the state fs; returns the exit code. Reports to
+ * the waiting parent (status_fd) once the mount is live. */
+static int run(struct fs_ctx *fs, struct fuse_args *args,
+	       struct fuse_cmdline_opts *cmd, const char *data, int sync_none,
+	       const struct options *o, int *status_fd)
 {
 	struct fuse_session *se;
 	int rc, code = 1;
 
-	se = fuse_session_new(args, &fs_ops, sizeof fs_ops, NULL);
+	se = fuse_session_new(args, &fs_ops, sizeof fs_ops, fs);
 	if (!se)
 		return 1;
-	fs.se = se;
-	if (store_open(data, sync_none, o->salvage, cmd->debug) < 0) {
+	fs->se = se;
+	if (store_open(fs, data, sync_none, o->salvage, cmd->debug) < 0) {
 		code = 2;
 		goto out_session;
 	}
-	fs.start_ms = spool_now(fs.db);
-	fs.data_dir = data;
-	if (fs_inode_init() < 0 || fs_wait_start() < 0)
+	fs->start_ms = spool_now(fs->db);
+	fs->data_dir = data;
+	if (fs_inode_init(fs) < 0 || fs_wait_start(fs) < 0)
 		goto out_store;
-	if (sqs_begin(o) < 0)
+	if (sqs_begin(fs, o) < 0)
 		goto out_wait;
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out_wait;
 	if (fuse_session_mount(se, cmd->mountpoint) < 0)
 		goto out_signals;
-	daemon_report(0);
+	daemon_report(status_fd, 0);
 	fs_log(SPOOL_LOG_INFO, "serving %s on %s", data, cmd->mountpoint);
 	rc = serve(se, cmd);
 	code = rc < 0 && rc != -ENODEV ? 1 : 0;
 	sqs_stop();
-	fs_wait_stop();
+	fs_wait_stop(fs);
 	fuse_session_unmount(se);
-	fs_file_free_all();
-	fs_dir_free_all();
+	fs_file_free_all(fs);
+	fs_dir_free_all(fs);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_wait:
 	sqs_stop();
-	fs_wait_stop();
+	fs_wait_stop(fs);
 out_store:
-	fs_inode_destroy();
-	spool_close(fs.db);
-	fs_queue_free_all();
+	fs_inode_destroy(fs);
+	spool_close(fs->db);
+	fs_queue_free_all(fs);
 	if (code == 0)
 		fs_log(SPOOL_LOG_INFO, "store closed, clean shutdown");
 out_session:
@@ -440,8 +444,9 @@ int main(int argc, char *argv[])
 	int nargc = take_sqs_keys(argc, argv, &o);
 	struct fuse_args args = FUSE_ARGS_INIT(nargc, argv);
 	struct fuse_cmdline_opts cmd = { 0 };
+	struct fs_ctx *fs = NULL;
 	char *data = NULL;
-	int code = 1, sync_none = 0;
+	int code = 1, sync_none = 0, status_fd = -1;
 
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) < 0)
 		goto out;
@@ -472,13 +477,17 @@ int main(int argc, char *argv[])
 	fuse_opt_add_arg(&args, "-odefault_permissions");
 	fuse_opt_add_arg(&args, "-ofsname=spoolfs");
 	fs_log_init(cmd.foreground, cmd.debug);
-	if (!cmd.foreground && daemon_fork() < 0) {
+	if (!cmd.foreground && daemon_fork(&status_fd) < 0) {
 		fprintf(stderr, "spoolfs: fork: %s\n", strerror(errno));
 		goto out;
 	}
 	o.allow_other = allow_other(&args);
-	code = run(&args, &cmd, data, sync_none, &o);
-	daemon_report(code);
+	fs = fs_ctx_new();
+	if (fs)
+		code = run(fs, &args, &cmd, data, sync_none, &o,
+			   &status_fd);
+	fs_ctx_free(fs);
+	daemon_report(&status_fd, code);
 out:
 	free(data);
 	free(cmd.mountpoint);

@@ -44,7 +44,7 @@ static size_t name_slot(const char *name)
 	return h & (NAMES_HASH - 1);
 }
 
-/* fs.lock held. */
+/* fs->lock held. */
 static void unhash(struct fs_inode *in)
 {
 	struct fs_inode **p = &in->q->names[name_slot(in->name)];
@@ -57,7 +57,7 @@ static void unhash(struct fs_inode *in)
 	in->named = 0;
 }
 
-/* fs.lock held. Forgets the names whose time ran out. */
+/* fs->lock held. Forgets the names whose time ran out. */
 static void sweep(struct fs_queue *q, int64_t now)
 {
 	size_t i;
@@ -107,22 +107,24 @@ void fs_names_drop(struct fs_inode *in)
 
 void fs_names_pushed(struct fs_inode *in, uint64_t id, uint64_t size)
 {
-	pthread_mutex_lock(&fs.lock);
+	struct fs_ctx *fs = in->fs;
+
+	pthread_mutex_lock(&fs->lock);
 	in->pushed = 1;
 	in->pushed_id = id;
 	in->pushed_size = size;
 	in->named_until = mono_ms() + FS_NAME_KEEP_MS;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 }
 
-/* fs.lock held. Is in a live entry for name? */
+/* fs->lock held. Is in a live entry for name? */
 static int live(const struct fs_inode *in, const char *name, int64_t now)
 {
 	return strcmp(in->name, name) == 0 &&
 	       (in->writers > 0 || in->named_until > now);
 }
 
-/* fs.lock held. The entry for name opened by thread tid, pinned. */
+/* fs->lock held. The entry for name opened by thread tid, pinned. */
 static struct fs_inode *pin(struct fs_queue *q, const char *name, pid_t tid,
 			    int64_t now)
 {
@@ -139,19 +141,20 @@ static struct fs_inode *pin(struct fs_queue *q, const char *name, pid_t tid,
 struct fs_inode *fs_names_find(struct fs_queue *q, const char *name,
 			       fuse_req_t req)
 {
+	struct fs_ctx *fs = q->fs;
 	pid_t tid = fuse_req_ctx(req)->pid, cand[NAMES_PROBE], me;
 	int64_t now = mono_ms();
 	struct fs_inode *in, *found = NULL;
 	int n = 0, i;
 
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	if (q->names)
 		found = pin(q, name, tid, now);
 	for (in = q->names && !found ? q->names[name_slot(name)] : NULL;
 	     in && n < NAMES_PROBE; in = in->nnext)
 		if (live(in, name, now))
 			cand[n++] = in->pusher_tid;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	if (found || n == 0)
 		return found;
 	/* Another thread of the caller's process may have opened it. */
@@ -159,9 +162,9 @@ struct fs_inode *fs_names_find(struct fs_queue *q, const char *name,
 	for (i = 0; me && i < n && !found; i++) {
 		if (fs_tgid(cand[i]) != me)
 			continue;
-		pthread_mutex_lock(&fs.lock);
+		pthread_mutex_lock(&fs->lock);
 		found = pin(q, name, cand[i], now);
-		pthread_mutex_unlock(&fs.lock);
+		pthread_mutex_unlock(&fs->lock);
 	}
 	return found;
 }

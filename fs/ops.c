@@ -22,11 +22,6 @@
 
 #define DRAFT_MAX (256u << 20)
 
-int64_t fs_now(void)
-{
-	return spool_now(fs.db);
-}
-
 /* ------------------------------------------------------------ open */
 
 static int open_consume(struct fs_file *f, struct fs_inode *in)
@@ -88,7 +83,7 @@ static int open_kind(fuse_req_t req, struct fs_file *f, int flags)
 		return -EACCES;
 	switch (in->kind) {
 	case FS_METRICS:
-		return fs_text_metrics(&f->snap, &f->snaplen);
+		return fs_text_metrics(in->fs, &f->snap, &f->snaplen);
 	case FS_STATS:
 		return fs_text_stats(in->q, &f->snap, &f->snaplen);
 	case FS_CONFIG:
@@ -119,7 +114,7 @@ static int open_kind(fuse_req_t req, struct fs_file *f, int flags)
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs_inode *in = fs_inode_get(ino);
+	struct fs_inode *in = fs_inode_get(fs_of(req), ino);
 	struct fs_file *f = calloc(1, sizeof *f);
 	int rc = !in ? -ENOENT : !f ? -ENOMEM : 0;
 
@@ -263,7 +258,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 	struct fs_file *f = fs_file_of(fi);
 
 	(void)ino;
-	fs_file_closed(f);
+	fs_file_closed(fs_of(req), f);
 	if (f->w) {
 		fs_wbuf_release(f->w);
 		f->w = NULL;
@@ -306,7 +301,7 @@ static void reply_attr(fuse_req_t req, struct fs_inode *in,
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct fs_inode *in = fs_inode_get(ino);
+	struct fs_inode *in = fs_inode_get(fs_of(req), ino);
 
 	if (!in) {
 		fuse_reply_err(req, ENOENT);
@@ -410,7 +405,7 @@ static int setattr_kind(struct fs_inode *in, struct stat *attr, int to_set,
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
-	struct fs_inode *in = fs_inode_get(ino);
+	struct fs_inode *in = fs_inode_get(fs_of(req), ino);
 	int rc;
 
 	if (!in) {
@@ -432,7 +427,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	fs_inode_forget(ino, nlookup);
+	fs_inode_forget(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -442,20 +437,20 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 	size_t i;
 
 	for (i = 0; i < count; i++)
-		fs_inode_forget(forgets[i].ino, forgets[i].nlookup);
+		fs_inode_forget(fs_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
 /* Messages held in all queues (visible, delayed, leased, set aside). */
-static uint64_t messages_held(void)
+static uint64_t messages_held(struct fs_ctx *fs)
 {
 	char name[SPOOL_NAME_MAX + 1], after[SPOOL_NAME_MAX + 1] = "";
 	struct spool_stats st;
 	struct fs_queue *q;
 	uint64_t n = 0;
 
-	while (spool_queue_next(fs.db, after, name) == 0) {
-		if (fs_queue_get(name, &q) == 0 &&
+	while (spool_queue_next(fs->db, after, name) == 0) {
+		if (fs_queue_get(fs, name, &q) == 0 &&
 		    spool_stats_get(q->sq, &st) == 0)
 			n += st.visible + st.delayed + st.leased + st.corrupt;
 		memcpy(after, name, sizeof name);
@@ -474,10 +469,11 @@ static uint64_t messages_held(void)
  */
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct fs_ctx *fs = fs_of(req);
 	struct statvfs st = { .f_bsize = 4096, .f_frsize = 4096 }, disk;
 
 	(void)ino;
-	if (fs.data_dir && statvfs(fs.data_dir, &disk) == 0) {
+	if (fs->data_dir && statvfs(fs->data_dir, &disk) == 0) {
 		st.f_bsize = disk.f_bsize;
 		st.f_frsize = disk.f_frsize;
 		st.f_blocks = disk.f_blocks;
@@ -485,7 +481,7 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 		st.f_bavail = disk.f_bavail;
 	}
 	st.f_ffree = st.f_favail = FREE_FILES;
-	st.f_files = messages_held() + FREE_FILES;
+	st.f_files = messages_held(fs) + FREE_FILES;
 	st.f_namemax = SPOOL_MSG_NAME_MAX;
 	fuse_reply_statfs(req, &st);
 }

@@ -87,14 +87,14 @@ struct qstats {
 };
 
 /* Every queue's stats; *out is malloc'd. */
-static int collect(struct qstats **out, size_t *count)
+static int collect(spool_db *db, struct qstats **out, size_t *count)
 {
 	struct qstats *all = NULL;
 	char name[SPOOL_NAME_MAX + 1], after[SPOOL_NAME_MAX + 1] = "";
 	size_t n = 0, cap = 0;
 	spool_queue *q;
 
-	while (spool_queue_next(fs.db, after, name) == 0) {
+	while (spool_queue_next(db, after, name) == 0) {
 		memcpy(after, name, sizeof name);
 		if (n == cap) {
 			struct qstats *p;
@@ -107,7 +107,7 @@ static int collect(struct qstats **out, size_t *count)
 			}
 			all = p;
 		}
-		if (spool_queue_open(fs.db, name, &q) < 0)
+		if (spool_queue_open(db, name, &q) < 0)
 			continue;
 		if (spool_stats_get(q, &all[n].st) == 0) {
 			memcpy(all[n].name, name, sizeof name);
@@ -139,12 +139,12 @@ static void print_metric(FILE *f, const struct metric *m,
 	}
 }
 
-int fs_text_metrics(char **out, size_t *len)
+int fs_text_metrics(struct fs_ctx *fs, char **out, size_t *len)
 {
 	struct qstats *all;
 	size_t n, i;
 	FILE *f;
-	int rc = collect(&all, &n);
+	int rc = collect(fs->db, &all, &n);
 
 	if (rc < 0)
 		return rc;

@@ -4,16 +4,17 @@
  * the engine's wake hook (a message became visible), by an interrupt
  * (EINTR), by its receive_wait deadline (EAGAIN) or by shutdown (EINTR).
  *
- * Ownership: whoever moves a waiter from WAITING to CLAIMED (under
- * fs_wait_lock) answers its request, exactly once. Rules that keep libfuse
- * safe (its interrupt callback runs under the request's own lock):
+ * Ownership: whoever moves a waiter from WAITING to CLAIMED (under the
+ * wait lock, fs->wait.lock) answers its request, exactly once. Rules that
+ * keep libfuse safe (its interrupt callback runs under the request's own
+ * lock):
  *  - the interrupt callback never replies: it hands the waiter to the
  *    deadline thread, which replies EINTR;
  *  - before replying, the owner calls fuse_req_interrupt_func(req, NULL,
  *    NULL), which waits out a callback still running;
  *  - a waiter is "armed" only once its callback registration returned;
  *    nobody but the parker itself answers an unarmed waiter;
- *  - fs_wait_lock is never held while calling into libfuse or the engine.
+ *  - the wait lock is never held while calling into libfuse or the engine.
  * Lost wakeups: each queue has a wake sequence number, bumped by every wake.
  * A parker notes it before trying to lease and parks only if it did not
  * change; a wake that found the waiter unarmed makes the parker, once armed,
@@ -38,20 +39,13 @@ struct fs_waiter {
 	int64_t deadline;           /* CLOCK_MONOTONIC ms; INT64_MAX: none */
 	_Atomic int st;
 	_Atomic int refs;
-	int armed;                  /* protected by fs_wait_lock */
-	int linked;                 /* protected by fs_wait_lock */
+	int armed;                  /* protected by the wait lock */
+	int linked;                 /* protected by the wait lock */
 	struct fs_waiter *prev, *next;   /* q->waiters */
 	struct fs_waiter *gprev, *gnext; /* all parked */
 	struct fs_waiter *rnext;    /* reaper list */
 };
 
-pthread_mutex_t fs_wait_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wait_cond;
-static pthread_t wait_thread;
-static int wait_running;
-static int wait_stopping;        /* protected by fs_wait_lock */
-static struct fs_waiter *all;    /* protected by fs_wait_lock */
-static struct fs_waiter *reaped; /* interrupted, to answer EINTR */
 
 static int64_t mono_ms(void)
 {
@@ -67,10 +61,11 @@ static void waiter_put(struct fs_waiter *w)
 		free(w);
 }
 
-/* fs_wait_lock held. */
+/* The wait lock held. */
 static void waiter_unlink(struct fs_waiter *w)
 {
 	struct fs_queue *q = w->f->q;
+	struct fs_wait *wt = &q->fs->wait;
 
 	if (!w->linked)
 		return;
@@ -85,16 +80,17 @@ static void waiter_unlink(struct fs_waiter *w)
 	if (w->gprev)
 		w->gprev->gnext = w->gnext;
 	else
-		all = w->gnext;
+		wt->all = w->gnext;
 	if (w->gnext)
 		w->gnext->gprev = w->gprev;
 	w->linked = 0;
 }
 
-/* fs_wait_lock held. At the head keeps a re-parked reader first. */
+/* The wait lock held. At the head keeps a re-parked reader first. */
 static void waiter_link(struct fs_waiter *w, int head)
 {
 	struct fs_queue *q = w->f->q;
+	struct fs_wait *wt = &q->fs->wait;
 
 	w->prev = head ? NULL : q->waiters_tail;
 	w->next = head ? q->waiters : NULL;
@@ -107,14 +103,14 @@ static void waiter_link(struct fs_waiter *w, int head)
 	else
 		q->waiters_tail = w;
 	w->gprev = NULL;
-	w->gnext = all;
-	if (all)
-		all->gprev = w;
-	all = w;
+	w->gnext = wt->all;
+	if (wt->all)
+		wt->all->gprev = w;
+	wt->all = w;
 	w->linked = 1;
 }
 
-/* fs_wait_lock held. Takes w if still waiting; returns 1 if taken. */
+/* The wait lock held. Takes w if still waiting; returns 1 if taken. */
 static int waiter_claim(struct fs_waiter *w)
 {
 	int exp = W_WAITING;
@@ -137,24 +133,26 @@ static void waiter_fail(struct fs_waiter *w, int err)
 static void waiter_interrupted(fuse_req_t req, void *data)
 {
 	struct fs_waiter *w = data;
+	struct fs_wait *wt = &w->f->q->fs->wait;
 
 	(void)req;
-	pthread_mutex_lock(&fs_wait_lock);
+	pthread_mutex_lock(&wt->lock);
 	if (waiter_claim(w)) {
-		w->rnext = reaped;
-		reaped = w;
-		pthread_cond_signal(&wait_cond);
+		w->rnext = wt->reaped;
+		wt->reaped = w;
+		pthread_cond_signal(&wt->cond);
 	}
-	pthread_mutex_unlock(&fs_wait_lock);
+	pthread_mutex_unlock(&wt->lock);
 }
 
 uint64_t fs_wait_seq(struct fs_queue *q)
 {
+	struct fs_wait *wt = &q->fs->wait;
 	uint64_t seq;
 
-	pthread_mutex_lock(&fs_wait_lock);
+	pthread_mutex_lock(&wt->lock);
 	seq = q->wake_seq;
-	pthread_mutex_unlock(&fs_wait_lock);
+	pthread_mutex_unlock(&wt->lock);
 	return seq;
 }
 
@@ -166,29 +164,30 @@ uint64_t fs_wait_seq(struct fs_queue *q)
 static int park(struct fs_waiter *w, uint64_t seq, int head)
 {
 	struct fs_queue *q = w->f->q;
+	struct fs_wait *wt = &q->fs->wait;
 	int kick;
 
-	pthread_mutex_lock(&fs_wait_lock);
-	if (q->wake_seq != seq || wait_stopping) {
-		int stopping = wait_stopping;
+	pthread_mutex_lock(&wt->lock);
+	if (q->wake_seq != seq || wt->stopping) {
+		int stopping = wt->stopping;
 
-		pthread_mutex_unlock(&fs_wait_lock);
+		pthread_mutex_unlock(&wt->lock);
 		return stopping ? -EINTR : -EAGAIN;
 	}
 	atomic_store(&w->st, W_WAITING);
 	atomic_fetch_add(&w->refs, 1);
 	w->armed = 0;
 	waiter_link(w, head);
-	pthread_mutex_unlock(&fs_wait_lock);
+	pthread_mutex_unlock(&wt->lock);
 
 	fuse_req_interrupt_func(w->req, waiter_interrupted, w);
 
-	pthread_mutex_lock(&fs_wait_lock);
+	pthread_mutex_lock(&wt->lock);
 	w->armed = 1;
 	kick = q->wake_seq != seq && atomic_load(&w->st) == W_WAITING;
 	if (w->deadline != INT64_MAX)
-		pthread_cond_signal(&wait_cond);
-	pthread_mutex_unlock(&fs_wait_lock);
+		pthread_cond_signal(&wt->cond);
+	pthread_mutex_unlock(&wt->lock);
 	waiter_put(w);
 	return kick;
 }
@@ -223,7 +222,7 @@ static int serve_one(struct fs_waiter *w)
 	}
 }
 
-/* fs_wait_lock held. The first armed waiter of q, claimed. */
+/* The wait lock held. The first armed waiter of q, claimed. */
 static struct fs_waiter *first_armed(struct fs_queue *q)
 {
 	struct fs_waiter *w;
@@ -236,12 +235,13 @@ static struct fs_waiter *first_armed(struct fs_queue *q)
 
 static void serve(struct fs_queue *q)
 {
+	struct fs_wait *wt = &q->fs->wait;
 	struct fs_waiter *w;
 
 	for (;;) {
-		pthread_mutex_lock(&fs_wait_lock);
+		pthread_mutex_lock(&wt->lock);
 		w = first_armed(q);
-		pthread_mutex_unlock(&fs_wait_lock);
+		pthread_mutex_unlock(&wt->lock);
 		if (!w)
 			return;
 		fuse_req_interrupt_func(w->req, NULL, NULL);
@@ -250,7 +250,7 @@ static void serve(struct fs_queue *q)
 	}
 }
 
-/* fs_wait_lock held. Takes the poll handles of q's pollers into an
+/* The wait lock held. Takes the poll handles of q's pollers into an
  * array (malloc'd, NULL-terminated); NULL if none or out of memory. */
 static struct fuse_pollhandle **polls_take(struct fs_queue *q)
 {
@@ -289,18 +289,20 @@ static void polls_notify(struct fuse_pollhandle **phs)
 	free(phs);
 }
 
+/* arg: the struct fs_ctx given with the hook (main.c). */
 void fs_wake(void *arg, spool_queue *sq)
 {
-	struct fs_queue *q = fs_queue_of(sq);
+	struct fs_ctx *fs = arg;
+	struct fs_queue *q = fs_queue_of(fs, sq);
+	struct fs_wait *wt = &fs->wait;
 	struct fuse_pollhandle **polls;
 
-	(void)arg;
 	if (!q)
 		return;
-	pthread_mutex_lock(&fs_wait_lock);
+	pthread_mutex_lock(&wt->lock);
 	q->wake_seq++;
 	polls = polls_take(q);
-	pthread_mutex_unlock(&fs_wait_lock);
+	pthread_mutex_unlock(&wt->lock);
 	polls_notify(polls);
 	serve(q);
 }
@@ -344,13 +346,14 @@ void fs_wait_park(fuse_req_t req, struct fs_rfile *f, size_t size, off_t off,
 
 /* ---------------------------------------------------- deadline thread */
 
-/* fs_wait_lock held. Claims the armed waiters past their deadline. */
-static struct fs_waiter *claim_expired(int64_t now, int64_t *next)
+/* The wait lock held. Claims the armed waiters past their deadline. */
+static struct fs_waiter *claim_expired(struct fs_wait *wt, int64_t now,
+				       int64_t *next)
 {
 	struct fs_waiter *w, *out = NULL;
 
 	*next = INT64_MAX;
-	for (w = all; w; w = w->gnext) {
+	for (w = wt->all; w; w = w->gnext) {
 		if (!w->armed || w->deadline > now) {
 			if (w->deadline < *next)
 				*next = w->deadline;
@@ -374,73 +377,72 @@ static void answer_all(struct fs_waiter *list, int err)
 	}
 }
 
-static void sleep_until(int64_t next)
+static void sleep_until(struct fs_wait *wt, int64_t next)
 {
 	struct timespec ts;
 
 	if (next == INT64_MAX) {
-		pthread_cond_wait(&wait_cond, &fs_wait_lock);
+		pthread_cond_wait(&wt->cond, &wt->lock);
 		return;
 	}
 	next += 1; /* a deadline within this ms counts as passed after it */
 	ts.tv_sec = next / 1000;
 	ts.tv_nsec = next % 1000 * 1000000;
-	pthread_cond_timedwait(&wait_cond, &fs_wait_lock, &ts);
+	pthread_cond_timedwait(&wt->cond, &wt->lock, &ts);
 }
 
 static void *wait_main(void *arg)
 {
+	struct fs_wait *wt = arg;
 	struct fs_waiter *expired, *intr;
 	int64_t next;
 
-	(void)arg;
-	pthread_mutex_lock(&fs_wait_lock);
-	while (!wait_stopping) {
-		intr = reaped;
-		reaped = NULL;
-		expired = claim_expired(mono_ms(), &next);
+	pthread_mutex_lock(&wt->lock);
+	while (!wt->stopping) {
+		intr = wt->reaped;
+		wt->reaped = NULL;
+		expired = claim_expired(wt, mono_ms(), &next);
 		if (intr || expired) {
-			pthread_mutex_unlock(&fs_wait_lock);
+			pthread_mutex_unlock(&wt->lock);
 			answer_all(intr, EINTR);
 			answer_all(expired, EAGAIN);
-			pthread_mutex_lock(&fs_wait_lock);
+			pthread_mutex_lock(&wt->lock);
 			continue;
 		}
-		sleep_until(next);
+		sleep_until(wt, next);
 	}
-	pthread_mutex_unlock(&fs_wait_lock);
+	pthread_mutex_unlock(&wt->lock);
 	return NULL;
 }
 
-int fs_wait_start(void)
+/* fs->wait's lock and (CLOCK_MONOTONIC) condition are made by
+ * fs_ctx_new. */
+int fs_wait_start(struct fs_ctx *fs)
 {
-	pthread_condattr_t ca;
+	struct fs_wait *wt = &fs->wait;
 	int rc;
 
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&wait_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	rc = pthread_create(&wait_thread, NULL, wait_main, NULL);
+	rc = pthread_create(&wt->thread, NULL, wait_main, wt);
 	if (rc)
 		return -rc;
-	wait_running = 1;
+	wt->running = 1;
 	return 0;
 }
 
-void fs_wait_stop(void)
+void fs_wait_stop(struct fs_ctx *fs)
 {
+	struct fs_wait *wt = &fs->wait;
 	struct fs_waiter *list = NULL, *w;
 
-	pthread_mutex_lock(&fs_wait_lock);
-	wait_stopping = 1;
-	pthread_cond_signal(&wait_cond);
-	pthread_mutex_unlock(&fs_wait_lock);
-	if (wait_running)
-		pthread_join(wait_thread, NULL);
-	wait_running = 0;
-	pthread_mutex_lock(&fs_wait_lock);
-	for (w = all; w; w = w->gnext)
+	pthread_mutex_lock(&wt->lock);
+	wt->stopping = 1;
+	pthread_cond_signal(&wt->cond);
+	pthread_mutex_unlock(&wt->lock);
+	if (wt->running)
+		pthread_join(wt->thread, NULL);
+	wt->running = 0;
+	pthread_mutex_lock(&wt->lock);
+	for (w = wt->all; w; w = w->gnext)
 		if (w->armed) {
 			w->rnext = list;
 			list = w;
@@ -448,9 +450,9 @@ void fs_wait_stop(void)
 	for (w = list; w; w = w->rnext)
 		waiter_claim(w);
 	list = list ? list : NULL;
-	w = reaped;
-	reaped = NULL;
-	pthread_mutex_unlock(&fs_wait_lock);
+	w = wt->reaped;
+	wt->reaped = NULL;
+	pthread_mutex_unlock(&wt->lock);
 	answer_all(list, EINTR);
 	answer_all(w, EINTR);
 }
@@ -480,6 +482,7 @@ void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 {
 	struct fs_file *file = (struct fs_file *)(uintptr_t)fi->fh;
 	struct fs_rfile *f = file->r;
+	struct fs_wait *wt = &fs_of(req)->wait;
 	struct fuse_pollhandle *old = NULL;
 
 	(void)ino;
@@ -491,7 +494,7 @@ void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return;
 	}
 	if (ph) {
-		pthread_mutex_lock(&fs_wait_lock);
+		pthread_mutex_lock(&wt->lock);
 		old = f->ph;
 		f->ph = ph;
 		if (!f->polled) {
@@ -499,7 +502,7 @@ void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 			f->pnext = f->q->polls;
 			f->q->polls = f;
 		}
-		pthread_mutex_unlock(&fs_wait_lock);
+		pthread_mutex_unlock(&wt->lock);
 	}
 	if (old)
 		fuse_pollhandle_destroy(old);
@@ -508,10 +511,11 @@ void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 void fs_poll_drop(struct fs_rfile *f)
 {
+	struct fs_wait *wt = &f->q->fs->wait;
 	struct fs_rfile **p;
 	struct fuse_pollhandle *ph;
 
-	pthread_mutex_lock(&fs_wait_lock);
+	pthread_mutex_lock(&wt->lock);
 	if (f->polled)
 		for (p = &f->q->polls; *p; p = &(*p)->pnext)
 			if (*p == f) {
@@ -521,7 +525,7 @@ void fs_poll_drop(struct fs_rfile *f)
 	f->polled = 0;
 	ph = f->ph;
 	f->ph = NULL;
-	pthread_mutex_unlock(&fs_wait_lock);
+	pthread_mutex_unlock(&wt->lock);
 	if (ph)
 		fuse_pollhandle_destroy(ph);
 }

@@ -60,7 +60,7 @@ static int ctl_line(struct fs_queue *q, const char *line, size_t len)
 		return rc;
 	if (c.cmd == FS_CTL_PURGE)
 		return spool_purge(q->sq, NULL);
-	rc = fs_queue_get(c.queue, &dst);
+	rc = fs_queue_get(q->fs, c.queue, &dst);
 	if (rc < 0)
 		return rc;
 	return spool_move_all(q->sq, dst->sq, c.max, NULL);
@@ -128,14 +128,15 @@ struct fs_wbuf *fs_wbuf_new(enum fs_wkind kind, struct fs_queue *q,
 /* Removes w from its queue's names being written. */
 static void writing_drop(struct fs_wbuf *w)
 {
+	struct fs_ctx *fs = w->q->fs;
 	struct fs_wbuf **p;
 
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	for (p = &w->q->writing; *p && *p != w; p = &(*p)->wnext)
 		;
 	if (*p)
 		*p = w->wnext;
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 }
 
 void fs_wbuf_put(struct fs_wbuf *w)
@@ -150,13 +151,14 @@ void fs_wbuf_put(struct fs_wbuf *w)
 
 struct fs_wbuf *fs_wbuf_of(struct fs_inode *in)
 {
+	struct fs_ctx *fs = in->fs;
 	struct fs_wbuf *w;
 
-	pthread_mutex_lock(&fs.lock);
+	pthread_mutex_lock(&fs->lock);
 	w = in->writers ? in->wbuf : NULL;
 	if (w)
 		atomic_fetch_add(&w->refs, 1);
-	pthread_mutex_unlock(&fs.lock);
+	pthread_mutex_unlock(&fs->lock);
 	return w;
 }
 
@@ -167,8 +169,10 @@ void fs_wbuf_free(struct fs_wbuf *w)
 	if (!w)
 		return;
 	if (in) {
+		struct fs_ctx *fs = in->fs;
+
 		writing_drop(w);
-		pthread_mutex_lock(&fs.lock);
+		pthread_mutex_lock(&fs->lock);
 		if (in->wbuf == w)
 			in->wbuf = NULL;
 		in->writers--;
@@ -176,7 +180,7 @@ void fs_wbuf_free(struct fs_wbuf *w)
 		if (!in->writers && !in->pushed)
 			fs_names_drop(in);
 		fs_inode_maybe_free(in);
-		pthread_mutex_unlock(&fs.lock);
+		pthread_mutex_unlock(&fs->lock);
 	}
 	fs_wbuf_put(w);
 }
@@ -276,6 +280,7 @@ out:
 /* w->lock held. Pushes what is pending; empty only when forced. */
 static int wbuf_commit(struct fs_wbuf *w, int final)
 {
+	struct fs_ctx *fs = w->q->fs;
 	const char *name = NULL;
 	uint64_t id = 0;
 	int rc = 0;
@@ -285,9 +290,9 @@ static int wbuf_commit(struct fs_wbuf *w, int final)
 	if (w->buf.len == 0 && !(final && !w->committed && w->kind == FS_W_MSG))
 		return 0;
 	if (w->in) {
-		pthread_mutex_lock(&fs.lock); /* a rename may change it */
+		pthread_mutex_lock(&fs->lock); /* a rename may change it */
 		name = strdup(w->in->name);
-		pthread_mutex_unlock(&fs.lock);
+		pthread_mutex_unlock(&fs->lock);
 		if (!name)
 			return -ENOMEM;
 	}

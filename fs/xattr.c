@@ -72,7 +72,7 @@ static void reply_size(fuse_req_t req, ssize_t n, size_t size,
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags)
 {
-	struct fs_inode *in = fs_inode_get(ino);
+	struct fs_inode *in = fs_inode_get(fs_of(req), ino);
 	struct xattrs_ref r;
 	int rc;
 
@@ -98,7 +98,7 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 size_t size)
 {
-	struct fs_inode *in = fs_inode_get(ino);
+	struct fs_inode *in = fs_inode_get(fs_of(req), ino);
 	struct xattrs_ref r;
 	char *buf = size ? malloc(size) : NULL;
 	uint64_t id;
@@ -119,7 +119,7 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct fs_inode *in = fs_inode_get(ino);
+	struct fs_inode *in = fs_inode_get(fs_of(req), ino);
 	struct xattrs_ref r;
 	char *buf = size ? malloc(size) : NULL;
 	uint64_t id;
@@ -143,7 +143,7 @@ void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct fs_inode *in = fs_inode_get(ino);
+	struct fs_inode *in = fs_inode_get(fs_of(req), ino);
 	struct xattrs_ref r;
 	int rc;
 

@@ -561,7 +561,7 @@ static void sub_message(struct rd_db *db, const char *m)
 	if (n < 3)
 		return;
 	if (kind == 't') {
-		rd_timer_kick(db, strtoll(arg, NULL, 10));
+		timer_thread_kick(&db->timer, strtoll(arg, NULL, 10));
 		return;
 	}
 	if (strcmp(origin, db->origin) == 0)

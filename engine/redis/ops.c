@@ -1076,63 +1076,20 @@ int64_t redis_tick(spool_db *pdb)
 	return due;
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms)
+/* The tick of the timer thread (engine/timer_thread.c): the due timers,
+ * and every RD_SAFETY_MS a wake of the queues open here, in case a wake-up
+ * message was lost. Runs again by the earlier of the two. */
+static int64_t timer_tick(spool_db *pdb)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
+	struct rd_db *db = RDB(pdb);
+	int64_t next = redis_tick(pdb), safety;
+
+	if (rd_mono_ms() >= db->safety) {
+		rd_wake_all(db);
+		db->safety = rd_mono_ms() + RD_SAFETY_MS;
 	}
-}
-
-/* The timer thread: runs due timers when the earliest is due (or kicked),
- * and every RD_SAFETY_MS wakes the queues open here, in case a wake-up
- * message was lost. */
-static void *timer_main(void *arg)
-{
-	struct rd_db *db = arg;
-	int64_t safety = rd_mono_ms() + RD_SAFETY_MS;
-
-	pthread_mutex_lock(&db->tlock);
-	while (!atomic_load(&db->stop)) {
-		int64_t next, wait;
-		struct timespec ts;
-
-		db->timer_kicked = false;
-		db->timer_next = INT64_MAX;
-		pthread_mutex_unlock(&db->tlock);
-		next = redis_tick(&db->pub);
-		if (rd_mono_ms() >= safety) {
-			rd_wake_all(db);
-			safety = rd_mono_ms() + RD_SAFETY_MS;
-		}
-		pthread_mutex_lock(&db->tlock);
-		if (db->timer_kicked || atomic_load(&db->stop))
-			continue;
-		db->timer_next = next;
-		wait = next == INT64_MAX ? RD_SAFETY_MS : next - db_now(db);
-		if (wait > safety - rd_mono_ms())
-			wait = safety - rd_mono_ms();
-		if (wait <= 0)
-			continue;
-		deadline_after(&ts, wait);
-		pthread_cond_timedwait(&db->tcond, &db->tlock, &ts);
-	}
-	pthread_mutex_unlock(&db->tlock);
-	return NULL;
-}
-
-void rd_timer_kick(struct rd_db *db, int64_t due)
-{
-	pthread_mutex_lock(&db->tlock);
-	if (due < db->timer_next) {
-		db->timer_next = due;
-		db->timer_kicked = true;
-		pthread_cond_signal(&db->tcond);
-	}
-	pthread_mutex_unlock(&db->tlock);
+	safety = db_now(db) + (db->safety - rd_mono_ms());
+	return next < safety ? next : safety;
 }
 
 /* ------------------------------------------------------ open and close */
@@ -1173,13 +1130,8 @@ static int parse_url(struct rd_db *db, const char *data)
 static void db_free(struct rd_db *db)
 {
 	rd_sub_stop(db);
-	if (db->timer_running) {
-		pthread_mutex_lock(&db->tlock);
-		atomic_store(&db->stop, true);
-		pthread_cond_signal(&db->tcond);
-		pthread_mutex_unlock(&db->tlock);
-		pthread_join(db->timer, NULL);
-	}
+	timer_thread_stop(&db->timer);
+	timer_thread_destroy(&db->timer);
 	rd_pool_free(db);
 	free(db->prefix);
 	free(db);
@@ -1216,9 +1168,7 @@ int redis_open(const char *data, const struct spool_options *o,
 	pthread_cond_init(&db->pcond, NULL);
 	pthread_mutex_init(&db->qlock, NULL);
 	pthread_mutex_init(&db->sublock, NULL);
-	pthread_mutex_init(&db->tlock, NULL);
-	pthread_cond_init(&db->tcond, NULL);
-	db->timer_next = INT64_MAX;
+	timer_thread_init(&db->timer, &db->pub, timer_tick);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(db->origin, sizeof(db->origin), "%lx%lx",
 		 (unsigned long)getpid(),
@@ -1244,12 +1194,10 @@ int redis_open(const char *data, const struct spool_options *o,
 		goto fail;
 	redis_tick(&db->pub);
 	if (!o->manual_timers) {
-		rc = pthread_create(&db->timer, NULL, timer_main, db);
-		if (rc) {
-			rc = -rc;
+		db->safety = rd_mono_ms() + RD_SAFETY_MS;
+		rc = timer_thread_start(&db->timer);
+		if (rc)
 			goto fail;
-		}
-		db->timer_running = true;
 	}
 	*out = &db->pub;
 	return 0;

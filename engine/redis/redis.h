@@ -15,6 +15,7 @@
 #include <stdbool.h>
 
 #include "store.h"
+#include "timer_thread.h"
 
 #define RD_POOL_MAX 32          /* connections, at most */
 
@@ -59,12 +60,9 @@ struct rd_db {
 	pthread_mutex_t sublock;
 	int sub_fd;                     /* its socket, to shut down at close */
 
-	pthread_t timer;                /* unless manual_timers */
-	bool timer_running;
-	pthread_mutex_t tlock;
-	pthread_cond_t tcond;
-	int64_t timer_next;             /* store ms */
-	bool timer_kicked;
+	struct timer_thread timer;      /* not started with manual_timers */
+	int64_t safety;                 /* monotonic ms of the next wake of
+					 * every queue; the timer thread's */
 };
 
 #define RDB(p) ((struct rd_db *)(p))
@@ -128,7 +126,6 @@ void rd_wake_name(struct rd_db *db, const char *name);
 void rd_wake_all(struct rd_db *db);
 void rd_queue_gone(struct rd_db *db, const char *name, const char *gen);
 void rd_settings_invalidate(struct rd_db *db, const char *name);
-void rd_timer_kick(struct rd_db *db, int64_t due);
 int64_t rd_mono_ms(void);
 
 STORE_OPS(STORE_OP_PROTO, redis)

@@ -24,23 +24,16 @@ static void db_free(struct rocks_db *db)
 	pthread_rwlock_destroy(&db->qlock);
 	pthread_mutex_destroy(&db->cfglock);
 	pthread_mutex_destroy(&db->idlock);
-	pthread_mutex_destroy(&db->tlock);
-	pthread_cond_destroy(&db->tcond);
+	timer_thread_destroy(&db->timer);
 	free(db);
 }
 
 static void db_init_locks(struct rocks_db *db)
 {
-	pthread_condattr_t ca;
-
 	pthread_rwlock_init(&db->qlock, NULL);
 	pthread_mutex_init(&db->cfglock, NULL);
 	pthread_mutex_init(&db->idlock, NULL);
-	pthread_mutex_init(&db->tlock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&db->tcond, &ca);
-	pthread_condattr_destroy(&ca);
+	timer_thread_init(&db->timer, &db->pub, rocks_tick);
 }
 
 static void store_log_cb(void *arg, enum spool_log_level lv, const char *line)
@@ -74,7 +67,6 @@ int rocks_open(const char *dir, const struct spool_options *o,
 	db->pub.ops = &rocks_store;     /* wakes during the first tick may
 					 * call back into the engine */
 	db_init_locks(db);
-	db->timer_next = INT64_MAX;
 	if (arena_init(&db->arena)) {
 		rc = -ENOMEM;
 		goto out_free;
@@ -94,7 +86,7 @@ int rocks_open(const char *dir, const struct spool_options *o,
 		salvage_report(db);
 	rocks_tick(&db->pub);
 	if (!db->pub.opt.manual_timers) {
-		rc = timer_start(db, rocks_tick);
+		rc = timer_thread_start(&db->timer);
 		if (rc)
 			goto out_free;
 	}
@@ -110,7 +102,7 @@ void rocks_close(spool_db *pdb)
 {
 	struct rocks_db *db = RDB(pdb);
 
-	timer_stop(db);
+	timer_thread_stop(&db->timer);
 	db_free(db);
 }
 

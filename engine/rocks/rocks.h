@@ -26,6 +26,7 @@
 #include <stdbool.h>
 
 #include "store.h"
+#include "timer_thread.h"
 
 struct store;
 struct store_batch;
@@ -201,12 +202,8 @@ struct rocks_db {
 	uint64_t last_id;       /* protected by idlock */
 	uint64_t reserved_id;   /* ids below this may have been handed out */
 
-	pthread_mutex_t tlock;  /* timer thread */
-	int64_t (*tick)(spool_db *db); /* what it runs */
-	pthread_cond_t tcond;
-	pthread_t timer;
-	bool timer_running, timer_stop, timer_kicked;
-	int64_t timer_next;     /* protected by tlock */
+	struct timer_thread timer; /* runs rocks_tick; not started with
+				    * manual_timers */
 };
 
 /* From the common handles to the store's own (their first members). */
@@ -371,11 +368,11 @@ int msg_exhausted(const struct rocks_queue *q, const struct node *m);
 /* Runs q's due timers; returns its next due time (INT64_MAX if none). */
 int64_t queue_run_timers(struct rocks_queue *q, int64_t now);
 
-/* thread.c: the timer thread, which runs tick(db) whenever a timer is due. */
-int timer_start(struct rocks_db *db, int64_t (*tick)(spool_db *db));
-void timer_stop(struct rocks_db *db);
 /* Tells the timer thread a timer is now due at due_ms. */
-void timer_kick(struct rocks_db *db, int64_t due_ms);
+static inline void timer_kick(struct rocks_db *db, int64_t due_ms)
+{
+	timer_thread_kick(&db->timer, due_ms);
+}
 
 /* The operations of rocks_store (store.h): rocks_claims, rocks_open, ...;
  * each is in the file of its kind (db.c, queue.c, push.c, msg.c, timer.c,

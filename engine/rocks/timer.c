@@ -2,8 +2,8 @@
  * timer.c - time passing in the RocksDB store: delays that end, leases
  * that run out, dead letters and retention (the rules are the core's).
  * Each queue keeps its timers in a heap; rocks_tick() runs every queue's
- * due timers, called by the timer thread (thread.c) or, with manual
- * timers, by the caller (spool_tick).
+ * due timers, called by the timer thread (engine/timer_thread.c) or,
+ * with manual timers, by the caller (spool_tick).
  */
 #include <errno.h>
 #include <stdlib.h>
