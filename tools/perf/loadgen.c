@@ -35,6 +35,13 @@
  *            daemon's (-p) Threads and VmRSS before and while they are
  *            parked, then pushes THREADS messages to release them
  *   waitmount  wait until DIR (fs:DIR) is a mount point; prints the time
+ *   lease    the lease alone (fs): open `next`, read, close, OPS times; the
+ *            messages stay leased (no fgetxattr, no unlink)
+ *   soak     memory soak (fs, -p PID): for -d SECONDS, THREADS clients mix
+ *            pushes and consumes (next + xattr + unlink) so that the queue
+ *            climbs to OPS messages, drains to 0 and climbs again; VmRSS
+ *            of the daemon is sampled every 100 ms; then `purge` is
+ *            written to ctl and VmRSS is watched for -w SECONDS more
  *
  * -d SECONDS ends create, push, consume and drain after that long (a
  * normal end: the rate is what was done in that time; OPS stays the cap).
@@ -67,11 +74,11 @@
 
 enum target { T_FS, T_MAILDIR, T_BEANSTALK, T_REDIS, T_SQS };
 enum mode { M_CREATE, M_PUSH, M_CONSUME, M_FILL, M_DRAIN, M_LINES, M_WAKE,
-	    M_PARK, M_WAITMOUNT };
+	    M_PARK, M_WAITMOUNT, M_LEASE, M_SOAK };
 
 static const char *const mode_names[] = {
 	"create", "push", "consume", "fill", "drain", "lines", "wake", "park",
-	"waitmount",
+	"waitmount", "lease", "soak",
 };
 
 static struct {
@@ -88,6 +95,7 @@ static struct {
 	double duration;
 	const char *qname;
 	int daemon_pid;
+	double settle;           /* soak: seconds watched after the purge */
 } cfg = { .threads = 1, .ops = 1000, .size = 128, .batch = 10000,
 	  .limit = 300, .qname = "q" };
 
@@ -981,32 +989,12 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+static double run_pool(void *(*fn)(void *), void (*watch)(void));
+
 /* Runs the worker threads over run.left operations; returns seconds. */
 static double run_workers(void)
 {
-	struct worker *ws = calloc(cfg.threads, sizeof(*ws));
-	double t0;
-	int i;
-
-	if (!ws) {
-		fail("out of memory");
-		return 0;
-	}
-	for (i = 0; i < cfg.threads; i++) {
-		ws[i].tid = i;
-		if (worker_init(&ws[i]) < 0)
-			cfg.threads = i + 1;
-	}
-	t0 = run.t_start = now_s();
-	for (i = 0; i < cfg.threads && !run.stop; i++)
-		pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
-	for (int j = 0; j < i; j++)
-		pthread_join(ws[j].th, NULL);
-	t0 = now_s() - t0;
-	for (i = 0; i < cfg.threads; i++)
-		worker_free(&ws[i]);
-	free(ws);
-	return t0;
+	return run_pool(worker_main, NULL);
 }
 
 /* fill on fs: `lines` in batches, the fastest way in. */
@@ -1216,6 +1204,194 @@ static int run_park(void)
 	return 0;
 }
 
+/* ------------------------------------- lease alone, memory soak (15) */
+
+/* The lease alone: open `next`, read the body, close. No fgetxattr, no
+ * unlink: the message stays leased until its lease runs out. */
+static int fs_lease_one(char *buf, size_t cap)
+{
+	char path[PATH_MAX];
+	int fd, tries = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/next", cfg.dir);
+	for (;;) {
+		fd = open(path, O_RDONLY | O_NONBLOCK);
+		if (fd < 0)
+			return fail("open %s: %s", path, strerror(errno));
+		n = read_body(fd, buf, cap);
+		if (n >= 0 || errno != EAGAIN || tries++ >= 2000 || run.stop ||
+		    now_s() >= run.deadline)
+			break;
+		close(fd);
+		atomic_fetch_add(&run.retries, 1);
+		sleep_s(0.001);
+	}
+	if (n < 0) {
+		int e = errno;
+
+		close(fd);
+		return fail("read %s: %s", path, strerror(e));
+	}
+	if (close(fd) < 0)
+		return fail("close %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static void *lease_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	while (claim_op()) {
+		if (fs_lease_one(w->buf, w->cap) < 0)
+			return NULL;
+		atomic_fetch_add(&run.done, 1);
+	}
+	return NULL;
+}
+
+/* THREADS workers running fn until OPS, -d or the limit, while the main
+ * thread runs watch (if any); returns seconds. */
+static double run_pool(void *(*fn)(void *), void (*watch)(void))
+{
+	struct worker *ws = calloc(cfg.threads, sizeof(*ws));
+	double t0;
+	int i, n;
+
+	if (!ws) {
+		fail("out of memory");
+		return 0;
+	}
+	for (n = 0; n < cfg.threads; n++) {
+		ws[n].tid = n;
+		if (worker_init(&ws[n]) < 0) {
+			n++;    /* freed below; run.stop is set */
+			break;
+		}
+	}
+	t0 = run.t_start = now_s();
+	for (i = 0; i < n && !run.stop; i++)
+		pthread_create(&ws[i].th, NULL, fn, &ws[i]);
+	if (watch && i > 0)
+		watch();
+	for (int j = 0; j < i; j++)
+		pthread_join(ws[j].th, NULL);
+	t0 = now_s() - t0;
+	for (i = 0; i < n; i++)
+		worker_free(&ws[i]);
+	free(ws);
+	return t0;
+}
+
+/*
+ * The soak's shared state. depth counts messages whose push returned and
+ * that no client has taken yet, so a consume that reserves one (depth > 0)
+ * never finds the queue empty. climbing: 3 pushes to 1 consume until depth
+ * reaches cfg.ops, then 1 push to 3 consumes until it reaches 0.
+ */
+static struct {
+	_Atomic long depth, pushes, consumes;
+	_Atomic int climbing, done;
+	long rss_max_kb;
+} sk = { .climbing = 1 };
+
+static int soak_op(struct worker *w, long i)
+{
+	int want_push = atomic_load(&sk.climbing) ? (i % 4 != 3) : (i % 4 == 3);
+
+	if (!want_push && atomic_fetch_sub(&sk.depth, 1) <= 0) {
+		atomic_fetch_add(&sk.depth, 1);
+		atomic_store(&sk.climbing, 1);
+		want_push = 1;
+	}
+	if (want_push) {
+		fill_body(w->body, cfg.size, i);
+		if (fs_push_one(w->tid, i, w->body, cfg.size) < 0)
+			return -1;
+		atomic_fetch_add(&sk.pushes, 1);
+		if (atomic_fetch_add(&sk.depth, 1) + 1 >= cfg.ops)
+			atomic_store(&sk.climbing, 0);
+		return 0;
+	}
+	if (fs_consume_one(w->buf, w->cap, 0) < 0)
+		return -1;
+	atomic_fetch_add(&sk.consumes, 1);
+	return 0;
+}
+
+static void *soak_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	for (long i = w->tid; !run.stop && !atomic_load(&sk.done); i++) {
+		if (now_s() > run.deadline) {
+			atomic_store(&run.stop, 2);
+			break;
+		}
+		if (soak_op(w, i) < 0)
+			break;
+		atomic_fetch_add(&run.done, 1);
+	}
+	return NULL;
+}
+
+static long soak_rss(void)
+{
+	long th, rss;
+
+	proc_status(cfg.daemon_pid, &th, &rss);
+	if (rss > sk.rss_max_kb)
+		sk.rss_max_kb = rss;
+	return rss;
+}
+
+/* Writes "purge" to the queue's ctl: every visible message goes. */
+static int fs_purge(void)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/ctl", cfg.dir);
+	return fs_write_file(path, 0, "purge\n", 6);
+}
+
+/* The main thread during the soak: samples VmRSS until -d is over. */
+static void soak_watch(void)
+{
+	while (!run.stop && now_s() - run.t_start < cfg.duration) {
+		soak_rss();
+		sleep_s(0.1);
+	}
+	atomic_store(&sk.done, 1);
+}
+
+static int run_soak(double *secs)
+{
+	long rss_end, rss_max, rss_purge = -1, rss_min = -1;
+	long rss0 = soak_rss();
+	double t, under48 = -1;
+
+	*secs = run_pool(soak_worker, soak_watch);
+	rss_end = soak_rss();
+	rss_max = sk.rss_max_kb;        /* the purge is not the soak's */
+	if (!run.stop && fs_purge() == 0) {
+		for (t = now_s(); now_s() - t < cfg.settle;) {
+			rss_purge = soak_rss();
+			if (rss_min < 0 || rss_purge < rss_min)
+				rss_min = rss_purge;
+			if (under48 < 0 && rss_purge < 48 * 1024)
+				under48 = now_s() - t;
+			sleep_s(0.5);
+		}
+		rss_purge = soak_rss();
+	}
+	printf("pushes=%ld consumes=%ld depth_end=%ld rss_start_kb=%ld "
+	       "rss_max_kb=%ld rss_end_kb=%ld rss_purge_kb=%ld "
+	       "rss_purge_min_kb=%ld under48_secs=%.1f ",
+	       (long)sk.pushes, (long)sk.consumes, (long)sk.depth, rss0,
+	       rss_max, rss_end, rss_purge, rss_min, under48);
+	return 0;
+}
+
 /* --------------------------------------------------- mount readiness */
 
 static int run_waitmount(double *secs)
@@ -1242,12 +1418,12 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: loadgen create|push|consume|fill|drain|lines|wake|park|"
-		"waitmount\n"
+		"waitmount|lease|soak\n"
 		"               fs:DIR|maildir:DIR|maildir-fsync:DIR|"
 		"beanstalk:PORT|redis:PORT\n"
 		"               [-t THREADS] [-n OPS] [-s BYTES] [-b BATCH] "
 		"[-d SECONDS] [-T SECONDS]\n"
-		"               [-q NAME] [-p PID]\n");
+		"               [-q NAME] [-p PID] [-w SECONDS]\n");
 	exit(1);
 }
 
@@ -1291,7 +1467,7 @@ static void parse_args(int argc, char **argv)
 	cfg.mode = (enum mode)m;
 	parse_target(argv[2]);
 	optind = 3;
-	while ((opt = getopt(argc, argv, "t:n:s:b:d:T:q:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:n:s:b:d:T:q:p:w:")) != -1) {
 		switch (opt) {
 		case 't': cfg.threads = atoi(optarg); break;
 		case 'n': cfg.ops = atol(optarg); break;
@@ -1301,6 +1477,7 @@ static void parse_args(int argc, char **argv)
 		case 'T': cfg.limit = atof(optarg); break;
 		case 'q': cfg.qname = optarg; break;
 		case 'p': cfg.daemon_pid = atoi(optarg); break;
+		case 'w': cfg.settle = atof(optarg); break;
 		default: usage();
 		}
 	}
@@ -1372,6 +1549,19 @@ int main(int argc, char **argv)
 	case M_WAITMOUNT:
 		run_waitmount(&secs);
 		run.done = 1;
+		break;
+	case M_LEASE:
+		if (cfg.target != T_FS)
+			fail("lease: needs fs:DIR");
+		else
+			secs = run_pool(lease_worker, NULL);
+		break;
+	case M_SOAK:
+		if (cfg.target != T_FS || cfg.daemon_pid <= 0 ||
+		    cfg.duration <= 0)
+			fail("soak: needs fs:DIR, -p DAEMON_PID and -d SECONDS");
+		else
+			run_soak(&secs);
 		break;
 	}
 	printf("mode=%s ops=%ld secs=%.6f rate=%.1f", mode_names[cfg.mode],

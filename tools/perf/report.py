@@ -163,7 +163,7 @@ def targets(res, args):
                  rate('nullfs', 'push', 4), 0.75)
     a = rate('spool-always', 'push', 8)
     ratio_target('2a', 'durable push (`push`, `--sync always`), 8 producers '
-                 '÷ `--sync none`', a, rate('spool-none', 'push', 8), 0.8)
+                 '÷ `--sync none`', a, rate('spool-none', 'push', 8), 0.85)
     ratio_target('2b', '… ÷ maildir + fsync, 8 producers', a,
                  rate('maildir-fsync', 'create', 8), 4)
     ratio_target('2c', '… ÷ beanstalkd `-f 0` put, 8 producers', a,
@@ -172,7 +172,11 @@ def targets(res, args):
                  a, rate('redis-always', 'create', 8), 2)
     ratio_target('3a', 'consume (next + xattr + unlink), `--sync none`, '
                  '4 consumers ÷ null FUSE', rate('spool-none', 'consume', 4),
-                 rate('nullfs', 'consume', 4), 0.6)
+                 rate('nullfs', 'consume', 4), 0.85)
+    ratio_target('3c', 'the lease alone (open `next` + read + close), '
+                 '`--sync none`, 4 consumers ÷ null FUSE',
+                 rate('spool-none', 'lease', 4), rate('nullfs', 'lease', 4),
+                 0.7)
     ratio_target('3b', 'durable consume (`--sync always`), 4 consumers ÷ '
                  'beanstalkd `-f 0` reserve+delete',
                  rate('spool-always', 'consume', 4),
@@ -222,6 +226,7 @@ def targets(res, args):
         out.append(('6b', 'restart with many queued messages',
                     'failed: ' + (res.error('spool-none', 'restart') or
                                   'not measured'), '≤ 10 s', None, ''))
+    out.extend(soak_targets(res, args))
     # 7: wake-up p99
     for sp, rd in (('spool-none', 'redis'), ('spool-always', 'redis-always')):
         a = res.per_round(sp, 'wake', 'p99_us', 128, 1)
@@ -329,6 +334,29 @@ def redis_store_section(res, concs):
     ]
 
 
+def soak_targets(res, args):
+    """6c, 6d: the memory soak's RSS at most, and after the purge."""
+    sk = [r for r in res.find('spool-none', 'soak') if r['ok']]
+    if not sk:
+        err = res.error('spool-none', 'soak') or 'not measured'
+        return [('6c', 'daemon RSS in the memory soak', 'failed: ' + err,
+                 '≤ 96 MiB', None, '')]
+    kv = sk[0]['kv']
+    mx, purged = num(kv, 'rss_max_kb') / 1024, num(kv, 'rss_purge_kb') / 1024
+    low = num(kv, 'rss_purge_min_kb') / 1024
+    note = (f'{int(num(kv, "pushes")):,} pushes, '
+            f'{int(num(kv, "consumes")):,} consumes in '
+            f'{args.soak:g} s, up to {args.soak_n:,} queued')
+    return [
+        ('6c', f'daemon RSS at most in a {args.soak:g} s mixed soak holding '
+         f'up to {args.soak_n:,} messages of 128 B', f'{mx:.1f} MiB',
+         '≤ 96 MiB', mx <= 96, note),
+        ('6d', f'… {args.soak_settle:g} s after a purge', f'{purged:.1f} MiB '
+         f'(lowest {low:.1f} MiB; under 48 MiB after '
+         f'{num(kv, "under48_secs"):g} s)', '< 48 MiB', purged < 48, ''),
+    ]
+
+
 # --------------------------------------------------------------- tables
 
 def throughput_table(res, sizes, concs):
@@ -340,6 +368,8 @@ def throughput_table(res, sizes, concs):
             cols.append(('create', size, conc))
             cols.append(('push', size, conc))
         cols.append(('consume', size, 4))
+        if size == 128:
+            cols.append(('lease', size, 4))
     head = ['contender'] + [
         f'{"new file / put" if w == "create" else w} {size} B c={conc}'
         for w, size, conc in cols]
@@ -351,6 +381,8 @@ def throughput_table(res, sizes, concs):
             if w == 'push' and c not in ('nullfs', 'spool-none',
                                          'spool-always'):
                 row.append('(= put)')
+            elif w == 'lease' and c not in ('nullfs', 'spool-none'):
+                row.append('—')
             else:
                 row.append(cell(res, c, w, size, conc))
         lines.append('| ' + ' | '.join(row) + ' |')
@@ -570,7 +602,7 @@ def check(res):
                    for r in res.rows):
             bad.append(f'spoolfs SQS {w}: no result')
     for w in ('memory', 'memory-restart', 'restart', 'park', 'aging-fresh',
-              'aging-old', 'memory-redis'):
+              'aging-old', 'memory-redis', 'lease', 'soak'):
         if not any(r['w'] == w and r['ok'] for r in res.rows):
             bad.append(f'spoolfs {w}: no result')
     for b in bad:
@@ -596,6 +628,9 @@ def main():
     ap.add_argument('--restart', type=int, default=0)
     ap.add_argument('--park', type=int, default=0)
     ap.add_argument('--sqs-only', action='store_true')
+    ap.add_argument('--soak', type=float, default=0)
+    ap.add_argument('--soak-n', type=int, default=0)
+    ap.add_argument('--soak-settle', type=float, default=0)
     args = ap.parse_args()
     res = Results(parse(args.results))
     if args.check:
@@ -660,7 +695,9 @@ def main():
         'spoolfs: read `next`, `fgetxattr user.spool.id`, unlink '
         '`leased/<id>`; null FUSE: the same operations; maildir: rename '
         'new/→cur/, read, unlink (+ fsync of cur/); beanstalkd: '
-        '`reserve` + `delete`; Redis: `BLMOVE` + `LREM`.',
+        '`reserve` + `delete`; Redis: `BLMOVE` + `LREM`. *lease*: open '
+        '`next`, read, close (no xattr, no unlink: the lease alone; spoolfs '
+        '`--sync none` and null FUSE only).',
         '',
         *tput,
         '',
