@@ -88,10 +88,11 @@ static int parse_seconds(const char *v, double max, int64_t *ms)
 	return 0;
 }
 
-/* A whole number in [lo, hi], decimal digits only (no "0x", no "1e3"). */
+/* A whole number in [lo, hi], decimal digits only (no "0x", no "1e3"); a
+ * minus sign only where negatives are allowed (not "-0" for max_depth). */
 static int parse_int(const char *v, long long lo, double hi, long long *out)
 {
-	const char *p = v + (*v == '-');
+	const char *p = v + (*v == '-' && lo < 0);
 	char *end;
 	long long n;
 

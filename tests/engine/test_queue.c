@@ -581,6 +581,9 @@ TEST(config_bad_values_change_nothing)
 		"max_size=99999999999999999999999",
 		"max_size=ten",
 		"max_depth=-5",
+		"max_depth=-0",         /* a sign only where negatives are */
+		"max_receives=-0",
+		"paused=-0",
 		"max_depth=1.5",
 		"max_receives=-1",
 		"max_receives=99999999999",
