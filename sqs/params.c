@@ -249,15 +249,17 @@ static int flatten(struct sqs_params *p, const char *prefix, const char *name,
 		json_t *e;
 
 		json_array_foreach(v, i, e) {
-			if (snprintf(key, sizeof key, "%s%s.%zu", prefix,
-				     m ? m->query : name, i + 1) >= KEY_MAX)
+			int obj = json_is_object(e);
+
+			/* the key with its suffix must fit: no strcat after */
+			if (snprintf(key, sizeof key, "%s%s.%zu%s", prefix,
+				     m ? m->query : name, i + 1,
+				     obj ? "." : "") >= KEY_MAX)
 				return -EINVAL;
-			if (json_is_object(e)) {
-				strcat(key, ".");
+			if (obj)
 				rc = flatten_object(p, key, e, depth + 1);
-			} else {
+			else
 				rc = add_scalar(p, key, e);
-			}
 			if (rc)
 				return rc;
 		}
@@ -268,21 +270,22 @@ static int flatten(struct sqs_params *p, const char *prefix, const char *name,
 		json_t *e;
 
 		json_object_foreach(v, k, e) {
-			int n = snprintf(key, sizeof key, "%s%s.%zu.", prefix,
-					 m->query, ++i);
+			int obj = json_is_object(e);
 			char sub[KEY_MAX];
 
-			if (n >= KEY_MAX || snprintf(sub, sizeof sub, "%s%s",
-						     key, m->key_name) >= KEY_MAX)
+			/* PREFIX.N.Name and PREFIX.N.Value[.]: both must fit */
+			++i;
+			if (snprintf(sub, sizeof sub, "%s%s.%zu.%s", prefix,
+				     m->query, i, m->key_name) >= KEY_MAX ||
+			    snprintf(key, sizeof key, "%s%s.%zu.Value%s",
+				     prefix, m->query, i,
+				     obj ? "." : "") >= KEY_MAX)
 				return -EINVAL;
 			rc = sqs_params_add(p, sub, k, strlen(k));
-			if (!rc && json_is_object(e)) {
-				strcat(key, "Value.");
+			if (!rc && obj)
 				rc = flatten_object(p, key, e, depth + 1);
-			} else if (!rc) {
-				strcat(key, "Value");
+			else if (!rc)
 				rc = add_scalar(p, key, e);
-			}
 			if (rc)
 				return rc;
 		}
