@@ -21,6 +21,19 @@ def free_port(host='127.0.0.1'):
     return port
 
 
+
+def stop_process(p):
+    """Ends a server this test started, by its pid: CONTinued first (a
+    test may have stopped it), SIGTERM, SIGKILL after 10 s."""
+    if p.poll() is None:
+        os.kill(p.pid, signal.SIGCONT)
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+
 class RedisServer:
     """bind: the addresses it listens on (the first is the URL's);
     fsync: appendfsync (the daemons need --sync none unless 'always')."""
@@ -92,13 +105,6 @@ class RedisServer:
     def stop(self):
         """Ends it by its pid (CONTinued first, in case a test stopped it)
         and removes its directory."""
-        p = self.proc
-        if p is not None and p.poll() is None:
-            os.kill(p.pid, signal.SIGCONT)
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)

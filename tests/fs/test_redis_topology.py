@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+import redisutil
+
 from conftest import BIN
 from spoolutil import bodies, push, read_file, stats, wait_until
 
@@ -128,15 +130,7 @@ class Servers:
 
     def close(self):
         for port in list(self.procs):
-            p = self.procs[port]
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(10)
-            del self.procs[port]
+            redisutil.stop_process(self.procs.pop(port))
         shutil.rmtree(self.root, ignore_errors=True)
 
 
