@@ -23,6 +23,12 @@ struct xattrs_ref {
 	struct fs_wbuf *w;          /* a reference, or NULL */
 };
 
+static void xattrs_done(struct xattrs_ref *r)
+{
+	pthread_mutex_unlock(r->lock);
+	fs_wbuf_put(r->w);
+}
+
 /*
  * The in-memory xattr list of a draft or a name being written (not yet
  * pushed), with its lock taken; 0, or -1 if in has none. Release with
@@ -41,13 +47,14 @@ static int xattrs_of(struct fs_inode *in, struct xattrs_ref *r)
 		return -1;
 	}
 	pthread_mutex_lock(r->lock);
+	/* Pushed, and nothing written since: between the FLUSH that pushed
+	 * and the RELEASE that follows close() the open write still exists,
+	 * but its attributes would go to no message. */
+	if (r->w && r->w->committed && r->w->buf.len == 0) {
+		xattrs_done(r);
+		return -1;
+	}
 	return 0;
-}
-
-static void xattrs_done(struct xattrs_ref *r)
-{
-	pthread_mutex_unlock(r->lock);
-	fs_wbuf_put(r->w);
 }
 
 /* The message an inode answers for, or 0. */

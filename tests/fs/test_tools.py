@@ -428,6 +428,30 @@ def test_after_close_the_pusher_sees_the_pushed_size(mount):
     one_message(q, b'12345', 'y')
 
 
+def test_xattr_write_between_the_pushing_close_and_release(mount):
+    """close() pushes at FLUSH; the kernel sends RELEASE later, and until
+    then the open file still exists. A setxattr in that window (here held
+    open by a second descriptor) fails EPERM like any later one and adds
+    nothing to the message (CI once hit the window under ASan)."""
+    q = mount.mkq('jobs')
+    fd = os.open(q / 'x', os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b'12345')
+    fd2 = os.dup(fd)
+    os.close(fd)                       # the opener's FLUSH: pushed
+    try:
+        assert stats(q)['visible'] == 1
+        for fn in (lambda: os.setxattr(q / 'x', 'user.late', b'1'),
+                   lambda: os.removexattr(q / 'x', 'user.late')):
+            with pytest.raises(OSError) as e:
+                fn()
+            assert e.value.errno == errno.EPERM
+    finally:
+        os.close(fd2)                  # RELEASE: nothing more pushed
+    one_message(q, b'12345', 'x')
+    mid = ids(q)[0]
+    assert 'user.late' not in os.listxattr(q / 'peek' / mid)
+
+
 def test_after_close_other_thread_of_the_pusher(mount):
     """Node's async fs and Go run calls on other threads: a thread of the
     pushing process finds the name too."""
