@@ -359,6 +359,28 @@ static int sqs_begin(struct fs_ctx *fs, const struct options *o)
 	return -1;
 }
 
+/*
+ * The signals that stop the daemon (libfuse's handlers: HUP, INT, TERM).
+ * libfuse's loop waits for its workers in the main thread, in a sem_wait
+ * that the signal interrupts; a signal that the kernel gives to any other
+ * thread (the store's, the timer's, the SQS endpoint's) sets the exit
+ * flag but wakes nobody, and the daemon serves on until the next request
+ * or the unmount (CI once waited 10 s for a SIGINT). So they are blocked
+ * before the first thread starts, every thread inherits that, and only
+ * the main thread unblocks them, just before serving: a signal that came
+ * during start-up is taken then, and the loop ends at once.
+ */
+static void stop_signals(int how)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(how, &set, NULL);
+}
+
 /* Serves the mount with the state fs; returns the exit code. Reports to
  * the waiting parent (status_fd) once the mount is live. */
 static int run(struct fs_ctx *fs, struct fuse_args *args,
@@ -368,6 +390,7 @@ static int run(struct fs_ctx *fs, struct fuse_args *args,
 	struct fuse_session *se;
 	int rc, code = 1;
 
+	stop_signals(SIG_BLOCK);
 	se = fuse_session_new(args, &fs_ops, sizeof fs_ops, fs);
 	if (!se)
 		return 1;
@@ -388,6 +411,7 @@ static int run(struct fs_ctx *fs, struct fuse_args *args,
 		goto out_signals;
 	daemon_report(status_fd, 0);
 	fs_log(SPOOL_LOG_INFO, "serving %s on %s", data, cmd->mountpoint);
+	stop_signals(SIG_UNBLOCK);
 	rc = serve(se, cmd);
 	code = rc < 0 && rc != -ENODEV ? 1 : 0;
 	sqs_stop();
