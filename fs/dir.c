@@ -60,6 +60,14 @@ static int state_listed(enum fs_kind dir, const struct spool_msg_info *info)
 	return info->state == dir_state(dir);
 }
 
+/* Replies with a pinned inode (messages, drafts, names), then drops the
+ * pin. */
+static void reply_pinned(fuse_req_t req, struct fs_inode *in)
+{
+	reply_entry(req, in);
+	fs_inode_forget(in->fs, in->ino, 1);
+}
+
 static void lookup_msg(fuse_req_t req, struct fs_inode *dir,
 		       const char *name)
 {
@@ -80,21 +88,12 @@ static void lookup_msg(fuse_req_t req, struct fs_inode *dir,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	in = fs_inode_new(FS_MSG, dir->q);
+	in = fs_msg_inode(dir->q, dir_state(dir->kind), id);
 	if (!in) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	in->state = dir_state(dir->kind);
-	in->msg_id = id;
-	reply_entry(req, in);
-}
-
-/* Replies with a pinned inode (drafts, names), then drops the pin. */
-static void reply_pinned(fuse_req_t req, struct fs_inode *in)
-{
-	reply_entry(req, in);
-	fs_inode_forget(in->fs, in->ino, 1);
+	reply_pinned(req, in);
 }
 
 /* A draft, or a draft dir's draft. */
@@ -712,26 +711,51 @@ void fs_dir_free_all(struct fs_ctx *fs)
 	}
 }
 
-/* Output being built for one readdir reply. */
+/* No READDIRPLUS entry is smaller: struct fuse_entry_out (128 bytes) and
+ * the dirent's header (24), before the name. */
+#define DIRENTPLUS_MIN 152
+
+/* Output being built for one readdir or readdirplus reply. */
 struct dirbuf {
 	fuse_req_t req;
 	char *buf;
 	size_t size, used;
+	int plus;                   /* READDIRPLUS */
+	fuse_ino_t *refs;           /* plus: inodes given with a reference */
+	size_t nrefs;
 };
 
-/* Adds one entry at offset off; returns 0 when it did not fit. */
-static int dir_add(struct dirbuf *b, const char *name, fuse_ino_t ino,
-		   int isdir, off_t off)
+/* Adds e's entry at offset off; returns 0 when it did not fit. */
+static int dir_put(struct dirbuf *b, const char *name,
+		   const struct fuse_entry_param *e, off_t off)
 {
-	struct stat st = { .st_ino = ino, .st_mode = isdir ? S_IFDIR
-							    : S_IFREG };
-	size_t n = fuse_add_direntry(b->req, b->buf + b->used,
-				     b->size - b->used, name, &st, off);
+	size_t room = b->size - b->used, n;
 
-	if (n > b->size - b->used)
+	if (b->plus)
+		n = fuse_add_direntry_plus(b->req, b->buf + b->used, room,
+					   name, e, off);
+	else
+		n = fuse_add_direntry(b->req, b->buf + b->used, room, name,
+				      &e->attr, off);
+	if (n > room)
 		return 0;
 	b->used += n;
 	return 1;
+}
+
+/*
+ * Adds one entry with its type only. In a READDIRPLUS reply its node id
+ * is 0: the kernel makes no inode for it and looks it up by name when
+ * asked, as after a plain READDIR (root, queue and draft dirs, dots).
+ */
+static int dir_add(struct dirbuf *b, const char *name, fuse_ino_t ino,
+		   int isdir, off_t off)
+{
+	struct fuse_entry_param e = {
+		.attr = { .st_ino = ino, .st_mode = isdir ? S_IFDIR : S_IFREG },
+	};
+
+	return dir_put(b, name, &e, off);
 }
 
 /* The drafts of a queue or draft dir, at offset 0. */
@@ -849,11 +873,40 @@ static void readdir_root(struct fs_dirh *h, struct dirbuf *b)
 	}
 }
 
+/*
+ * A message's entry in a READDIRPLUS reply: a new inode as lookup_msg makes
+ * (nlookup taken by fs_inode_entry), kept by the kernel for
+ * FS_LIST_TIMEOUT. 1: added or gone (skipped); 0: it did not fit.
+ */
+static int dir_add_msg(struct dirbuf *b, struct fs_dirh *h, const char *name)
+{
+	struct fs_inode *in = fs_msg_inode(h->in->q, dir_state(h->in->kind),
+					   h->ids[h->idx]);
+	struct fs_ctx *fs = h->in->fs;
+	struct fuse_entry_param e;
+	int rc = 1;
+
+	if (!in)
+		return 0;
+	if (fs_inode_entry(in, &e) == 0) {
+		e.entry_timeout = e.attr_timeout = FS_LIST_TIMEOUT;
+		if (dir_put(b, name, &e, h->pos + 1))
+			b->refs[b->nrefs++] = in->ino;
+		else
+			rc = 0;
+		if (rc == 0)
+			fs_inode_forget(fs, in->ino, 1);
+	} /* else acked or purged since the listing: not listed */
+	fs_inode_forget(fs, in->ino, 1); /* the pin */
+	return rc;
+}
+
 static void readdir_msgs(struct fs_dirh *h, struct dirbuf *b)
 {
 	enum spool_state s = dir_state(h->in->kind);
 	char text[SPOOL_ID_LEN + 1];
 	ssize_t n;
+	int rc;
 
 	if (!dots(h, b))
 		return;
@@ -867,22 +920,29 @@ static void readdir_msgs(struct fs_dirh *h, struct dirbuf *b)
 			h->idx = 0;
 		}
 		spool_id_format(h->ids[h->idx], text);
-		if (!dir_add(b, text, h->ids[h->idx], 0, h->pos + 1))
+		rc = b->plus ? dir_add_msg(b, h, text) :
+			       dir_add(b, text, h->ids[h->idx], 0, h->pos + 1);
+		if (rc == 0)
 			return;
 		h->pos++;
 		h->idx++;
 	}
 }
 
-void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi)
+static void readdir_any(fuse_req_t req, size_t size, off_t off,
+			struct fuse_file_info *fi, int plus)
 {
 	struct fs_dirh *h = (struct fs_dirh *)(uintptr_t)fi->fh;
-	struct dirbuf b = { .req = req, .size = size };
+	struct dirbuf b = { .req = req, .size = size, .plus = plus };
+	size_t i;
 
-	(void)ino;
 	b.buf = malloc(size);
-	if (!b.buf) {
+	if (plus)
+		b.refs = malloc((size / DIRENTPLUS_MIN + 1) *
+				sizeof *b.refs);
+	if (!b.buf || (plus && !b.refs)) {
+		free(b.buf);
+		free(b.refs);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -894,6 +954,32 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		readdir_root(h, &b);
 	else
 		readdir_msgs(h, &b);
-	fuse_reply_buf(req, b.buf, b.used);
+	/* An interrupted reply reached no kernel: its entries' lookups are
+	 * ours to drop. */
+	if (fuse_reply_buf(req, b.buf, b.used) == -ENOENT)
+		for (i = 0; i < b.nrefs; i++)
+			fs_inode_forget(fs_of(req), b.refs[i], 1);
 	free(b.buf);
+	free(b.refs);
+}
+
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_any(req, size, off, fi, 0);
+}
+
+/*
+ * READDIRPLUS (DESIGN §3, docs/decisions.md): a message dir's entries come
+ * with the inode and attributes a LOOKUP of the name would give, each
+ * counted as a lookup the kernel will FORGET, so `ls -l` needs no request
+ * per entry. Other dirs answer as READDIR does: nothing they list is
+ * looked up, so no listing opens, leases or waits on anything.
+ */
+void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_any(req, size, off, fi, 1);
 }

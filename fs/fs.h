@@ -156,6 +156,7 @@ struct fs_inode {
 	struct fs_draft *draft;     /* FS_DRAFT, FS_DRAFTDIR (mode, times) */
 	char *name;                 /* FS_DRAFT/FS_WRITE: the file name */
 	struct fs_inode *hnext;     /* hash chain, protected by fs->lock */
+	struct fs_inode *mnext;     /* FS_MSG: fs->msgs chain; fs->lock */
 	struct fs_inode *dnext;     /* draft list of q, protected by fs->lock */
 	struct fs_inode *parent;    /* FS_DRAFT: its draft dir, or NULL */
 	struct fs_inode *children;  /* FS_DRAFTDIR: its drafts; fs->lock */
@@ -215,6 +216,7 @@ struct fs_ctx {
 	struct fuse_session *se;
 	pthread_mutex_t lock;       /* inode table, queue list, drafts */
 	struct fs_inode **table;
+	struct fs_inode **msgs;     /* FS_MSG inodes by queue, state, id */
 	size_t table_size;
 	size_t ninodes;
 	fuse_ino_t next_ino;
@@ -254,6 +256,12 @@ void fs_queue_free_all(struct fs_ctx *fs);
 struct fs_inode *fs_inode_get(struct fs_ctx *fs, fuse_ino_t ino);
 /* Makes a dynamic inode with nlookup 0 in the table. */
 struct fs_inode *fs_inode_new(enum fs_kind kind, struct fs_queue *q);
+/* The inode of message id in q's listing of state s, the same one while
+ * the kernel knows it (a LOOKUP and a READDIRPLUS of one name give one
+ * node id), with one nlookup pin taken: drop it with
+ * fs_inode_forget(ino, 1). NULL if out of memory. */
+struct fs_inode *fs_msg_inode(struct fs_queue *q, enum spool_state s,
+			      uint64_t id);
 /* One more kernel reference (a reply_entry or reply_create). */
 void fs_inode_ref(struct fs_inode *in);
 void fs_inode_forget(struct fs_ctx *fs, fuse_ino_t ino, uint64_t n);
@@ -290,7 +298,12 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi);
+void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* How long the kernel keeps a message entry a listing gave (seconds,
+ * docs/decisions.md); lookups of messages give 0. */
+#define FS_LIST_TIMEOUT 10.0
 /* At unmount: frees the directory handles still open. */
 void fs_dir_free_all(struct fs_ctx *fs);
 

@@ -97,7 +97,8 @@ static struct fs_inode *inode_alloc(struct fs_ctx *fs, fuse_ino_t ino,
 int fs_inode_init(struct fs_ctx *fs)
 {
 	fs->table = calloc(TABLE_SIZE, sizeof *fs->table);
-	if (!fs->table)
+	fs->msgs = calloc(TABLE_SIZE, sizeof *fs->msgs);
+	if (!fs->table || !fs->msgs)
 		return -ENOMEM;
 	fs->next_ino = FS_FIRST_INO;
 	fs->uid = getuid();
@@ -135,6 +136,8 @@ void fs_inode_destroy(struct fs_ctx *fs)
 	}
 	free(fs->table);
 	fs->table = NULL;
+	free(fs->msgs);
+	fs->msgs = NULL;
 	for (q = fs->queues; q; q = qn) {
 		qn = q->next;
 		spool_queue_set_udata(q->sq, fs->udata, NULL);
@@ -181,6 +184,40 @@ struct fs_inode *fs_inode_new(enum fs_kind kind, struct fs_queue *q)
 	return in;
 }
 
+struct fs_inode *fs_msg_inode(struct fs_queue *q, enum spool_state s,
+			      uint64_t id)
+{
+	struct fs_ctx *fs = q->fs;
+	struct fs_inode **head = &fs->msgs[slot(id)], *in;
+
+	pthread_mutex_lock(&fs->lock);
+	for (in = *head; in; in = in->mnext)
+		if (in->q == q && in->state == s && in->msg_id == id)
+			break;
+	if (!in && (in = inode_alloc(fs, fs->next_ino++, FS_MSG, q))) {
+		in->dynamic = 1;
+		in->state = s;
+		in->msg_id = id;
+		in->mnext = *head;
+		*head = in;
+	}
+	if (in)
+		in->nlookup++;
+	pthread_mutex_unlock(&fs->lock);
+	return in;
+}
+
+/* fs->lock held. */
+static void msgs_remove(struct fs_inode *in)
+{
+	struct fs_inode **p = &in->fs->msgs[slot(in->msg_id)];
+
+	while (*p && *p != in)
+		p = &(*p)->mnext;
+	if (*p)
+		*p = in->mnext;
+}
+
 void fs_inode_ref(struct fs_inode *in)
 {
 	pthread_mutex_lock(&in->fs->lock);
@@ -194,6 +231,8 @@ void fs_inode_maybe_free(struct fs_inode *in)
 	    in->named || in->children)
 		return;
 	table_remove(in);
+	if (in->kind == FS_MSG)
+		msgs_remove(in);
 	inode_free(in);
 }
 

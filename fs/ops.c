@@ -549,6 +549,12 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 			FUSE_CAP_EXPORT_SUPPORT);
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* READDIRPLUS only where a listing is followed by lookups of its
+	 * names (ls -l, find -ls): a plain ls gets it for its first page. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 const struct fuse_lowlevel_ops fs_ops = {
@@ -574,6 +580,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.fsync = fs_fsync,
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,
+	.readdirplus = fs_readdirplus,
 	.releasedir = fs_releasedir,
 	.statfs = fs_statfs,
 	.setxattr = fs_setxattr,

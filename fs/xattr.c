@@ -113,6 +113,11 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	if (!in)
 		n = -ENOENT;
+	else if (strncmp(name, "user.", 5) != 0)
+		/* ls -l asks every file for security.selinux and
+		 * system.posix_acl_access; "not supported" it remembers for
+		 * the whole filesystem, "no such attribute" it does not. */
+		n = -EOPNOTSUPP;
 	else if (size && !buf)
 		n = -ENOMEM;
 	else if (xattrs_of(in, &r) == 0) {
