@@ -8,7 +8,9 @@
  * draft directory (.name in a queue) lists its drafts. peek/, delayed/ and
  * leased/ list message ids from the engine with a cursor kept in the
  * directory handle, so a listing streams any number of entries in order and
- * stays correct while messages come and go. Negative lookups are never cached (plain ENOENT replies).
+ * stays correct while messages come and go; READDIRPLUS gives their entries
+ * with attributes, so `ls -l` needs no lookups (docs/decisions.md).
+ * Negative lookups are never cached (plain ENOENT replies).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -874,7 +876,7 @@ static void readdir_root(struct fs_dirh *h, struct dirbuf *b)
 }
 
 /*
- * A message's entry in a READDIRPLUS reply: a new inode as lookup_msg makes
+ * A message's entry in a READDIRPLUS reply: the inode lookup_msg gives
  * (nlookup taken by fs_inode_entry), kept by the kernel for
  * FS_LIST_TIMEOUT. 1: added or gone (skipped); 0: it did not fit.
  */

@@ -1,0 +1,163 @@
+"""Issue 15 goal 4: `ls -l` of a message dir through READDIRPLUS.
+
+A listing of peek/, delayed/ or leased/ gives each entry with the inode
+and attributes a lookup of its name gives, and the kernel keeps them for
+LIST_TIMEOUT s (fs/fs.h FS_LIST_TIMEOUT, docs/decisions.md): `ls -l`
+needs no request per entry. Listing still changes nothing, and a message
+that left the listing is gone for `stat` within LIST_TIMEOUT.
+"""
+import errno
+import os
+import stat as st
+import time
+
+from spoolutil import claim, ids, push_lines, read_file, stats, wait_until
+from test_tools import crawl, crawl_setup, need, ok, run
+
+LIST_TIMEOUT = 10.0
+SUBS = ('peek', 'delayed', 'leased')
+
+
+def ls_l(mount, sub, q='jobs'):
+    """`ls -lin` of a message dir: {name: (ino, mode, size, mtime s)}."""
+    r = ok(run('ls -lin --time-style=+%%s %s/%s' % (q, sub), mount.mnt))
+    lines = r.stdout.decode().splitlines()
+    assert lines[0].startswith('total ')
+    out = {}
+    for ln in lines[1:]:
+        ino, mode, _, _, _, size, mtime, name = ln.split()
+        out[name] = (int(ino), mode, int(size), int(mtime))
+    return out
+
+
+def stat_row(p):
+    s = os.stat(p)
+    return (s.st_ino, st.filemode(s.st_mode), s.st_size, int(s.st_mtime))
+
+
+def test_ls_l_gives_what_stat_gives_in_each_listing(mount):
+    need('ls')
+    q, _ = crawl_setup(mount)
+    for sub in SUBS:
+        listed = ls_l(mount, sub)
+        assert sorted(listed) == ids(q, sub) and listed, sub
+        for name, row in listed.items():
+            assert row == stat_row(q / sub / name), (sub, name)
+            assert row[1] == '-r--r--r--'
+            assert row[2] == len(read_file(q / sub / name))
+
+
+def test_ls_l_and_crawlers_change_nothing(mount, tmp_path):
+    need('ls', 'find', 'du', 'rsync')
+    q, _ = crawl_setup(mount)
+    leased = ids(q, 'leased')
+    for cmd in ('ls -lR .', 'ls -li jobs/peek jobs/leased jobs/delayed',
+                'find . -ls', 'du -a .',
+                'rsync -a --dry-run ./ %s/' % (tmp_path / 'bk')):
+        r = ok(crawl(mount, cmd))
+        if cmd.startswith('find'):
+            # every message in the listing, nothing that takes or waits
+            out = r.stdout.decode()
+            for sub in SUBS:
+                for i in ids(q, sub):
+                    assert './jobs/%s/%s' % (sub, i) in out
+            for hidden in ('next', 'claim', 'pop', 'push', 'lines'):
+                assert './jobs/%s\n' % hidden not in out
+    s = stats(q)
+    assert (s['visible'], s['leased'], s['delayed']) == (4, 1, 1)
+    assert ids(q, 'leased') == leased
+    assert not (tmp_path / 'bk').exists()
+
+
+def test_a_message_that_left_is_gone_for_stat_within_the_timeout(mount):
+    """A listed entry is the kernel's for LIST_TIMEOUT s: a message leased
+    or acked after `ls -l` leaves the next listing at once, and `stat` of
+    its old path fails with ENOENT by LIST_TIMEOUT. The inode number of
+    the message that stayed is the one ls showed, also once the kernel
+    has to look it up again."""
+    need('ls')
+    q = mount.mkq('jobs', visibility_timeout=3600)
+    push_lines(q, [b'a', b'b', b'c'])
+    before = ls_l(mount, 'peek')
+    a, b, c = sorted(before)
+    assert claim(q) == a
+    assert claim(q) == b
+    os.unlink(q / 'leased' / b)                 # acked
+    t0 = time.monotonic()
+    assert ids(q) == [c]
+    assert ids(q, 'leased') == [a]
+    gone = {}
+
+    def all_gone():
+        for i in (a, b):
+            if i in gone:
+                continue
+            try:
+                os.stat(q / 'peek' / i)
+            except FileNotFoundError:
+                gone[i] = time.monotonic() - t0
+        return len(gone) == 2
+
+    assert wait_until(all_gone, timeout=LIST_TIMEOUT + 5, interval=0.2), \
+        'still there after %.0f s: %s' % (LIST_TIMEOUT + 5, gone)
+    for i in (a, b):
+        assert not (q / 'peek' / i).exists()
+    assert stat_row(q / 'peek' / c) == before[c]
+    assert os.stat(q / 'leased' / a).st_ino == before[a][0]
+    s = stats(q)
+    assert (s['visible'], s['leased']) == (1, 1)
+
+
+def test_open_of_an_acked_message_fails_at_once(mount):
+    """The kernel's copy of a listed entry is only its name and
+    attributes: an open asks the daemon, which finds no message."""
+    need('ls', 'cat')
+    q = mount.mkq('jobs', visibility_timeout=3600)
+    push_lines(q, [b'a'])
+    (i,) = ls_l(mount, 'peek')
+    assert claim(q) == i
+    os.unlink(q / 'leased' / i)
+    try:
+        os.open(q / 'peek' / i, os.O_RDONLY)
+        raise AssertionError('opened an acked message')
+    except FileNotFoundError as e:
+        assert e.errno == errno.ENOENT
+    r = run('cat jobs/peek/%s' % i, mount.mnt)
+    assert r.returncode == 1 and r.stdout == b''
+
+
+def test_ls_l_of_5000_messages_lists_all(mount):
+    need('ls')
+    q = mount.mkq('jobs')
+    push_lines(q, [b'm%d' % n for n in range(5000)])
+    want = ids(q)
+    for _ in range(2):              # cold, then with the kernel's entries
+        listed = ls_l(mount, 'peek')
+        assert sorted(listed) == want and len(want) == 5000
+        assert len({row[0] for row in listed.values()}) == 5000
+        assert {row[2] for row in listed.values()} <= {2, 3, 4, 5}
+    r = ok(run('ls -l jobs/peek | wc -l', mount.mnt))
+    assert int(r.stdout) == 5001
+    assert stats(q)['visible'] == 5000 and stats(q)['leased'] == 0
+
+
+def test_ls_l_probes_no_security_or_acl_xattr(mount):
+    """Non-user namespaces answer EOPNOTSUPP (ls then stops asking for
+    every file); user.* attributes still answer."""
+    q = mount.mkq('jobs')
+    push_lines(q, [b'x'])
+    (i,) = ids(q)
+    for name in ('security.selinux', 'system.posix_acl_access',
+                 'trusted.x'):
+        for p in (q / 'peek' / i, q, q / 'stats'):
+            try:
+                os.getxattr(p, name)
+                raise AssertionError('%s answered on %s' % (name, p))
+            except OSError as e:
+                assert e.errno == errno.EOPNOTSUPP, (name, p, e)
+    assert os.getxattr(q / 'peek' / i, 'user.spool.receives') == b'0'
+    try:
+        os.getxattr(q / 'peek' / i, 'user.nope')
+        raise AssertionError('user.nope answered')
+    except OSError as e:
+        assert e.errno == errno.ENODATA
