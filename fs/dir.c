@@ -614,6 +614,7 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs_inode *dir = fs_inode_get(fs_of(req), parent);
 	struct fs_inode *ndir = fs_inode_get(fs_of(req), newparent);
+	uint64_t id;
 	int rc = -EPERM;
 
 	if (!dir || !ndir)
@@ -627,8 +628,13 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = rename_draft(dir, name, ndir, newname);
 	else if (dir->kind == FS_QDIR && fixed_index(name) < 0)
 		rc = rename_named(req, dir, name, ndir, newname);
-	else if (is_msgdir(dir) && is_msgdir(ndir))
+	else if (is_msgdir(dir) && is_msgdir(ndir)) {
 		rc = rename_msg(dir, name, ndir, newname);
+		/* the kernel moves its entry, and the inode with it */
+		if (rc == 0 && fs_msg_parse(name, &id) == 0)
+			fs_msg_moved(dir->q, dir_state(dir->kind), id, ndir->q,
+				     dir_state(ndir->kind));
+	}
 	fuse_reply_err(req, -rc);
 }
 

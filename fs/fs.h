@@ -262,6 +262,10 @@ struct fs_inode *fs_inode_new(enum fs_kind kind, struct fs_queue *q);
  * fs_inode_forget(ino, 1). NULL if out of memory. */
 struct fs_inode *fs_msg_inode(struct fs_queue *q, enum spool_state s,
 			      uint64_t id);
+/* A rename moved message id from q's listing of state s to nq's of ns:
+ * the inode the kernel holds for the old name answers for the new one. */
+void fs_msg_moved(struct fs_queue *q, enum spool_state s, uint64_t id,
+		  struct fs_queue *nq, enum spool_state ns);
 /* One more kernel reference (a reply_entry or reply_create). */
 void fs_inode_ref(struct fs_inode *in);
 void fs_inode_forget(struct fs_ctx *fs, fuse_ino_t ino, uint64_t n);

@@ -218,6 +218,34 @@ static void msgs_remove(struct fs_inode *in)
 		*p = in->mnext;
 }
 
+void fs_msg_moved(struct fs_queue *q, enum spool_state s, uint64_t id,
+		  struct fs_queue *nq, enum spool_state ns)
+{
+	struct fs_ctx *fs = q->fs;
+	struct fs_inode **head = &fs->msgs[slot(id)], *in;
+	fuse_ino_t ino = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	for (in = *head; in; in = in->mnext)
+		if (in->q == q && in->state == s && in->msg_id == id)
+			break;
+	if (in) {
+		/* at the head: found before an inode the kernel held for the
+		 * new name, which the rename replaced */
+		msgs_remove(in);
+		in->q = nq;
+		in->state = ns;
+		in->mnext = *head;
+		*head = in;
+		ino = in->ino;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	/* its times are the new state's (attributes only: safe inside a
+	 * request, see fs_queue_attr_changed) */
+	if (ino)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
 void fs_inode_ref(struct fs_inode *in)
 {
 	pthread_mutex_lock(&in->fs->lock);

@@ -161,3 +161,28 @@ def test_ls_l_probes_no_security_or_acl_xattr(mount):
         raise AssertionError('user.nope answered')
     except OSError as e:
         assert e.errno == errno.ENODATA
+
+
+def test_mv_of_a_listed_message_then_touch(mount):
+    """A listed entry moved by rename (peek → leased: a lease) answers as
+    its new dir's: touch -d sets the lease's expiry, stat shows it, and
+    the move back releases it."""
+    need('ls', 'mv', 'touch', 'stat')
+    q = mount.mkq('jobs', visibility_timeout=3600)
+    push_lines(q, [b'a'])
+    (i,) = ls_l(mount, 'peek')
+    ok(run('mv jobs/peek/%s jobs/leased/%s' % (i, i), mount.mnt))
+    assert stats(q)['leased'] == 1
+    assert os.stat(q / 'leased' / i).st_mtime > time.time() + 3000
+    ok(run('touch -d @2000000000 jobs/leased/%s' % i, mount.mnt))
+    r = ok(run('stat -c %%Y jobs/leased/%s' % i, mount.mnt))
+    assert int(r.stdout) == 2000000000
+    assert xattr_int(q / 'leased' / i, 'user.spool.receives') == 1
+    ok(run('mv jobs/leased/%s jobs/peek/%s' % (i, i), mount.mnt))
+    s = stats(q)
+    assert (s['visible'], s['leased']) == (1, 0)
+    assert ls_l(mount, 'peek')[i][0] == os.stat(q / 'peek' / i).st_ino
+
+
+def xattr_int(p, name):
+    return int(os.getxattr(p, name))

@@ -227,6 +227,7 @@ def targets(res, args):
                     'failed: ' + (res.error('spool-none', 'restart') or
                                   'not measured'), '≤ 10 s', None, ''))
     out.extend(soak_targets(res, args))
+    out.append(listing_target(res, args))
     # 7: wake-up p99
     for sp, rd in (('spool-none', 'redis'), ('spool-always', 'redis-always')):
         a = res.per_round(sp, 'wake', 'p99_us', 128, 1)
@@ -332,6 +333,27 @@ def redis_store_section(res, concs):
         *target_table(redis_store_targets(res)),
         '',
     ]
+
+
+def listing_target(res, args):
+    """Issue 15 goal 4: `ls -l` ÷ `ls` of peek/, each listing cold."""
+    text = (f'`ls -l` ÷ `ls` of peek/ with {args.list:,} messages '
+            '(issue 15 goal 4)')
+    rs = ratio_rounds(res.per_round('spool-none', 'listing', 'lsl_secs', 128),
+                      res.per_round('spool-none', 'listing', 'ls_secs', 128))
+    s = spread(rs)
+    if s is None:
+        return ('9', text, 'failed: ' + (res.error('spool-none', 'listing')
+                                         or 'not measured'), '≤ 10×', None,
+                '')
+    secs = [(num(r['kv'], 'ls_secs'), num(r['kv'], 'lsl_secs'))
+            for r in res.find('spool-none', 'listing') if r['ok']]
+    note = 'seconds (ls, ls -l): ' + ', '.join(
+        f'{a:.2f}, {b:.2f}' for a, b in secs)
+    return ('9', text, fmt_spread(s, '×'), '≤ 10×',
+            s[0] <= 10 if args.list >= 1_000_000 else None,
+            note if args.list >= 1_000_000 else
+            note + f'; measured at {args.list:,}, not 1,000,000')
 
 
 def soak_targets(res, args):
@@ -602,7 +624,7 @@ def check(res):
                    for r in res.rows):
             bad.append(f'spoolfs SQS {w}: no result')
     for w in ('memory', 'memory-restart', 'restart', 'park', 'aging-fresh',
-              'aging-old', 'memory-redis', 'lease', 'soak'):
+              'aging-old', 'memory-redis', 'lease', 'soak', 'listing'):
         if not any(r['w'] == w and r['ok'] for r in res.rows):
             bad.append(f'spoolfs {w}: no result')
     for b in bad:
@@ -631,6 +653,7 @@ def main():
     ap.add_argument('--soak', type=float, default=0)
     ap.add_argument('--soak-n', type=int, default=0)
     ap.add_argument('--soak-settle', type=float, default=0)
+    ap.add_argument('--list', type=int, default=0)
     args = ap.parse_args()
     res = Results(parse(args.results))
     if args.check:
