@@ -763,7 +763,10 @@ def main():
         f'live, with up to {args.restart:,} messages; parked readers: '
         f'{args.park:,} threads block on `next` of an empty queue of a fresh '
         'daemon, after its worker pool has been warmed by 16 producers; '
-        'Threads and VmRSS from /proc/PID/status.',
+        'Threads and VmRSS from /proc/PID/status. Listing (target 9): '
+        f'`ls` and `ls -l` of a peek/ holding {args.list:,} messages of '
+        '128 B, each listing cold (as root, the kernel\'s dentries and '
+        'inodes are dropped before it), ratio per round.',
         '',
         *store_table(res),
         '',
