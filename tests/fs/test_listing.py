@@ -70,11 +70,11 @@ def test_ls_l_and_crawlers_change_nothing(mount, tmp_path):
 
 
 def test_a_message_that_left_is_gone_for_stat_within_the_timeout(mount):
-    """A listed entry is the kernel's for LIST_TIMEOUT s: a message leased
-    or acked after `ls -l` leaves the next listing at once, and `stat` of
-    its old path fails with ENOENT by LIST_TIMEOUT. The inode number of
-    the message that stayed is the one ls showed, also once the kernel
-    has to look it up again."""
+    """A message leased or acked after `ls -l` leaves the next listing at
+    once, and `stat` of its old path fails with ENOENT by LIST_TIMEOUT at
+    the latest (at once when the lease went through this mount). The
+    inode number of the message that stayed is the one ls showed, also
+    once the kernel has to look it up again."""
     need('ls')
     q = mount.mkq('jobs', visibility_timeout=3600)
     push_lines(q, [b'a', b'b', b'c'])
@@ -186,3 +186,20 @@ def test_mv_of_a_listed_message_then_touch(mount):
 
 def xattr_int(p, name):
     return int(os.getxattr(p, name))
+
+
+def test_a_lease_through_this_mount_drops_the_listed_entry_at_once(mount):
+    """next, claim and pop of this daemon tell the kernel before they
+    answer: once the consumer has its message, peek/<id> is gone."""
+    need('ls', 'cat')
+    q = mount.mkq('jobs', visibility_timeout=3600)
+    push_lines(q, [b'a', b'b', b'c'])
+    a, b, c = sorted(ls_l(mount, 'peek'))
+    assert ok(run('cat jobs/next', mount.mnt)).stdout == b'a'
+    assert not os.path.exists(q / 'peek' / a)
+    assert claim(q) == b
+    assert not os.path.exists(q / 'peek' / b)
+    assert ok(run('cat jobs/pop', mount.mnt)).stdout == b'c'
+    assert not os.path.exists(q / 'peek' / c)
+    s = stats(q)
+    assert (s['visible'], s['leased'], s['acked_total']) == (0, 2, 1)
