@@ -75,13 +75,11 @@ static void reply_bound(fuse_req_t req, struct fs_rfile *f, size_t size,
 	free(buf);
 }
 
-/* Before the reply: who sees it sees peek/<id> gone (docs/decisions.md). */
 static void bind(struct fs_rfile *f, uint64_t id)
 {
 	f->bound = 1;
 	f->id = id;
 	atomic_store(&f->in->msg_id, id);
-	fs_msg_left(f->q, SPOOL_VISIBLE, id);
 }
 
 /* f->lock held. Leases for next: returns the id to release if the reply

@@ -266,11 +266,6 @@ struct fs_inode *fs_msg_inode(struct fs_queue *q, enum spool_state s,
  * the inode the kernel holds for the old name answers for the new one. */
 void fs_msg_moved(struct fs_queue *q, enum spool_state s, uint64_t id,
 		  struct fs_queue *nq, enum spool_state ns);
-/* Message id left q's listing of state s through this daemon (a lease by
- * next, claim or pop): the kernel forgets the name if a listing gave it.
- * Only from a request whose caller holds no directory lock (a READ):
- * the kernel takes the listing dir's lock. */
-void fs_msg_left(struct fs_queue *q, enum spool_state s, uint64_t id);
 /* One more kernel reference (a reply_entry or reply_create). */
 void fs_inode_ref(struct fs_inode *in);
 void fs_inode_forget(struct fs_ctx *fs, fuse_ino_t ino, uint64_t n);

@@ -48,8 +48,6 @@ int fs_qfixed_listed(int i)
 	}
 }
 
-static fuse_ino_t fixed_ino(const struct fs_queue *q, enum fs_kind k);
-
 static size_t slot(fuse_ino_t ino)
 {
 	return (ino * 0x9E3779B97F4A7C15ull) >> 48 & (TABLE_SIZE - 1);
@@ -186,6 +184,18 @@ struct fs_inode *fs_inode_new(enum fs_kind kind, struct fs_queue *q)
 	return in;
 }
 
+/* fs->lock held. The inode of message id in q's listing of state s. */
+static struct fs_inode *msg_find(struct fs_queue *q, enum spool_state s,
+				 uint64_t id)
+{
+	struct fs_inode *in;
+
+	for (in = q->fs->msgs[slot(id)]; in; in = in->mnext)
+		if (in->q == q && in->state == s && in->msg_id == id)
+			break;
+	return in;
+}
+
 struct fs_inode *fs_msg_inode(struct fs_queue *q, enum spool_state s,
 			      uint64_t id)
 {
@@ -193,9 +203,7 @@ struct fs_inode *fs_msg_inode(struct fs_queue *q, enum spool_state s,
 	struct fs_inode **head = &fs->msgs[slot(id)], *in;
 
 	pthread_mutex_lock(&fs->lock);
-	for (in = *head; in; in = in->mnext)
-		if (in->q == q && in->state == s && in->msg_id == id)
-			break;
+	in = msg_find(q, s, id);
 	if (!in && (in = inode_alloc(fs, fs->next_ino++, FS_MSG, q))) {
 		in->dynamic = 1;
 		in->state = s;
@@ -228,9 +236,7 @@ void fs_msg_moved(struct fs_queue *q, enum spool_state s, uint64_t id,
 	fuse_ino_t ino = 0;
 
 	pthread_mutex_lock(&fs->lock);
-	for (in = *head; in; in = in->mnext)
-		if (in->q == q && in->state == s && in->msg_id == id)
-			break;
+	in = msg_find(q, s, id);
 	if (in) {
 		/* at the head: found before an inode the kernel held for the
 		 * new name, which the rename replaced */
@@ -246,25 +252,6 @@ void fs_msg_moved(struct fs_queue *q, enum spool_state s, uint64_t id,
 	 * request, see fs_queue_attr_changed) */
 	if (ino)
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
-}
-
-void fs_msg_left(struct fs_queue *q, enum spool_state s, uint64_t id)
-{
-	struct fs_ctx *fs = q->fs;
-	struct fs_inode *in;
-	char name[SPOOL_ID_LEN + 1];
-
-	pthread_mutex_lock(&fs->lock);
-	for (in = fs->msgs[slot(id)]; in; in = in->mnext)
-		if (in->q == q && in->state == s && in->msg_id == id)
-			break;
-	pthread_mutex_unlock(&fs->lock);
-	if (!in)
-		return;     /* the kernel holds no entry for it */
-	spool_id_format(id, name);
-	fuse_lowlevel_notify_inval_entry(fs->se, fixed_ino(q, s ==
-		SPOOL_VISIBLE ? FS_PEEKDIR : s == SPOOL_DELAYED ?
-		FS_DELAYEDDIR : FS_LEASEDDIR), name, strlen(name));
 }
 
 void fs_inode_ref(struct fs_inode *in)

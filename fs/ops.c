@@ -549,12 +549,13 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 			FUSE_CAP_EXPORT_SUPPORT);
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* READDIRPLUS only where a listing is followed by lookups of its
-	 * names (ls -l, find -ls): a plain ls gets it for its first page. */
-	if (conn->capable & FUSE_CAP_READDIRPLUS)
-		conn->want |= FUSE_CAP_READDIRPLUS;
-	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
-		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+	/* READDIRPLUS stays off (docs/decisions.md): its entries would be
+	 * the kernel's for FS_LIST_TIMEOUT, and a lease or ack through this
+	 * mount cannot drop them safely yet (an inval_entry from a worker
+	 * deadlocked when a release's wake-up leased a listed message while
+	 * the renaming caller held the peek/ lock). libfuse asks for it
+	 * whenever the op is set. */
+	conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
 }
 
 const struct fuse_lowlevel_ops fs_ops = {

@@ -1,11 +1,10 @@
-"""Issue 15 goal 4: `ls -l` of a message dir through READDIRPLUS.
+"""Issue 15 goal 4: `ls -l` of a message dir.
 
-A listing of peek/, delayed/ or leased/ gives each entry with the inode
-and attributes a lookup of its name gives, and the kernel keeps them for
-LIST_TIMEOUT s (fs/fs.h FS_LIST_TIMEOUT, docs/decisions.md): `ls -l`
-needs no request per entry. Listing still changes nothing, and a message
-that left the listing is gone for `stat` within LIST_TIMEOUT.
-"""
+`ls -l`, `find -ls`, `du` and `rsync` of peek/, delayed/ and leased/ give
+what `stat` of each name gives and change nothing; a message that left a
+listing is gone for `stat` within LIST_TIMEOUT (at once while READDIRPLUS
+is off, docs/decisions.md); other xattr namespaces are EOPNOTSUPP, so ls
+stops asking for them."""
 import errno
 import os
 import stat as st
@@ -189,8 +188,8 @@ def xattr_int(p, name):
 
 
 def test_a_lease_through_this_mount_drops_the_listed_entry_at_once(mount):
-    """next, claim and pop of this daemon tell the kernel before they
-    answer: once the consumer has its message, peek/<id> is gone."""
+    """Once a consumer of this mount has its message (next, claim, pop),
+    peek/<id> is gone, also right after `ls -l` showed it."""
     need('ls', 'cat')
     q = mount.mkq('jobs', visibility_timeout=3600)
     push_lines(q, [b'a', b'b', b'c'])
