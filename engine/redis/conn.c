@@ -555,14 +555,15 @@ static int replicas_wait(struct rd_db *db, struct rd_conn *k,
  * answers when it resumes): it is never sent again on a new connection
  * while the server may still run it, which would run a lease twice.
  * Only a connection that broke (refused, reset, closed) is dialled again,
- * and the command resent unless it is RD_ONCE.
+ * and the command resent unless it is RD_ONCE. *resent (if not NULL) is
+ * then 1: an earlier send may have been done, and its reply was lost.
  */
 static redisReply *command(struct rd_db *db, int argc, const char **argv,
 			   const size_t *lens, enum rd_call kind, int timeout_s,
-			   int *rc)
+			   int *rc, int *resent)
 {
 	int64_t deadline = rd_mono_ms() + RD_DEADLINE_MS;
-	int backoff = 20, loaded = 0;
+	int backoff = 20, loaded = 0, lost = 0;
 	struct rd_conn *k = conn_take(db);
 	redisReply *r = NULL;
 
@@ -642,10 +643,13 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 			*rc = -EIO;
 			break;
 		}
+		lost |= sent;
 		sleep_ms(backoff);
 		backoff = backoff < 500 ? backoff * 2 : 1000;
 	}
 	conn_give(db, k);
+	if (resent)
+		*resent = lost;
 	return r;
 }
 
@@ -666,7 +670,7 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 	const char *fixed[] = { "FCALL", NULL, "1", db->prefix, NULL,
 				db->origin };
 	char name[64], now[24];
-	int argc = 6 + a->n, rc;
+	int argc = 6 + a->n, rc, resent = 0;
 	const char **argv = malloc(argc * sizeof(*argv));
 	size_t *lens = malloc(argc * sizeof(*lens));
 	redisReply *r = NULL;
@@ -692,7 +696,7 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 		argv[6 + i] = i < 64 ? a->v[i] : a->xv[i - 64];
 		lens[6 + i] = i < 64 ? a->l[i] : a->xl[i - 64];
 	}
-	r = command(db, argc, argv, lens, kind, a->timeout_s, &rc);
+	r = command(db, argc, argv, lens, kind, a->timeout_s, &rc, &resent);
 	if (!r)
 		goto out;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
@@ -703,6 +707,15 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 		goto out;
 	}
 	rc = (int)r->element[0]->integer;
+	if (rc && resent && kind != RD_READ) {
+		/* The first send may have been done (an ack, a release, a
+		 * mkdir), and this refusal be its effect: ENOENT or EEXIST
+		 * would tell the caller it was not. Unknown is EIO, as for
+		 * RD_ONCE. */
+		rd_log(db, SPOOL_LOG_ERR, "%s: no answer, then refused on a "
+		       "new connection (it may have been done)", name);
+		rc = -EIO;
+	}
 	woken = (struct rd_reply){ r->element[1], 0 };
 	for (size_t i = 0; i < rd_count(&woken); i++) {
 		const char *q = rd_str(&woken, i, NULL);
@@ -741,7 +754,8 @@ int redis_space(spool_db *pdb, uint64_t *total, uint64_t *used)
 	const char *argv[] = { "INFO", "memory" };
 	size_t lens[] = { 4, 6 };
 	int rc;
-	redisReply *r = command(RDB(pdb), 2, argv, lens, RD_READ, 0, &rc);
+	redisReply *r = command(RDB(pdb), 2, argv, lens, RD_READ, 0, &rc,
+				  NULL);
 
 	if (!r)
 		return rc;

@@ -1,7 +1,10 @@
 """The crash-loop harness (issue 6): round after round, mount spoolfs, run
 concurrent producers and consumers that keep ledgers, kill -9 the daemon at a
 random moment, clear the dead mount, remount on the same --data, and check
-the ledgers against what the store holds.
+the ledgers against what the store holds. Its twin (issue 14,
+test_redis_crash.py) kills the store instead: kill -9 of redis-server and
+its restart under the running daemon, whose mount stays; the clients go on
+through the outage and are then asked to stop (a stop file).
 
 Clients (separate processes, so that a dead mount only ends them):
 
@@ -29,7 +32,8 @@ write(2) each, O_APPEND, to a file outside the mount):
 Invariants checked after every restart (nothing consumes during a check):
 
   lost        every P body that has no successful A is in the store (an ack
-              in flight at the kill, failed with ENOTCONN, may have been
+              in flight at the kill, failed with ENOTCONN -- or with EIO,
+              when the store died with the reply unsent -- may have been
               committed: that body may be gone, and only that one)
   resurrected no body with a successful A is in the store
   stats       visible+delayed+leased == the messages listed, and
@@ -135,12 +139,12 @@ done
 
 PY_CONSUMER = r'''
 import errno, os, random, sys, time
-q, ledger, seed = sys.argv[1:4]
+q, ledger, seed, stop = sys.argv[1:5]
 rng = random.Random(int(seed))
 lf = os.open(ledger, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 def log(*f):
     os.write(lf, (' '.join(str(x) for x in f) + '\n').encode())
-while True:
+while not os.path.exists(stop):
     t0 = time.time_ns()
     try:
         fd = os.open(os.path.join(q, 'next'), os.O_RDONLY)
@@ -195,36 +199,42 @@ while True:
 '''
 
 SH_CONSUMER = r'''
-q=$1 ledger=$2 err=$3
+q=$1 ledger=$2 err=$3 stop=$4
+# The errno of a failed rm, mv or cat, from its message: 2 (ENOENT: the
+# lease ran out and another consumer took it), 5 (EIO: the store did not
+# answer; the change may have been made), or ? (the mount is gone).
+why() {
+	if grep -q 'No such file' "$err"; then echo 2
+	elif grep -q 'Input/output error' "$err"; then echo 5
+	else echo '?'; fi
+}
 n=0
-while :; do
+while [ ! -e "$stop" ]; do
 	t=$(date +%s%N)
 	if ! id=$(cat "$q/claim" 2>"$err"); then
 		grep -q 'temporarily unavailable' "$err" && continue
 		break
 	fi
-	if body=$(cat "$q/leased/$id" 2>/dev/null); then
+	if body=$(cat "$q/leased/$id" 2>"$err"); then
 		echo "L $t $id $body" >> "$ledger"
 	else
 		echo "L $t $id ?" >> "$ledger"
-		ls "$q" >/dev/null 2>&1 || break
+		[ "$(why)" = 2 ] || break
 		continue
 	fi
 	n=$((n + 1))
 	if [ $((n % 5)) -eq 0 ]; then
-		if mv "$q/leased/$id" "$q/peek/$id" 2>/dev/null; then
+		if mv "$q/leased/$id" "$q/peek/$id" 2>"$err"; then
 			echo "R $(date +%s%N) $id" >> "$ledger"
-		elif ls "$q" >/dev/null 2>&1; then
-			echo "r 2 $id" >> "$ledger"
 		else
-			echo "r ? $id" >> "$ledger"; break
+			e=$(why); echo "r $e $id" >> "$ledger"
+			[ "$e" = 2 ] || break
 		fi
-	elif rm "$q/leased/$id" 2>/dev/null; then
+	elif rm "$q/leased/$id" 2>"$err"; then
 		echo "A $(date +%s%N) $id" >> "$ledger"
-	elif ls "$q" >/dev/null 2>&1; then
-		echo "a 2 $id" >> "$ledger"
 	else
-		echo "a ? $id" >> "$ledger"; break
+		e=$(why); echo "a $e $id" >> "$ledger"
+		[ "$e" = 2 ] || break
 	fi
 done
 '''
@@ -254,8 +264,15 @@ class CrashLoop:
     """Runs the rounds on one Mount (tests/fs/conftest.py) and checks."""
 
     def __init__(self, mount, workdir, sync, rounds, seed=None,
-                 kill_after=(0.05, 1.5), limit=80, queue='cq', backlog=400):
+                 kill_after=(0.05, 1.5), limit=80, queue='cq', backlog=400,
+                 crash=None, after_crash=(0.5, 2.0)):
+        # crash: None kills the daemon (kill -9) and mounts it again; or a
+        # callable that crashes the store under the running daemon (kill -9
+        # of redis-server and its restart) -- the mount stays, the clients
+        # go on for after_crash seconds and are then asked to stop.
         self.m = mount
+        self.crash = crash
+        self.after_crash = after_crash
         self.work = Path(workdir)
         self.sync = sync
         self.rounds = rounds
@@ -273,7 +290,7 @@ class CrashLoop:
         self.figures = dict(rounds=0, pushed=0, leases=0, acks=0,
                             releases=0, abandoned=0, in_flight_at_kill=0,
                             duplicates=0, checked=0, lost=0, drained=0,
-                            expired=0)
+                            expired=0, failed_at_kill=0)
 
     # ------------------------------------------------------------ run
     def q(self):
@@ -315,23 +332,30 @@ class CrashLoop:
                 str(d / ('r%d-%s.ledger' % (r, client))), client[3:],
                 str(self.limit // 4), str(d / ('r%d-%s.tmp' % (r, client)))
             ])))
+        stop = d / ('r%d.stop' % r)
         for k in range(3):
             client = 'py-cons%d' % k
             procs.append((client, self.spawn(r, client, [
                 sys.executable, '-c', PY_CONSUMER, q,
                 str(d / ('r%d-%s.ledger' % (r, client))),
-                str(self.rng.randrange(1 << 30))])))
+                str(self.rng.randrange(1 << 30)), str(stop)])))
         client = 'sh-cons'
         procs.append((client, self.spawn(r, client, [
             'sh', '-c', SH_CONSUMER, 'sh', q,
             str(d / ('r%d-%s.ledger' % (r, client))),
-            str(d / ('r%d-%s.err' % (r, client)))])))
+            str(d / ('r%d-%s.err' % (r, client))), str(stop)])))
         try:
             # The random moment counts from when the clients are at work
             # (a Python start-up takes a while on a loaded machine).
             self.wait_busy(r, [c for c, _ in procs])
             time.sleep(self.rng.uniform(*self.kill_after))
-            self.m.kill9(restart=False)
+            if self.crash is None:
+                self.m.kill9(restart=False)
+            else:
+                self.crash()
+                time.sleep(self.rng.uniform(*self.after_crash))
+                stop.touch()
+            # An operation that waits for the store gives up after 10 s.
             deadline = time.monotonic() + 15
             for _, p in procs:
                 try:
@@ -344,7 +368,8 @@ class CrashLoop:
                     p.kill()
                     p.wait()
         self.read_ledgers(r, [c for c, _ in procs])
-        self.m.start('--sync', self.sync)
+        if self.crash is None:
+            self.m.start('--sync', self.sync)
         held = self.check_store('after round %d' % r)
         if held > self.backlog:
             # Producers outrun consumers; keep each round's check short.
@@ -399,6 +424,8 @@ class CrashLoop:
                 key = {'A': 'acks', 'R': 'releases', 'X': 'abandoned'}
                 if f[0] in key:
                     self.figures[key[f[0]]] += 1
+                elif f[1] != str(errno.ENOENT):
+                    self.figures['failed_at_kill'] += 1
             else:
                 raise Violation('%s round %d: ledger line %r out of order'
                                 % (client, r, line))

@@ -13,6 +13,7 @@ import errno
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,112 @@ def test_paused_3s_operations_wait_and_succeed(redis, mount_factory,
     s = stats(q)
     assert (s['pushed_total'], s['acked_total'], s['leased'],
             s['visible']) == (3, 1, 1, 1), s
+
+
+class ReplyDropper:
+    """A TCP proxy in front of redis-server that, once armed, forwards
+    the next command naming `word` to the server, waits for the server's
+    reply, and then closes both sides without passing it on: the command
+    was done, and its sender never hears of it (a server killed between
+    its fsync and its reply)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.word = None
+        self.dropped = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def url(self, prefix):
+        return 'redis://127.0.0.1:%d/%s' % (self.port, prefix)
+
+    def arm(self, word):
+        with self.lock:
+            self.word = word
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(('127.0.0.1', self.server.port))
+            threading.Thread(target=self.up, args=(c, u),
+                             daemon=True).start()
+            threading.Thread(target=self.pipe, args=(u, c),
+                             daemon=True).start()
+
+    def up(self, c, u):
+        while True:
+            try:
+                b = c.recv(65536)
+            except OSError:
+                b = b''
+            if not b:
+                break
+            with self.lock:
+                hit = self.word is not None and self.word in b
+                if hit:
+                    self.word = None
+            if hit:
+                u.shutdown(socket.SHUT_RD)   # the reply is never read
+                u.sendall(b)
+                time.sleep(0.5)              # done and fsynced by then
+                self.dropped += 1
+                break
+            u.sendall(b)
+        for x in (c, u):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    @staticmethod
+    def pipe(a, b):
+        while True:
+            try:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+            except OSError:
+                break
+
+    def close(self):
+        self.sock.close()
+
+
+def test_lost_reply_of_an_ack_is_eio_not_enoent(redis, mount_factory):
+    """The server did an ack and its reply was lost: the daemon sends it
+    again on a new connection, and the second run finds the message gone.
+    ENOENT would tell the consumer its ack was not done (the lease ran
+    out: the message will come back) -- it was. The daemon answers EIO,
+    the error for "it may have been done". Found by the kill -9 loop
+    (test_redis_crash.py)."""
+    proxy = ReplyDropper(redis)
+    try:
+        m = host(mount_factory, redis, 'drop', url=proxy.url('drop'))
+        m.expect_log(r'may have been done')
+        q = m.mkq('jobs', visibility_timeout=600)
+        push(q, b'once')
+        mid, _ = lease(q)
+        proxy.arm(b'spool_ack')
+        with pytest.raises(OSError) as e:
+            os.unlink(q / 'leased' / mid)
+        assert proxy.dropped == 1
+        assert e.value.errno == errno.EIO
+        s = stats(q)
+        assert (s['acked_total'], s['leased'], s['visible']) == (1, 0, 0), s
+        # and the mount goes on
+        push(q, b'after')
+        assert lease(q)[1] == b'after'
+    finally:
+        proxy.close()
 
 
 def timed(results, name, t0, fn, *args):
