@@ -20,10 +20,8 @@
 #include "rocks.h"
 #include "kv_i.h"
 
-/* glibc's heap: at most this many arenas, and blocks of at least this
- * size mmap'd (store_tune_malloc). */
+/* glibc's heap: at most this many arenas (store_tune_malloc). */
 #define HEAP_ARENAS 2
-#define HEAP_MMAP_MIN (256 << 10)
 /* The keeper acts after this long without a write ... */
 #define KEEP_IDLE_MS 2000
 /* ... if the memtables hold at least this much (a flush of less writes
@@ -33,31 +31,25 @@
 /*
  * mallopt() is process-wide: it changes the heap of every thread of the
  * program that links the engine (the daemon's FUSE threads, the SQS
- * endpoint, the CLI tools), not only RocksDB's. Each setting is there for
- * the store, and costs the rest nothing measurable (docs/decisions.md):
- *   - M_ARENA_MAX: glibc gives threads up to 8 arenas per core. The
- *     daemon's threads (FUSE workers, RocksDB's flush and compaction, the
- *     timer, the keeper) free memtable and request memory into whichever
- *     arena they last used, and each arena keeps its free chunks: a soak
- *     held 61 MB of heap for 34 MB in use over 16 arenas. With two, freed
- *     memory is reused by the next allocation instead of stranded;
- *     small allocations still go through each thread's own cache (tcache)
- *     without taking an arena lock.
- *   - M_MMAP_THRESHOLD: fixed at 256 KiB (setting it also turns off
- *     glibc's adjustment, which raises the threshold to the size of any
- *     mmap'd block freed, up to 32 MiB, so that RocksDB's memtable arena
- *     blocks, 1/8 of a write buffer, came from the heap after the first
- *     flush and stayed there). A block this large is mapped on its own and
- *     unmapped when freed: a flushed memtable goes back to the system at
- *     once. Blocks this large are rare elsewhere (libfuse's receive
- *     buffers are allocated once per worker; a message being written grows
- *     with realloc, which moves mapped blocks with mremap).
+ * endpoint, the CLI tools), not only RocksDB's; so one setting only, for
+ * the store, that costs the rest nothing measurable (docs/decisions.md):
+ * M_ARENA_MAX. glibc gives threads up to 8 arenas per core. The daemon's
+ * threads (FUSE workers, RocksDB's flush and compaction, the timer, the
+ * keeper) free memtable and request memory into whichever arena they last
+ * used, and each arena keeps its free chunks: a soak held 61 MB of heap for
+ * 34 MB in use over 16 arenas. With two, freed memory is reused by the next
+ * allocation instead of stranded; small allocations still go through each
+ * thread's own cache (tcache) without taking an arena lock.
+ * Not set: M_MMAP_THRESHOLD. Fixed at 256 KiB (so that memtable blocks
+ * were mapped and unmapped on their own), it made every large buffer a
+ * fresh mapping, faulted in page by page: batch pushes through `lines` fell
+ * from about 410,000 to 158,000 lines/s. keep()'s malloc_trim() gives the
+ * free pages back instead, wherever they are in the heap.
  * Set once, before the first store starts threads of its own.
  */
 static void tune_malloc_once(void)
 {
 	mallopt(M_ARENA_MAX, HEAP_ARENAS);
-	mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_MIN);
 }
 
 void store_tune_malloc(void)
