@@ -36,11 +36,23 @@
  *     have filled the disk;
  *   - the MANIFEST's preallocation, S/64 within [64 KiB, 4 MiB].
  * On an 8 MB filesystem that is 64 KiB, 1 MiB, 128 KiB and 128 KiB instead
- * of 32 MiB, 4 MiB, 256 KiB and 4 MiB, which with the log's preallocation
+ * of 8 MiB, 4 MiB, 256 KiB and 4 MiB, which with the log's preallocation
  * left no room for any push. docs/reliability.md.
+ *
+ * Memory, for a queue daemon rather than a database server (issue 15,
+ * docs/decisions.md): the column families share one write-buffer budget
+ * of WBUF_SHARED of their write buffers (RocksDB's db_write_buffer_size,
+ * a write buffer manager: once all memtables together pass it, the
+ * largest is flushed), so that the memtables stay near 16 MiB in all
+ * instead of up to 3 families x 2 memtables x 32 MiB; and a block cache
+ * of BLOCK_CACHE (a queue reads its bodies back mostly from the memtables,
+ * seconds after writing them, and the index once, at open, without
+ * filling the cache). kv_keep.c gives memory back when the store is idle.
  */
 #define WBUF_MIN (64ull << 10)
-#define WBUF_MAX (32ull << 20)
+#define WBUF_MAX (8ull << 20)
+#define WBUF_SHARED 2
+#define BLOCK_CACHE (8u << 20)
 #define RESERVE_MIN (256ull << 10)
 #define RESERVE_MAX (4ull << 20)
 #define SMALL_MIN (64ull << 10)
@@ -221,9 +233,10 @@ static rocksdb_options_t *store_cf_options(struct store *st, enum store_cf cf)
 
 static int store_init_options(struct store *st, int sync)
 {
+	store_tune_malloc();
 	st->opts = rocksdb_options_create();
 	store_tune_db(st);
-	st->cache = rocksdb_cache_create_lru(32 << 20);
+	st->cache = rocksdb_cache_create_lru(BLOCK_CACHE);
 	st->bbopts = rocksdb_block_based_options_create();
 	rocksdb_block_based_options_set_block_cache(st->bbopts, st->cache);
 	rocksdb_block_based_options_set_filter_policy(
@@ -391,16 +404,16 @@ static uint64_t clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
 static void store_size_to_fs(struct store *st)
 {
 	struct statvfs sv;
-	uint64_t size = UINT64_MAX;
+	uint64_t size = UINT64_MAX, wbuf;
 
 	if (statvfs(st->dir, &sv) == 0)
 		size = (uint64_t)sv.f_blocks * sv.f_frsize;
 	st->reserve = clamp_u64(size / 8, RESERVE_MIN, RESERVE_MAX);
 	st->reserve_small = clamp_u64(size / 64, SMALL_MIN, SMALL_MAX);
+	wbuf = clamp_u64(size / 128, WBUF_MIN, WBUF_MAX);
 	for (int i = 0; i < CF_N; i++)
-		rocksdb_options_set_write_buffer_size(
-			st->cfopts[i], clamp_u64(size / 128, WBUF_MIN,
-						 WBUF_MAX));
+		rocksdb_options_set_write_buffer_size(st->cfopts[i], wbuf);
+	rocksdb_options_set_db_write_buffer_size(st->opts, WBUF_SHARED * wbuf);
 	rocksdb_options_set_manifest_preallocation_size(
 		st->opts, clamp_u64(size / 64, MANIFEST_PREALLOC_MIN,
 				    MANIFEST_PREALLOC_MAX));
@@ -427,13 +440,12 @@ int store_open(const char *dir, int flags, store_log_fn log, void *log_arg,
 	if (rc)
 		goto out_options;
 	store_size_to_fs(st);
-	if (st->readonly) {
-		*out = st;
-		return 0;
+	if (!st->readonly) {
+		rc = store_open_rw(st, mode);
+		if (rc)
+			goto out_options;
 	}
-	rc = store_open_rw(st, mode);
-	if (rc)
-		goto out_options;
+	keeper_start(st);
 	if (st->rescue) {
 		rc = store_rescue_apply(st);
 		store_rescue_free(st->rescue);
@@ -474,13 +486,8 @@ int store_salvaged(const struct store *st)
 	return st->salvaged;
 }
 
-/*
- * At a clean close, the write buffers go into table files, so that the
- * next open has no log to replay (twice: once read-only for the checks and
- * the load, once read-write). If that fails (a full disk), the log still
- * holds everything and the next open replays it: not an error.
- */
-static void store_flush_tables(struct store *st)
+void store_flush_tables(struct store *st, enum spool_log_level lv,
+			const char *what)
 {
 	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
 	char *err = NULL;
@@ -490,8 +497,7 @@ static void store_flush_tables(struct store *st)
 		rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
 	rocksdb_flushoptions_destroy(fo);
 	if (err) {
-		store_log(st, SPOOL_LOG_INFO, "flush at close (the log keeps "
-			  "everything; the next start replays it)", err);
+		store_log(st, lv, what, err);
 		rocksdb_free(err);
 	}
 }
@@ -502,13 +508,21 @@ void store_close(struct store *st)
 
 	if (!st)
 		return;
-	/* after a failed log append RocksDB cannot touch that log again */
+	keeper_stop(st);
+	/* After a failed log append RocksDB cannot touch that log again.
+	 * At a clean close, the write buffers go into table files, so that
+	 * the next open has no log to replay (twice: once read-only for the
+	 * checks and the load, once read-write). If that fails (a full
+	 * disk), the log still holds everything and the next open replays
+	 * it: not an error. */
 	if (st->db && !st->readonly && !atomic_load(&st->broken)) {
 		rocksdb_flush_wal(st->db, 1, &err);
 		if (err)
 			store_fail(st, SPOOL_LOG_ERR, "flush at close", err);
 		else
-			store_flush_tables(st);
+			store_flush_tables(st, SPOOL_LOG_INFO, "flush at close "
+					   "(the log keeps everything; the "
+					   "next start replays it)");
 	}
 	store_close_db(st);
 	store_rescue_free(st->rescue);
@@ -564,7 +578,7 @@ int store_batch_count(const struct store_batch *b)
 	return rocksdb_writebatch_count(b->wb);
 }
 
-static int64_t mono_ms(void)
+int64_t store_mono_ms(void)
 {
 	struct timespec ts;
 
@@ -577,7 +591,7 @@ static int64_t mono_ms(void)
  * write when it is not. */
 static int store_room(struct store *st, size_t bytes, uint64_t reserve)
 {
-	int64_t now = mono_ms();
+	int64_t now = store_mono_ms();
 	int rc = 0;
 
 	pthread_mutex_lock(&st->room_lock);
@@ -616,8 +630,10 @@ int store_write(struct store *st, struct store_batch *b, int flags)
 	if (rc)
 		return rc;
 	rocksdb_write(st->db, durable ? st->wsync : st->wnosync, b->wb, &err);
-	if (!err)
+	if (!err) {
+		keeper_wrote(st);
 		return 0;
+	}
 	rc = store_fail(st, SPOOL_LOG_ERR, "write", err);
 	if (atomic_exchange(&st->broken, rc) == 0)
 		store_log(st, SPOOL_LOG_ERR, "store", "refusing writes from "

@@ -15,6 +15,18 @@
 #include "logscan.h"
 #include "kv.h"
 
+/* The thread that gives memory back once the store falls idle
+ * (kv_keep.c). */
+struct keeper {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;             /* on CLOCK_MONOTONIC */
+	int running;                     /* set before the store is used */
+	int stop;                        /* protected by lock */
+	atomic_int dirty;                /* written since the last keep */
+	_Atomic int64_t last_write_ms;   /* store_mono_ms() */
+};
+
 struct store {
 	rocksdb_t *db;
 	rocksdb_options_t *opts;
@@ -43,6 +55,7 @@ struct store {
 	int64_t room_checked_ms;         /* protected by room_lock */
 	uint64_t room;                   /* free bytes then, less writes
 	                                  * since */
+	struct keeper keeper;            /* kv_keep.c */
 };
 
 extern const char *const store_cf_names[CF_N];
@@ -54,6 +67,25 @@ int store_errno(const char *err);
 /* Takes ownership of err: logs it, frees it, returns the errno. */
 int store_fail(struct store *st, enum spool_log_level lv, const char *what,
 	       char *err);
+
+/* kv.c: milliseconds on CLOCK_MONOTONIC. */
+int64_t store_mono_ms(void);
+/* kv.c: writes every memtable into table files, waiting; a failure (a
+ * full disk: the log keeps everything) is logged at lv with what. */
+void store_flush_tables(struct store *st, enum spool_log_level lv,
+			const char *what);
+
+/* ---- kv_keep.c: memory (issue 15) */
+
+/* Sets the C library's heap up for a store, once per process. */
+void store_tune_malloc(void);
+/* Starts and stops st's keeper (none if the thread cannot be made: the
+ * store then keeps its memory, as before). keeper_stop() before anything
+ * it uses is closed. */
+void keeper_start(struct store *st);
+void keeper_stop(struct store *st);
+/* After every write to the store. */
+void keeper_wrote(struct store *st);
 
 /* ---- kv_check.c */
 

@@ -206,8 +206,8 @@ def targets(res, args):
                     f'empty, {fmt_num(num(kr, "rss_kb") / 1024)} MiB with '
                     f'the messages; while they were being queued '
                     f'{fmt_num(num(kv, "rss_kb") / 1024)} MiB ({grow:.0f} B '
-                    'a message: the write buffers, at most 3 × 2 × 32 MiB '
-                    'whatever the depth)'))
+                    'a message: the write buffers, within the shared budget '
+                    'of 2 × 8 MiB whatever the depth)'))
     else:
         out.append(('6a', 'daemon RSS per queued message', 'failed: ' +
                     (res.error('spool-none', 'memory') or
