@@ -200,6 +200,7 @@ while not os.path.exists(stop):
 
 SH_CONSUMER = r'''
 q=$1 ledger=$2 err=$3 stop=$4
+export LC_ALL=C   # why() reads the tools' English messages
 # The errno of a failed rm, mv or cat, from its message: 2 (ENOENT: the
 # lease ran out and another consumer took it), 5 (EIO: the store did not
 # answer; the change may have been made), or ? (the mount is gone).
