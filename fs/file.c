@@ -46,6 +46,9 @@ void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->nonseekable = 0;
+	/* FLUSH commits a write (fs_wbuf_flush) and does nothing else: an
+	 * open without one is closed with one request, not two. */
+	fi->noflush = !f->w;
 	fs_set_add(&fs_of(req)->open_files, &f->link);
 	rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
 	if (rc != -ENOENT)

@@ -414,17 +414,20 @@ double fs_kind_timeout(enum fs_kind kind)
 }
 
 /*
- * A message's attributes (size, times, mode) are those of its node, one
- * per (queue, state, id): they change only by a touch or chmod through
- * this mount, whose setattr replies carry the new ones, or by a change
- * elsewhere (another host, SQS), which the next lookup of its name brings:
- * its name stays uncached (0 s), so every path walk asks, and the
- * attributes that LOOKUP gave serve the stat that follows it without a
- * GETATTR, which halves the requests of `ls -l` (docs/decisions.md).
+ * Attributes that only a lookup of the name can bring up to date are kept
+ * 1 s, though the name is not kept (0 s): every path walk asks (LOOKUP),
+ * and what it brought serves the permission check and the stat right
+ * after without a GETATTR (docs/decisions.md).
+ *  - A message's (size, times, mode) change only by a touch or chmod
+ *    through this mount, whose setattr replies carry the new ones, or
+ *    elsewhere (another host, SQS): the next lookup brings those. One
+ *    request per `ls -l` entry instead of two.
+ *  - A `next` node's are its queue's (one node per lookup): an open of
+ *    `next` makes five requests, not six.
  */
 double fs_attr_timeout(enum fs_kind kind)
 {
-	return kind == FS_MSG ? 1.0 : fs_kind_timeout(kind);
+	return kind == FS_MSG || kind == FS_NEXT ? 1.0 : fs_kind_timeout(kind);
 }
 
 /* The permission bits of classes that have both r and w on the queue. */
