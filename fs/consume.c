@@ -37,6 +37,8 @@ void fs_rfile_put(struct fs_rfile *f)
 {
 	if (atomic_fetch_sub(&f->refs, 1) != 1)
 		return;
+	if (f->kind == FS_NEXT)
+		fs_next_opened(f->in, -1);
 	if (f->in->dynamic)
 		fs_inode_forget(f->in->fs, f->in->ino, 1);
 	pthread_mutex_destroy(&f->lock);

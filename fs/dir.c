@@ -123,9 +123,13 @@ static void lookup_qdir(fuse_req_t req, struct fs_inode *dir,
 	struct fs_inode *in = NULL;
 	int i = fixed_index(name);
 
-	if (i >= 0 && fs_qfixed_kind[i] == FS_NEXT)
-		in = fs_inode_new(FS_NEXT, q);
-	else if (i >= 0)
+	if (i >= 0 && fs_qfixed_kind[i] == FS_NEXT) {
+		if ((in = fs_next_node(q)))
+			reply_pinned(req, in);
+		else
+			fuse_reply_err(req, ENOMEM);
+		return;
+	} else if (i >= 0)
 		in = q->fixed[i + 1];
 	else if (name[0] == '.') {
 		lookup_draft(req, dir, name);

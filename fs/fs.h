@@ -169,6 +169,9 @@ struct fs_inode {
 	uint64_t pushed_id;         /* its last message (0: none, deduped) */
 	uint64_t pushed_size;
 	struct fs_inode *nnext;     /* q->names chain */
+	/* FS_NEXT (fs_next_node), protected by fs->lock */
+	int opens;                  /* open files on it */
+	int lent;                   /* given by a LOOKUP, not opened since */
 };
 
 /* One queue the daemon has seen. Never freed before unmount (the wake hook
@@ -180,6 +183,7 @@ struct fs_queue {
 	int dead;                   /* rmdir'd; protected by fs->lock */
 	struct fs_inode *fixed[FS_QFIXED + 1]; /* [0] the dir */
 	struct fs_inode *drafts;    /* protected by fs->lock */
+	struct fs_inode *next_spare; /* the last node of next; fs->lock */
 	struct fs_wbuf *writing;    /* names being written; fs->lock */
 	struct fs_inode **names;    /* names.c hash, NULL until used; fs->lock */
 	int64_t names_swept;        /* monotonic ms of the last sweep */
@@ -276,6 +280,11 @@ void fs_queue_free_all(struct fs_ctx *fs);
 struct fs_inode *fs_inode_get(struct fs_ctx *fs, fuse_ino_t ino);
 /* Makes a dynamic inode with nlookup 0 in the table. */
 struct fs_inode *fs_inode_new(enum fs_kind kind, struct fs_queue *q);
+/* The node a LOOKUP of q's next gives, pinned (drop it with one
+ * fs_inode_forget after the reply); NULL if out of memory. */
+struct fs_inode *fs_next_node(struct fs_queue *q);
+/* An open file on a next node begins (+1) or ends (-1). */
+void fs_next_opened(struct fs_inode *in, int delta);
 /* The inode of message id in q's listing of state s, the same one while
  * the kernel knows it (a LOOKUP and a READDIRPLUS of one name give one
  * node id), with one nlookup pin taken: drop it with

@@ -184,6 +184,48 @@ struct fs_inode *fs_inode_new(enum fs_kind kind, struct fs_queue *q)
 	return in;
 }
 
+/*
+ * Each open of next needs a node of its own: getxattr and setattr name a
+ * node, not an open file, and the node answers for the message its open
+ * bound. But the kernel revalidates its entry of `next` (kept 0 s) with a
+ * LOOKUP at every open, and a node other than the one it holds makes it
+ * drop the entry, FORGET that node and look up again: two LOOKUPs and a
+ * FORGET per open. So the last node given is given again while no open
+ * file is on it and no LOOKUP has lent it since, its binding cleared; the
+ * kernel's entry then stays valid and a lease takes four requests.
+ */
+struct fs_inode *fs_next_node(struct fs_queue *q)
+{
+	struct fs_ctx *fs = q->fs;
+	struct fs_inode *in;
+
+	pthread_mutex_lock(&fs->lock);
+	in = q->next_spare;
+	if (!in || in->opens || in->lent) {
+		in = inode_alloc(fs, fs->next_ino++, FS_NEXT, q);
+		if (in) {
+			in->dynamic = 1;
+			q->next_spare = in;
+		}
+	}
+	if (in) {
+		atomic_store(&in->msg_id, 0);
+		in->lent = 1;
+		in->nlookup++;              /* the pin */
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return in;
+}
+
+void fs_next_opened(struct fs_inode *in, int delta)
+{
+	pthread_mutex_lock(&in->fs->lock);
+	in->opens += delta;
+	if (delta > 0)
+		in->lent = 0;
+	pthread_mutex_unlock(&in->fs->lock);
+}
+
 /* fs->lock held. The inode of message id in q's listing of state s. */
 static struct fs_inode *msg_find(struct fs_queue *q, enum spool_state s,
 				 uint64_t id)
@@ -269,6 +311,8 @@ void fs_inode_maybe_free(struct fs_inode *in)
 	table_remove(in);
 	if (in->kind == FS_MSG)
 		msgs_remove(in);
+	if (in->kind == FS_NEXT && in->q->next_spare == in)
+		in->q->next_spare = NULL;
 	inode_free(in);
 }
 

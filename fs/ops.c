@@ -27,6 +27,8 @@
 static int open_consume(struct fs_file *f, struct fs_inode *in)
 {
 	f->r = fs_rfile_new(in);
+	if (f->r && in->kind == FS_NEXT)
+		fs_next_opened(in, 1);      /* fs_rfile_put ends it */
 	return f->r ? 0 : -ENOMEM;
 }
 

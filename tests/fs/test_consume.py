@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from spoolutil import (claim, ids, lease, pop, push, push_lines, read_file,
-                       stats, wait_until, xattr)
+from spoolutil import (claim, errno_of, ids, lease, pop, push, push_lines,
+                       read_file, stats, wait_until, xattr)
 
 ID_RE = re.compile(r'^[0-9A-Za-z]+$')
 
@@ -89,6 +89,57 @@ def test_fgetxattr_id_with_two_next_fds_open(mount):
     finally:
         os.close(fd1)
         os.close(fd2)
+
+
+def test_next_reopened_answers_for_its_own_lease(mount):
+    """Opening next again after a close may get the same node back (a
+    lease then takes four requests, fs_next_node): what it answers is the
+    new open's. Before its read it is bound to nothing; a path lookup of
+    next, an open that failed and a stat in between change nothing."""
+    q = mount.mkq('jobs', receive_wait=0)
+    push(q, b'a')
+    push(q, b'b')
+    seen = []
+    for want in (b'a', b'b'):
+        os.stat(q / 'next')
+        fd = os.open(q / 'next', os.O_RDONLY)
+        try:
+            assert errno_of(os.getxattr, fd, 'user.spool.id') == \
+                errno.ENODATA
+            assert os.read(fd, 10) == want
+            seen.append(os.getxattr(fd, 'user.spool.id').decode())
+            assert read_file(q / 'leased' / seen[-1]) == want
+        finally:
+            os.close(fd)
+        assert errno_of(os.getxattr, q / 'next', 'user.spool.id') == \
+            errno.ENODATA
+    assert seen[0] != seen[1]
+    assert sorted(ids(q, 'leased')) == sorted(seen)
+    # many opens, one after another and from 4 threads at once: each
+    # fd's id is the message it read
+    push_lines(q, [b'm%d' % n for n in range(200)])
+
+    def consume(n, out):
+        for _ in range(n):
+            fd = os.open(q / 'next', os.O_RDONLY)
+            try:
+                body = os.read(fd, 100)
+                out.append((body, os.getxattr(fd, 'user.spool.id').decode()))
+            finally:
+                os.close(fd)
+
+    got = []
+    consume(40, got)
+    threads = [threading.Thread(target=consume, args=(40, got))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 200
+    assert len({i for _, i in got}) == 200
+    for body, i in got:
+        assert read_file(q / 'leased' / i) == body
 
 
 def test_claim_returns_id_and_newline(mount):
