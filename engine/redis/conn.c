@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hiredis/hiredis.h>
 #include <xxhash.h>
 
+#include "hconn.h"
 #include "redis.h"
 #include "spool_lua.h"
 
@@ -29,15 +29,8 @@
 #define RD_SENTINEL_MS 500      /* asking one sentinel, at most */
 #define RD_WAIT_MS 1000         /* one WAIT for replicas, at most */
 
-struct rd_conn {
-	redisContext *c;
-	int64_t tmo_ms;             /* c's socket timeout as last set */
-	struct rd_conn *next;
-};
-
-/* Sets k's socket timeout to ms unless it is that already (within 0.2 s:
- * two system calls saved per call). */
-static void conn_timeout(struct rd_conn *k, int64_t ms)
+/* Two system calls saved per call. */
+void rd_conn_timeout(struct rd_conn *k, int64_t ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
@@ -48,8 +41,8 @@ static void conn_timeout(struct rd_conn *k, int64_t ms)
 }
 
 /* A pooled connection the server closed or reset while it sat idle (a
- * restart): it has something to read, where an idle one has nothing. */
-static int conn_stale(const redisContext *c)
+ * restart). */
+int rd_ctx_stale(const redisContext *c)
 {
 	struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
 
@@ -64,7 +57,7 @@ int64_t rd_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void rd_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -97,8 +90,7 @@ static void rd_log(struct rd_db *db, enum spool_log_level lv,
 
 /* -------------------------------------------------------------- the URL */
 
-/* HOST:PORT of [s, e) into host and *port; 0 or -EINVAL. */
-static int host_port(const char *s, const char *e, char *host, size_t hlen,
+int rd_host_port(const char *s, const char *e, char *host, size_t hlen,
 		     int *port)
 {
 	const char *colon = NULL;
@@ -175,7 +167,7 @@ int rd_parse_url(struct rd_db *db, const char *data)
 		hosts_end = h + strlen(h);
 	path = *hosts_end ? hosts_end + 1 : hosts_end;
 	if (db->topo == RD_SINGLE) {
-		if (host_port(h, hosts_end, db->host, sizeof(db->host),
+		if (rd_host_port(h, hosts_end, db->host, sizeof(db->host),
 			      &db->port))
 			goto bad;
 	} else {
@@ -186,7 +178,7 @@ int rd_parse_url(struct rd_db *db, const char *data)
 			const char *e = comma ? comma : hosts_end;
 
 			if (db->nsent == RD_SENTINELS_MAX ||
-			    host_port(s, e, db->sent_host[db->nsent],
+			    rd_host_port(s, e, db->sent_host[db->nsent],
 				      sizeof(db->sent_host[0]),
 				      &db->sent_port[db->nsent]))
 				goto bad;
@@ -326,7 +318,7 @@ void rd_reply_free(struct rd_reply *r)
 
 /* ------------------------------------------------------------ the pool */
 
-static redisContext *dial_addr(const char *host, int port, int ms)
+redisContext *rd_dial(const char *host, int port, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	redisContext *c = redisConnectWithTimeout(host, port, tv);
@@ -347,7 +339,7 @@ static void sentinel_ask(struct rd_db *db, char *host, size_t hlen,
 {
 	host[0] = '\0';
 	for (int i = 0; i < db->nsent && !host[0]; i++) {
-		redisContext *c = dial_addr(db->sent_host[i], db->sent_port[i],
+		redisContext *c = rd_dial(db->sent_host[i], db->sent_port[i],
 					    RD_SENTINEL_MS);
 		redisReply *r;
 
@@ -396,7 +388,7 @@ static redisContext *dial_sentinel(struct rd_db *db, int *rc)
 		*rc = -EHOSTUNREACH;
 		return NULL;
 	}
-	c = dial_addr(host, port, RD_CMD_TIMEOUT_S * 1000);
+	c = rd_dial(host, port, RD_CMD_TIMEOUT_S * 1000);
 	if (!c) {
 		*rc = -ECONNREFUSED;
 		return NULL;
@@ -444,7 +436,7 @@ static redisContext *dial(struct rd_db *db)
 	snprintf(host, sizeof(host), "%s", db->host);
 	port = db->port;
 	pthread_mutex_unlock(&db->alock);
-	return dial_addr(host, port, RD_CMD_TIMEOUT_S * 1000);
+	return rd_dial(host, port, RD_CMD_TIMEOUT_S * 1000);
 }
 
 static struct rd_conn *conn_take(struct rd_db *db)
@@ -572,7 +564,7 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 		int sent = 0;
 		int64_t left = deadline - rd_mono_ms();
 
-		if (k->c && conn_stale(k->c)) {
+		if (k->c && rd_ctx_stale(k->c)) {
 			redisFree(k->c);
 			k->c = NULL;
 		}
@@ -584,7 +576,7 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 			sent = 1;
 			if (left < 1000)
 				left = 1000;
-			conn_timeout(k, left > timeout_s * 1000LL ?
+			rd_conn_timeout(k, left > timeout_s * 1000LL ?
 				     left : timeout_s * 1000LL);
 			r = redisCommandArgv(k->c, argc, argv, lens);
 		}
@@ -609,7 +601,7 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 				}
 				freeReplyObject(r);
 				r = NULL;
-				sleep_ms(backoff);
+				rd_sleep_ms(backoff);
 				backoff = backoff < 500 ? backoff * 2 : 1000;
 				continue;
 			} else {
@@ -644,7 +636,7 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 			break;
 		}
 		lost |= sent;
-		sleep_ms(backoff);
+		rd_sleep_ms(backoff);
 		backoff = backoff < 500 ? backoff * 2 : 1000;
 	}
 	conn_give(db, k);
@@ -1050,7 +1042,7 @@ static void *sub_main(void *arg)
 		}
 		if (atomic_load(&db->stop))
 			break;
-		sleep_ms(backoff);
+		rd_sleep_ms(backoff);
 		backoff = backoff < 1000 ? backoff * 2 : 1000;
 	}
 	return NULL;
@@ -1075,7 +1067,7 @@ int rd_sub_start(struct rd_db *db)
 		pthread_mutex_unlock(&db->sublock);
 		if (up)
 			break;
-		sleep_ms(10);
+		rd_sleep_ms(10);
 	}
 	return 0;
 }
