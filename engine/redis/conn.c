@@ -197,7 +197,8 @@ int rd_parse_url(struct rd_db *db, const char *data)
 		prefix = path;
 	if (strpbrk(prefix, "{}? \n\r"))
 		goto bad;
-	if (asprintf(&db->prefix, "{%s}", prefix) < 0) {
+	if (asprintf(&db->prefix, "{%s}", prefix) < 0 ||
+	    asprintf(&db->marker, "2/s/%s", prefix) < 0) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -660,9 +661,9 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 	    enum rd_call kind, struct rd_reply *out)
 {
 	const char *fixed[] = { "FCALL", NULL, "1", db->prefix, NULL,
-				db->origin };
-	char name[64], now[24];
-	int argc = 6 + a->n, rc, resent = 0;
+				db->origin, db->marker };
+	char name[64], now[24], tag[SPOOL_NAME_MAX + 300];
+	int argc = 7 + a->n, rc, resent = 0;
 	const char **argv = malloc(argc * sizeof(*argv));
 	size_t *lens = malloc(argc * sizeof(*lens));
 	redisReply *r = NULL;
@@ -676,17 +677,23 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 	}
 	if (kind != RD_READ && (rc = atomic_load(&db->fail_writes)))
 		goto out;
-	snprintf(name, sizeof(name), "spool_%s", fn);
+	snprintf(name, sizeof(name), "spool2_%s", fn);
 	fixed[1] = name;
+	if (a->queue) {         /* "{P:F}": the family's slot */
+		snprintf(tag, sizeof(tag), "%.*s:%.*s}",
+			 (int)strlen(db->prefix) - 1, db->prefix,
+			 (int)strcspn(a->queue, "."), a->queue);
+		fixed[3] = tag;
+	}
 	now_arg(db, now, sizeof(now));
 	fixed[4] = now;
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 7; i++) {
 		argv[i] = fixed[i];
 		lens[i] = strlen(fixed[i]);
 	}
 	for (int i = 0; i < a->n; i++) {
-		argv[6 + i] = i < 64 ? a->v[i] : a->xv[i - 64];
-		lens[6 + i] = i < 64 ? a->l[i] : a->xl[i - 64];
+		argv[7 + i] = i < 64 ? a->v[i] : a->xv[i - 64];
+		lens[7 + i] = i < 64 ? a->l[i] : a->xl[i - 64];
 	}
 	r = command(db, argc, argv, lens, kind, a->timeout_s, &rc, &resent);
 	if (!r)
@@ -873,7 +880,7 @@ static int load_library(struct rd_db *db, redisContext *c)
 /* Loads the library unless the server has this version. */
 static int library_check(struct rd_db *db, redisContext *c)
 {
-	redisReply *r = redisCommand(c, "FCALL spool_version 0");
+	redisReply *r = redisCommand(c, "FCALL spool2_version 0");
 	int same = r && r->type == REDIS_REPLY_STRING &&
 		   strcmp(r->str, db->version) == 0;
 
@@ -911,6 +918,78 @@ static int primary_checks(struct rd_db *db, redisContext *c)
 
 	if (!rc)
 		rc = library_check(db, c);
+	return rc;
+}
+
+/* The number of a reply that is an integer, or -1. */
+static long long reply_int(redisReply *r)
+{
+	long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+	if (r)
+		freeReplyObject(r);
+	return v;
+}
+
+/* Whether the namespace's keys are in layout 2 already ({P}:layout). */
+static long long layout_done(struct rd_db *db, redisContext *c)
+{
+	return reply_int(redisCommand(c, "EXISTS %s:layout", db->prefix));
+}
+
+/*
+ * A store of layout 1 (every key under {P}: spoolfs before per-family
+ * keys) is converted, in one function call, before it is used
+ * (docs/decisions.md, "Redis Cluster: one per-family layout"): unless a
+ * daemon of layout 1 still serves it (a subscriber of its wake-up channel
+ * while the layout is still 1; a daemon of this version subscribes only
+ * once the layout is 2), which would go on writing keys of layout 1:
+ * -EBUSY, logged.
+ */
+static int layout_convert(struct rd_db *db, redisContext *c)
+{
+	long long subs, old;
+	redisReply *r;
+	int rc = -EIO;
+
+	if (layout_done(db, c) == 1)
+		return 0;
+	old = reply_int(redisCommand(c, "EXISTS %s:queues %s:defaults",
+				     db->prefix, db->prefix));
+	r = redisCommand(c, "PUBSUB NUMSUB %s:w", db->prefix);
+	subs = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	       r->element[1]->type == REDIS_REPLY_INTEGER ?
+	       r->element[1]->integer : -1;
+	if (r)
+		freeReplyObject(r);
+	if (old > 0 && subs > 0 && layout_done(db, c) == 0) {
+		rd_log(db, SPOOL_LOG_ERR, "the store %s has the single-slot "
+		       "layout of an older spoolfs, and %lld older daemon(s) "
+		       "still serve it (subscribers of %s:w): stop or upgrade "
+		       "them; the first start of this version converts it",
+		       db->prefix, subs, db->prefix);
+		return -EBUSY;
+	}
+	r = redisCommand(c, "FCALL spool2_convert 1 %s %s %s %s", db->prefix,
+			 "", db->origin, db->marker);
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
+	    r->element[0]->type == REDIS_REPLY_INTEGER &&
+	    r->element[0]->integer == 0) {
+		if (r->element[2]->type == REDIS_REPLY_INTEGER &&
+		    r->element[2]->integer == 1)
+			rd_log(db, SPOOL_LOG_INFO, "converted the store %s to "
+			       "per-family keys (layout 2): %lld queue(s); "
+			       "daemons of an older spoolfs can no longer "
+			       "open it", db->prefix, r->element[3]->integer);
+		rc = 0;
+	} else {
+		rd_log(db, SPOOL_LOG_ERR, "converting the store %s to layout "
+		       "2 failed: %s", db->prefix,
+		       r && r->type == REDIS_REPLY_ERROR ? r->str :
+		       "no answer");
+	}
+	if (r)
+		freeReplyObject(r);
 	return rc;
 }
 
@@ -964,6 +1043,8 @@ int rd_connect_all(struct rd_db *db)
 		}
 		rc = primary_checks(db, c);
 	}
+	if (!rc)
+		rc = layout_convert(db, c);
 	if (!rc)
 		rc = clock_offset(db, c);
 	if (rc) {
