@@ -159,8 +159,10 @@ static int conn_ready(struct rd_router *rt, struct rd_node *n,
 	if (!k->c) {
 		k->c = rd_dial(n->host, n->port, RD_DIAL_MS);
 		k->tmo_ms = RD_DIAL_MS;
-		if (!k->c)
+		if (!k->c) {
+			conn_drop(n, k);        /* checked again when back */
 			return -EIO;
+		}
 	}
 	pthread_mutex_lock(&n->lock);
 	checked = n->checked;
