@@ -57,9 +57,17 @@ local NS, PFX, NOW, ORIGIN, WOKE, WOKESET
 
 local function S(n) return string.format('%.0f', n) end
 -- the family of q, and its hash tag
+local FT                -- queue -> its family's tag, for one call
 local function fam(q) return string.match(q, '^[^.]*') end
 local function ftag(f) return '{' .. PFX .. ':' .. f .. '}' end
-local function ft(q) return ftag(fam(q)) end
+local function ft(q)
+	local t = FT[q]
+	if not t then
+		t = ftag(fam(q))
+		FT[q] = t
+	end
+	return t
+end
 local function qk(q, t) return ft(q) .. ':q:' .. q .. ':' .. t end
 
 -- a message's meta, packed in front of its body record in {P}:q:Q:b:
@@ -74,6 +82,7 @@ local function start(K, A)
 	end
 	PFX = string.sub(marker, 5)
 	NS = '{' .. PFX .. '}'
+	FT = {}
 	table.remove(A, 3)
 	ORIGIN = A[2]
 	if A[1] ~= '' then
@@ -297,12 +306,16 @@ local function qdue_update(q, s)
 			if not due or r < due then due = r end
 		end
 	end
-	if due then
-		redis.call('ZADD', ft(q) .. ':timers', S(due), q)
-	else
-		redis.call('ZREM', ft(q) .. ':timers', q)
+	-- the family's index, and the namespace's, only when it changed
+	local key = ft(q) .. ':timers'
+	local was = redis.call('ZSCORE', key, q)
+	if due and (not was or tonumber(was) ~= due) then
+		redis.call('ZADD', key, S(due), q)
+		fdue_publish(fam(q))
+	elseif not due and was then
+		redis.call('ZREM', key, q)
+		fdue_publish(fam(q))
 	end
-	fdue_publish(fam(q))
 	return due
 end
 
