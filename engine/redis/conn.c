@@ -792,8 +792,20 @@ static int config_get(redisContext *c, const char *name, char *val,
 /* The settings the contract needs of the server (DESIGN §10). */
 static int start_checks(struct rd_db *db, redisContext *c)
 {
+	redisReply *r = redisCommand(c, "INFO cluster");
+	int cluster = r && r->type == REDIS_REPLY_STRING &&
+		      info_field(r->str, "cluster_enabled") == 1;
 	char v[64];
 
+	if (r)
+		freeReplyObject(r);
+	if (cluster) {  /* its functions would fail on other slots' keys */
+		rd_log(db, SPOOL_LOG_ERR, "the server is a Redis Cluster node "
+		       "(cluster_enabled:1); redis:// and redis+sentinel:// "
+		       "need one that is not, and redis+cluster:// is not "
+		       "supported yet");
+		return -ENOTSUP;
+	}
 	if (config_get(c, "maxmemory-policy", v, sizeof(v)))
 		goto unreadable;
 	if (strcmp(v, "noeviction") != 0) {

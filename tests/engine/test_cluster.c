@@ -411,6 +411,23 @@ TEST(node_hook_once_per_node)
 
 /* -------------------------------------------------------------- open */
 
+/* redis:// on a node of a cluster: refused at open (its functions would
+ * touch keys of other slots), with a line that says why. */
+TEST(single_primary_url_on_a_cluster_node_refused)
+{
+	struct spool_options o;
+	spool_db *db = NULL;
+	char url[128];
+
+	read_ports();
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d/x", ports[0]);
+	t_options(&o);
+	t_log_expect();
+	RC(spool_open(url, &o, &db), -ENOTSUP);
+	CHECK(db == NULL);
+	CHECK(strstr(t_log_first_bad, "cluster_enabled:1") != NULL);
+}
+
 TEST(open_refusals)
 {
 	struct rd_router *rt = NULL;
