@@ -41,7 +41,37 @@ int64_t spool_now(spool_db *db)
 
 int64_t spool_tick(spool_db *db)
 {
-	return db->ops->tick(db);
+	int64_t next;
+
+	core_changed(db, NULL);         /* as the timer thread does */
+	next = db->ops->tick(db);
+	core_changed(db, NULL);
+	return next;
+}
+
+int spool_change_subscribe(spool_db *db, spool_change_fn fn, void *arg)
+{
+	spool_change_fn none = NULL;
+
+	if (atomic_load(&db->change))
+		return -EBUSY;
+	db->change_arg = arg;
+	if (!atomic_compare_exchange_strong(&db->change, &none, fn))
+		return -EBUSY;
+	return 0;
+}
+
+int spool_shared(spool_db *db)
+{
+	return db->shared;
+}
+
+/* The change subscriber hears of every call that may have taken messages
+ * of q out of a listing or changed their attributes; rc passes through. */
+static int changed(spool_queue *q, int rc)
+{
+	core_changed(q->db, q);
+	return rc;
 }
 
 int spool_wake_subscribe(spool_db *db, spool_wake_fn fn, void *arg)
@@ -138,7 +168,7 @@ int spool_queue_setattr(spool_queue *q, const struct spool_queue_attr *attr)
 	struct spool_queue_attr a;
 
 	core_queue_attr(q->db, NULL, attr, &a);
-	return q->db->ops->queue_setattr(q, &a);
+	return changed(q, q->db->ops->queue_setattr(q, &a));
 }
 
 /* ---------------------------------------------------------- settings */
@@ -343,7 +373,7 @@ ssize_t spool_msg_listattr(spool_queue *q, uint64_t id, char *buf, size_t len)
 int spool_lease_next(spool_queue *q, void *buf, size_t len, size_t *n,
 		     struct spool_msg_info *info)
 {
-	return q->db->ops->lease_next(q, -1, buf, len, n, info);
+	return changed(q, q->db->ops->lease_next(q, -1, buf, len, n, info));
 }
 
 int spool_lease_next_vt(spool_queue *q, int64_t vt_ms, void *buf, size_t len,
@@ -351,29 +381,29 @@ int spool_lease_next_vt(spool_queue *q, int64_t vt_ms, void *buf, size_t len,
 {
 	if (vt_ms < 0)
 		return -EINVAL;
-	return q->db->ops->lease_next(q, vt_ms, buf, len, n, info);
+	return changed(q, q->db->ops->lease_next(q, vt_ms, buf, len, n, info));
 }
 
 int spool_lease_id(spool_queue *q, uint64_t id, struct spool_msg_info *info)
 {
-	return q->db->ops->lease_id(q, id, info);
+	return changed(q, q->db->ops->lease_id(q, id, info));
 }
 
 int spool_pop(spool_queue *q, void **body, struct spool_msg_info *info)
 {
-	return q->db->ops->pop(q, body, info);
+	return changed(q, q->db->ops->pop(q, body, info));
 }
 
 int spool_ack(spool_queue *q, uint64_t id)
 {
-	return q->db->ops->ack(q, id, 0);
+	return changed(q, q->db->ops->ack(q, id, 0));
 }
 
 int spool_ack_receive(spool_queue *q, uint64_t id, uint32_t receives)
 {
 	if (receives == 0)
 		return -ENOENT;
-	return q->db->ops->ack(q, id, receives);
+	return changed(q, q->db->ops->ack(q, id, receives));
 }
 
 int spool_ack_batch(spool_queue *q, const uint64_t *ids,
@@ -383,17 +413,17 @@ int spool_ack_batch(spool_queue *q, const uint64_t *ids,
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	return q->db->ops->ack_batch(q, ids, receives, n, results);
+	return changed(q, q->db->ops->ack_batch(q, ids, receives, n, results));
 }
 
 int spool_release(spool_queue *q, uint64_t id, int uncount)
 {
-	return q->db->ops->release(q, id, uncount);
+	return changed(q, q->db->ops->release(q, id, uncount));
 }
 
 int spool_lease_extend(spool_queue *q, uint64_t id, int64_t expiry_ms)
 {
-	return q->db->ops->lease_extend(q, id, 0, expiry_ms);
+	return changed(q, q->db->ops->lease_extend(q, id, 0, expiry_ms));
 }
 
 int spool_lease_extend_receive(spool_queue *q, uint64_t id, uint32_t receives,
@@ -401,17 +431,17 @@ int spool_lease_extend_receive(spool_queue *q, uint64_t id, uint32_t receives,
 {
 	if (receives == 0)
 		return -ENOENT;
-	return q->db->ops->lease_extend(q, id, receives, expiry_ms);
+	return changed(q, q->db->ops->lease_extend(q, id, receives, expiry_ms));
 }
 
 int spool_delete(spool_queue *q, uint64_t id, unsigned states)
 {
-	return q->db->ops->delete(q, id, states);
+	return changed(q, q->db->ops->delete(q, id, states));
 }
 
 int spool_move(spool_queue *q, uint64_t id, unsigned states, spool_queue *dst)
 {
-	return q->db->ops->move(q, id, states, dst);
+	return changed(q, q->db->ops->move(q, id, states, dst));
 }
 
 int spool_move_all(spool_queue *q, spool_queue *dst, uint64_t max,
@@ -419,7 +449,7 @@ int spool_move_all(spool_queue *q, spool_queue *dst, uint64_t max,
 {
 	if (q == dst)
 		return -EINVAL;
-	return q->db->ops->move_all(q, dst, max, moved);
+	return changed(q, q->db->ops->move_all(q, dst, max, moved));
 }
 
 int spool_purge(spool_queue *q, uint64_t *count)
@@ -435,7 +465,7 @@ int spool_purge_states(spool_queue *q, unsigned states, uint64_t *count)
 		*count = 0;
 	if (states == 0 || (states & ~ALL_STATES))
 		return -EINVAL;
-	return q->db->ops->purge(q, states, count);
+	return changed(q, q->db->ops->purge(q, states, count));
 }
 
 /* Messages an operation holds for a moment (a lease being written) keep
@@ -451,6 +481,7 @@ int spool_queue_delete_all(spool_db *db, const char *name)
 			sched_yield();
 		rc = db->ops->queue_delete(db, name, 1);
 	}
+	core_changed(db, NULL);
 	return rc;
 }
 

@@ -97,6 +97,16 @@ typedef void (*spool_log_fn)(void *arg, enum spool_log_level level,
  * (spool_options.wake first, then those of spool_wake_subscribe()).
  */
 typedef void (*spool_wake_fn)(void *arg, spool_queue *q);
+/*
+ * Called after a change that can take messages of queue q out of a
+ * listing or change what stat shows of them: a lease, ack, release,
+ * delete, move, purge, a lease's new expiry, a change of the queue's owner
+ * or mode, its deletion. q is NULL after the timers ran (delays ending,
+ * leases running out, retention, dead-lettering: any queue). Called from
+ * the thread that made the change, with no engine lock held, before the
+ * call that made it returns; also for a call that changed nothing.
+ */
+typedef void (*spool_change_fn)(void *arg, spool_queue *q);
 
 struct spool_options {
 	enum spool_sync sync;    /* default SPOOL_SYNC_ALWAYS */
@@ -157,6 +167,20 @@ int64_t spool_now(spool_db *db);
  * already 4 subscribers.
  */
 int spool_wake_subscribe(spool_db *db, spool_wake_fn fn, void *arg);
+
+/*
+ * Sets the one change subscriber (see spool_change_fn) of the handle, for
+ * its life; for a caller that keeps what it listed (the filesystem gives
+ * the kernel entries to cache). Errors: -EBUSY one is set already.
+ */
+int spool_change_subscribe(spool_db *db, spool_change_fn fn, void *arg);
+
+/*
+ * 1 when processes on other hosts change this store too (Redis): their
+ * changes call no spool_change_fn here, so nothing listed may be kept.
+ * 0 when every change goes through this handle (RocksDB).
+ */
+int spool_shared(spool_db *db);
 
 /*
  * Runs every timer that is due: delays ending, leases running out (a lease

@@ -37,7 +37,11 @@ static void *timer_main(void *arg)
 		t->kicked = false;
 		t->next = INT64_MAX; /* any kick during the tick: again */
 		pthread_mutex_unlock(&t->lock);
+		/* before: a name looked up again meanwhile is not kept (its
+		 * lookup is exact); after: nor one a listing gave meanwhile */
+		core_changed(t->db, NULL);
 		next = t->tick(t->db);
+		core_changed(t->db, NULL);
 		pthread_mutex_lock(&t->lock);
 		if (t->kicked || t->stop)
 			continue;

@@ -32,6 +32,7 @@ void fs_ctx_free(struct fs_ctx *fs)
 {
 	if (!fs)
 		return;
+	fs_listed_free(fs);
 	pthread_cond_destroy(&fs->wait.cond);
 	pthread_mutex_destroy(&fs->wait.lock);
 	pthread_mutex_destroy(&fs->dirs.lock);

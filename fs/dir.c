@@ -167,6 +167,9 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_inode *dir = fs_inode_get(fs_of(req), parent);
 
+	atomic_fetch_add_explicit(&fs_of(req)->lookups, 1,
+				  memory_order_relaxed);
+
 	if (!dir) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -729,6 +732,7 @@ struct dirbuf {
 	char *buf;
 	size_t size, used;
 	int plus;                   /* READDIRPLUS */
+	int keep;                   /* plus, of messages the kernel keeps */
 	fuse_ino_t *refs;           /* plus: inodes given with a reference */
 	size_t nrefs;
 };
@@ -928,7 +932,7 @@ static void readdir_msgs(struct fs_dirh *h, struct dirbuf *b)
 			h->idx = 0;
 		}
 		spool_id_format(h->ids[h->idx], text);
-		rc = b->plus ? dir_add_msg(b, h, text) :
+		rc = b->keep ? dir_add_msg(b, h, text) :
 			       dir_add(b, text, h->ids[h->idx], 0, h->pos + 1);
 		if (rc == 0)
 			return;
@@ -942,6 +946,7 @@ static void readdir_any(fuse_req_t req, size_t size, off_t off,
 {
 	struct fs_dirh *h = (struct fs_dirh *)(uintptr_t)fi->fh;
 	struct dirbuf b = { .req = req, .size = size, .plus = plus };
+	struct fs_ctx *fs = fs_of(req);
 	size_t i;
 
 	b.buf = malloc(size);
@@ -956,6 +961,11 @@ static void readdir_any(fuse_req_t req, size_t size, off_t off,
 	}
 	if (off == 0 || off < h->pos)
 		readdir_reset(h);
+	b.keep = plus && fs->listed.on &&
+		 (h->in->kind == FS_PEEKDIR || h->in->kind == FS_DELAYEDDIR ||
+		  h->in->kind == FS_LEASEDDIR);
+	if (b.keep)
+		fs_listed_begin(fs);
 	if (h->in->kind == FS_QDIR || h->in->kind == FS_DRAFTDIR)
 		readdir_qdir(h, &b, off);
 	else if (h->in->kind == FS_ROOT)
@@ -963,10 +973,13 @@ static void readdir_any(fuse_req_t req, size_t size, off_t off,
 	else
 		readdir_msgs(h, &b);
 	/* An interrupted reply reached no kernel: its entries' lookups are
-	 * ours to drop. */
+	 * ours to drop. Once replied, neither req nor h may be used: the
+	 * kernel may release the handle at once. */
 	if (fuse_reply_buf(req, b.buf, b.used) == -ENOENT)
 		for (i = 0; i < b.nrefs; i++)
-			fs_inode_forget(fs_of(req), b.refs[i], 1);
+			fs_inode_forget(fs, b.refs[i], 1);
+	if (b.keep)
+		fs_listed_end(fs);
 	free(b.buf);
 	free(b.refs);
 }
@@ -982,8 +995,9 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
  * READDIRPLUS (DESIGN §3, docs/decisions.md): a message dir's entries come
  * with the inode and attributes a LOOKUP of the name would give, each
  * counted as a lookup the kernel will FORGET, so `ls -l` needs no request
- * per entry. Other dirs answer as READDIR does: nothing they list is
- * looked up, so no listing opens, leases or waits on anything.
+ * per entry; listed.c keeps them true. Other dirs answer as READDIR does:
+ * nothing they list is looked up, so no listing opens, leases or waits on
+ * anything.
  */
 void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)

@@ -23,6 +23,7 @@
  *   xattr.c   the xattr requests: dispatch by kind of inode
  *   xlist.c   xattr lists of drafts and write handles, in memory
  *   text.c    stats, config and .metrics snapshots
+ *   listed.c  READDIRPLUS entries the kernel keeps, kept true
  *   names.c   names being written and just pushed, per process
  *   util.c    a set of live handles, a byte buffer, a thread's process
  */
@@ -203,6 +204,23 @@ struct fs_wait {
 	struct fs_waiter *reaped;   /* interrupted, to answer EINTR; lock */
 };
 
+/* listed.c: READDIRPLUS of message dirs and what keeps its entries true. */
+struct fs_listed {
+	int on;                     /* READDIRPLUS asked for (fs_init) */
+	int ready, running;         /* lock and cond made; keeper started */
+	_Atomic int64_t until;      /* CLOCK_MONOTONIC ms: entries given
+	                             * may be kept until then */
+	atomic_int answering;       /* READDIRPLUS replies being made */
+	_Atomic int64_t answered;   /* ms the last one was written */
+	atomic_ullong bumps;        /* epochs incremented (.metrics) */
+	atomic_int warned;
+	pthread_mutex_t lock;       /* again, stopping */
+	pthread_cond_t cond;
+	pthread_t thread;
+	int64_t again;              /* a change during a listing: ms; 0 none */
+	int stopping;
+};
+
 /*
  * The filesystem's state. main() makes one (fs_ctx_new) and gives it to
  * the FUSE session as its userdata: an operation finds it with
@@ -230,6 +248,8 @@ struct fs_ctx {
 	struct fs_set open_files;   /* file.c: files not yet released */
 	struct fs_set dirs;         /* dir.c: directories not yet released */
 	struct fs_wait wait;
+	struct fs_listed listed;
+	atomic_ullong lookups;      /* LOOKUP requests answered (.metrics) */
 };
 
 /* ------------------------------------------------------------- ctx.c */
@@ -285,6 +305,7 @@ int fs_inode_stat(struct fs_inode *in, struct stat *st);
  * reference on dynamic inodes. */
 int fs_inode_entry(struct fs_inode *in, struct fuse_entry_param *e);
 double fs_kind_timeout(enum fs_kind kind);
+double fs_attr_timeout(enum fs_kind kind);
 /* The queue's mode or owner changed: drop the kernel's copy of its fixed
  * entries' attributes. */
 void fs_queue_attr_changed(struct fs_queue *q);
@@ -308,6 +329,19 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 /* How long the kernel keeps a message entry a listing gave (seconds,
  * docs/decisions.md); lookups of messages give 0. */
 #define FS_LIST_TIMEOUT 10.0
+
+/* ---------------------------------------------------------- listed.c */
+
+/* In FUSE INIT: may message dirs answer READDIRPLUS (sets listed.on)? */
+int fs_listed_wanted(struct fs_ctx *fs, const struct fuse_conn_info *conn);
+/* After the store is open: the keeper thread and the change hook. */
+int fs_listed_start(struct fs_ctx *fs);
+void fs_listed_stop(struct fs_ctx *fs);
+void fs_listed_free(struct fs_ctx *fs);
+/* Around each READDIRPLUS reply of a message dir: begin before its
+ * listing is read, end after the reply is written. */
+void fs_listed_begin(struct fs_ctx *fs);
+void fs_listed_end(struct fs_ctx *fs);
 /* At unmount: frees the directory handles still open. */
 void fs_dir_free_all(struct fs_ctx *fs);
 

@@ -413,6 +413,20 @@ double fs_kind_timeout(enum fs_kind kind)
 	}
 }
 
+/*
+ * A message's attributes (size, times, mode) are those of its node, one
+ * per (queue, state, id): they change only by a touch or chmod through
+ * this mount, whose setattr replies carry the new ones, or by a change
+ * elsewhere (another host, SQS), which the next lookup of its name brings:
+ * its name stays uncached (0 s), so every path walk asks, and the
+ * attributes that LOOKUP gave serve the stat that follows it without a
+ * GETATTR, which halves the requests of `ls -l` (docs/decisions.md).
+ */
+double fs_attr_timeout(enum fs_kind kind)
+{
+	return kind == FS_MSG ? 1.0 : fs_kind_timeout(kind);
+}
+
 /* The permission bits of classes that have both r and w on the queue. */
 static mode_t rw_classes(mode_t m)
 {
@@ -595,7 +609,7 @@ int fs_inode_entry(struct fs_inode *in, struct fuse_entry_param *e)
 		return rc;
 	e->ino = in->ino;
 	e->entry_timeout = fs_kind_timeout(in->kind);
-	e->attr_timeout = fs_kind_timeout(in->kind);
+	e->attr_timeout = fs_attr_timeout(in->kind);
 	if (in->dynamic)
 		fs_inode_ref(in);
 	return 0;

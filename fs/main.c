@@ -401,7 +401,8 @@ static int run(struct fs_ctx *fs, struct fuse_args *args,
 	}
 	fs->start_ms = spool_now(fs->db);
 	fs->data_dir = data;
-	if (fs_inode_init(fs) < 0 || fs_wait_start(fs) < 0)
+	if (fs_inode_init(fs) < 0 || fs_wait_start(fs) < 0 ||
+	    fs_listed_start(fs) < 0)
 		goto out_store;
 	if (sqs_begin(fs, o) < 0)
 		goto out_wait;
@@ -416,6 +417,7 @@ static int run(struct fs_ctx *fs, struct fuse_args *args,
 	code = rc < 0 && rc != -ENODEV ? 1 : 0;
 	sqs_stop();
 	fs_wait_stop(fs);
+	fs_listed_stop(fs);
 	fuse_session_unmount(se);
 	fs_file_free_all(fs);
 	fs_dir_free_all(fs);
@@ -425,6 +427,7 @@ out_wait:
 	sqs_stop();
 	fs_wait_stop(fs);
 out_store:
+	fs_listed_stop(fs);
 	fs_inode_destroy(fs);
 	spool_close(fs->db);
 	fs_queue_free_all(fs);

@@ -295,7 +295,7 @@ static void reply_attr(fuse_req_t req, struct fs_inode *in,
 		st.st_size = w->base + w->buf.len;
 		pthread_mutex_unlock(&w->lock);
 	}
-	fuse_reply_attr(req, &st, fs_kind_timeout(in->kind));
+	fuse_reply_attr(req, &st, fs_attr_timeout(in->kind));
 }
 
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -543,19 +543,21 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
 	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ |
 			FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
 			FUSE_CAP_EXPORT_SUPPORT);
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* READDIRPLUS stays off (docs/decisions.md): its entries would be
-	 * the kernel's for FS_LIST_TIMEOUT, and a lease or ack through this
-	 * mount cannot drop them safely yet (an inval_entry from a worker
-	 * deadlocked when a release's wake-up leased a listed message while
-	 * the renaming caller held the peek/ lock). libfuse asks for it
-	 * whenever the op is set. */
-	conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	/* READDIRPLUS where its entries can be kept true (listed.c): the
+	 * kernel then chooses it for a listing followed by lookups (`ls
+	 * -l`), plain READDIR otherwise. libfuse asks for it whenever the op
+	 * is set, so it is cleared where not. */
+	if (fs_listed_wanted(userdata, conn))
+		conn->want |= FUSE_CAP_READDIRPLUS |
+			      (conn->capable & FUSE_CAP_READDIRPLUS_AUTO);
+	else
+		conn->want &= ~(FUSE_CAP_READDIRPLUS |
+				FUSE_CAP_READDIRPLUS_AUTO);
 }
 
 const struct fuse_lowlevel_ops fs_ops = {

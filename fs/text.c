@@ -157,6 +157,15 @@ int fs_text_metrics(struct fs_ctx *fs, char **out, size_t *len)
 		print_metric(f, &metrics[i], all, n);
 	fprintf(f, "# HELP spoolfs_queues Number of queues.\n"
 		   "# TYPE spoolfs_queues gauge\nspoolfs_queues %zu\n", n);
+	fprintf(f, "# HELP spoolfs_lookups_total Names the kernel asked this "
+		   "daemon to look up.\n# TYPE spoolfs_lookups_total counter\n"
+		   "spoolfs_lookups_total %llu\n",
+		(unsigned long long)atomic_load(&fs->lookups));
+	fprintf(f, "# HELP spoolfs_listing_invalidations_total Times the "
+		   "kernel was told to look up again the names it kept from "
+		   "a listing.\n# TYPE spoolfs_listing_invalidations_total "
+		   "counter\nspoolfs_listing_invalidations_total %llu\n",
+		(unsigned long long)atomic_load(&fs->listed.bumps));
 	fclose(f);
 	free(all);
 	return 0;

@@ -36,6 +36,9 @@ struct spool_db {
 		void *arg;
 	} wake[CORE_WAKE_MAX];
 	atomic_int nwake;               /* entries of wake[] in use */
+	_Atomic(spool_change_fn) change; /* NULL until change_arg is set */
+	void *change_arg;
+	int shared;                     /* other hosts change it (spool_shared) */
 	atomic_int nudata;              /* udata slots handed out */
 };
 
@@ -57,6 +60,16 @@ int core_queue_attr(spool_db *db, const char *name,
  * spool_wake_subscribe's) that q gained a visible message. No engine lock
  * may be held. */
 void core_wake(spool_queue *q);
+/* Tells the change subscriber, if any, that messages of q (NULL: of any
+ * queue) may have changed (spool_change_fn). No engine lock may be held. */
+static inline void core_changed(spool_db *db, spool_queue *q)
+{
+	spool_change_fn fn = atomic_load_explicit(&db->change,
+						  memory_order_acquire);
+
+	if (fn)
+		fn(db->change_arg, q);
+}
 
 /* ------------------------------------------------------------ logging */
 

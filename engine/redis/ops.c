@@ -1186,6 +1186,7 @@ int redis_open(const char *data, const struct spool_options *o,
 		return -ENOMEM;
 	db->pub.opt = *o;
 	db->pub.ops = &redis_store;
+	db->pub.shared = 1;             /* other hosts change it */
 	pthread_mutex_init(&db->plock, NULL);
 	pthread_cond_init(&db->pcond, NULL);
 	pthread_mutex_init(&db->qlock, NULL);

@@ -327,3 +327,66 @@ TEST(wake_callback_during_open)
 	spool_queue_close(q);
 	spool_close(db);
 }
+
+/* The change hook (spool_change_fn): every call that can take a message
+ * out of a listing or change its attributes calls it with its queue
+ * before it returns, a tick with NULL; a push does not. One subscriber. */
+static atomic_int change_calls, change_null;
+static spool_queue *change_last;
+
+static void on_change(void *arg, spool_queue *q)
+{
+	CHECK(arg == &change_calls);
+	atomic_fetch_add(&change_calls, 1);
+	if (!q)
+		atomic_fetch_add(&change_null, 1);
+	change_last = q;
+}
+
+/* Did the change hook run for q since the last check? */
+#define CHANGED(q)                                                           \
+	do {                                                                 \
+		if (atomic_exchange(&change_calls, 0) < 1)                   \
+			T_FAIL("no change call");                            \
+		CHECK(change_last == (q));                                   \
+	} while (0)
+
+TEST(change_hook_hears_each_change)
+{
+	spool_db *db = t_open();
+	spool_queue *q = t_mkq(db, "q");
+	struct spool_queue_attr attr;
+	uint64_t a, b, n;
+
+	EQ(spool_shared(db), strstr(t_store, "redis") == t_store);
+	OK(spool_change_subscribe(db, on_change, &change_calls));
+	RC(spool_change_subscribe(db, on_change, &change_calls), -EBUSY);
+	a = t_push(q, "a");
+	b = t_push(q, "b");
+	EQ(atomic_load(&change_calls), 0);      /* pushes take nothing out */
+	CHECK(t_lease(q, "a") == a);
+	CHANGED(q);
+	OK(spool_lease_extend(q, a, spool_now(db) + 60000));
+	CHANGED(q);
+	OK(spool_release(q, a, 0));
+	CHANGED(q);
+	OK(spool_delete(q, b, SPOOL_VISIBLE));
+	CHANGED(q);
+	CHECK(t_lease(q, "a") == a);
+	CHANGED(q);
+	OK(spool_ack(q, a));
+	CHANGED(q);
+	t_push(q, "c");
+	OK(spool_purge(q, &n));
+	EQU(n, 1);
+	CHANGED(q);
+	OK(spool_queue_getattr(q, &attr));
+	attr.mode = 0700;
+	OK(spool_queue_setattr(q, &attr));
+	CHANGED(q);
+	atomic_store(&change_null, 0);
+	spool_tick(db);
+	CHECK(atomic_load(&change_null) >= 1);
+	spool_queue_close(q);
+	spool_close(db);
+}

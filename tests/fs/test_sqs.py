@@ -1273,3 +1273,25 @@ def test_keys_file_without_allow_other_serves_the_owner_only(mount_factory,
     with pytest.raises(botocore.exceptions.ClientError) as e:
         sqs.client(key=('NOBODYKEY', 'b')).list_queues()
     assert code(e) == 'AccessDenied'
+
+
+def test_a_receive_and_delete_after_ls_l_are_seen_at_once(sqs):
+    """The kernel keeps the entries `ls -l` listed (READDIRPLUS); a
+    ReceiveMessage or DeleteMessage of the endpoint tells it to look them
+    up again before it answers, as a file operation does."""
+    c = sqs.c
+    url = sqs.mkq()
+    a = c.send_message(QueueUrl=url, MessageBody='a')['MessageId']
+    q = sqs.m.q()
+    r = subprocess.run(['ls', '-l', str(q / 'peek')], capture_output=True,
+                       check=True)
+    assert a.encode() in r.stdout
+    m = c.receive_message(QueueUrl=url)['Messages'][0]
+    assert m['MessageId'] == a
+    assert not os.path.exists(q / 'peek' / a)
+    r = subprocess.run(['ls', '-l', str(q / 'leased')], capture_output=True,
+                       check=True)
+    assert a.encode() in r.stdout
+    c.delete_message(QueueUrl=url, ReceiptHandle=m['ReceiptHandle'])
+    assert not os.path.exists(q / 'leased' / a)
+    assert stats(q)['acked_total'] == 1
