@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hiredis/hiredis.h>
 #include <xxhash.h>
 
+#include "hconn.h"
 #include "redis.h"
 #include "spool_lua.h"
 
@@ -29,15 +29,8 @@
 #define RD_SENTINEL_MS 500      /* asking one sentinel, at most */
 #define RD_WAIT_MS 1000         /* one WAIT for replicas, at most */
 
-struct rd_conn {
-	redisContext *c;
-	int64_t tmo_ms;             /* c's socket timeout as last set */
-	struct rd_conn *next;
-};
-
-/* Sets k's socket timeout to ms unless it is that already (within 0.2 s:
- * two system calls saved per call). */
-static void conn_timeout(struct rd_conn *k, int64_t ms)
+/* Two system calls saved per call. */
+void rd_conn_timeout(struct rd_conn *k, int64_t ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
@@ -48,8 +41,8 @@ static void conn_timeout(struct rd_conn *k, int64_t ms)
 }
 
 /* A pooled connection the server closed or reset while it sat idle (a
- * restart): it has something to read, where an idle one has nothing. */
-static int conn_stale(const redisContext *c)
+ * restart). */
+int rd_ctx_stale(const redisContext *c)
 {
 	struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
 
@@ -64,7 +57,7 @@ int64_t rd_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void rd_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
@@ -97,8 +90,7 @@ static void rd_log(struct rd_db *db, enum spool_log_level lv,
 
 /* -------------------------------------------------------------- the URL */
 
-/* HOST:PORT of [s, e) into host and *port; 0 or -EINVAL. */
-static int host_port(const char *s, const char *e, char *host, size_t hlen,
+int rd_host_port(const char *s, const char *e, char *host, size_t hlen,
 		     int *port)
 {
 	const char *colon = NULL;
@@ -175,7 +167,7 @@ int rd_parse_url(struct rd_db *db, const char *data)
 		hosts_end = h + strlen(h);
 	path = *hosts_end ? hosts_end + 1 : hosts_end;
 	if (db->topo == RD_SINGLE) {
-		if (host_port(h, hosts_end, db->host, sizeof(db->host),
+		if (rd_host_port(h, hosts_end, db->host, sizeof(db->host),
 			      &db->port))
 			goto bad;
 	} else {
@@ -186,7 +178,7 @@ int rd_parse_url(struct rd_db *db, const char *data)
 			const char *e = comma ? comma : hosts_end;
 
 			if (db->nsent == RD_SENTINELS_MAX ||
-			    host_port(s, e, db->sent_host[db->nsent],
+			    rd_host_port(s, e, db->sent_host[db->nsent],
 				      sizeof(db->sent_host[0]),
 				      &db->sent_port[db->nsent]))
 				goto bad;
@@ -205,7 +197,8 @@ int rd_parse_url(struct rd_db *db, const char *data)
 		prefix = path;
 	if (strpbrk(prefix, "{}? \n\r"))
 		goto bad;
-	if (asprintf(&db->prefix, "{%s}", prefix) < 0) {
+	if (asprintf(&db->prefix, "{%s}", prefix) < 0 ||
+	    asprintf(&db->marker, "2/s/%s", prefix) < 0) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -326,7 +319,7 @@ void rd_reply_free(struct rd_reply *r)
 
 /* ------------------------------------------------------------ the pool */
 
-static redisContext *dial_addr(const char *host, int port, int ms)
+redisContext *rd_dial(const char *host, int port, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	redisContext *c = redisConnectWithTimeout(host, port, tv);
@@ -347,7 +340,7 @@ static void sentinel_ask(struct rd_db *db, char *host, size_t hlen,
 {
 	host[0] = '\0';
 	for (int i = 0; i < db->nsent && !host[0]; i++) {
-		redisContext *c = dial_addr(db->sent_host[i], db->sent_port[i],
+		redisContext *c = rd_dial(db->sent_host[i], db->sent_port[i],
 					    RD_SENTINEL_MS);
 		redisReply *r;
 
@@ -396,7 +389,7 @@ static redisContext *dial_sentinel(struct rd_db *db, int *rc)
 		*rc = -EHOSTUNREACH;
 		return NULL;
 	}
-	c = dial_addr(host, port, RD_CMD_TIMEOUT_S * 1000);
+	c = rd_dial(host, port, RD_CMD_TIMEOUT_S * 1000);
 	if (!c) {
 		*rc = -ECONNREFUSED;
 		return NULL;
@@ -444,7 +437,7 @@ static redisContext *dial(struct rd_db *db)
 	snprintf(host, sizeof(host), "%s", db->host);
 	port = db->port;
 	pthread_mutex_unlock(&db->alock);
-	return dial_addr(host, port, RD_CMD_TIMEOUT_S * 1000);
+	return rd_dial(host, port, RD_CMD_TIMEOUT_S * 1000);
 }
 
 static struct rd_conn *conn_take(struct rd_db *db)
@@ -572,7 +565,7 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 		int sent = 0;
 		int64_t left = deadline - rd_mono_ms();
 
-		if (k->c && conn_stale(k->c)) {
+		if (k->c && rd_ctx_stale(k->c)) {
 			redisFree(k->c);
 			k->c = NULL;
 		}
@@ -584,7 +577,7 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 			sent = 1;
 			if (left < 1000)
 				left = 1000;
-			conn_timeout(k, left > timeout_s * 1000LL ?
+			rd_conn_timeout(k, left > timeout_s * 1000LL ?
 				     left : timeout_s * 1000LL);
 			r = redisCommandArgv(k->c, argc, argv, lens);
 		}
@@ -609,7 +602,7 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 				}
 				freeReplyObject(r);
 				r = NULL;
-				sleep_ms(backoff);
+				rd_sleep_ms(backoff);
 				backoff = backoff < 500 ? backoff * 2 : 1000;
 				continue;
 			} else {
@@ -644,7 +637,7 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 			break;
 		}
 		lost |= sent;
-		sleep_ms(backoff);
+		rd_sleep_ms(backoff);
 		backoff = backoff < 500 ? backoff * 2 : 1000;
 	}
 	conn_give(db, k);
@@ -668,9 +661,9 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 	    enum rd_call kind, struct rd_reply *out)
 {
 	const char *fixed[] = { "FCALL", NULL, "1", db->prefix, NULL,
-				db->origin };
-	char name[64], now[24];
-	int argc = 6 + a->n, rc, resent = 0;
+				db->origin, db->marker };
+	char name[64], now[24], tag[SPOOL_NAME_MAX + 300];
+	int argc = 7 + a->n, rc, resent = 0;
 	const char **argv = malloc(argc * sizeof(*argv));
 	size_t *lens = malloc(argc * sizeof(*lens));
 	redisReply *r = NULL;
@@ -684,17 +677,23 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 	}
 	if (kind != RD_READ && (rc = atomic_load(&db->fail_writes)))
 		goto out;
-	snprintf(name, sizeof(name), "spool_%s", fn);
+	snprintf(name, sizeof(name), "spool2_%s", fn);
 	fixed[1] = name;
+	if (a->queue) {         /* "{P:F}": the family's slot */
+		snprintf(tag, sizeof(tag), "%.*s:%.*s}",
+			 (int)strlen(db->prefix) - 1, db->prefix,
+			 (int)strcspn(a->queue, "."), a->queue);
+		fixed[3] = tag;
+	}
 	now_arg(db, now, sizeof(now));
 	fixed[4] = now;
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < 7; i++) {
 		argv[i] = fixed[i];
 		lens[i] = strlen(fixed[i]);
 	}
 	for (int i = 0; i < a->n; i++) {
-		argv[6 + i] = i < 64 ? a->v[i] : a->xv[i - 64];
-		lens[6 + i] = i < 64 ? a->l[i] : a->xl[i - 64];
+		argv[7 + i] = i < 64 ? a->v[i] : a->xv[i - 64];
+		lens[7 + i] = i < 64 ? a->l[i] : a->xl[i - 64];
 	}
 	r = command(db, argc, argv, lens, kind, a->timeout_s, &rc, &resent);
 	if (!r)
@@ -793,8 +792,20 @@ static int config_get(redisContext *c, const char *name, char *val,
 /* The settings the contract needs of the server (DESIGN §10). */
 static int start_checks(struct rd_db *db, redisContext *c)
 {
+	redisReply *r = redisCommand(c, "INFO cluster");
+	int cluster = r && r->type == REDIS_REPLY_STRING &&
+		      info_field(r->str, "cluster_enabled") == 1;
 	char v[64];
 
+	if (r)
+		freeReplyObject(r);
+	if (cluster) {  /* its functions would fail on other slots' keys */
+		rd_log(db, SPOOL_LOG_ERR, "the server is a Redis Cluster node "
+		       "(cluster_enabled:1); redis:// and redis+sentinel:// "
+		       "need one that is not, and redis+cluster:// is not "
+		       "supported yet");
+		return -ENOTSUP;
+	}
 	if (config_get(c, "maxmemory-policy", v, sizeof(v)))
 		goto unreadable;
 	if (strcmp(v, "noeviction") != 0) {
@@ -881,7 +892,7 @@ static int load_library(struct rd_db *db, redisContext *c)
 /* Loads the library unless the server has this version. */
 static int library_check(struct rd_db *db, redisContext *c)
 {
-	redisReply *r = redisCommand(c, "FCALL spool_version 0");
+	redisReply *r = redisCommand(c, "FCALL spool2_version 0");
 	int same = r && r->type == REDIS_REPLY_STRING &&
 		   strcmp(r->str, db->version) == 0;
 
@@ -919,6 +930,78 @@ static int primary_checks(struct rd_db *db, redisContext *c)
 
 	if (!rc)
 		rc = library_check(db, c);
+	return rc;
+}
+
+/* The number of a reply that is an integer, or -1. */
+static long long reply_int(redisReply *r)
+{
+	long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+	if (r)
+		freeReplyObject(r);
+	return v;
+}
+
+/* Whether the namespace's keys are in layout 2 already ({P}:layout). */
+static long long layout_done(struct rd_db *db, redisContext *c)
+{
+	return reply_int(redisCommand(c, "EXISTS %s:layout", db->prefix));
+}
+
+/*
+ * A store of layout 1 (every key under {P}: spoolfs before per-family
+ * keys) is converted, in one function call, before it is used
+ * (docs/decisions.md, "Redis Cluster: one per-family layout"): unless a
+ * daemon of layout 1 still serves it (a subscriber of its wake-up channel
+ * while the layout is still 1; a daemon of this version subscribes only
+ * once the layout is 2), which would go on writing keys of layout 1:
+ * -EBUSY, logged.
+ */
+static int layout_convert(struct rd_db *db, redisContext *c)
+{
+	long long subs, old;
+	redisReply *r;
+	int rc = -EIO;
+
+	if (layout_done(db, c) == 1)
+		return 0;
+	old = reply_int(redisCommand(c, "EXISTS %s:queues %s:defaults",
+				     db->prefix, db->prefix));
+	r = redisCommand(c, "PUBSUB NUMSUB %s:w", db->prefix);
+	subs = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	       r->element[1]->type == REDIS_REPLY_INTEGER ?
+	       r->element[1]->integer : -1;
+	if (r)
+		freeReplyObject(r);
+	if (old > 0 && subs > 0 && layout_done(db, c) == 0) {
+		rd_log(db, SPOOL_LOG_ERR, "the store %s has the single-slot "
+		       "layout of an older spoolfs, and %lld older daemon(s) "
+		       "still serve it (subscribers of %s:w): stop or upgrade "
+		       "them; the first start of this version converts it",
+		       db->prefix, subs, db->prefix);
+		return -EBUSY;
+	}
+	r = redisCommand(c, "FCALL spool2_convert 1 %s %s %s %s", db->prefix,
+			 "", db->origin, db->marker);
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
+	    r->element[0]->type == REDIS_REPLY_INTEGER &&
+	    r->element[0]->integer == 0) {
+		if (r->element[2]->type == REDIS_REPLY_INTEGER &&
+		    r->element[2]->integer == 1)
+			rd_log(db, SPOOL_LOG_INFO, "converted the store %s to "
+			       "per-family keys (layout 2): %lld queue(s); "
+			       "daemons of an older spoolfs can no longer "
+			       "open it", db->prefix, r->element[3]->integer);
+		rc = 0;
+	} else {
+		rd_log(db, SPOOL_LOG_ERR, "converting the store %s to layout "
+		       "2 failed: %s", db->prefix,
+		       r && r->type == REDIS_REPLY_ERROR ? r->str :
+		       "no answer");
+	}
+	if (r)
+		freeReplyObject(r);
 	return rc;
 }
 
@@ -972,6 +1055,8 @@ int rd_connect_all(struct rd_db *db)
 		}
 		rc = primary_checks(db, c);
 	}
+	if (!rc)
+		rc = layout_convert(db, c);
 	if (!rc)
 		rc = clock_offset(db, c);
 	if (rc) {
@@ -1050,7 +1135,7 @@ static void *sub_main(void *arg)
 		}
 		if (atomic_load(&db->stop))
 			break;
-		sleep_ms(backoff);
+		rd_sleep_ms(backoff);
 		backoff = backoff < 1000 ? backoff * 2 : 1000;
 	}
 	return NULL;
@@ -1075,7 +1160,7 @@ int rd_sub_start(struct rd_db *db)
 		pthread_mutex_unlock(&db->sublock);
 		if (up)
 			break;
-		sleep_ms(10);
+		rd_sleep_ms(10);
 	}
 	return 0;
 }

@@ -41,6 +41,7 @@ static int64_t server_clock(void *arg)
 static void q_args(struct rd_args *a, struct rd_queue *q)
 {
 	rd_args_init(a);
+	a->queue = q->pub.name;
 	rd_arg_str(a, q->pub.name);
 	rd_arg_str(a, q->gen);
 }
@@ -182,6 +183,7 @@ static int q_get(struct rd_db *db, const char *name, const char *gen,
 	int rc;
 
 	rd_args_init(&a);
+	a.queue = name;
 	rd_arg_str(&a, name);
 	rd_arg_str(&a, gen);
 	rc = rd_call(db, "qget", &a, RD_READ, &r);
@@ -456,6 +458,8 @@ int redis_queue_alive(spool_queue *pq)
 int redis_queue_create(spool_db *pdb, const char *name,
 		       const struct spool_queue_attr *attr)
 {
+	struct spool_settings s;
+	char nums[NFIELDS][24];
 	struct rd_args a;
 	int rc;
 
@@ -464,11 +468,14 @@ int redis_queue_create(spool_db *pdb, const char *name,
 	    q_get(RDB(pdb), name, "", NULL, NULL, NULL) == 0)
 		return -EEXIST;
 	rd_args_init(&a);
+	a.queue = name;
 	rd_arg_str(&a, name);
 	rd_arg_int(&a, attr->uid);
 	rd_arg_int(&a, attr->gid);
 	rd_arg_int(&a, attr->mode);
 	rd_arg_int(&a, attr->ctime_ms);
+	settings_default(&s);           /* the settings of a new queue */
+	settings_args(&a, &s, nums);
 	rc = rd_call(RDB(pdb), "qcreate", &a, RD_WRITE, NULL);
 	rd_args_free(&a);
 	return rc;
@@ -480,6 +487,7 @@ int redis_queue_delete(spool_db *pdb, const char *name, int all)
 	int rc;
 
 	rd_args_init(&a);
+	a.queue = name;
 	rd_arg_str(&a, name);
 	rd_arg_int(&a, all ? 1 : 0);
 	rc = rd_call(RDB(pdb), "qdelete", &a, RD_WRITE, NULL);
@@ -1163,23 +1171,8 @@ static void db_free(struct rd_db *db)
 	timer_thread_destroy(&db->timer);
 	rd_pool_free(db);
 	free(db->prefix);
+	free(db->marker);
 	free(db);
-}
-
-/* The settings a new queue gets. */
-static int write_defaults(struct rd_db *db)
-{
-	struct spool_settings s;
-	char nums[NFIELDS][24];
-	struct rd_args a;
-	int rc;
-
-	settings_default(&s);
-	rd_args_init(&a);
-	settings_args(&a, &s, nums);
-	rc = rd_call(db, "defaults", &a, RD_WRITE, NULL);
-	rd_args_free(&a);
-	return rc;
 }
 
 int redis_open(const char *data, const struct spool_options *o,
@@ -1213,8 +1206,6 @@ int redis_open(const char *data, const struct spool_options *o,
 		db->pub.opt.clock_arg = db;
 	}
 	rc = rd_connect_all(db);
-	if (!rc)
-		rc = write_defaults(db);
 	if (!rc)
 		rc = rd_sub_start(db);
 	if (rc)

@@ -57,7 +57,9 @@ struct rd_db {
 	int sent_port[RD_SENTINELS_MAX];
 	char master[128];
 	int replicas;                   /* ?replicas=N: WAIT N after writes */
-	char *prefix;                   /* "{P}" */
+	char *prefix;                   /* "{P}": the namespace's tag */
+	char *marker;                   /* "2/s/P": the layout, the mode and
+	                                 * the prefix (spool.lua's ARGV[3]) */
 	char origin[24];                /* this handle's token on the channel */
 	bool server_clock;              /* now comes from the server's TIME */
 	atomic_llong offset;            /* server ms - local realtime ms */
@@ -96,6 +98,8 @@ struct rd_args {
 	char num[64][24];
 	int timeout_s;                  /* the reply's, if longer than the
 	                                 * default (a big batch) */
+	const char *queue;              /* the queue the call is about (its
+	                                 * family's slot), NULL: none */
 	const char **xv;                /* beyond 64: grown */
 	size_t *xl;
 	int cap;
@@ -122,7 +126,8 @@ enum rd_call {
 	                   * promotions, redone by whoever comes next):
 	                   * as RD_WRITE, without ?replicas's WAIT */
 };
-/* Calls spool_<fn>; *out (free with rd_reply_free; out may be NULL) holds the values after
+/* Calls spool2_<fn> with KEYS[1] the tag of a->queue's family ({P} when
+ * a->queue is NULL); *out (free with rd_reply_free; out may be NULL) holds the values after
  * the code. Wakes the queues the call woke. Returns the code. */
 int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 	    enum rd_call kind, struct rd_reply *out);

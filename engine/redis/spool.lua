@@ -1,32 +1,44 @@
-#!lua name=spool
+#!lua name=spool2
 --[[
 spool.lua - the Redis store's functions: one per engine operation, each one
 atomic call (engine/redis/, docs/scale-out.md). The daemon keeps no index;
-everything a queue is lives in these keys, all under one hash tag {P}:
+everything a queue is lives in these keys (layout 2, docs/decisions.md
+"Redis Cluster: one per-family layout"). F is the queue's family, its name
+up to the first '.'; every key of a family carries the hash tag {P:F}, the
+namespace's own keys the tag {P}:
 
+  {P}:layout        string           "2"
   {P}:queues        ZSET (scores 0)  queue names, byte order
-  {P}:gen           counter          incarnation numbers of queues
+  {P}:families      SET              every family that ever had a queue
+  {P}:timers        ZSET             family -> its earliest due time
   {P}:seq           hash ms c        the id generator (DESIGN section 3)
-  {P}:timers        ZSET             queue -> its earliest due time
-  {P}:defaults      hash             the settings of a new queue
-  {P}:q:Q:s         hash             settings, owner, mode, ctime, gen
-  {P}:q:Q:r         ZSET (scores 0)  VISIBLE: 12 bytes, big-endian
+  {P}:defaults      string           a trap for daemons of layout 1
+  {P:F}:queues      ZSET (scores 0)  the family's queue names
+  {P:F}:gen         counter          incarnation numbers of its queues
+  {P:F}:timers      ZSET             queue -> its earliest due time
+  {P:F}:defaults    hash             the settings of a new queue
+  {P:F}:q:Q:s       hash             settings, owner, mode, ctime, gen
+  {P:F}:q:Q:r       ZSET (scores 0)  VISIBLE: 12 bytes, big-endian
                                      0x7fffffff - prio (4) .. ID's value (8)
-  {P}:q:Q:d|l|k     ZSET (scores 0)  DELAYED, LEASED, CORRUPT ids
-  {P}:q:Q:t         ZSET             ID -> due ms (delays, leases)
-  {P}:q:Q:b         hash             ID -> meta (MFMT, MLEN bytes) .. the body
+  {P:F}:q:Q:d|l|k   ZSET (scores 0)  DELAYED, LEASED, CORRUPT ids
+  {P:F}:q:Q:t       ZSET             ID -> due ms (delays, leases)
+  {P:F}:q:Q:b       hash             ID -> meta (MFMT, MLEN bytes) .. the body
                                      record (engine/core/record.c)
-  {P}:q:Q:c         hash             counters and bytes
-  {P}:q:Q:u         ZSET             dedup key -> expiry ms
-  {P}:q:Q:v         HASH             dedup key -> id of the message kept
-  {P}:q:Q:m         hash             the queue's metadata (spool_queue_meta_*)
+  {P:F}:q:Q:c       hash             counters and bytes
+  {P:F}:q:Q:u       ZSET             dedup key -> expiry ms
+  {P:F}:q:Q:v       HASH             dedup key -> id of the message kept
+  {P:F}:q:Q:m       hash             the queue's metadata (spool_queue_meta_*)
   channel {P}:w     "v ORIGIN Q" (Q gained visible messages), "c ORIGIN Q"
                     (settings changed), "x ORIGIN Q" (deleted),
                     "t ORIGIN Q DUE" (a new timer)
 
-Every function gets KEYS[1] = "{P}", ARGV[1] = now ("" for the server's
-TIME), ARGV[2] = the caller's origin token (for the wake-up channel), and
-returns {code, woken queues, ...}: code is 0 or -errno.
+Every function gets KEYS[1] = "{P:F}" of the queue it is about ("{P}" when
+none), ARGV[1] = now ("" for the server's TIME), ARGV[2] = the caller's
+origin token (for the wake-up channel), ARGV[3] = "2/s/P" (layout 2, a
+single primary, the prefix: a name holds no '/', so a daemon of layout 1
+is told, not obeyed); the arguments of each function follow, counted
+from ARGV[3] as before. Returns {code, woken queues, ...}: code is 0 or
+-errno. On a single primary a function may touch every family's keys.
 The daemon replaces @VERSION@ with a hash of this text before loading.
 ]]
 
@@ -41,17 +53,37 @@ local TWO21 = 2097152
 local B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 local STEP = 1000
 
-local P, NOW, ORIGIN, WOKE, WOKESET
+local NS, PFX, NOW, ORIGIN, WOKE, WOKESET
 
 local function S(n) return string.format('%.0f', n) end
-local function qk(q, t) return P .. ':q:' .. q .. ':' .. t end
+-- the family of q, and its hash tag
+local FT                -- queue -> its family's tag, for one call
+local function fam(q) return string.match(q, '^[^.]*') end
+local function ftag(f) return '{' .. PFX .. ':' .. f .. '}' end
+local function ft(q)
+	local t = FT[q]
+	if not t then
+		t = ftag(fam(q))
+		FT[q] = t
+	end
+	return t
+end
+local function qk(q, t) return ft(q) .. ':q:' .. q .. ':' .. t end
 
 -- a message's meta, packed in front of its body record in {P}:q:Q:b:
 -- state, priority, receives, size, due, first received, sent (ms)
 local MFMT, MLEN = '<Bi4I4I4ddd', 37
 
 local function start(K, A)
-	P = K[1]
+	local marker = A[3] or ''
+	if string.sub(marker, 1, 4) ~= '2/s/' then
+		error('spool: this store has layout 2 (per-family keys); ' ..
+		      'the calling spoolfs is older: upgrade it')
+	end
+	PFX = string.sub(marker, 5)
+	NS = '{' .. PFX .. '}'
+	FT = {}
+	table.remove(A, 3)
 	ORIGIN = A[2]
 	if A[1] ~= '' then
 		NOW = tonumber(A[1])
@@ -65,7 +97,7 @@ end
 local function publish(kind, q, extra)
 	local m = kind .. ' ' .. ORIGIN .. ' ' .. q
 	if extra then m = m .. ' ' .. extra end
-	redis.call('PUBLISH', P .. ':w', m)
+	redis.call('PUBLISH', NS .. ':w', m)
 end
 
 -- q gained a visible message: tell the caller and the other hosts
@@ -97,7 +129,7 @@ end
 
 -- n new ids: the first is max(last + 1, now << 21); returns (ms, c) of it
 local function ids_take(n)
-	local s = redis.call('HMGET', P .. ':seq', 'ms', 'c')
+	local s = redis.call('HMGET', NS .. ':seq', 'ms', 'c')
 	local ms, c = tonumber(s[1]), tonumber(s[2])
 	if not ms or NOW > ms then
 		ms, c = NOW, 0
@@ -107,7 +139,7 @@ local function ids_take(n)
 	end
 	local lms, lc = ms, c + n - 1
 	while lc >= TWO21 do lms, lc = lms + 1, lc - TWO21 end
-	redis.call('HSET', P .. ':seq', 'ms', S(lms), 'c', S(lc))
+	redis.call('HSET', NS .. ':seq', 'ms', S(lms), 'c', S(lc))
 	return ms, c
 end
 
@@ -252,7 +284,17 @@ local function oldest(q, visible_only)
 	return best
 end
 
--- the queue's earliest due time, kept in {P}:timers
+-- family f's earliest due into the namespace's index of families
+local function fdue_publish(f)
+	local t = redis.call('ZRANGE', ftag(f) .. ':timers', 0, 0, 'WITHSCORES')
+	if #t > 0 then
+		redis.call('ZADD', NS .. ':timers', t[2], f)
+	else
+		redis.call('ZREM', NS .. ':timers', f)
+	end
+end
+
+-- the queue's earliest due time, kept in {P:F}:timers
 local function qdue_update(q, s)
 	local due
 	local t = redis.call('ZRANGE', qk(q, 't'), 0, 0, 'WITHSCORES')
@@ -264,10 +306,15 @@ local function qdue_update(q, s)
 			if not due or r < due then due = r end
 		end
 	end
-	if due then
-		redis.call('ZADD', P .. ':timers', S(due), q)
-	else
-		redis.call('ZREM', P .. ':timers', q)
+	-- the family's index, and the namespace's, only when it changed
+	local key = ft(q) .. ':timers'
+	local was = redis.call('ZSCORE', key, q)
+	if due and (not was or tonumber(was) ~= due) then
+		redis.call('ZADD', key, S(due), q)
+		fdue_publish(fam(q))
+	elseif not due and was then
+		redis.call('ZREM', key, q)
+		fdue_publish(fam(q))
 	end
 	return due
 end
@@ -326,6 +373,20 @@ local function move_into(q, m, dst)
 	count(dst, 'bytes', m.size)
 end
 
+-- makes queue q: settings from the hash dflt, then owner, mode, ctime and
+-- a new incarnation; registered in its family and the namespace
+local function queue_make(q, dflt, uid, gid, mode, ctime)
+	local f = ft(q)
+	local gen = redis.call('INCR', f .. ':gen')
+	local d = redis.call('HGETALL', dflt)
+	if #d > 0 then redis.call('HSET', qk(q, 's'), unpack(d)) end
+	redis.call('HSET', qk(q, 's'), 'uid', uid, 'gid', gid, 'mode', mode,
+		   'ctime', ctime, 'gen', S(gen))
+	redis.call('ZADD', f .. ':queues', 0, q)
+	redis.call('SADD', NS .. ':families', fam(q))
+	redis.call('ZADD', NS .. ':queues', 0, q)
+end
+
 -- the dead-letter queue of q (created with q's owner and mode if missing)
 local function dlq_of(q, s)
 	local name = s.dl ~= '' and s.dl or (q .. '.dead')
@@ -333,12 +394,7 @@ local function dlq_of(q, s)
 	local d = settings(name)
 	if d then return name, d end
 	if #name > 200 then return nil end
-	local gen = redis.call('INCR', P .. ':gen')
-	local dflt = redis.call('HGETALL', P .. ':defaults')
-	if #dflt > 0 then redis.call('HSET', qk(name, 's'), unpack(dflt)) end
-	redis.call('HSET', qk(name, 's'), 'uid', s.uid, 'gid', s.gid,
-		   'mode', s.mode, 'ctime', S(NOW), 'gen', S(gen))
-	redis.call('ZADD', P .. ':queues', 0, name)
+	queue_make(name, ft(q) .. ':defaults', s.uid, s.gid, s.mode, S(NOW))
 	return name, settings(name)
 end
 
@@ -420,17 +476,18 @@ local function f_version(K, A)
 	return VERSION
 end
 
--- qcreate(name, uid, gid, mode, ctime)
+-- qcreate(name, uid, gid, mode, ctime, default field, value, ...): the
+-- defaults are kept for the family (the dead-letter queues promote makes)
 local function f_qcreate(K, A)
 	start(K, A)
 	local q = A[3]
 	if redis.call('EXISTS', qk(q, 's')) == 1 then return reply(EEXIST) end
-	local gen = redis.call('INCR', P .. ':gen')
-	local dflt = redis.call('HGETALL', P .. ':defaults')
-	if #dflt > 0 then redis.call('HSET', qk(q, 's'), unpack(dflt)) end
-	redis.call('HSET', qk(q, 's'), 'uid', A[4], 'gid', A[5], 'mode', A[6],
-		   'ctime', A[7], 'gen', S(gen))
-	redis.call('ZADD', P .. ':queues', 0, q)
+	local args = {}
+	for i = 8, #A do args[#args + 1] = A[i] end
+	if #args > 0 then
+		redis.call('HSET', ft(q) .. ':defaults', unpack(args))
+	end
+	queue_make(q, ft(q) .. ':defaults', A[4], A[5], A[6], A[7])
 	return reply(0)
 end
 
@@ -461,8 +518,10 @@ local function f_qdelete(K, A)
 	if A[4] == '1' then purge_states(q, VIS + DEL + LEA + COR,
 					 'deleted_total') end
 	if depth(q) > 0 then return reply(ENOTEMPTY) end
-	redis.call('ZREM', P .. ':queues', q)
-	redis.call('ZREM', P .. ':timers', q)
+	redis.call('ZREM', NS .. ':queues', q)
+	redis.call('ZREM', ft(q) .. ':queues', q)
+	redis.call('ZREM', ft(q) .. ':timers', q)
+	fdue_publish(fam(q))
 	for _, t in ipairs({'s', 'r', 'd', 'l', 'k', 't', 'b', 'c', 'u',
 			     'v', 'm'}) do
 		redis.call('UNLINK', qk(q, t))
@@ -510,15 +569,6 @@ local function f_qset(K, A)
 	return reply(0)
 end
 
--- defaults(field, value, ...): the settings of a new queue
-local function f_defaults(K, A)
-	start(K, A)
-	local args = {}
-	for i = 3, #A do args[#args + 1] = A[i] end
-	redis.call('HSET', P .. ':defaults', unpack(args))
-	return reply(0)
-end
-
 -- meta_get(name, gen, key), meta_set(name, gen, key, 1 value | 0)
 local function f_meta_get(K, A)
 	start(K, A)
@@ -538,7 +588,7 @@ end
 local function f_qnext(K, A)
 	start(K, A)
 	local from = A[3] == '' and '-' or ('(' .. A[3])
-	local r = redis.call('ZRANGE', P .. ':queues', from, '+', 'BYLEX',
+	local r = redis.call('ZRANGE', NS .. ':queues', from, '+', 'BYLEX',
 			     'LIMIT', 0, 1)
 	if #r == 0 then return reply(ENOENT) end
 	return reply(0, r[1])
@@ -546,7 +596,7 @@ end
 
 local function f_qcount(K, A)
 	start(K, A)
-	return reply(0, redis.call('ZCARD', P .. ':queues'))
+	return reply(0, redis.call('ZCARD', NS .. ':queues'))
 end
 
 -- ------------------------------------------------------------ pushing
@@ -1010,33 +1060,98 @@ local function f_stats(K, A)
 		redis.call('ZCARD', qk(q, 'k'))}, c, o and S(o.sent) or '')
 end
 
--- tick(): runs every queue's due timers; {0, woken, next due or ''}
-local function f_tick(K, A)
-	start(K, A)
+-- the due timers of family f's queues
+local function ftick(f)
+	local key = ftag(f) .. ':timers'
 	while true do
-		local due = redis.call('ZRANGE', P .. ':timers', '-inf', S(NOW),
-				       'BYSCORE', 'LIMIT', 0, 100)
+		local due = redis.call('ZRANGE', key, '-inf', S(NOW), 'BYSCORE',
+				       'LIMIT', 0, 100)
 		for _, q in ipairs(due) do
 			local s = settings(q)
 			if s then
 				local d = promote(q, s)
 				if d and d <= NOW then
 					-- what could not move (a full DLQ) waits a second
-					redis.call('ZADD', P .. ':timers', S(NOW + 1000), q)
+					redis.call('ZADD', key, S(NOW + 1000), q)
 				end
 			else
-				redis.call('ZREM', P .. ':timers', q)
+				redis.call('ZREM', key, q)
 			end
 		end
 		if #due < 100 then break end
 	end
-	local n = redis.call('ZRANGE', P .. ':timers', 0, 0, 'WITHSCORES')
+	fdue_publish(f)
+end
+
+-- tick(): runs every family's due timers; {0, woken, next due or ''}
+local function f_tick(K, A)
+	start(K, A)
+	while true do
+		local due = redis.call('ZRANGE', NS .. ':timers', '-inf', S(NOW),
+				       'BYSCORE', 'LIMIT', 0, 100)
+		for _, f in ipairs(due) do ftick(f) end
+		if #due < 100 then break end
+	end
+	local n = redis.call('ZRANGE', NS .. ':timers', 0, 0, 'WITHSCORES')
 	return reply(0, #n > 0 and n[2] or '')
+end
+
+-- convert(): a store of layout 1 (every key under the one tag {P}) into
+-- this layout, in one call, so that no daemon ever sees it half done;
+-- nothing when it is converted already. {0, woken, 1 if it converted,
+-- queues converted}. Ids go on from {P}:seq; a queue keeps its
+-- incarnation, and its family's counter starts above every old one.
+-- {P}:defaults becomes a string: a daemon of layout 1 then fails to open
+-- (its first write, HSET {P}:defaults, is refused) instead of writing
+-- keys nobody reads.
+local TRAP = 'spoolfs: this store has layout 2 (per-family keys); ' ..
+	'upgrade spoolfs'
+local function f_convert(K, A)
+	start(K, A)
+	if redis.call('GET', NS .. ':layout') == '2' then return reply(0, 0, 0) end
+	local old = redis.call('EXISTS', NS .. ':queues', NS .. ':defaults',
+			       NS .. ':gen', NS .. ':timers') > 0
+	local queues = redis.call('ZRANGE', NS .. ':queues', 0, -1)
+	local gen = tonumber(redis.call('GET', NS .. ':gen') or '0')
+	local due, dflt = {}, {}
+	if redis.call('TYPE', NS .. ':timers').ok == 'zset' then
+		local t = redis.call('ZRANGE', NS .. ':timers', 0, -1, 'WITHSCORES')
+		for i = 1, #t, 2 do due[t[i]] = t[i + 1] end
+	end
+	if redis.call('TYPE', NS .. ':defaults').ok == 'hash' then
+		dflt = redis.call('HGETALL', NS .. ':defaults')
+	end
+	redis.call('DEL', NS .. ':timers', NS .. ':gen', NS .. ':defaults')
+	local fams = {}
+	for _, q in ipairs(queues) do
+		for _, t in ipairs({'s', 'r', 'd', 'l', 'k', 't', 'b', 'c', 'u',
+				     'v', 'm'}) do
+			local from = NS .. ':q:' .. q .. ':' .. t
+			if redis.call('EXISTS', from) == 1 then
+				redis.call('RENAME', from, qk(q, t))
+			end
+		end
+		local f = ft(q)
+		redis.call('ZADD', f .. ':queues', 0, q)
+		redis.call('SADD', NS .. ':families', fam(q))
+		if tonumber(redis.call('GET', f .. ':gen') or '0') < gen then
+			redis.call('SET', f .. ':gen', S(gen))
+		end
+		if #dflt > 0 then
+			redis.call('HSET', f .. ':defaults', unpack(dflt))
+		end
+		if due[q] then redis.call('ZADD', f .. ':timers', due[q], q) end
+		fams[fam(q)] = true
+	end
+	for f, _ in pairs(fams) do fdue_publish(f) end
+	redis.call('SET', NS .. ':defaults', TRAP)
+	redis.call('SET', NS .. ':layout', '2')
+	return reply(0, old and 1 or 0, #queues)
 end
 
 -- test seams: a body record by id (in whichever queue holds it)
 local function find(id)
-	for _, q in ipairs(redis.call('ZRANGE', P .. ':queues', 0, -1)) do
+	for _, q in ipairs(redis.call('ZRANGE', NS .. ':queues', 0, -1)) do
 		local m = meta_get(q, id)
 		if m then return q, m end
 	end
@@ -1059,7 +1174,7 @@ local function f_body_put(K, A)
 end
 
 local function reg(name, fn, flags)
-	redis.register_function{function_name = 'spool_' .. name,
+	redis.register_function{function_name = 'spool2_' .. name,
 				callback = fn, flags = flags or {}}
 end
 
@@ -1067,10 +1182,10 @@ local RO = {'no-writes', 'allow-stale'}
 local OOM = {'allow-oom'}
 reg('version', f_version, RO)
 reg('qcreate', f_qcreate)
+reg('convert', f_convert)
 reg('qdelete', f_qdelete, OOM)
 reg('qget', f_qget, RO)
 reg('qset', f_qset, OOM)
-reg('defaults', f_defaults, OOM)
 reg('qnext', f_qnext, RO)
 reg('meta_get', f_meta_get, RO)
 reg('meta_set', f_meta_set)

@@ -179,8 +179,8 @@ TEST(other_library_version_replaced)
 {
 	spool_db *db;
 
-	cli("FUNCTION LOAD REPLACE \"#!lua name=spool\n"
-	    "redis.register_function('spool_version', function() return 'old' end)\"");
+	cli("FUNCTION LOAD REPLACE \"#!lua name=spool2\n"
+	    "redis.register_function('spool2_version', function() return 'old' end)\"");
 	db = t_open();
 	spool_queue *q = t_mkq(db, "q");
 

@@ -34,6 +34,17 @@ def stop_process(p):
             p.kill()
             p.wait(10)
 
+def spoolfs_exit(bin, data, tmp_path, *args):
+    """Runs the daemon bin in the foreground on data (a daemon expected
+    to refuse the store); (exit status, stderr)."""
+    mnt = tmp_path / 'mnt'
+    mnt.mkdir(exist_ok=True)
+    r = subprocess.run([str(bin), '-f', '--data', data, *args, str(mnt)],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=60)
+    return r.returncode, r.stderr
+
+
 class RedisServer:
     """bind: the addresses it listens on (the first is the URL's);
     fsync: appendfsync (the daemons need --sync none unless 'always')."""

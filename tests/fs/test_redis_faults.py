@@ -190,7 +190,7 @@ def test_lost_reply_of_an_ack_is_eio_not_enoent(redis, mount_factory):
         q = m.mkq('jobs', visibility_timeout=600)
         push(q, b'once')
         mid, _ = lease(q)
-        proxy.arm(b'spool_ack')
+        proxy.arm(b'spool2_ack')
         with pytest.raises(OSError) as e:
             os.unlink(q / 'leased' / mid)
         assert proxy.dropped == 1

@@ -145,12 +145,7 @@ def servers():
 
 def spoolfs_exit(data, tmp_path):
     """Runs a daemon in the foreground on data; (exit status, stderr)."""
-    mnt = tmp_path / 'mnt'
-    mnt.mkdir(exist_ok=True)
-    r = subprocess.run([str(BIN), '-f', '--data', data, str(mnt)],
-                       stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=60)
-    return r.returncode, r.stderr
+    return redisutil.spoolfs_exit(BIN, data, tmp_path)
 
 
 def test_bad_topology_urls_exit_2_with_one_line(servers, tmp_path):
@@ -210,9 +205,10 @@ def test_replicas_wait_then_eio_when_the_replica_is_gone(servers,
     m.sh('printf one > %s/a && cp %s/a %s/b' % (m.tmp, m.tmp, q))
     push(q, b'two', name='c')
     # both on the replica already: WAIT returned before the reply
-    keys = sorted(cli(primary, '--scan', '--pattern', '{rw}*').split())
+    # every key of the namespace: {rw}:... and the families' {rw:F}:...
+    keys = sorted(cli(primary, '--scan', '--pattern', '{rw[:}]*').split())
     assert keys and keys == sorted(
-        cli(replica, '--scan', '--pattern', '{rw}*').split())
+        cli(replica, '--scan', '--pattern', '{rw[:}]*').split())
     assert 'spoolfs: info: redis 127.0.0.1:%d: ?replicas=1: a change is ' \
         'acknowledged once 1 replica(s) have it' % primary in m.log()
 
