@@ -197,8 +197,14 @@ int rd_parse_url(struct rd_db *db, const char *data)
 		prefix = path;
 	if (strpbrk(prefix, "{}? \n\r"))
 		goto bad;
+	/* The Cluster's mode on one primary: a test seam, so that the
+	 * suites of redis:// run the Cluster's second calls too
+	 * (docs/decisions.md, "Redis Cluster: one per-family layout"). */
+	if (db->topo == RD_SINGLE && getenv("SPOOL_REDIS_CLUSTER_MODE"))
+		db->cluster = true;
 	if (asprintf(&db->prefix, "{%s}", prefix) < 0 ||
-	    asprintf(&db->marker, "2/s/%s", prefix) < 0) {
+	    asprintf(&db->marker, "2/%c/%s", db->cluster ? 'c' : 's',
+		     prefix) < 0) {
 		rc = -ENOMEM;
 		goto out;
 	}

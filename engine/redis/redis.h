@@ -42,6 +42,8 @@ enum rd_topo {
 	RD_SINGLE,                      /* redis://: one primary */
 	RD_SENTINEL,                    /* redis+sentinel://: the sentinels
 	                                 * name the primary */
+	RD_CLUSTER,                     /* redis+cluster://: slots routed by
+	                                 * cluster.c */
 };
 
 struct rd_db {
@@ -58,8 +60,13 @@ struct rd_db {
 	char master[128];
 	int replicas;                   /* ?replicas=N: WAIT N after writes */
 	char *prefix;                   /* "{P}": the namespace's tag */
-	char *marker;                   /* "2/s/P": the layout, the mode and
-	                                 * the prefix (spool.lua's ARGV[3]) */
+	char *marker;                   /* "2/s/P" or "2/c/P": the layout,
+	                                 * the mode and the prefix (spool.lua's
+	                                 * ARGV[3]) */
+	bool cluster;                   /* the Cluster's mode ("2/c"): a
+	                                 * function touches its family's slot
+	                                 * only; the namespace's keys ({P})
+	                                 * are written by a second call */
 	char origin[24];                /* this handle's token on the channel */
 	bool server_clock;              /* now comes from the server's TIME */
 	atomic_llong offset;            /* server ms - local realtime ms */
