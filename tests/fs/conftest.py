@@ -50,7 +50,8 @@ DEFAULT_TIMEOUT = 120  # seconds per test unless marked spool_timeout(n)
 
 # The store the daemons use: unset or "rocksdb", a RocksDB directory per
 # test (Mount.data); a URL (redis://HOST:PORT[/PREFIX], as
-# tests/redis-run.sh exports it), that URL with a path unique to the test
+# tests/redis-run.sh exports it, or redis+cluster://H:P,H:P.../PREFIX, as
+# tests/redis-cluster-run.sh does), that URL with a path unique to the test
 # appended, so that every test has a namespace of its own on the server.
 STORE = os.environ.get('SPOOL_TEST_STORE', '')
 if STORE == 'rocksdb':
@@ -58,7 +59,12 @@ if STORE == 'rocksdb':
 
 
 def store_is_redis():
-    return STORE.startswith('redis://')
+    """The store is Redis: one primary or a Cluster."""
+    return STORE.startswith(('redis://', 'redis+cluster://'))
+
+
+def store_is_cluster():
+    return STORE.startswith('redis+cluster://')
 
 
 def environment_problems():
