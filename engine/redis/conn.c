@@ -185,13 +185,18 @@ int rd_parse_url(struct rd_db *db, const char *data)
 			      &db->port))
 			goto bad;
 	} else if (db->topo == RD_CLUSTER) {
-		/* the seeds: checked by rd_router_open; the first names
-		 * the store in logs until the table is read */
-		const char *comma = memchr(h, ',', hosts_end - h);
+		/* the seeds, for rd_router_open; the first is db->host */
+		for (const char *s = h; s <= hosts_end;) {
+			const char *comma = memchr(s, ',', hosts_end - s);
+			const char *e = comma ? comma : hosts_end;
 
-		if (rd_host_port(h, comma ? comma : hosts_end, db->host,
-				 sizeof(db->host), &db->port))
-			goto bad;
+			if (rd_host_port(s, e, db->host, sizeof(db->host),
+					 &db->port))
+				goto bad;
+			s = e + 1;
+		}
+		rd_host_port(h, strcspn(h, ",/") + h, db->host,
+			     sizeof(db->host), &db->port);
 		db->seeds = strndup(h, hosts_end - h);
 		if (!db->seeds) {
 			rc = -ENOMEM;
@@ -793,7 +798,7 @@ static int64_t now_arg(struct rd_db *db, char *buf, size_t len)
 int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 	    enum rd_call kind, struct rd_reply *out)
 {
-	const char *fixed[] = { "FCALL", NULL, "1", db->prefix, NULL,
+	const char *fixed[] = { "FCALL", NULL, "1", NULL, NULL,
 				db->origin, db->marker };
 	char name[64], now[24], tag[SPOOL_NAME_MAX + 300];
 	int argc = 7 + a->n, rc, resent = 0;
@@ -812,12 +817,21 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 		goto out;
 	snprintf(name, sizeof(name), "spool2_%s", fn);
 	fixed[1] = name;
-	if (a->queue) {         /* "{P:F}": the family's slot */
-		snprintf(tag, sizeof(tag), "%.*s:%.*s}",
+	/*
+	 * KEYS[1] names the slot: "{P:F}:gen" of the queue's family, or
+	 * "{P}:layout". Both are real keys, present while the slot holds
+	 * anything, and never deleted: while a Cluster migrates the slot, a
+	 * call goes to the node that has them (a phantom key would be
+	 * missing on the source at once, and every call be sent, with
+	 * -ASK, to a target that has none of the family's keys yet).
+	 */
+	if (a->queue)
+		snprintf(tag, sizeof(tag), "%.*s:%.*s}:gen",
 			 (int)strlen(db->prefix) - 1, db->prefix,
 			 (int)strcspn(a->queue, "."), a->queue);
-		fixed[3] = tag;
-	}
+	else
+		snprintf(tag, sizeof(tag), "%s:layout", db->prefix);
+	fixed[3] = tag;
 	now_arg(db, now, sizeof(now));
 	fixed[4] = now;
 	for (int i = 0; i < 7; i++) {

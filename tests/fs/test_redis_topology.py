@@ -162,7 +162,7 @@ def test_bad_topology_urls_exit_2_with_one_line(servers, tmp_path):
          '(unreachable, or not a cluster node)' % primary),
         ('redis+cluster://127.0.0.1/t', 'or redis+cluster://HOST:PORT'),
         ('redis+cluster://127.0.0.1:%d,127.0.0.1/t' % primary,
-         'redis cluster 127.0.0.1:%d,127.0.0.1: not HOST:PORT' % primary),
+         'or redis+cluster://HOST:PORT'),
         ('redis+sentinel://127.0.0.1:%d/m/t' % free_port(),
          'redis sentinel master m: no sentinel answered (or none knows '
          'this master)'),
