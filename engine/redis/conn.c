@@ -654,7 +654,12 @@ static redisReply *cluster_command(struct rd_db *db, int argc,
 			rd_router_recheck(db->router);
 			freeReplyObject(r);
 			continue;
-		} else if (transient(r) && rd_mono_ms() < deadline) {
+		} else if ((transient(r) || strstr(r->str, "non local key"))
+			   && rd_mono_ms() < deadline) {
+			/* "a non local key": the function met its slot
+			 * migrating, and stopped at its first access, before
+			 * any write (spool.lua's probe); again after the
+			 * move */
 			if (strncmp(r->str, "READONLY", 8) == 0)
 				rd_router_refresh(db->router);
 			freeReplyObject(r);
