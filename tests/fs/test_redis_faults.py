@@ -23,8 +23,8 @@ import time
 import pytest
 
 from redisutil import RedisServer
-from spoolutil import (lease, push, push_lines, read_fd, read_file,
-                       stats)
+from spoolutil import (lease, pop_all, push, push_lines, read_fd, read_file,
+                       stats, wait_until)
 
 STORE_DOWN = r'redis .*: no answer'    # the daemon's line for a lost reply
 # the issue's 20,000 take minutes on a loaded 2-core machine (44/s seen):
@@ -592,3 +592,172 @@ def test_hosts_in_separate_network_namespaces(mount_factory, tmp_path):
             server.stop()
         for n in nets:
             n.delete()
+
+
+# ------------------------------------------------ a lost subscriber
+
+class Resp:
+    """One connection of the test's own to redis-server, speaking RESP
+    (a storm of commands without a redis-cli process each)."""
+
+    def __init__(self, server):
+        self.sock = socket.create_connection((server.host, server.port),
+                                             timeout=30)
+        self.f = self.sock.makefile('rb')
+
+    def call(self, *args):
+        args = [a if isinstance(a, bytes) else str(a).encode()
+                for a in args]
+        self.sock.sendall(b'*%d\r\n' % len(args) + b''.join(
+            b'$%d\r\n%s\r\n' % (len(a), a) for a in args))
+        return self.reply()
+
+    def reply(self):
+        line = self.f.readline()
+        assert line.endswith(b'\r\n'), 'redis-server closed: %r' % line
+        kind, rest = line[:1], line[1:-2]
+        if kind == b'-':
+            raise AssertionError(rest.decode())
+        if kind == b'+':
+            return rest.decode()
+        n = int(rest)
+        if kind == b':':
+            return n
+        if kind == b'$':
+            return None if n < 0 else self.f.read(n + 2)[:-2]
+        return None if n < 0 else [self.reply() for _ in range(n)]
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
+
+
+def subscribers(conn, prefix):
+    """How many subscribers the wake-up channel {prefix}:w has."""
+    return conn.call('PUBSUB', 'NUMSUB', '{%s}:w' % prefix)[1]
+
+
+def kill_subscribers(conn):
+    """CLIENT KILL TYPE pubsub: every subscriber connection; how many."""
+    return conn.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+
+
+class Parked:
+    """A reader of q/next in a thread of its own, parked until a message
+    comes: body, err (0 or the errno) and t (monotonic) once it returns."""
+
+    def __init__(self, q):
+        self.body = self.err = self.t = None
+        self.thread = threading.Thread(target=self.run, args=(q,),
+                                       daemon=True)
+        self.thread.start()
+
+    def run(self, q):
+        try:
+            self.body = read_file(q / 'next')
+            self.err = 0
+        except OSError as e:
+            self.err = e.errno
+        self.t = time.monotonic()
+
+    def wait(self, timeout):
+        """True once it has returned (within timeout s)."""
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+
+def two_hosts(mount_factory, server, prefix):
+    """Daemons A and B on one namespace; (qa, qb) once both subscribe."""
+    a = host(mount_factory, server, prefix)
+    b = host(mount_factory, server, prefix)
+    qa = a.mkq('jobs', visibility_timeout=600)
+    return qa, b.q('jobs')
+
+
+@pytest.mark.spool_timeout(150)
+def test_lost_subscriber_parked_reader_woken_then_pubsub_again(
+        redis, mount_factory):
+    """CLIENT KILL TYPE pubsub (every daemon's subscriber connection) while
+    a reader is parked on B's next, then a push on A: the reader gets the
+    message (B's reconnect wakes every parked reader, or the 2 s safety
+    tick retries it) within 10 s. Once both daemons subscribe again
+    (PUBSUB NUMSUB), readers parked on B are woken by pushes on A through
+    the channel again. Prints the delays (docs/scale-out.md)."""
+    conn = Resp(redis)
+    try:
+        qa, qb = two_hosts(mount_factory, redis, 'ls')
+        assert wait_until(lambda: subscribers(conn, 'ls') == 2, 20)
+        r = Parked(qb)
+        time.sleep(0.3)                     # parked (not asserted)
+        assert kill_subscribers(conn) == 2
+        t0 = time.monotonic()
+        push(qa, b'after the kill', name='x')
+        assert r.wait(10), 'the reader on B was not woken within 10 s'
+        assert (r.err, r.body) == (0, b'after the kill')
+        first = r.t - t0
+        assert wait_until(lambda: subscribers(conn, 'ls') == 2, 20), \
+            'the daemons did not subscribe again'
+        again = wake_delay(qa, qb, 5)
+        print('lost subscriber: the parked reader on B woken %.0f ms after '
+              'the push on A; once subscribed again, median of 5: %.0f ms'
+              % (first * 1e3, again * 1e3))
+        s = stats(qa)
+        assert (s['pushed_total'], s['leased'], s['visible']) == \
+            (6, 6, 0), s
+    finally:
+        conn.close()
+
+
+@pytest.mark.spool_timeout(180)
+def test_subscribers_killed_over_and_over_each_message_once(
+        redis, mount_factory):
+    """Every subscriber connection killed again and again (CLIENT KILL TYPE
+    pubsub, back to back, for the whole test) while readers park on B and
+    pushes on A land in the reconnect windows: each message reaches its
+    reader within 10 s, exactly once (bodies, stats), none is left over;
+    once the kills stop, both daemons subscribe again."""
+    rounds = 12
+    conn = Resp(redis)
+    killer = Resp(redis)
+    stop = threading.Event()
+    kills = []
+
+    def storm():
+        while not stop.is_set():
+            kills.append(kill_subscribers(killer))
+            time.sleep(0.01)
+
+    storm_thread = threading.Thread(target=storm)
+    try:
+        qa, qb = two_hosts(mount_factory, redis, 'storm')
+        assert wait_until(lambda: subscribers(conn, 'storm') == 2, 20)
+        storm_thread.start()
+        got, delays = [], []
+        for i in range(rounds):
+            r = Parked(qb)
+            time.sleep(0.2)                 # parked (not asserted)
+            t0 = time.monotonic()
+            push(qa, b'm%d' % i, name='m')
+            assert r.wait(10), 'round %d: the reader was not woken' % i
+            assert r.err == 0, (i, r.err)
+            got.append(r.body)
+            delays.append(r.t - t0)
+        stop.set()
+        storm_thread.join(30)
+        print('subscribers killed %d times (%d connections): wake-up '
+              'delays %s ms' % (len(kills), sum(kills),
+                                [round(d * 1e3) for d in delays]))
+        assert sum(kills) >= rounds, 'the storm killed too little: %r' % kills
+        assert got == [b'm%d' % i for i in range(rounds)], got
+        assert lease(qb) is None and lease(qa) is None
+        s = stats(qa)
+        assert (s['pushed_total'], s['leased'], s['visible']) == \
+            (rounds, rounds, 0), s
+        assert wait_until(lambda: subscribers(conn, 'storm') == 2, 20), \
+            'the daemons did not subscribe again'
+    finally:
+        stop.set()
+        if storm_thread.is_alive():
+            storm_thread.join(30)
+        killer.close()
+        conn.close()
