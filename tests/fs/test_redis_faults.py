@@ -761,3 +761,47 @@ def test_subscribers_killed_over_and_over_each_message_once(
             storm_thread.join(30)
         killer.close()
         conn.close()
+
+
+@pytest.mark.spool_timeout(150)
+def test_push_while_no_subscriber_can_connect_reader_still_served(
+        redis, mount_factory):
+    """The wake-up message certainly lost: the subscribers are killed and
+    redis-server refuses new connections (maxclients at the count of
+    the others) while a push on A lands, for 5 s. The reader parked on B
+    gets the message all the same, within 10 s of the push, with B still
+    unsubscribed: B's subscriber thread wakes every parked reader after
+    each reconnect (here refused after the connect: about 50 ms), else
+    the 2 s safety tick retries it. Once connections are allowed again
+    both daemons subscribe again."""
+    conn = Resp(redis)
+    try:
+        qa, qb = two_hosts(mount_factory, redis, 'full')
+        assert wait_until(lambda: subscribers(conn, 'full') == 2, 20)
+        r = Parked(qb)
+        time.sleep(0.3)                     # parked (not asserted)
+        left = int(conn.call('INFO', 'clients').split(
+            b'connected_clients:')[1].split()[0])
+        # the 2 subscribers' places are not given back
+        conn.call('CONFIG', 'SET', 'maxclients', left - 2)
+        try:
+            assert kill_subscribers(conn) == 2
+            assert subscribers(conn, 'full') == 0
+            t0 = time.monotonic()
+            push(qa, b'nobody listens', name='x')
+            woken = r.wait(10)
+            subs = subscribers(conn, 'full')
+            while time.monotonic() - t0 < 5:
+                time.sleep(0.05)
+            assert subscribers(conn, 'full') == 0
+        finally:
+            conn.call('CONFIG', 'SET', 'maxclients', 10000)
+        assert woken, 'the reader on B was not woken within 10 s'
+        assert (r.err, r.body, subs) == (0, b'nobody listens', 0)
+        print('no subscriber: the parked reader on B woken %.0f ms after '
+              'the push on A' % ((r.t - t0) * 1e3))
+        assert wait_until(lambda: subscribers(conn, 'full') == 2, 20)
+        again = wake_delay(qa, qb, 3)
+        print('subscribed again: median of 3: %.0f ms' % (again * 1e3))
+    finally:
+        conn.close()
