@@ -805,3 +805,171 @@ def test_push_while_no_subscriber_can_connect_reader_still_served(
         print('subscribed again: median of 3: %.0f ms' % (again * 1e3))
     finally:
         conn.close()
+
+
+# ----------------------------------------------------- a partition
+
+@pytest.fixture
+def partition():
+    """A network namespace joined to the root one by a veth pair, and a
+    redis-server of the test's own listening on the pair's root end and
+    on loopback: (net, server). Ask for it before mount_factory. The
+    server is stopped and the namespace (with the pair) deleted, even on
+    failure."""
+    net = Netns('p', free_subnets(1)[0])
+    server = None
+    try:
+        net.up()
+        server = RedisServer(bind=[net.outside, '127.0.0.1'],
+                             extra=('--protected-mode', 'no'))
+        server.start()
+        yield net, server
+    finally:
+        if server is not None:
+            server.stop()
+        net.delete()
+
+
+class Link:
+    """The veth pair's root end, set down and up again (up at the latest
+    when the with block ends)."""
+
+    def __init__(self, net):
+        self.net = net
+        self.down_at = self.up_at = None
+
+    def __enter__(self):
+        ip('link', 'set', self.net.veth, 'down')
+        self.down_at = time.monotonic()
+        return self
+
+    def up(self):
+        if self.up_at is None:
+            ip('link', 'set', self.net.veth, 'up')
+            self.up_at = time.monotonic()
+
+    def __exit__(self, *exc):
+        self.up()
+
+
+def cut_off_host(mount_factory, net, server, prefix):
+    """(P, H): P a daemon in net's namespace reaching the server over the
+    veth pair only, H one in the root namespace (loopback); one store."""
+    p = host(mount_factory, server, None, wrap=net.wrap(),
+             url='redis://%s:%d/%s' % (net.outside, server.port, prefix))
+    p.expect_log(STORE_DOWN)
+    p.expect_log(r'redis .*(unreachable|connect)')
+    h = host(mount_factory, server, None,
+             url='redis://127.0.0.1:%d/%s' % (server.port, prefix))
+    return p, h
+
+
+class Producer:
+    """Pushes b'p0', b'p1'... onto q (a new file each) in a thread until
+    stopped; acked: bodies whose close() returned 0, failed: (body,
+    errno); done: (start, end, errno) of each push."""
+
+    def __init__(self, q):
+        self.q = q
+        self.acked, self.failed, self.done = [], [], []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set():
+            body = b'p%d' % i
+            i += 1
+            t = time.monotonic()
+            try:
+                push(self.q, body, name='p')
+                self.acked.append(body)
+                err = 0
+            except OSError as e:
+                self.failed.append((body, e.errno))
+                err = e.errno
+            self.done.append((t, time.monotonic(), err))
+            time.sleep(0.05)
+
+    def halt(self, timeout=60):
+        self.stop.set()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), 'a push hangs'
+
+
+@pytest.mark.spool_timeout(240)
+def test_partition_15s_eio_after_10s_then_recovers_nothing_lost(
+        partition, mount_factory):
+    """Daemon P's veth link set down for 15 s while a producer pushes onto
+    P and a reader is parked on P: a push (write+close) and an ack
+    (unlink) on descriptors opened before fail with EIO after the 10 s
+    deadline (not before 8 s, not after 30 s), the reader stays parked.
+    Link up: the same daemon serves again by itself (pushes, a lease, an
+    ack), a push on H (root namespace) wakes the reader parked on P, and
+    every push acknowledged (close() returned 0) is in the store exactly
+    once (counted from H)."""
+    net, server = partition
+    p, h = cut_off_host(mount_factory, net, server, 'pt')
+    qp = p.mkq('jobs', visibility_timeout=600)
+    idle = p.mkq('idle')
+    acks = p.mkq('acks', visibility_timeout=600)
+    push(acks, b'to ack')
+    mid, _ = lease(acks)
+    reader = Parked(idle)
+    fd_push = os.open(qp / 'push', os.O_WRONLY | os.O_TRUNC)
+    fd_leased = os.open(acks / 'leased', os.O_RDONLY | os.O_DIRECTORY)
+    producer = Producer(qp)
+    res = {}
+    try:
+        assert wait_until(lambda: len(producer.acked) >= 5, 30)
+        with Link(net) as link:
+            t0 = link.down_at
+            ts = [timed(res, 'push', t0, write_close, fd_push, b'during'),
+                  timed(res, 'ack', t0, unlink_at, fd_leased, mid)]
+            while time.monotonic() - t0 < 15:
+                time.sleep(0.05)
+            ended = dict(res)
+            parked = reader.thread.is_alive()
+        for t in ts:
+            t.join(60)
+            assert not t.is_alive(), 'an operation hangs after link up'
+        # recovered: the producer's pushes are acknowledged again
+        n = len(producer.acked)
+        assert wait_until(lambda: len(producer.acked) >= n + 5, 60), \
+            'no push done after link up'
+        producer.halt()
+    finally:
+        producer.halt()
+        os.close(fd_leased)
+    print('partition 15 s: ended at %s s; producer: %d acked, failed %s'
+          % ({k: round(v[1], 1) for k, v in ended.items()},
+             len(producer.acked), producer.failed))
+    after = [d for d in producer.done if d[1] > link.up_at and d[2] == 0]
+    print('partition 15 s: first push done %.1f s after link up; the '
+          'longest push by path took %.1f s' % (
+              after[0][1] - link.up_at,
+              max(end - start for start, end, _ in producer.done)))
+    for name in ('push', 'ack'):
+        assert name in ended and ended[name][0] == errno.EIO, (name, ended)
+        assert 8 <= ended[name][1] < 30, (name, ended)
+    assert parked and reader.err is None, 'the parked reader was answered'
+    assert all(e == errno.EIO for _, e in producer.failed), producer.failed
+    # the same daemon leases and acks
+    mid2, body2 = lease(qp)
+    os.unlink(qp / 'leased' / mid2)
+    # a push on H wakes the reader parked on P
+    push(h.q('idle'), b'from H')
+    assert reader.wait(20), 'the parked reader was not served'
+    assert (reader.err, reader.body) == (0, b'from H')
+    got = [body2] + pop_all(h.q('jobs'))
+    for b in producer.acked:
+        assert got.count(b) == 1, (b, got.count(b))
+    # a push that failed may have been done (at-least-once), once
+    maybe = [b'during'] + [b for b, _ in producer.failed]
+    assert sorted(got) == sorted(set(got)), 'a body twice'
+    assert set(got) - set(producer.acked) <= set(maybe), got
+    s = stats(h.q('jobs'))
+    # pop_all acks what it takes
+    assert (s['pushed_total'], s['acked_total'], s['visible'],
+            s['leased']) == (len(got),) * 2 + (0, 0), s
