@@ -9,6 +9,7 @@ Every test runs a redis-server of its own (tests/fs/redisutil.py: it is
 stopped, filled or reconfigured), in every fs run, on either store; a
 missing redis-server, redis-cli, ip or nsenter fails the test.
 """
+import contextlib
 import errno
 import os
 import shutil
@@ -62,40 +63,62 @@ def finish(p, timeout=60):
 
 # ------------------------------------------------------------ kill -STOP
 
-def test_paused_3s_operations_wait_and_succeed(redis, mount_factory,
-                                               tmp_path):
-    """Redis stopped for 3 s (longer than a command's socket timeout used
-    to be): a push (cp), a lease (cat next), stats and an ack (rm) wait
-    for it and succeed; nothing is done twice."""
-    m = host(mount_factory, redis, 'p3')
+def ops_wait_and_succeed(m, tmp_path, outage, seen_from=None):
+    """On m's queue jobs: a push (cp), a lease (cat next), stats and an ack
+    (rm) started while outage (a context manager: the store out of reach
+    while it lasts) is on, for 3 s: all are still running at 3 s and all
+    succeed after it; nothing is done twice (counted from seen_from, a
+    mount of the same store, or m). Returns the seconds from the end of
+    the outage to the end of the last operation."""
     q = m.mkq('jobs', visibility_timeout=600)
     push(q, b'one', name='one')
     push(q, b'two', name='two')
     mid, _ = lease(q)
     src = tmp_path / 'body'
     src.write_bytes(b'three')
-    redis.signal(signal.SIGSTOP)
-    try:
+    with outage:
+        t0 = time.monotonic()
         procs = {
             'push': run_bg('cp %s jobs/push' % src, m.mnt),
             'lease': run_bg('cat jobs/next', m.mnt),
             'stats': run_bg('cat jobs/stats', m.mnt),
             'ack': run_bg('rm jobs/leased/%s' % mid, m.mnt),
         }
-        time.sleep(3)
-        # nothing can be done while the server is stopped
+        while time.monotonic() - t0 < 3:
+            time.sleep(0.05)
+        # nothing can be done while the store is out of reach
         waiting = sorted(k for k, p in procs.items() if p.poll() is None)
-    finally:
-        redis.signal(signal.SIGCONT)
+    back = time.monotonic()
     done = {k: finish(p) for k, p in procs.items()}
+    took = time.monotonic() - back
     for k, (rc, _, err) in done.items():
         assert rc == 0, (k, err)
     assert waiting == ['ack', 'lease', 'push', 'stats'], waiting
     assert done['lease'][1] in (b'two', b'three')
     assert b'visible=' in done['stats'][1]
-    s = stats(q)
+    s = stats((seen_from or m).q('jobs'))
     assert (s['pushed_total'], s['acked_total'], s['leased'],
             s['visible']) == (3, 1, 1, 1), s
+    return took
+
+
+@contextlib.contextmanager
+def stopped(server):
+    """The server stopped (kill -STOP) while the with block runs."""
+    server.signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.signal(signal.SIGCONT)
+
+
+def test_paused_3s_operations_wait_and_succeed(redis, mount_factory,
+                                               tmp_path):
+    """Redis stopped for 3 s (longer than a command's socket timeout used
+    to be): a push (cp), a lease (cat next), stats and an ack (rm) wait
+    for it and succeed; nothing is done twice."""
+    m = host(mount_factory, redis, 'p3')
+    ops_wait_and_succeed(m, tmp_path, stopped(redis))
 
 
 class ReplyDropper:
@@ -973,3 +996,16 @@ def test_partition_15s_eio_after_10s_then_recovers_nothing_lost(
     # pop_all acks what it takes
     assert (s['pushed_total'], s['acked_total'], s['visible'],
             s['leased']) == (len(got),) * 2 + (0, 0), s
+
+
+@pytest.mark.spool_timeout(180)
+def test_partition_3s_operations_wait_and_succeed(partition, mount_factory,
+                                                  tmp_path):
+    """Daemon P's veth link set down for 3 s: a push (cp), a lease (cat
+    next), stats and an ack (rm) on P wait for it (all still running at
+    3 s) and succeed once it is up; nothing is done twice."""
+    net, server = partition
+    p, h = cut_off_host(mount_factory, net, server, 'p3')
+    took = ops_wait_and_succeed(p, tmp_path, Link(net), seen_from=h)
+    print('partition 3 s: every operation done %.1f s after link up'
+          % took)
