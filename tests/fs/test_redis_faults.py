@@ -735,8 +735,9 @@ def test_lost_subscriber_parked_reader_woken_then_pubsub_again(
 def test_subscribers_killed_over_and_over_each_message_once(
         redis, mount_factory):
     """Every subscriber connection killed again and again (CLIENT KILL TYPE
-    pubsub, back to back, for the whole test) while readers park on B and
-    pushes on A land in the reconnect windows: each message reaches its
+    pubsub, back to back, for the whole test, and right before each push)
+    while readers park on B and pushes on A land in the reconnect
+    windows: each message reaches its
     reader within 10 s, exactly once (bodies, stats), none is left over;
     once the kills stop, both daemons subscribe again."""
     rounds = 12
@@ -759,6 +760,9 @@ def test_subscribers_killed_over_and_over_each_message_once(
         for i in range(rounds):
             r = Parked(qb)
             time.sleep(0.2)                 # parked (not asserted)
+            # and once more right before the push: it lands while B
+            # reconnects (its subscriber waits 50 ms before dialing)
+            kills.append(kill_subscribers(conn))
             t0 = time.monotonic()
             push(qa, b'm%d' % i, name='m')
             assert r.wait(10), 'round %d: the reader was not woken' % i
