@@ -1,9 +1,11 @@
 """The Redis store under faults and on several hosts (DESIGN §10, §12;
 docs/scale-out.md): a paused server (kill -STOP) for 3 s and for 15 s, a
 full server (maxmemory) and df, three daemons draining 20,000 messages
-with 8 consumers, and daemons in separate network namespaces (the wake-up
-delay across hosts, measured against a local one). The kill -9 of
-redis-server under load is test_redis_crash.py.
+with 8 consumers, daemons in separate network namespaces (the wake-up
+delay across hosts, measured against a local one), lost subscribers
+(CLIENT KILL TYPE pubsub, once and over and over, and none able to
+connect) and a partition (a daemon's veth link set down for 15 s and
+3 s). The kill -9 of redis-server under load is test_redis_crash.py.
 
 Every test runs a redis-server of its own (tests/fs/redisutil.py: it is
 stopped, filled or reconfigured), in every fs run, on either store; a
