@@ -692,7 +692,7 @@ class Parked:
 
 
 def two_hosts(mount_factory, server, prefix):
-    """Daemons A and B on one namespace; (qa, qb) once both subscribe."""
+    """Daemons A and B on one namespace: (qa, qb), its queue jobs on each."""
     a = host(mount_factory, server, prefix)
     b = host(mount_factory, server, prefix)
     qa = a.mkq('jobs', visibility_timeout=600)
