@@ -974,6 +974,25 @@ static int config_get(redisContext *c, const char *name, char *val,
 	return rc;
 }
 
+/* Set while a Cluster's primaries pass their checks at start: the line
+ * of what they promise is said once for all, after them. */
+static __thread int checks_quiet;
+
+/* What the checks passed promise, in one line. */
+static void checks_said(struct rd_db *db)
+{
+	if (checks_quiet)
+		return;
+	if (db->pub.opt.sync != SPOOL_SYNC_ALWAYS)
+		rd_log(db, SPOOL_LOG_INFO, "--sync none: a change is "
+		       "acknowledged once the primary has it, fsynced as its "
+		       "appendfsync says");
+	else
+		rd_log(db, SPOOL_LOG_INFO, "appendonly yes, appendfsync "
+		       "always: a change is acknowledged once fsynced on the "
+		       "primary (replicas copy it asynchronously)");
+}
+
 /* The settings the contract needs of the server (DESIGN §10). */
 static int start_checks(struct rd_db *db, redisContext *c)
 {
@@ -1006,9 +1025,7 @@ static int start_checks(struct rd_db *db, redisContext *c)
 		return -ENOTSUP;
 	}
 	if (db->pub.opt.sync != SPOOL_SYNC_ALWAYS) {
-		rd_log(db, SPOOL_LOG_INFO, "--sync none: "
-			 "a change is acknowledged once the primary has it, "
-			 "fsynced as its appendfsync says");
+		checks_said(db);
 		return 0;
 	}
 	if (config_get(c, "appendonly", v, sizeof(v)))
@@ -1025,9 +1042,7 @@ static int start_checks(struct rd_db *db, redisContext *c)
 			 "%s; --sync always needs appendfsync always", v);
 		return -ENOTSUP;
 	}
-	rd_log(db, SPOOL_LOG_INFO, "appendonly yes, "
-		 "appendfsync always: a change is acknowledged once fsynced on "
-		 "the primary (replicas copy it asynchronously)");
+	checks_said(db);
 	return 0;
 unreadable:
 	rd_log(db, SPOOL_LOG_ERR, "CONFIG GET failed: "
@@ -1253,11 +1268,14 @@ static int connect_cluster(struct rd_db *db, redisContext **c)
 		return rc == -ENOMEM ? rc : -EIO;
 	}
 	rd_router_on_write(db->router, wrote_hook);
+	checks_quiet = 1;
 	rc = rd_router_each(db->router, node_none, NULL);
+	checks_quiet = 0;
 	if (rc == -EIO)
 		rd_log(db, SPOOL_LOG_ERR, "a primary did not answer");
 	if (rc)
 		return rc;
+	checks_said(db);                /* for every primary */
 	*c = dial_cluster(db);
 	if (!*c) {
 		rd_log(db, SPOOL_LOG_ERR, "cannot connect to the node of %s",
