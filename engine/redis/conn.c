@@ -1361,24 +1361,49 @@ static void sub_message(struct rd_db *db, const char *m)
 		rd_queue_gone(db, q, NULL);
 }
 
+/* SUBSCRIBE on c; 0, or -EIO when the server refused it or did not
+ * answer (said once until a subscription works again). */
+static int sub_subscribe(struct rd_db *db, redisContext *c, int *said)
+{
+	redisReply *r = redisCommand(c, "SUBSCRIBE %s:w", db->prefix);
+	int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3;
+
+	if (!ok && !*said && !atomic_load(&db->stop)) {
+		rd_log(db, SPOOL_LOG_WARN, "SUBSCRIBE %s:w: %s; wake-ups "
+		       "from other hosts wait for the 2 s safety tick until "
+		       "it works", db->prefix, r && r->type == REDIS_REPLY_ERROR
+		       ? r->str : "no answer");
+		*said = 1;
+	}
+	if (r)
+		freeReplyObject(r);
+	if (ok && *said) {
+		rd_log(db, SPOOL_LOG_INFO, "subscribed to %s:w again",
+		       db->prefix);
+		*said = 0;
+	}
+	return ok ? 0 : -EIO;
+}
+
 static void *sub_main(void *arg)
 {
 	struct rd_db *db = arg;
-	int backoff = 50, first = 1;
+	int backoff = 50, first = 1, said = 0;
 
 	while (!atomic_load(&db->stop)) {
 		redisContext *c = dial(db);
 		redisReply *r;
 		void *rv;
 
+		if (c && sub_subscribe(db, c, &said)) {
+			redisFree(c);
+			c = NULL;
+		}
 		if (c) {
 			struct timeval none = { 0, 0 };
 
 			redisSetTimeout(c, none);     /* block: close shuts
 			                               * the socket down */
-			r = redisCommand(c, "SUBSCRIBE %s:w", db->prefix);
-			if (r)
-				freeReplyObject(r);
 			pthread_mutex_lock(&db->sublock);
 			db->sub_fd = atomic_load(&db->stop) ? -1 : c->fd;
 			pthread_mutex_unlock(&db->sublock);

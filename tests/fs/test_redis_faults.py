@@ -691,10 +691,14 @@ class Parked:
         return not self.thread.is_alive()
 
 
-def two_hosts(mount_factory, server, prefix):
-    """Daemons A and B on one namespace: (qa, qb), its queue jobs on each."""
+def two_hosts(mount_factory, server, prefix, expect=()):
+    """Daemons A and B on one namespace: (qa, qb), its queue jobs on each;
+    expect: log lines both may write (regexes)."""
     a = host(mount_factory, server, prefix)
     b = host(mount_factory, server, prefix)
+    for m in (a, b):
+        for regex in expect:
+            m.expect_log(regex)
     qa = a.mkq('jobs', visibility_timeout=600)
     return qa, b.q('jobs')
 
@@ -755,7 +759,11 @@ def test_subscribers_killed_over_and_over_each_message_once(
 
     storm_thread = threading.Thread(target=storm)
     try:
-        qa, qb = two_hosts(mount_factory, redis, 'storm')
+        # a subscriber killed before SUBSCRIBE's reply says so, once
+        qa, qb = two_hosts(mount_factory, redis, 'storm', expect=(
+            r'^spoolfs: warning: redis [0-9.:]+: SUBSCRIBE \{storm\}:w: '
+            r'no answer; wake-ups from other hosts wait for the 2 s safety '
+            r'tick until it works$',))
         assert wait_until(lambda: subscribers(conn, 'storm') == 2, 20)
         storm_thread.start()
         got, delays, gaps = [], [], 0
@@ -802,13 +810,20 @@ def test_push_while_no_subscriber_can_connect_reader_still_served(
     redis-server refuses new connections (maxclients at the count of
     the others) while a push on A lands, for 5 s. The reader parked on B
     gets the message all the same, within 10 s of the push, with B still
-    unsubscribed: B's subscriber thread wakes every parked reader after
-    each reconnect (here refused after the connect: about 50 ms), else
-    the 2 s safety tick retries it. Once connections are allowed again
-    both daemons subscribe again."""
+    unsubscribed: the 2 s safety tick retries it. Each daemon says once
+    that it cannot subscribe (a refused SUBSCRIBE is not a subscription),
+    and again once it can: both do once connections are allowed again."""
     conn = Resp(redis)
     try:
-        qa, qb = two_hosts(mount_factory, redis, 'full')
+        a = host(mount_factory, redis, 'full')
+        b = host(mount_factory, redis, 'full')
+        for m in (a, b):
+            m.expect_log(r'^spoolfs: warning: redis [0-9.:]+: SUBSCRIBE '
+                         r'\{full\}:w: ERR max number of clients reached; '
+                         r'wake-ups from other hosts wait for the 2 s '
+                         r'safety tick until it works$')
+        qa = a.mkq('jobs', visibility_timeout=600)
+        qb = b.q('jobs')
         assert wait_until(lambda: subscribers(conn, 'full') == 2, 20)
         r = Parked(qb)
         time.sleep(0.3)                     # parked (not asserted)
@@ -835,6 +850,11 @@ def test_push_while_no_subscriber_can_connect_reader_still_served(
         assert wait_until(lambda: subscribers(conn, 'full') == 2, 20)
         again = wake_delay(qa, qb, 3)
         print('subscribed again: median of 3: %.0f ms' % (again * 1e3))
+        for m in (a, b):
+            log = m.log()
+            assert log.count('SUBSCRIBE {full}:w: ERR max number of '
+                             'clients reached') == 1, log
+            assert log.count('subscribed to {full}:w again') == 1, log
     finally:
         conn.close()
 
