@@ -146,10 +146,12 @@ static void conn_drop(struct rd_node *n, struct rd_conn *k)
 	pthread_mutex_unlock(&n->lock);
 }
 
-/* k connected to n (dialled if it is not): 0, -EIO (no answer) or what
- * on_node refused the node with. */
-static int conn_ready(struct rd_router *rt, struct rd_node *n,
-		      struct rd_conn *k)
+/* k connected to n (dialled if it is not), and n through on_node unless
+ * bare (reading the slot table needs neither the checks nor the library,
+ * and a refusal is said by the first use of the node, naming why): 0,
+ * -EIO (no answer) or what on_node refused the node with. */
+static int conn_ready_as(struct rd_router *rt, struct rd_node *n,
+			 struct rd_conn *k, int bare)
 {
 	int checked, rc = 0;
 
@@ -165,6 +167,8 @@ static int conn_ready(struct rd_router *rt, struct rd_node *n,
 			return -EIO;
 		}
 	}
+	if (bare)
+		return 0;
 	pthread_mutex_lock(&n->lock);
 	checked = n->checked;
 	pthread_mutex_unlock(&n->lock);
@@ -179,6 +183,12 @@ static int conn_ready(struct rd_router *rt, struct rd_node *n,
 	n->checked = 1;
 	pthread_mutex_unlock(&n->lock);
 	return 0;
+}
+
+static int conn_ready(struct rd_router *rt, struct rd_node *n,
+		      struct rd_conn *k)
+{
+	return conn_ready_as(rt, n, k, 0);
 }
 
 /* ----------------------------------------------------------- the table */
@@ -233,7 +243,7 @@ static long table_read(struct rd_router *rt, struct rd_node *n)
 	int16_t *slot;
 	long served = -EIO;
 
-	if (conn_ready(rt, n, k) == 0) {
+	if (conn_ready_as(rt, n, k, 1) == 0) {
 		rd_conn_timeout(k, RD_DIAL_MS);
 		r = redisCommand(k->c, "CLUSTER SLOTS");
 		if (!r)
