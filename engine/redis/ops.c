@@ -18,8 +18,23 @@
 #define RD_SAFETY_MS 2000       /* parked readers are woken this often */
 #define RD_SETTINGS_TTL_MS 1000 /* a cached settings copy, at most */
 #define RD_MOVE_STEP 1000
+#define RD_SWEEP_MS 30000       /* a slice of the sweep this often */
+#define RD_SWEEP_SLICE 64       /* families, about, per slice */
 
 /* ------------------------------------------------------------- helpers */
+
+size_t rd_family_len(const char *name)
+{
+	return strcspn(name, ".");
+}
+
+/* Whether queues a and b are of one family. */
+static bool same_family(const char *a, const char *b)
+{
+	size_t n = rd_family_len(a);
+
+	return n == rd_family_len(b) && strncmp(a, b, n) == 0;
+}
 
 static int64_t db_now(struct rd_db *db)
 {
@@ -293,6 +308,33 @@ static int q_set(struct rd_queue *q, struct rd_args *a)
 	return rc;
 }
 
+/*
+ * In the Cluster's mode a function touches one family's slot: a fan-out or
+ * dead-letter queue of another family is refused (DESIGN §10's family
+ * rule), logged. A single primary has no such limit.
+ */
+static int cluster_refs(spool_queue *pq, const struct spool_settings *s)
+{
+	char t[SPOOL_NAME_MAX + 1];
+	const char *list = s->fanout, *bad = NULL;
+
+	if (!RDB(pq->db)->cluster)
+		return 0;
+	if (s->dead_letter[0] && !same_family(pq->name, s->dead_letter))
+		bad = s->dead_letter;
+	while (!bad && fanout_next(&list, t))
+		if (!same_family(pq->name, t))
+			bad = t;
+	if (!bad)
+		return 0;
+	core_log(pq->db, SPOOL_LOG_WARN, "queue %s: %s=%s names a queue of "
+		 "another family; a Redis Cluster keeps a family in one slot, "
+		 "so fanout= and dead_letter= must stay in the family %.*s",
+		 pq->name, bad == s->dead_letter ? "dead_letter" : "fanout",
+		 bad, (int)rd_family_len(pq->name), pq->name);
+	return -EINVAL;
+}
+
 int redis_config_apply(spool_queue *pq, const char *text, size_t len,
 		       const char *mkey, const char *mval, size_t mlen)
 {
@@ -310,6 +352,8 @@ int redis_config_apply(spool_queue *pq, const char *text, size_t len,
 	if (rc)
 		return rc;
 	rc = settings_check_refs(pq, &s, settings_of);
+	if (!rc)
+		rc = cluster_refs(pq, &s);
 	if (rc)
 		return rc;
 	qset_args(&a, q, mkey, mval, mlen);
@@ -467,6 +511,21 @@ int redis_queue_create(spool_db *pdb, const char *name,
 	if (atomic_load(&RDB(pdb)->fail_writes) &&
 	    q_get(RDB(pdb), name, "", NULL, NULL, NULL) == 0)
 		return -EEXIST;
+	if (RDB(pdb)->cluster) {
+		/* the family first (harmless if the rest fails), so that the
+		 * sweep finds it: qcreate's second call adds the name */
+		char fam[SPOOL_NAME_MAX + 1];
+
+		snprintf(fam, sizeof(fam), "%.*s", (int)rd_family_len(name),
+			 name);
+		rd_args_init(&a);
+		rd_arg_str(&a, "f+");
+		rd_arg_str(&a, fam);
+		rc = rd_call(RDB(pdb), "ns", &a, RD_WRITE, NULL);
+		rd_args_free(&a);
+		if (rc)
+			return rc;
+	}
 	rd_args_init(&a);
 	a.queue = name;
 	rd_arg_str(&a, name);
@@ -961,11 +1020,27 @@ int redis_delete(spool_queue *pq, uint64_t id, unsigned states)
 	return msg_call(pq, "delete", id, 1, &x, NULL);
 }
 
+/* A move across families in the Cluster's mode: not built (the durable
+ * outbox move of docs/decisions.md); -EXDEV, logged. */
+static int cross_family(spool_queue *pq, spool_queue *dst)
+{
+	if (!RDB(pq->db)->cluster || same_family(pq->name, dst->name))
+		return 0;
+	core_log(pq->db, SPOOL_LOG_WARN, "move from %s to %s: across queue "
+		 "families in a Redis Cluster's mode: not supported (EXDEV)",
+		 pq->name, dst->name);
+	return -EXDEV;
+}
+
 int redis_move(spool_queue *pq, uint64_t id, unsigned states,
 	       spool_queue *dst)
 {
 	char text[SPOOL_ID_LEN + 1];
 	struct rd_args a;
+	int rc = cross_family(pq, dst);
+
+	if (rc)
+		return rc;
 
 	q_args(&a, RQ(pq));
 	id_arg(&a, id, text);
@@ -979,8 +1054,12 @@ int redis_move_all(spool_queue *pq, spool_queue *dst, uint64_t max,
 		   uint64_t *moved)
 {
 	uint64_t total = 0, step;
-	int rc;
+	int rc = cross_family(pq, dst);
 
+	if (moved)
+		*moved = 0;
+	if (rc)
+		return rc;
 	do {
 		uint64_t want = max ? max - total : RD_MOVE_STEP;
 		struct rd_args a;
@@ -1118,25 +1197,110 @@ int redis_stats_get(spool_queue *pq, struct spool_stats *out)
 
 /* ------------------------------------------------------------- timers */
 
+/* A due as spool.lua returns it ('' none) folded into *due. */
+static void due_min(const struct rd_reply *r, size_t i, int64_t *due)
+{
+	const char *v = rd_str(r, i, NULL);
+
+	if (v && *v && strtoll(v, NULL, 10) < *due)
+		*due = strtoll(v, NULL, 10);
+}
+
+/* A call of fn (ftick, fsweep) on family f's slot, arguments f; the due
+ * it returns folded into *due (if not NULL). */
+static int family_call(struct rd_db *db, const char *fn, const char *f,
+		       size_t flen, int64_t *due)
+{
+	char fam[SPOOL_NAME_MAX + 1];
+	struct rd_args a;
+	struct rd_reply r;
+	int rc;
+
+	snprintf(fam, sizeof(fam), "%.*s", (int)flen, f);
+	rd_args_init(&a);
+	a.queue = fam;
+	rd_arg_str(&a, fam);
+	rc = rd_call(db, fn, &a, RD_TICK, &r);
+	rd_args_free(&a);
+	if (rc)
+		return rc;
+	if (due)
+		due_min(&r, 0, due);
+	rd_reply_free(&r);
+	return 0;
+}
+
+/*
+ * The due timers of every family, and the next due. On one primary one
+ * call does it all. In the Cluster's mode tick (on {P}) names the
+ * families due in {P}:timers, and ftick on each one's slot promotes and
+ * returns its true earliest due (published with a newer version by its
+ * second call).
+ */
 int64_t redis_tick(spool_db *pdb)
 {
 	struct rd_db *db = RDB(pdb);
-	struct rd_args a;
-	struct rd_reply r;
-	const char *next;
 	int64_t due = INT64_MAX;
-	int rc;
 
-	rd_args_init(&a);
-	rc = rd_call(db, "tick", &a, RD_TICK, &r);
-	rd_args_free(&a);
-	if (rc)
-		return db_now(db) + 1000;
-	next = rd_str(&r, 0, NULL);
-	if (next && *next)
-		due = strtoll(next, NULL, 10);
-	rd_reply_free(&r);
-	return due;
+	for (int round = 0; round < 10; round++) {
+		struct rd_args a;
+		struct rd_reply r, l;
+		size_t n;
+		int rc;
+
+		rd_args_init(&a);
+		rc = rd_call(db, "tick", &a, RD_TICK, &r);
+		rd_args_free(&a);
+		if (rc)
+			return db_now(db) + 1000;
+		due_min(&r, 0, &due);
+		l = rd_elem(&r, 1);
+		n = rd_count(&l);
+		for (size_t i = 0; i < n; i++) {
+			size_t len;
+			const char *f = rd_str(&l, i, &len);
+
+			if (f && family_call(db, "ftick", f, len, &due))
+				due = db_now(db) + 1000;
+		}
+		rd_reply_free(&r);
+		if (n < 100)
+			return due;
+	}
+	return db_now(db) + 1000;
+}
+
+int rd_sweep(struct rd_db *db, int families)
+{
+	int done = 0;
+
+	do {
+		struct rd_args a;
+		struct rd_reply r, l;
+		const char *next;
+		int rc;
+
+		rd_args_init(&a);
+		rd_arg_str(&a, db->sweep_cursor[0] ? db->sweep_cursor : "0");
+		rd_arg_int(&a, families);
+		rc = rd_call(db, "families", &a, RD_READ, &r);
+		rd_args_free(&a);
+		if (rc)
+			return rc;
+		next = rd_str(&r, 0, NULL);
+		snprintf(db->sweep_cursor, sizeof(db->sweep_cursor), "%s",
+			 next ? next : "0");
+		l = rd_elem(&r, 1);
+		for (size_t i = 0; i < rd_count(&l); i++) {
+			size_t len;
+			const char *f = rd_str(&l, i, &len);
+
+			if (f && family_call(db, "fsweep", f, len, NULL) == 0)
+				done++;
+		}
+		rd_reply_free(&r);
+	} while (done < families && strcmp(db->sweep_cursor, "0") != 0);
+	return done;
 }
 
 /* The tick of the timer thread (engine/timer_thread.c): the due timers,
@@ -1150,6 +1314,10 @@ static int64_t timer_tick(spool_db *pdb)
 	if (rd_mono_ms() >= db->safety) {
 		rd_wake_all(db);
 		db->safety = rd_mono_ms() + RD_SAFETY_MS;
+	}
+	if (rd_mono_ms() >= db->sweep_at) {
+		rd_sweep(db, RD_SWEEP_SLICE);
+		db->sweep_at = rd_mono_ms() + RD_SWEEP_MS;
 	}
 	safety = db_now(db) + (db->safety - rd_mono_ms());
 	return next < safety ? next : safety;
@@ -1210,6 +1378,8 @@ int redis_open(const char *data, const struct spool_options *o,
 		rc = rd_sub_start(db);
 	if (rc)
 		goto fail;
+	rd_sweep(db, RD_SWEEP_SLICE);
+	db->sweep_at = rd_mono_ms() + RD_SWEEP_MS;
 	redis_tick(&db->pub);
 	if (!o->manual_timers) {
 		db->safety = rd_mono_ms() + RD_SAFETY_MS;
