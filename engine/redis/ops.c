@@ -1235,17 +1235,20 @@ static int family_call(struct rd_db *db, const char *fn, const char *f,
  * call does it all. In the Cluster's mode tick (on {P}) names the
  * families due in {P}:timers, and ftick on each one's slot promotes and
  * returns its true earliest due (published with a newer version by its
- * second call).
+ * second call). A family publishes only an earlier due, so {P}:timers
+ * holds a lower bound of each: the next due is exact once the family of
+ * the earliest bound has it for true (ftick on it says so).
  */
 int64_t redis_tick(spool_db *pdb)
 {
 	struct rd_db *db = RDB(pdb);
-	int64_t due = INT64_MAX;
 
-	for (int round = 0; round < 10; round++) {
+	for (int round = 0; round < 16; round++) {
 		struct rd_args a;
 		struct rd_reply r, l;
-		size_t n;
+		int64_t next = INT64_MAX, truth = INT64_MAX;
+		size_t n, flen = 0;
+		const char *f;
 		int rc;
 
 		rd_args_init(&a);
@@ -1253,19 +1256,28 @@ int64_t redis_tick(spool_db *pdb)
 		rd_args_free(&a);
 		if (rc)
 			return db_now(db) + 1000;
-		due_min(&r, 0, &due);
+		due_min(&r, 0, &next);
+		if (!db->cluster) {
+			rd_reply_free(&r);
+			return next;
+		}
 		l = rd_elem(&r, 1);
 		n = rd_count(&l);
 		for (size_t i = 0; i < n; i++) {
 			size_t len;
-			const char *f = rd_str(&l, i, &len);
 
-			if (f && family_call(db, "ftick", f, len, &due))
-				due = db_now(db) + 1000;
+			if ((f = rd_str(&l, i, &len)) &&
+			    family_call(db, "ftick", f, len, NULL))
+				rc = -EIO;
 		}
+		f = n ? NULL : rd_str(&r, 2, &flen);
+		if (!rc && f && flen)
+			rc = family_call(db, "ftick", f, flen, &truth);
 		rd_reply_free(&r);
-		if (n < 100)
-			return due;
+		if (rc)
+			return db_now(db) + 1000;
+		if (!n && (!flen || truth == next))
+			return next;
 	}
 	return db_now(db) + 1000;
 }

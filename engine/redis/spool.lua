@@ -1192,7 +1192,8 @@ end
 -- tick(): runs every family's due timers; {0, woken, nsfx, next due or
 -- ''}. In a Cluster it runs none (other slots): {0, woken, nsfx, the
 -- earliest due of the families not due or '', the families due (100 at
--- most)}, and the daemon calls ftick on each
+-- most), the family of that earliest due or ''}, and the daemon calls
+-- ftick on each (and on that family: a published due may be early)
 local function f_tick(K, A)
 	start(K, A)
 	if CLUSTER then
@@ -1201,7 +1202,8 @@ local function f_tick(K, A)
 		local n = redis.call('ZRANGE', NS .. ':timers', '(' .. S(NOW),
 				     '+inf', 'BYSCORE', 'LIMIT', 0, 1,
 				     'WITHSCORES')
-		return reply(0, #n > 0 and n[2] or '', due)
+		return reply(0, #n > 0 and n[2] or '', due,
+			     #n > 0 and n[1] or '')
 	end
 	while true do
 		local due = redis.call('ZRANGE', NS .. ':timers', '-inf', S(NOW),

@@ -709,6 +709,7 @@ TEST(purge)
 
 TEST(move_between_queues)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
 	struct spool_attr at[2] = { { "user.a", "1", 1 }, { "user.b", "", 0 } };
@@ -768,6 +769,7 @@ TEST(move_between_queues)
 
 TEST(move_in_place_and_limits)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
 	uint64_t d, v;
@@ -800,6 +802,7 @@ TEST(move_in_place_and_limits)
 
 TEST(move_all)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
 	uint64_t ids[16], got[16], moved = 99;
@@ -849,6 +852,7 @@ TEST(move_all)
 /* More than one atomic step (1000) of move_all. */
 TEST(move_all_many)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
 	static struct spool_push p[500];
@@ -885,6 +889,7 @@ TEST(move_all_many)
 
 TEST(move_all_edquot_reports_moved)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
 	uint64_t moved = 99;
@@ -1310,6 +1315,7 @@ TEST(list_leased_while_changing)
 
 TEST(stats_exact_after_each_step)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
 	struct spool_push b3[3] = { { .body = "x", .len = 1 },

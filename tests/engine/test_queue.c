@@ -184,6 +184,7 @@ TEST(queue_delete_not_empty)
 
 TEST(queue_deleted_handle_enoent)
 {
+	T_ACROSS_FAMILIES();
 	struct spool_queue_attr a = { 0, 0, 0755, 0 };
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
@@ -462,6 +463,7 @@ TEST(config_defaults)
 
 TEST(config_apply_changes_only_named_keys)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q");
 	struct spool_settings before, s;
@@ -638,6 +640,7 @@ TEST(config_bad_values_change_nothing)
 
 TEST(config_persists)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
 	struct spool_settings sq, sr, s;
