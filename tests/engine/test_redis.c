@@ -7,15 +7,21 @@
  * tests/redis-run.sh, which gives SPOOL_REDIS_PORT; the server's settings
  * are changed with redis-cli and put back.
  */
+#include <stdarg.h>
+
 #include "t.h"
 
-/* redis-cli -p PORT ARGS..., must succeed */
-static void cli(const char *args)
+/* redis-cli -p PORT ARGS... (a printf format), must succeed */
+static __attribute__((format(printf, 1, 2))) void cli(const char *fmt, ...)
 {
-	char cmd[512];
+	char cmd[1200], args[1024];
 	const char *port = getenv("SPOOL_REDIS_PORT");
+	va_list ap;
 
 	CHECK(port != NULL);
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
 	snprintf(cmd, sizeof cmd, "redis-cli -p %s %s >/dev/null", port,
 		 args);
 	EQ(system(cmd), 0);
@@ -280,6 +286,262 @@ TEST(two_handles_wake_each_other)
 	spool_queue_close(qb);
 	spool_close(a);
 	spool_close(b);
+}
+
+/* ------------------------------------------- the Cluster's mode ("2/c") */
+
+/* The store in the Cluster's mode (cluster 1: SPOOL_REDIS_CLUSTER_MODE, the
+ * test seam of conn.c) or the single primary's (0). */
+static spool_db *open_mode(int cluster)
+{
+	if (cluster)
+		setenv("SPOOL_REDIS_CLUSTER_MODE", "1", 1);
+	else
+		unsetenv("SPOOL_REDIS_CLUSTER_MODE");
+	return t_open();
+}
+
+/* The store's prefix P (its keys are {P}:... and {P:F}:...). */
+static const char *prefix(void)
+{
+	return strchr(strstr(t_store, "://") + 3, '/') + 1;
+}
+
+/* redis-cli --raw ARGS (a printf format; keys quoted by the caller): the
+ * first line of its output, into out. */
+static __attribute__((format(printf, 3, 4)))
+void cli_out(char *out, size_t len, const char *fmt, ...)
+{
+	char args[1024], cmd[1200];
+	const char *port = getenv("SPOOL_REDIS_PORT");
+	va_list ap;
+	FILE *f;
+
+	CHECK(port != NULL);
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof cmd, "redis-cli -p %s --raw %s", port, args);
+	f = popen(cmd, "r");
+	CHECK(f != NULL);
+	out[0] = '\0';
+	if (fgets(out, (int)len, f))
+		out[strcspn(out, "\n")] = '\0';
+	while (fgetc(f) != EOF)
+		;
+	EQ(pclose(f), 0);
+}
+
+/* Whether name is among the queues spool_queue_next lists. */
+static int listed(spool_db *db, const char *name)
+{
+	char n[SPOOL_NAME_MAX + 1] = "";
+
+	for (;;) {
+		int rc = spool_queue_next(db, n, n);
+
+		if (rc == -ENOENT)
+			return 0;
+		OK(rc);
+		if (!*n)
+			return 0;
+		if (strcmp(n, name) == 0)
+			return 1;
+	}
+}
+
+/* Ids per family in the Cluster's mode: two families take ids from their
+ * own generators ({P:F}:seq), so in one millisecond both get (ms, 0); on
+ * a single primary one generator ({P}:seq) for all. */
+static void ids_in_mode(int cluster)
+{
+	spool_db *db = open_mode(cluster);
+	spool_queue *a = t_mkq(db, "a"), *b = t_mkq(db, "b"),
+		    *ax = t_mkq(db, "a.x");
+	uint64_t ia = t_push(a, "1"), ib = t_push(b, "2"), iax = t_push(ax, "3");
+	char v[64];
+
+	CHECK(ia != iax);               /* one family: one generator */
+	if (cluster) {
+		EQ(ia, ib);
+		cli_out(v, sizeof v, "EXISTS '{%s:a}:seq' '{%s:b}:seq' "
+			"'{%s}:seq'", prefix(), prefix(), prefix());
+		EQ(atoi(v), 2);
+	} else {
+		CHECK(ia != ib);
+		cli_out(v, sizeof v, "EXISTS '{%s:a}:seq' '{%s}:seq'",
+			prefix(), prefix());
+		EQ(atoi(v), 1);
+	}
+	spool_queue_close(a);
+	spool_queue_close(b);
+	spool_queue_close(ax);
+	spool_close(db);
+}
+
+TEST(cluster_mode_ids_per_family)
+{
+	ids_in_mode(1);
+}
+
+TEST(single_primary_ids_per_namespace)
+{
+	ids_in_mode(0);
+}
+
+/* fanout= and dead_letter= naming another family: EINVAL in the Cluster's
+ * mode (logged), allowed on a single primary; moves across families:
+ * EXDEV in the Cluster's mode (the outbox move is not built). */
+static void refs_in_mode(int cluster)
+{
+	spool_db *db = open_mode(cluster);
+	spool_queue *a = t_mkq(db, "a"), *b = t_mkq(db, "b"),
+		    *ax = t_mkq(db, "a.x");
+	uint64_t id = t_push(a, "m"), moved = 9;
+	int want = cluster ? -EINVAL : 0;
+
+	if (cluster)
+		t_log_expect();
+	RC(spool_config_apply(a, "fanout=b\n", 9), want);
+	RC(spool_config_apply(a, "fanout=a.x,b\n", 13), want);
+	RC(spool_config_apply(a, "dead_letter=b\n", 14), want);
+	RC(spool_config_apply(a, "max_size=7\nfanout=\ndead_letter=\n",
+			      31), 0);
+	t_config(a, "dead_letter=a.x\n");       /* its own family: fine */
+	t_config(a, "fanout=a.x\n");
+	t_config(a, "fanout=\n");
+	RC(spool_move(a, id, SPOOL_VISIBLE, b), cluster ? -EXDEV : 0);
+	RC(spool_move_all(a, b, 0, &moved), cluster ? -EXDEV : 0);
+	if (cluster) {
+		EQ(moved, 0);
+		OK(spool_move(a, id, SPOOL_VISIBLE, ax));  /* same family */
+		EQ(t_stats(ax).visible, 1);
+		EQ(t_stats(a).visible, 0);
+		EQ(t_log_err_count(), 0);
+	} else {
+		EQ(t_stats(b).visible, 1);
+	}
+	spool_queue_close(a);
+	spool_queue_close(b);
+	spool_queue_close(ax);
+	spool_close(db);
+}
+
+TEST(cluster_mode_cross_family_refs_einval_moves_exdev)
+{
+	refs_in_mode(1);
+}
+
+TEST(single_primary_cross_family_refs_allowed)
+{
+	refs_in_mode(0);
+}
+
+/* The sweep (at open, then every 30 s): names and family dues taken out of
+ * {P}:queues / {P}:timers (or a stale name left in) behind the daemon's
+ * back are put right from the families' own keys. */
+static void sweep_in_mode(int cluster)
+{
+	spool_db *db = open_mode(cluster);
+	spool_queue *a = t_mkq(db, "a"), *ax = t_mkq(db, "a.x");
+	const char *p = prefix();
+	char v[64];
+
+	t_push_delay(a, "later", 5000);
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' a", p);
+	EQ(strtoll(v, NULL, 10), t_now + 5000);
+	cli("ZREM '{%s}:queues' a.x", p);
+	cli("ZADD '{%s}:queues' 0 a.gone", p);
+	cli("ZREM '{%s}:timers' a", p);
+	CHECK(!listed(db, "a.x"));
+	CHECK(listed(db, "a.gone"));
+	spool_queue_close(a);
+	spool_queue_close(ax);
+	spool_close(db);
+	db = open_mode(cluster);        /* a slice of the sweep at open */
+	CHECK(listed(db, "a.x"));
+	CHECK(listed(db, "a"));
+	CHECK(!listed(db, "a.gone"));
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' a", p);
+	EQ(strtoll(v, NULL, 10), t_now + 5000);
+	EQ(spool_tick(db), t_now + 5000);
+	spool_close(db);
+}
+
+TEST(cluster_mode_sweep_repairs_registry_and_timers)
+{
+	sweep_in_mode(1);
+}
+
+TEST(single_primary_sweep_repairs_registry_and_timers)
+{
+	sweep_in_mode(0);
+}
+
+/* {P}:timers in the Cluster's mode is kept by versions: an older
+ * publication (a second call that arrives late) does not overwrite a
+ * newer one; and a family's published due may be early (a later one is
+ * not published), yet spool_tick answers the true next due. */
+TEST(cluster_mode_timer_versions)
+{
+	spool_db *db = open_mode(1);
+	spool_queue *q = t_mkq(db, "f");
+	const char *p = prefix();
+	char v[64];
+	uint64_t id;
+
+	cli("FCALL spool2_ns 1 '{%s}' '' o '2/c/%s' t fam 500 5", p, p);
+	cli("FCALL spool2_ns 1 '{%s}' '' o '2/c/%s' t fam 900 3", p, p);
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' fam", p);
+	EQ(atoi(v), 500);
+	cli("FCALL spool2_ns 1 '{%s}' '' o '2/c/%s' t fam 700 5", p, p);
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' fam", p);
+	EQ(atoi(v), 500);               /* the same version: kept */
+	cli("FCALL spool2_ns 1 '{%s}' '' o '2/c/%s' t fam '' 6", p, p);
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' fam", p);
+	EQ(v[0], '\0');                 /* newer: none */
+	cli_out(v, sizeof v, "HGET '{%s}:tver' fam", p);
+	EQ(atoi(v), 6);
+	/* f: a lease of 1 s (published), then its ack: the earliest due of f
+	 * is now the delayed message's, later, and not published */
+	t_push_delay(q, "d", 60000);
+	t_push(q, "v");
+	id = t_lease(q, "v");
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' f", p);
+	EQ(strtoll(v, NULL, 10), t_now + 30000);
+	OK(spool_ack(q, id));
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' f", p);
+	EQ(strtoll(v, NULL, 10), t_now + 30000);   /* early, still */
+	EQ(spool_tick(db), t_now + 60000);         /* the truth */
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' f", p);
+	EQ(strtoll(v, NULL, 10), t_now + 60000);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/* A store marked for one mode ({P}:layout "2" or "2c") is refused by a
+ * daemon of the other, with one line naming both. */
+TEST(layout_mode_mismatch_refused)
+{
+	struct spool_options o;
+	spool_db *db = open_mode(1), *other = NULL;
+	char v[64];
+
+	cli_out(v, sizeof v, "GET '{%s}:layout'", prefix());
+	EQ(strcmp(v, "2c"), 0);
+	spool_close(db);
+	t_options(&o);
+	t_log_expect();
+	unsetenv("SPOOL_REDIS_CLUSTER_MODE");
+	RC(spool_open(t_store, &o, &other), -ENOTSUP);
+	CHECK(other == NULL);
+	EQ(t_log_err_count(), 1);
+	db = open_mode(1);              /* its own mode: fine */
+	spool_close(db);
+	cli("SET '{%s}:layout' 2", prefix());
+	setenv("SPOOL_REDIS_CLUSTER_MODE", "1", 1);
+	RC(spool_open(t_store, &o, &other), -ENOTSUP);
+	EQ(t_log_err_count(), 2);
 }
 
 T_MAIN
