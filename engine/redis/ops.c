@@ -327,7 +327,7 @@ static int cluster_refs(spool_queue *pq, const struct spool_settings *s)
 			bad = t;
 	if (!bad)
 		return 0;
-	core_log(pq->db, SPOOL_LOG_WARN, "queue %s: %s=%s names a queue of "
+	core_log(pq->db, SPOOL_LOG_INFO, "queue %s: %s=%s names a queue of "
 		 "another family; a Redis Cluster keeps a family in one slot, "
 		 "so fanout= and dead_letter= must stay in the family %.*s",
 		 pq->name, bad == s->dead_letter ? "dead_letter" : "fanout",
@@ -1020,16 +1020,111 @@ int redis_delete(spool_queue *pq, uint64_t id, unsigned states)
 	return msg_call(pq, "delete", id, 1, &x, NULL);
 }
 
-/* A move across families in the Cluster's mode: not built (the durable
- * outbox move of docs/decisions.md); -EXDEV, logged. */
-static int cross_family(spool_queue *pq, spool_queue *dst)
+/*
+ * Steps 2 and 3 of a move across families in the Cluster's mode (the
+ * durable outbox move, docs/decisions.md "Redis Cluster"), from an outbox
+ * entry e (spool.lua's xentry: source, destination, its gen, meta,
+ * record): xin on the destination's slot (idempotent: {P:F}:in), then
+ * xdone on the source's; a refusal (EDQUOT, ENOENT) puts the message back
+ * (xback). No answer: -EIO, and the entry stays for ftick's replay.
+ */
+static int x_finish(struct rd_db *db, const struct rd_reply *e)
 {
-	if (!RDB(pq->db)->cluster || same_family(pq->name, dst->name))
-		return 0;
-	core_log(pq->db, SPOOL_LOG_WARN, "move from %s to %s: across queue "
-		 "families in a Redis Cluster's mode: not supported (EXDEV)",
-		 pq->name, dst->name);
-	return -EXDEV;
+	const char *src = rd_str(e, 0, NULL), *dst = rd_str(e, 1, NULL),
+		   *gen = rd_str(e, 2, NULL), *id, *rec;
+	struct rd_reply m = rd_elem(e, 3);
+	char fam[SPOOL_NAME_MAX + 1];
+	struct rd_args a;
+	size_t idlen, rlen;
+	int rc;
+
+	id = rd_str(&m, 0, &idlen);
+	rec = rd_str(e, 4, &rlen);
+	if (!src || !dst || !gen || !id || !rec)
+		return -EIO;
+	snprintf(fam, sizeof(fam), "%.*s", (int)rd_family_len(src), src);
+	rd_args_init(&a);
+	a.queue = dst;
+	rd_arg_str(&a, dst);
+	rd_arg_str(&a, gen);
+	rd_arg_str(&a, fam);
+	rd_arg(&a, id, idlen);
+	for (size_t i = 2; i < 8; i++)
+		if (i != 6)     /* prio recv size sent first: not due */
+			rd_arg_int(&a, rd_int(&m, i));
+	rd_arg(&a, rec, rlen);
+	rc = rd_call(db, "xin", &a, RD_WRITE, NULL);
+	rd_args_free(&a);
+	if (rc == RD_GONE)
+		rc = -ENOENT;
+	if (rc && rc != -EDQUOT && rc != -ENOENT)
+		return rc;
+	rd_args_init(&a);
+	a.queue = src;
+	rd_arg_str(&a, src);
+	rd_arg(&a, id, idlen);
+	if (rd_call(db, rc ? "xback" : "xdone", &a, RD_WRITE, NULL) && !rc)
+		rc = -EIO;      /* done, the outbox entry stays: replayed */
+	rd_args_free(&a);
+	return rc;
+}
+
+/* A move of message id of q to dst, a queue of another family, in the
+ * Cluster's mode: xout on q's slot, then x_finish. */
+static int x_move(spool_queue *pq, uint64_t id, unsigned states,
+		  spool_queue *dst)
+{
+	char text[SPOOL_ID_LEN + 1];
+	struct rd_args a;
+	struct rd_reply r, e;
+	int rc;
+
+	q_args(&a, RQ(pq));
+	id_arg(&a, id, text);
+	rd_arg_int(&a, states);
+	rd_arg_str(&a, dst->name);
+	rd_arg_str(&a, RQ(dst)->gen);
+	rc = q_call(RQ(pq), "xout", &a, RD_WRITE, &r);
+	if (rc)
+		return rc;
+	e = rd_elem(&r, 0);
+	rc = x_finish(RDB(pq->db), &e);
+	rd_reply_free(&r);
+	return rc;
+}
+
+/* Whether a move from q to dst crosses families in the Cluster's mode. */
+static bool x_needed(spool_queue *pq, spool_queue *dst)
+{
+	return RDB(pq->db)->cluster && !same_family(pq->name, dst->name);
+}
+
+/* move_all across families: the visible messages one by one, in order,
+ * through the outbox (up to max, 0 all); stops at the first refusal. */
+static int x_move_all(spool_queue *pq, spool_queue *dst, uint64_t max,
+		      uint64_t *moved)
+{
+	uint64_t ids[100];
+	int rc = 0;
+
+	*moved = 0;
+	while (!rc && (!max || *moved < max)) {
+		struct spool_cursor cur = { 0 };
+		ssize_t n = redis_list(pq, SPOOL_VISIBLE, &cur, ids, 100);
+
+		if (n <= 0)
+			return (int)n;
+		for (ssize_t i = 0; i < n && !rc && (!max || *moved < max);
+		     i++) {
+			rc = x_move(pq, ids[i], SPOOL_VISIBLE, dst);
+			if (rc == -ENOENT && atomic_load(&RQ(pq)->alive) &&
+			    spool_queue_alive(dst))
+				rc = 0; /* taken meanwhile by another */
+			else if (!rc)
+				(*moved)++;
+		}
+	}
+	return rc;
 }
 
 int redis_move(spool_queue *pq, uint64_t id, unsigned states,
@@ -1037,10 +1132,9 @@ int redis_move(spool_queue *pq, uint64_t id, unsigned states,
 {
 	char text[SPOOL_ID_LEN + 1];
 	struct rd_args a;
-	int rc = cross_family(pq, dst);
 
-	if (rc)
-		return rc;
+	if (x_needed(pq, dst))
+		return x_move(pq, id, states, dst);
 
 	q_args(&a, RQ(pq));
 	id_arg(&a, id, text);
@@ -1054,12 +1148,10 @@ int redis_move_all(spool_queue *pq, spool_queue *dst, uint64_t max,
 		   uint64_t *moved)
 {
 	uint64_t total = 0, step;
-	int rc = cross_family(pq, dst);
+	int rc;
 
-	if (moved)
-		*moved = 0;
-	if (rc)
-		return rc;
+	if (x_needed(pq, dst))
+		return x_move_all(pq, dst, max, moved ? moved : &total);
 	do {
 		uint64_t want = max ? max - total : RD_MOVE_STEP;
 		struct rd_args a;
@@ -1207,13 +1299,14 @@ static void due_min(const struct rd_reply *r, size_t i, int64_t *due)
 }
 
 /* A call of fn (ftick, fsweep) on family f's slot, arguments f; the due
- * it returns folded into *due (if not NULL). */
+ * it returns folded into *due (if not NULL). The outbox entries ftick
+ * returns (transfers cut more than 30 s ago) are replayed. */
 static int family_call(struct rd_db *db, const char *fn, const char *f,
 		       size_t flen, int64_t *due)
 {
 	char fam[SPOOL_NAME_MAX + 1];
 	struct rd_args a;
-	struct rd_reply r;
+	struct rd_reply r, l;
 	int rc;
 
 	snprintf(fam, sizeof(fam), "%.*s", (int)flen, f);
@@ -1226,6 +1319,18 @@ static int family_call(struct rd_db *db, const char *fn, const char *f,
 		return rc;
 	if (due)
 		due_min(&r, 0, due);
+	l = rd_elem(&r, 1);
+	for (size_t i = 0; strcmp(fn, "ftick") == 0 && i < rd_count(&l); i++) {
+		struct rd_reply e = rd_elem(&l, i), m = rd_elem(&e, 3);
+		const char *src = rd_str(&e, 0, NULL), *dst = rd_str(&e, 1, NULL),
+			   *id = rd_str(&m, 0, NULL);
+		int x = x_finish(db, &e);
+
+		core_log(&db->pub, x ? SPOOL_LOG_WARN : SPOOL_LOG_INFO,
+			 "move of %s from %s to %s (cut, replayed): %s",
+			 id ? id : "?", src ? src : "?", dst ? dst : "?",
+			 x ? strerror(-x) : "done");
+	}
 	rd_reply_free(&r);
 	return 0;
 }

@@ -47,6 +47,12 @@ local ENOENT, EIO, EAGAIN, EEXIST, ENOTEMPTY, EINVAL, EFBIG, EDQUOT =
 	-2, -5, -11, -17, -39, -22, -27, -122
 local ENODATA, EXDEV = -61, -18
 local VIS, DEL, LEA, COR = 1, 2, 4, 8
+-- MOVING: on its way to a queue of another family (the Cluster's outbox
+-- move): in no index, its field still in {P:F}:q:Q:b
+local MOV = 16
+local XM = '\1x'        -- the outbox's member of {P:F}:timers
+local XAGE = 30000      -- an outbox entry this old is replayed (ms)
+local INAGE = 3600000   -- {P:F}:in remembers a move this long (ms)
 -- the queue (this incarnation) is gone: -ENOENT, and the handle is dead
 local GONE = -100000
 local TWO21 = 2097152
@@ -1093,7 +1099,9 @@ local function f_corrupt(K, A)
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	if not m or m.state == COR then return reply(ENOENT) end
+	if not m or m.state == COR or m.state == MOV then
+		return reply(ENOENT)
+	end
 	unplace(q, m)
 	m.state = COR
 	place(q, m)
@@ -1108,7 +1116,9 @@ local function f_rename(K, A)
 	local q = A[3]
 	if not live(q, A[4]) then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	if not m or m.state == COR then return reply(ENOENT) end
+	if not m or m.state == COR or m.state == MOV then
+		return reply(ENOENT)
+	end
 	m.rec = A[6]
 	meta_put(q, m)
 	return reply(0)
@@ -1122,7 +1132,7 @@ local function f_stat(K, A)
 	local q = A[3]
 	if not live(q, A[4]) then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	if not m then return reply(ENOENT) end
+	if not m or m.state == MOV then return reply(ENOENT) end
 	return reply(0, meta_list(m))
 end
 
@@ -1132,7 +1142,7 @@ local function f_record(K, A)
 	local q = A[3]
 	if not live(q, A[4]) then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	if not m then return reply(ENOENT) end
+	if not m or m.state == MOV then return reply(ENOENT) end
 	if m.state == COR then return reply(EIO) end
 	return reply(0, record(m))
 end
@@ -1166,15 +1176,174 @@ local function f_stats(K, A)
 		redis.call('ZCARD', qk(q, 'k'))}, c, o and S(o.sent) or '')
 end
 
--- the due timers of family f's queues
+-- ------------------------------------- the outbox move (a Cluster's)
+
+-- the outbox entry of id in family tag t: {q, q2, gen2, at}
+local function xget(t, id)
+	local v = redis.call('HGET', t .. ':x', id)
+	if not v then return nil end
+	local q, q2, gen2, at = string.match(v, '^(%S+) (%S+) (%S*) (%S+)$')
+	return {q = q, q2 = q2, gen2 = gen2, at = tonumber(at)}
+end
+
+-- what the daemon needs to finish a transfer: {q, q2, gen2, meta, record}
+local function xentry(e, m)
+	return {e.q, e.q2, e.gen2, meta_list(m), record(m)}
+end
+
+-- the entries of family f's outbox older than XAGE (their transfer was
+-- cut: the daemon replays them); the outbox's timer again if any is left
+local function xstale(f)
+	local t = ftag(f)
+	local all = redis.call('HGETALL', t .. ':x')
+	local out = {}
+	for i = 1, #all, 2 do
+		local e = xget(t, all[i])
+		local m = e and meta_get(e.q, all[i])
+		if not m or m.state ~= MOV then
+			redis.call('HDEL', t .. ':x', all[i])
+		elseif e.at + XAGE <= NOW and #out < 100 then
+			out[#out + 1] = xentry(e, m)
+		end
+	end
+	if redis.call('HLEN', t .. ':x') > 0 then
+		redis.call('ZADD', t .. ':timers', S(NOW + XAGE), XM)
+	else
+		redis.call('ZREM', t .. ':timers', XM)
+	end
+	return out
+end
+
+-- xout(name, gen, id, states, dst, dstgen): step 1 of a move to a queue
+-- of another family, on this one's slot: the message leaves q's indexes
+-- (MOVING), the outbox records it. {0, woken, nsfx, entry (xentry)}
+local function f_xout(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	local states = tonumber(A[6])
+	if not m or math.floor(states / m.state) % 2 ~= 1 then
+		return reply(ENOENT)
+	end
+	unplace(q, m)
+	m.state = MOV
+	meta_put(q, m)
+	count(q, 'bytes', -m.size)
+	local t = ft(q)
+	local e = {q = q, q2 = A[7], gen2 = A[8], at = NOW}
+	redis.call('HSET', t .. ':x', m.id, q .. ' ' .. e.q2 .. ' ' .. e.gen2 ..
+		   ' ' .. S(NOW))
+	if not redis.call('ZSCORE', t .. ':timers', XM) then
+		redis.call('ZADD', t .. ':timers', S(NOW + XAGE), XM)
+	end
+	qdue_update(q, s)
+	fdue_publish(fam(q))
+	return reply(0, xentry(e, m))
+end
+
+-- an id's (ms, c)
+local function id_parts(t)
+	local top, low = struct.unpack('>I4I4', id_bin(t))
+	local c = low % TWO21
+	return top * 2048 + (low - c) / TWO21, c
+end
+
+-- xin(name, gen, from family, id, prio, recv, size, sent, first, record):
+-- step 2, on the destination's slot: the message goes in VISIBLE, with
+-- its id unless this family has it (then a new one); done once per
+-- (family, id): a replay returns the id it got. {0, ..., id}
+local function f_xin(K, A)
+	start(K, A)
+	local q = A[3]
+	local t = ft(q)
+	local key = A[5] .. ':' .. A[6]
+	local done = redis.call('HGET', t .. ':in', key)
+	if done then return reply(0, done) end
+	local s = live(q, A[4])
+	if not s then return reply(ENOENT) end
+	local rc = room(q, s, 1)
+	if rc ~= 0 then return reply(rc) end
+	local id = A[6]
+	for _, o in ipairs(redis.call('ZRANGE', t .. ':queues', 0, -1)) do
+		if redis.call('HEXISTS', qk(o, 'b'), id) == 1 then
+			id = nil
+			break
+		end
+	end
+	if id then      -- the family's ids stay above it
+		local ms, c = id_parts(id)
+		local sq = redis.call('HMGET', t .. ':seq', 'ms', 'c')
+		local sms, sc = tonumber(sq[1]), tonumber(sq[2])
+		if not sms or ms > sms or (ms == sms and c > sc) then
+			redis.call('HSET', t .. ':seq', 'ms', S(ms), 'c', S(c))
+		end
+	else
+		id = b62(ids_take(q, 1))
+	end
+	local m = {id = id, state = VIS, prio = tonumber(A[7]),
+		recv = tonumber(A[8]), size = tonumber(A[9]),
+		sent = tonumber(A[10]), first = tonumber(A[11]), due = NOW,
+		rec = A[12]}
+	place(q, m)
+	count(q, 'bytes', m.size)
+	redis.call('HSET', t .. ':in', key, id)
+	redis.call('ZADD', t .. ':inx', S(NOW), key)
+	local old = redis.call('ZRANGE', t .. ':inx', '-inf', S(NOW - INAGE),
+			       'BYSCORE', 'LIMIT', 0, 100)
+	for _, k in ipairs(old) do
+		redis.call('HDEL', t .. ':in', k)
+		redis.call('ZREM', t .. ':inx', k)
+	end
+	qdue_update(q, s)
+	return reply(0, id)
+end
+
+-- ends the outbox entry of id (in name's family): done (xdone: the field
+-- goes) or refused (xback: the message comes back VISIBLE)
+local function xend(K, A, back)
+	start(K, A)
+	local t = ft(A[3])
+	local e = xget(t, A[4])
+	if not e then return reply(0) end
+	local m = meta_get(e.q, A[4])
+	local s = settings(e.q)
+	if m and m.state == MOV then
+		if back and s then
+			m.state = VIS
+			m.due = NOW
+			place(e.q, m)
+			count(e.q, 'bytes', m.size)
+		else
+			redis.call('HDEL', qk(e.q, 'b'), A[4])
+		end
+	end
+	redis.call('HDEL', t .. ':x', A[4])
+	if redis.call('HLEN', t .. ':x') == 0 then
+		redis.call('ZREM', t .. ':timers', XM)
+	end
+	if s then qdue_update(e.q, s) end
+	return reply(0)
+end
+
+-- xdone(name, id), xback(name, id)
+local function f_xdone(K, A) return xend(K, A, false) end
+local function f_xback(K, A) return xend(K, A, true) end
+
+-- the due timers of family f's queues (and its outbox's stale entries):
+-- its earliest due, and the stale entries
 local function ftick(f)
 	local key = ftag(f) .. ':timers'
+	local stale = {}
 	while true do
 		local due = redis.call('ZRANGE', key, '-inf', S(NOW), 'BYSCORE',
 				       'LIMIT', 0, 100)
 		for _, q in ipairs(due) do
-			local s = settings(q)
-			if s then
+			local s = q ~= XM and settings(q)
+			if q == XM then
+				stale = xstale(f)
+			elseif s then
 				local d = promote(q, s)
 				if d and d <= NOW then
 					-- what could not move (a full DLQ) waits a second
@@ -1186,7 +1355,7 @@ local function ftick(f)
 		end
 		if #due < 100 then break end
 	end
-	return fdue_publish(f, true)
+	return fdue_publish(f, true), stale
 end
 
 -- tick(): runs every family's due timers; {0, woken, nsfx, next due or
@@ -1216,10 +1385,12 @@ local function f_tick(K, A)
 end
 
 -- ftick(family): its due timers, in its slot; {0, woken, nsfx, its
--- earliest due or ''}, published with a new version
+-- earliest due or '', its outbox's stale entries (xentry)}, the due
+-- published with a new version
 local function f_ftick(K, A)
 	start(K, A)
-	return reply(0, ftick(A[3]))
+	local due, stale = ftick(A[3])
+	return reply(0, due, stale)
 end
 
 -- fsweep(family): the repair of the namespace's keys from F's own (the
@@ -1386,5 +1557,9 @@ reg('ftick', f_ftick, OOM)
 reg('fsweep', f_fsweep, OOM)
 reg('families', f_families, RO)
 reg('ns', f_ns, OOM)
+reg('xout', f_xout, OOM)
+reg('xin', f_xin)
+reg('xdone', f_xdone, OOM)
+reg('xback', f_xback, OOM)
 reg('body_get', f_body_get, RO)
 reg('body_put', f_body_put, OOM)

@@ -292,7 +292,6 @@ static void world_close(struct world *w)
 /* Every write fails; each operation returns -ENOSPC and changes nothing. */
 TEST(enospc_changes_nothing)
 {
-	T_ACROSS_FAMILIES();
 	static char big[100];
 	struct spool_queue_attr qa = { 7, 7, 0700, 0 };
 	struct spool_push p = { .body = "new", .len = 3 };
@@ -383,7 +382,6 @@ TEST(enospc_changes_nothing)
  * session, and the results persist. */
 TEST(enospc_then_recovers)
 {
-	T_ACROSS_FAMILIES();
 	struct spool_queue_attr qa = { 7, 7, 0700, 0 };
 	struct spool_push p = { .body = "new", .len = 3 };
 	struct spool_msg_info i;

@@ -184,7 +184,6 @@ TEST(queue_delete_not_empty)
 
 TEST(queue_deleted_handle_enoent)
 {
-	T_ACROSS_FAMILIES();
 	struct spool_queue_attr a = { 0, 0, 0755, 0 };
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");

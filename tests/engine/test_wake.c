@@ -120,7 +120,6 @@ TEST(wake_on_release)
 
 TEST(wake_on_move_in)
 {
-	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
 	unsigned seen_r = 0, seen_q;
@@ -202,7 +201,6 @@ static void consume_hook(spool_queue *q)
 
 TEST_T(wake_callback_may_lease, 20)
 {
-	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q");
 	uint64_t a, d;
