@@ -208,6 +208,8 @@ def test_paused_hands_nothing_out_and_unpause_wakes(mount):
     assert out == b'held'
 
 
+@pytest.mark.across_families(
+    'fanout= to queues of other families (a Cluster refuses: EINVAL)')
 def test_fanout_all_or_none(mount):
     a = mount.mkq('a')
     b = mount.mkq('b')
@@ -252,6 +254,8 @@ def test_policy_settings_refused_whole(mount, bad):
     assert read_file(q / 'config') == before
 
 
+@pytest.mark.across_families(
+    'fanout= to queues of other families (a Cluster refuses: EINVAL)')
 def test_fanout_cycle_refused(mount):
     a = mount.mkq('a')
     b = mount.mkq('b')
@@ -346,6 +350,8 @@ def test_empty_push_into_a_full_queue_fails_at_close(mount):
     assert (s['visible'], s['pushed_total']) == (1, 1), s
 
 
+@pytest.mark.across_families(
+    'fanout= to queues of other families (a Cluster refuses: EINVAL)')
 def test_empty_push_into_a_topic_with_a_full_subscriber_fails_at_close(mount):
     """The check at close() is the engine's forecast of the push: for a
     topic, its subscribers' max_depth, not its own."""

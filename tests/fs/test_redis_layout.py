@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, CLUSTER_MODE
 from redisutil import RedisServer, spoolfs_exit
 from spoolutil import config, ids, push, read_file, stats, wait_until
 
@@ -84,7 +84,9 @@ def test_layout1_store_converted_at_first_open(old_store, mount_factory):
     assert stats(mnt / 'fresh')['visible'] == 1
     # nothing of layout 1 is left; the trap for old daemons is set
     assert raw(old_store, '--scan', '--pattern', '{old}:q:*') == ''
-    assert raw(old_store, 'GET', '{old}:layout') == '2'
+    # the mode's mark: '2c' in the Cluster's mode (ids per family)
+    assert raw(old_store, 'GET', '{old}:layout') == \
+        ('2c' if CLUSTER_MODE else '2')
     assert raw(old_store, 'TYPE', '{old}:defaults') == 'string'
     assert raw(old_store, 'TYPE', '{old:jobs}:q:jobs:s') == 'hash'
     # a daemon of layout 1 fails at its first write (the function it calls
