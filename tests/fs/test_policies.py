@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from conftest import CLUSTER_MODE
 from spoolutil import (errno_of, ids, lease, push, push_lines, read_file,
                        set_config, stats, wait_until, write_file)
 
@@ -262,6 +263,32 @@ def test_fanout_cycle_refused(mount):
     set_config(a, fanout='b')
     assert errno_of(set_config, b, fanout='a') == errno.EINVAL
     assert b'fanout=\n' in read_file(b / 'config')
+
+
+def test_fanout_and_dead_letter_across_families(mount):
+    """The family rule (DESIGN §10): in a Redis Cluster fanout= and
+    dead_letter= must stay in the queue's family (EINVAL, the settings
+    unchanged); on a single primary and on RocksDB there is no limit. A
+    message moved across families arrives either way."""
+    a = mount.mkq('a')
+    mount.mkq('a.sub')
+    b = mount.mkq('b')
+    set_config(a, fanout='a.sub', dead_letter='a.sub')     # one family
+    for key in ('fanout', 'dead_letter'):
+        if CLUSTER_MODE:
+            assert errno_of(set_config, a, **{key: 'b'}) == errno.EINVAL
+            assert ('%s=a.sub\n' % key).encode() in read_file(a / 'config')
+        else:
+            set_config(a, **{key: 'b'})
+            assert ('%s=b\n' % key).encode() in read_file(a / 'config')
+    set_config(a, fanout='')
+    push(a, b'across')
+    [m] = ids(a)
+    subprocess.run(['mv', str(a / 'peek' / m), str(b / 'peek') + '/'],
+                   check=True)
+    assert ids(a) == []
+    [n] = ids(b)
+    assert read_file(b / 'peek' / n) == b'across'
 
 
 # ---------------------------------------------------------------- .metrics
