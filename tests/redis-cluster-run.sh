@@ -5,7 +5,9 @@
 # directory (AOF on, fsync always, noeviction), joined with
 # `redis-cli --cluster create`. PROGRAM gets the nodes in
 # SPOOL_CLUSTER_NODES (127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3), their ports
-# in SPOOL_CLUSTER_PORTS and pids in SPOOL_CLUSTER_PIDS (space-separated).
+# in SPOOL_CLUSTER_PORTS and pids in SPOOL_CLUSTER_PIDS (space-separated),
+# and the store's URL in SPOOL_TEST_STORE
+# (redis+cluster://127.0.0.1:P1,.../PREFIX), as the contract suites take it.
 # The servers are stopped by their pids afterwards; PROGRAM's exit status
 # is this script's. A missing redis-server or redis-cli fails (exit 1):
 # never a skip.
@@ -96,5 +98,7 @@ done
 SPOOL_CLUSTER_NODES=$(echo $nodes | tr ' ' ',')
 SPOOL_CLUSTER_PORTS=$(echo $ports)
 SPOOL_CLUSTER_PIDS=$(echo $pids)
-export SPOOL_CLUSTER_NODES SPOOL_CLUSTER_PORTS SPOOL_CLUSTER_PIDS
+SPOOL_TEST_STORE="redis+cluster://$SPOOL_CLUSTER_NODES/t$$"
+export SPOOL_CLUSTER_NODES SPOOL_CLUSTER_PORTS SPOOL_CLUSTER_PIDS \
+	SPOOL_TEST_STORE
 "$@"

@@ -61,6 +61,7 @@ struct rd_node {
 struct rd_router {
 	int deadline_ms;
 	rd_node_fn on_node;
+	rd_wrote_fn on_write;
 	void *arg;
 
 	pthread_rwlock_t tlock;     /* slot[], nodes[], nnodes */
@@ -400,6 +401,50 @@ void rd_router_close(struct rd_router *rt)
 	free(rt);
 }
 
+void rd_router_on_write(struct rd_router *rt, rd_wrote_fn fn)
+{
+	rt->on_write = fn;
+}
+
+void rd_router_recheck(struct rd_router *rt)
+{
+	pthread_rwlock_rdlock(&rt->tlock);
+	for (int i = 0; i < rt->nnodes; i++) {
+		pthread_mutex_lock(&rt->nodes[i]->lock);
+		rt->nodes[i]->checked = 0;
+		pthread_mutex_unlock(&rt->nodes[i]->lock);
+	}
+	pthread_rwlock_unlock(&rt->tlock);
+}
+
+int rd_router_each(struct rd_router *rt, rd_node_fn fn, void *arg)
+{
+	int16_t seen[RD_NODES_MAX] = { 0 };
+	int idx[RD_NODES_MAX], n = 0, rc = 0;
+
+	pthread_rwlock_rdlock(&rt->tlock);
+	for (int s = 0; s < RD_SLOTS; s++)
+		if (rt->slot[s] >= 0 && !seen[rt->slot[s]]) {
+			seen[rt->slot[s]] = 1;
+			idx[n++] = rt->slot[s];
+		}
+	pthread_rwlock_unlock(&rt->tlock);
+	for (int i = 0; i < n && !rc; i++) {
+		struct rd_node *nd = node_at(rt, idx[i]);
+		struct rd_conn *k = conn_take(nd);
+
+		rc = conn_ready(rt, nd, k);
+		if (!rc) {
+			rd_conn_timeout(k, RD_DIAL_MS);
+			rc = fn(arg, k->c, nd->host, nd->port);
+			if (rc && rd_ctx_stale(k->c))
+				conn_drop(nd, k);
+		}
+		conn_give(nd, k);
+	}
+	return rc;
+}
+
 void rd_router_get_stats(struct rd_router *rt, struct rd_router_stats *out)
 {
 	pthread_mutex_lock(&rt->slock);
@@ -459,8 +504,9 @@ static int starts(const redisReply *r, const char *word)
 
 void *rd_router_command(struct rd_router *rt, const char *key, size_t klen,
 			int argc, const char **argv, const size_t *lens,
-			int once, int *rc, int *lost)
+			int flags, int *rc, int *lost)
 {
+	int once = flags & RD_RT_ONCE;
 	int64_t deadline = rd_mono_ms() + rt->deadline_ms;
 	unsigned slot = rd_key_slot(key, klen);
 	int backoff = 50, ask = -1;
@@ -516,6 +562,15 @@ void *rd_router_command(struct rd_router *rt, const char *key, size_t klen,
 			}
 			table_refresh(rt);
 			goto backoff;
+		}
+		if (r->type != REDIS_REPLY_ERROR && (flags & RD_RT_WAIT) &&
+		    rt->on_write &&
+		    (*rc = rt->on_write(rt->arg, k, deadline)) != 0) {
+			if (!k->c)
+				conn_drop(n, k);
+			conn_give(n, k);
+			freeReplyObject(r);
+			return NULL;
 		}
 		conn_give(n, k);
 		if (r->type != REDIS_REPLY_ERROR || left <= 0)

@@ -34,6 +34,13 @@ struct rd_router;
  * that needed it fails with that code). */
 typedef int (*rd_node_fn)(void *arg, void *ctx, const char *host, int port);
 
+/* Called after a command sent with RD_RT_WAIT got a reply that is not an
+ * error, on the connection that took it (a struct rd_conn *, hconn.h),
+ * with the call's deadline (monotonic ms): ?replicas=N's WAIT, which must
+ * ask the node that took the write. Non-zero fails the command with it
+ * (the write is done on that node, not confirmed). */
+typedef int (*rd_wrote_fn)(void *arg, void *conn, int64_t deadline);
+
 struct rd_router_stats {
 	long moved;             /* -MOVED replies followed */
 	long ask;               /* -ASK replies followed */
@@ -53,6 +60,16 @@ int rd_router_open(const char *seeds, int deadline_ms, rd_node_fn on_node,
 		   void *arg, struct rd_router **out, char *err,
 		   size_t errlen);
 void rd_router_close(struct rd_router *rt);
+/* The hook of RD_RT_WAIT commands (NULL: none). Set before the router is
+ * used by other threads. */
+void rd_router_on_write(struct rd_router *rt, rd_wrote_fn fn);
+/* Every node passes on_node again at its next use (after the library
+ * vanished from one, say). */
+void rd_router_recheck(struct rd_router *rt);
+/* Runs fn on a ready connection (on_node passed) to every node that
+ * serves a slot now, in the table's order; stops at the first non-zero
+ * return and returns it; -EIO when a node does not answer. */
+int rd_router_each(struct rd_router *rt, rd_node_fn fn, void *arg);
 void rd_router_get_stats(struct rd_router *rt, struct rd_router_stats *out);
 /* "HOST:PORT" of the node the table has for slot; -ENOENT if none. */
 int rd_router_node_of(struct rd_router *rt, unsigned slot, char *addr,
@@ -60,19 +77,24 @@ int rd_router_node_of(struct rd_router *rt, unsigned slot, char *addr,
 /* Reads the slot table again (from any node that answers); 0 or -EIO. */
 int rd_router_refresh(struct rd_router *rt);
 
+/* rd_router_command's flags. */
+#define RD_RT_ONCE 1    /* never sent again after a lost reply */
+#define RD_RT_WAIT 2    /* a write: the on_write hook runs after it */
+
 /*
  * Runs argv on the node that serves the slot of key (klen bytes),
  * following redirects until the deadline. Returns the reply (a
  * redisReply *, free with rd_router_reply_free): any reply but a
  * redirect, so an error reply is the caller's to read (a -TRYAGAIN or
  * -CLUSTERDOWN still there at the deadline is returned as it is). NULL
- * with *rc set when no node answered in time (-EIO). A command sent whose
- * reply was lost (the connection broke) is sent again only if once is 0;
- * *lost (if not NULL) is then 1: an earlier send may have been done.
+ * with *rc set when no node answered in time (-EIO), or the on_write
+ * hook's refusal. A command sent whose reply was lost (the connection
+ * broke) is sent again only without RD_RT_ONCE; *lost (if not NULL) is
+ * then 1: an earlier send may have been done.
  */
 void *rd_router_command(struct rd_router *rt, const char *key, size_t klen,
 			int argc, const char **argv, const size_t *lens,
-			int once, int *rc, int *lost);
+			int flags, int *rc, int *lost);
 void rd_router_reply_free(void *reply);
 
 /*

@@ -6,7 +6,10 @@
  * met, loading the function library, ?replicas=N's WAIT, one function call
  * with its errors mapped to errnos (retried with reconnects until
  * RD_DEADLINE_MS, then -EIO), and the subscriber thread of the wake-up
- * channel. The only files that include <hiredis/hiredis.h> are here.
+ * channel. redis+cluster:// runs each command through cluster.c's router
+ * instead of the pool: on the node of its key's slot (KEYS[1], the
+ * family's tag), with the same checks on every primary. The only files
+ * that include <hiredis/hiredis.h> are here.
  */
 #include <errno.h>
 #include <poll.h>
@@ -20,6 +23,7 @@
 
 #include <xxhash.h>
 
+#include "cluster.h"
 #include "hconn.h"
 #include "redis.h"
 #include "spool_lua.h"
@@ -64,6 +68,10 @@ void rd_sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* The Cluster node whose checks this thread runs (its log lines name
+ * it), NULL: the URL's server. */
+static __thread const char *node_now;
+
 /* A log line about the server: "redis HOST:PORT: ..." */
 static void rd_log(struct rd_db *db, enum spool_log_level lv,
 		   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -81,7 +89,12 @@ static void rd_log(struct rd_db *db, enum spool_log_level lv,
 	snprintf(host, sizeof(host), "%s", db->host);
 	port = db->port;
 	pthread_mutex_unlock(&db->alock);
-	if (db->topo == RD_SENTINEL && !host[0])
+	if (node_now)
+		core_log(&db->pub, lv, "redis %s: %s", node_now, line);
+	else if (db->topo == RD_CLUSTER)
+		core_log(&db->pub, lv, "redis cluster %s: %s", db->seeds,
+			 line);
+	else if (db->topo == RD_SENTINEL && !host[0])
 		core_log(&db->pub, lv, "redis sentinel master %s: %s",
 			 db->master, line);
 	else
@@ -133,29 +146,30 @@ static int url_options(struct rd_db *db, const char *q)
 /*
  * redis://HOST:PORT[/PREFIX][?replicas=N]
  * redis+sentinel://H1:P1[,H2:P2...]/MASTER[/PREFIX][?replicas=N]
- * (redis+cluster:// is refused: not built.) Logs the reason of a refusal.
+ * redis+cluster://H1:P1[,H2:P2...][/PREFIX][?replicas=N]
+ * Logs the reason of a refusal.
  */
 int rd_parse_url(struct rd_db *db, const char *data)
 {
-	const char *usage = "redis://HOST:PORT[/PREFIX][?replicas=N] or "
+	const char *usage = "redis://HOST:PORT[/PREFIX][?replicas=N], "
 		"redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/PREFIX]"
-		"[?replicas=N]";
+		"[?replicas=N] or redis+cluster://HOST:PORT[,HOST:PORT...]"
+		"[/PREFIX][?replicas=N]";
 	const char *h, *hosts_end, *path, *q, *prefix = "spool";
 	char *text = NULL;
 	int rc = -EINVAL;
 
-	if (strncmp(data, "redis+cluster://", 16) == 0) {
-		core_log(&db->pub, SPOOL_LOG_ERR, "%s: Redis Cluster "
-			 "(redis+cluster://) is not supported yet; use redis:// "
-			 "or redis+sentinel://", data);
-		return -EINVAL;
-	}
-	db->topo = strncmp(data, "redis+sentinel://", 17) == 0 ?
-		   RD_SENTINEL : RD_SINGLE;
+	if (strncmp(data, "redis+sentinel://", 17) == 0)
+		db->topo = RD_SENTINEL;
+	else if (strncmp(data, "redis+cluster://", 16) == 0)
+		db->topo = RD_CLUSTER;
+	else
+		db->topo = RD_SINGLE;
 	text = strdup(data);
 	if (!text)
 		return -ENOMEM;
-	h = text + (db->topo == RD_SENTINEL ? 17 : 8);
+	h = text + (db->topo == RD_SENTINEL ? 17 :
+		    db->topo == RD_CLUSTER ? 16 : 8);
 	q = strchr(h, '?');
 	if (q) {
 		text[q - text] = '\0';
@@ -170,6 +184,25 @@ int rd_parse_url(struct rd_db *db, const char *data)
 		if (rd_host_port(h, hosts_end, db->host, sizeof(db->host),
 			      &db->port))
 			goto bad;
+	} else if (db->topo == RD_CLUSTER) {
+		/* the seeds, for rd_router_open; the first is db->host */
+		for (const char *s = h; s <= hosts_end;) {
+			const char *comma = memchr(s, ',', hosts_end - s);
+			const char *e = comma ? comma : hosts_end;
+
+			if (rd_host_port(s, e, db->host, sizeof(db->host),
+					 &db->port))
+				goto bad;
+			s = e + 1;
+		}
+		rd_host_port(h, strcspn(h, ",/") + h, db->host,
+			     sizeof(db->host), &db->port);
+		db->seeds = strndup(h, hosts_end - h);
+		if (!db->seeds) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		db->cluster = true;
 	} else {
 		const char *s = h, *slash;
 
@@ -432,6 +465,26 @@ static redisContext *dial_sentinel(struct rd_db *db, int *rc)
 	return c;
 }
 
+/* redis+cluster://: a connection to the node that serves the slot of
+ * {P} (any node would do for the channel: a Cluster sends a PUBLISH to
+ * every node); the table is read again when that node does not answer. */
+static redisContext *dial_cluster(struct rd_db *db)
+{
+	char addr[300], host[256];
+	int port;
+	redisContext *c;
+
+	if (rd_router_node_of(db->router, rd_key_slot(db->prefix,
+			      strlen(db->prefix)), addr, sizeof(addr)) ||
+	    rd_host_port(addr, addr + strlen(addr), host, sizeof(host),
+			 &port))
+		return NULL;
+	c = rd_dial(host, port, RD_CMD_TIMEOUT_S * 1000);
+	if (!c)
+		rd_router_refresh(db->router);
+	return c;
+}
+
 static redisContext *dial(struct rd_db *db)
 {
 	char host[256];
@@ -439,6 +492,8 @@ static redisContext *dial(struct rd_db *db)
 
 	if (db->topo == RD_SENTINEL)
 		return dial_sentinel(db, &rc);
+	if (db->topo == RD_CLUSTER)
+		return dial_cluster(db);
 	pthread_mutex_lock(&db->alock);
 	snprintf(host, sizeof(host), "%s", db->host);
 	port = db->port;
@@ -478,6 +533,10 @@ static void conn_give(struct rd_db *db, struct rd_conn *k)
 
 void rd_pool_free(struct rd_db *db)
 {
+	rd_router_close(db->router);
+	db->router = NULL;
+	free(db->seeds);
+	db->seeds = NULL;
 	while (db->free) {
 		struct rd_conn *k = db->free;
 
@@ -545,6 +604,81 @@ static int replicas_wait(struct rd_db *db, struct rd_conn *k,
 	return -EIO;
 }
 
+static int wrote_hook(void *arg, void *conn, int64_t deadline)
+{
+	return replicas_wait(arg, conn, deadline);
+}
+
+/*
+ * command() on a Cluster: argv (an FCALL: on the node of its KEYS[1]'s
+ * slot; anything else: of {P}'s) through the router, which follows
+ * redirects and reconnects; the error replies mapped as command() does.
+ */
+static redisReply *cluster_command(struct rd_db *db, int argc,
+				   const char **argv, const size_t *lens,
+				   enum rd_call kind, int *rc, int *resent)
+{
+	int fcall = argc > 3 && strcmp(argv[0], "FCALL") == 0;
+	const char *key = fcall ? argv[3] : db->prefix;
+	size_t klen = fcall ? lens[3] : strlen(db->prefix);
+	int flags = (kind == RD_ONCE ? RD_RT_ONCE : 0) |
+		    ((kind == RD_WRITE || kind == RD_ONCE) && db->replicas ?
+		     RD_RT_WAIT : 0);
+	int64_t deadline = rd_mono_ms() + RD_DEADLINE_MS;
+	int backoff = 20, rechecked = 0, lost = 0;
+	redisReply *r;
+
+	for (;;) {
+		int l = 0;
+
+		r = rd_router_command(db->router, key, klen, argc, argv, lens,
+				      flags, rc, &l);
+		lost |= l;
+		if (!r) {
+			if (*rc == -EIO)
+				rd_log(db, SPOOL_LOG_ERR, "%s: no answer%s",
+				       argv[0], l && kind == RD_ONCE ?
+				       " (it may have been done)" : "");
+			else if (*rc != -ENOMEM)
+				*rc = -EIO;     /* a node refused: logged */
+			break;
+		}
+		if (r->type != REDIS_REPLY_ERROR)
+			break;
+		if (strncmp(r->str, "OOM", 3) == 0) {
+			*rc = -ENOSPC;
+		} else if (!rechecked && strstr(r->str, "not found")) {
+			/* the library is gone from a node: every node gets
+			 * its checks (and the library) again */
+			rechecked = 1;
+			rd_router_recheck(db->router);
+			freeReplyObject(r);
+			continue;
+		} else if ((transient(r) || strstr(r->str, "non local key"))
+			   && rd_mono_ms() < deadline) {
+			/* "a non local key": the function met its slot
+			 * migrating, and stopped at its first access, before
+			 * any write (spool.lua's probe); again after the
+			 * move */
+			if (strncmp(r->str, "READONLY", 8) == 0)
+				rd_router_refresh(db->router);
+			freeReplyObject(r);
+			rd_sleep_ms(backoff);
+			backoff = backoff < 500 ? backoff * 2 : 1000;
+			continue;
+		} else {
+			rd_log(db, SPOOL_LOG_ERR, "%s: %s", argv[0], r->str);
+			*rc = -EIO;
+		}
+		freeReplyObject(r);
+		r = NULL;
+		break;
+	}
+	if (resent)
+		*resent = lost;
+	return r;
+}
+
 /*
  * Runs one command (argv) on a pooled connection, reconnecting and
  * retrying until the deadline. Returns the reply (never an error reply:
@@ -563,9 +697,12 @@ static redisReply *command(struct rd_db *db, int argc, const char **argv,
 {
 	int64_t deadline = rd_mono_ms() + RD_DEADLINE_MS;
 	int backoff = 20, loaded = 0, lost = 0;
-	struct rd_conn *k = conn_take(db);
+	struct rd_conn *k;
 	redisReply *r = NULL;
 
+	if (db->topo == RD_CLUSTER)
+		return cluster_command(db, argc, argv, lens, kind, rc, resent);
+	k = conn_take(db);
 	*rc = 0;
 	for (;;) {
 		int sent = 0;
@@ -690,7 +827,7 @@ static void ns_send(struct rd_db *db, const char *fn, redisReply *fx)
 int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 	    enum rd_call kind, struct rd_reply *out)
 {
-	const char *fixed[] = { "FCALL", NULL, "1", db->prefix, NULL,
+	const char *fixed[] = { "FCALL", NULL, "1", NULL, NULL,
 				db->origin, db->marker };
 	char name[64], now[24], tag[SPOOL_NAME_MAX + 300];
 	int argc = 7 + a->n, rc, resent = 0;
@@ -709,12 +846,21 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 		goto out;
 	snprintf(name, sizeof(name), "spool2_%s", fn);
 	fixed[1] = name;
-	if (a->queue) {         /* "{P:F}": the family's slot */
-		snprintf(tag, sizeof(tag), "%.*s:%.*s}",
+	/*
+	 * KEYS[1] names the slot: "{P:F}:gen" of the queue's family, or
+	 * "{P}:layout". Both are real keys, present while the slot holds
+	 * anything, and never deleted: while a Cluster migrates the slot, a
+	 * call goes to the node that has them (a phantom key would be
+	 * missing on the source at once, and every call be sent, with
+	 * -ASK, to a target that has none of the family's keys yet).
+	 */
+	if (a->queue)
+		snprintf(tag, sizeof(tag), "%.*s:%.*s}:gen",
 			 (int)strlen(db->prefix) - 1, db->prefix,
 			 (int)strcspn(a->queue, "."), a->queue);
-		fixed[3] = tag;
-	}
+	else
+		snprintf(tag, sizeof(tag), "%s:layout", db->prefix);
+	fixed[3] = tag;
 	now_arg(db, now, sizeof(now));
 	fixed[4] = now;
 	for (int i = 0; i < 7; i++) {
@@ -782,14 +928,47 @@ static uint64_t info_field(const char *text, const char *name)
 	return 0;
 }
 
+struct space {
+	uint64_t total, used;
+};
+
+/* One Cluster node's memory into the sums (rd_router_each). */
+static int node_space(void *arg, void *ctx, const char *host, int port)
+{
+	struct space *sp = arg;
+	redisReply *r = redisCommand(ctx, "INFO memory");
+	uint64_t t;
+
+	(void)host;
+	(void)port;
+	if (!r || r->type != REDIS_REPLY_STRING) {
+		if (r)
+			freeReplyObject(r);
+		return -EIO;
+	}
+	t = info_field(r->str, "maxmemory");
+	sp->total += t ? t : info_field(r->str, "total_system_memory");
+	sp->used += info_field(r->str, "used_memory");
+	freeReplyObject(r);
+	return 0;
+}
+
 int redis_space(spool_db *pdb, uint64_t *total, uint64_t *used)
 {
 	const char *argv[] = { "INFO", "memory" };
 	size_t lens[] = { 4, 6 };
 	int rc;
-	redisReply *r = command(RDB(pdb), 2, argv, lens, RD_READ, 0, &rc,
-				  NULL);
+	redisReply *r;
 
+	if (RDB(pdb)->topo == RD_CLUSTER) {   /* every primary's, summed */
+		struct space sp = { 0, 0 };
+
+		rc = rd_router_each(RDB(pdb)->router, node_space, &sp);
+		*total = sp.total;
+		*used = sp.used;
+		return rc ? -EIO : 0;
+	}
+	r = command(RDB(pdb), 2, argv, lens, RD_READ, 0, &rc, NULL);
 	if (!r)
 		return rc;
 	if (r->type != REDIS_REPLY_STRING) {
@@ -833,11 +1012,16 @@ static int start_checks(struct rd_db *db, redisContext *c)
 
 	if (r)
 		freeReplyObject(r);
-	if (cluster) {  /* its functions would fail on other slots' keys */
+	if (cluster && db->topo != RD_CLUSTER) {
+		/* its functions would fail on other slots' keys */
 		rd_log(db, SPOOL_LOG_ERR, "the server is a Redis Cluster node "
 		       "(cluster_enabled:1); redis:// and redis+sentinel:// "
-		       "need one that is not, and redis+cluster:// is not "
-		       "supported yet");
+		       "need one that is not: use redis+cluster://");
+		return -ENOTSUP;
+	}
+	if (!cluster && db->topo == RD_CLUSTER) {
+		rd_log(db, SPOOL_LOG_ERR, "the server is not a Redis Cluster "
+		       "node (cluster_enabled:0): use redis://");
 		return -ENOTSUP;
 	}
 	if (config_get(c, "maxmemory-policy", v, sizeof(v)))
@@ -1103,15 +1287,70 @@ static void replicas_state(struct rd_db *db, redisContext *c)
 	       db->replicas, RD_DEADLINE_MS / 1000, n);
 }
 
+/* The router's hook: a Cluster node met for the first time (or again
+ * after it failed) passes the start checks and gets the library. */
+static int node_checks(void *arg, void *ctx, const char *host, int port)
+{
+	char where[300];
+	int rc;
+
+	snprintf(where, sizeof(where), "%s:%d", host, port);
+	node_now = where;
+	rc = primary_checks(arg, ctx);
+	node_now = NULL;
+	return rc;
+}
+
+static int node_none(void *arg, void *ctx, const char *host, int port)
+{
+	(void)arg;
+	(void)ctx;
+	(void)host;
+	(void)port;
+	return 0;
+}
+
+/* redis+cluster://: the slot table, then the checks on every primary
+ * (each in node_checks, as the router meets it); *c: a connection to the
+ * node of {P}, for what rd_connect_all asks of the namespace. */
+static int connect_cluster(struct rd_db *db, redisContext **c)
+{
+	char err[200];
+	int rc = rd_router_open(db->seeds, RD_DEADLINE_MS, node_checks, db,
+				&db->router, err, sizeof(err));
+
+	if (rc) {
+		rd_log(db, SPOOL_LOG_ERR, "%s", err);
+		return rc == -ENOMEM ? rc : -EIO;
+	}
+	rd_router_on_write(db->router, wrote_hook);
+	rc = rd_router_each(db->router, node_none, NULL);
+	if (rc == -EIO)
+		rd_log(db, SPOOL_LOG_ERR, "a primary did not answer");
+	if (rc)
+		return rc;
+	*c = dial_cluster(db);
+	if (!*c) {
+		rd_log(db, SPOOL_LOG_ERR, "cannot connect to the node of %s",
+		       db->prefix);
+		return -EIO;
+	}
+	return 0;
+}
+
 int rd_connect_all(struct rd_db *db)
 {
 	struct rd_conn *k;
-	redisContext *c;
+	redisContext *c = NULL;
 	int rc = 0;
 
 	snprintf(db->version, sizeof(db->version), "%016llx",
 		 (unsigned long long)XXH3_64bits(spool_lua, spool_lua_len));
-	if (db->topo == RD_SENTINEL) {
+	if (db->topo == RD_CLUSTER) {
+		rc = connect_cluster(db, &c);
+		if (rc)
+			return rc;
+	} else if (db->topo == RD_SENTINEL) {
 		c = dial_sentinel(db, &rc);
 		if (!c && rc == -EHOSTUNREACH)
 			rd_log(db, SPOOL_LOG_ERR, "no sentinel answered (or "
@@ -1141,6 +1380,10 @@ int rd_connect_all(struct rd_db *db)
 		return rc;
 	}
 	replicas_state(db, c);
+	if (db->topo == RD_CLUSTER) {   /* the router has its own pools */
+		redisFree(c);
+		return 0;
+	}
 	k = conn_take(db);
 	k->c = c;
 	conn_give(db, k);

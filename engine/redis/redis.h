@@ -21,6 +21,7 @@
 #define RD_POOL_MAX 32          /* connections, at most */
 
 struct rd_conn;
+struct rd_router;
 
 /* A queue's memory in this process: every handle of one incarnation (gen)
  * of a queue shares it (udata). */
@@ -59,6 +60,8 @@ struct rd_db {
 	int sent_port[RD_SENTINELS_MAX];
 	char master[128];
 	int replicas;                   /* ?replicas=N: WAIT N after writes */
+	char *seeds;                    /* redis+cluster://: "H:P,H:P..." */
+	struct rd_router *router;       /* redis+cluster://: the slots */
 	char *prefix;                   /* "{P}": the namespace's tag */
 	char *marker;                   /* "2/s/P" or "2/c/P": the layout,
 	                                 * the mode and the prefix (spool.lua's

@@ -89,8 +89,9 @@ static T_UNUSED void t_register(const char *name, void (*fn)(void), int line,
 	static void test_##name(void)
 #define TEST(name) TEST_T(name, 60)
 
-/* The Redis store in the Cluster's mode (SPOOL_REDIS_CLUSTER_MODE=1 on one
- * primary: the test seam of engine/redis/conn.c). */
+/* The Redis store in the Cluster's mode: a Redis Cluster
+ * (redis+cluster://), or SPOOL_REDIS_CLUSTER_MODE=1 on one primary (the
+ * test seam of engine/redis/conn.c). */
 static int t_cluster_mode(void) __attribute__((unused));
 #define T_NA 77
 /* A case that needs queues of several families together (fan-out or
@@ -779,8 +780,9 @@ static int t_store_init(void)
 
 static int t_cluster_mode(void)
 {
-	return getenv("SPOOL_REDIS_CLUSTER_MODE") &&
-	       strncmp(t_store, "redis", 5) == 0;
+	return strncmp(t_store, "redis+cluster://", 16) == 0 ||
+	       (getenv("SPOOL_REDIS_CLUSTER_MODE") &&
+		strncmp(t_store, "redis", 5) == 0);
 }
 
 /* Runs one case in a forked child; 1 if it passed, T_NA if it does not

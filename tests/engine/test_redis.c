@@ -120,8 +120,9 @@ TEST(no_server_eio_and_urls_refused)
 	EQ(spool_open("redis://127.0.0.1:1/x?replicas=1", &o, &db), -EIO);
 	EQ(spool_open("redis+sentinel://127.0.0.1:1,127.0.0.1:1/m/x", &o, &db),
 	   -EIO);
-	/* not built yet: a clear refusal */
-	EQ(spool_open("redis+cluster://127.0.0.1:1/x", &o, &db), -EINVAL);
+	EQ(spool_open("redis+cluster://127.0.0.1:1/x", &o, &db), -EIO);
+	EQ(spool_open("redis+cluster://127.0.0.1/x", &o, &db), -EINVAL);
+	EQ(spool_open("redis+cluster://127.0.0.1:1,x/x", &o, &db), -EINVAL);
 	CHECK(db == NULL);
 }
 

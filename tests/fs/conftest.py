@@ -50,19 +50,27 @@ DEFAULT_TIMEOUT = 120  # seconds per test unless marked spool_timeout(n)
 
 # The store the daemons use: unset or "rocksdb", a RocksDB directory per
 # test (Mount.data); a URL (redis://HOST:PORT[/PREFIX], as
-# tests/redis-run.sh exports it), that URL with a path unique to the test
+# tests/redis-run.sh exports it, or redis+cluster://H:P,H:P.../PREFIX, as
+# tests/redis-cluster-run.sh does), that URL with a path unique to the test
 # appended, so that every test has a namespace of its own on the server.
 STORE = os.environ.get('SPOOL_TEST_STORE', '')
-# the Redis store in the Cluster's mode on one primary (a test seam of
-# engine/redis/conn.c): the family rule of DESIGN §10 holds
-CLUSTER_MODE = STORE.startswith('redis') and \
-    bool(os.environ.get('SPOOL_REDIS_CLUSTER_MODE'))
+# the Redis store in the Cluster's mode: a Redis Cluster, or one primary
+# with SPOOL_REDIS_CLUSTER_MODE (a test seam of engine/redis/conn.c): the
+# family rule of DESIGN §10 holds
+CLUSTER_MODE = STORE.startswith('redis+cluster://') or (
+    STORE.startswith('redis') and
+    bool(os.environ.get('SPOOL_REDIS_CLUSTER_MODE')))
 if STORE == 'rocksdb':
     STORE = ''
 
 
 def store_is_redis():
-    return STORE.startswith('redis://')
+    """The store is Redis: one primary or a Cluster."""
+    return STORE.startswith(('redis://', 'redis+cluster://'))
+
+
+def store_is_cluster():
+    return STORE.startswith('redis+cluster://')
 
 
 def environment_problems():

@@ -153,13 +153,16 @@ def test_bad_topology_urls_exit_2_with_one_line(servers, tmp_path):
     primary = servers.redis()
     cases = [
         ('redis://127.0.0.1:%d/t?replicas=x' % primary,
-         '?replicas=x: not redis://HOST:PORT[/PREFIX][?replicas=N] or '
+         '?replicas=x: not redis://HOST:PORT[/PREFIX][?replicas=N], '
          'redis+sentinel://'),
         ('redis://127.0.0.1:%d/t?wait=1' % primary, 'not redis://'),
         ('redis+sentinel://127.0.0.1:%d' % primary, 'not redis://'),
         ('redis+cluster://127.0.0.1:%d/t' % primary,
-         'Redis Cluster (redis+cluster://) is not supported yet; use '
-         'redis:// or redis+sentinel://'),
+         'redis cluster 127.0.0.1:%d: no node answered CLUSTER SLOTS '
+         '(unreachable, or not a cluster node)' % primary),
+        ('redis+cluster://127.0.0.1/t', 'or redis+cluster://HOST:PORT'),
+        ('redis+cluster://127.0.0.1:%d,127.0.0.1/t' % primary,
+         'or redis+cluster://HOST:PORT'),
         ('redis+sentinel://127.0.0.1:%d/m/t' % free_port(),
          'redis sentinel master m: no sentinel answered (or none knows '
          'this master)'),
