@@ -1523,17 +1523,42 @@ void redis_test_fail_writes(spool_db *pdb, int err)
 	atomic_store(&RDB(pdb)->fail_writes, err);
 }
 
-int redis_test_body_get(spool_db *pdb, uint64_t id, char **rec, size_t *len)
+/* The test seams' call: body_get or body_put of id (rec, len: the new
+ * record, or NULL). On one primary one call finds the queue; in the
+ * Cluster's mode each queue is asked on its family's slot. */
+static int body_call(struct rd_db *db, uint64_t id, const char *rec,
+		     size_t len, struct rd_reply *out)
 {
-	char text[SPOOL_ID_LEN + 1];
-	struct rd_args a;
-	struct rd_reply r;
+	char text[SPOOL_ID_LEN + 1], name[SPOOL_NAME_MAX + 1] = "";
 	int rc;
 
-	rd_args_init(&a);
-	id_arg(&a, id, text);
-	rc = rd_call(RDB(pdb), "body_get", &a, RD_READ, &r);
-	rd_args_free(&a);
+	do {
+		struct rd_args a;
+
+		if (db->cluster) {
+			rc = redis_queue_next(&db->pub, name, name);
+			if (rc || !*name)
+				return rc ? rc : -ENOENT;
+		}
+		rd_args_init(&a);
+		a.queue = db->cluster ? name : NULL;
+		id_arg(&a, id, text);
+		if (rec)
+			rd_arg(&a, rec, len);
+		rd_arg_str(&a, name);
+		/* a seam: not stopped by test_fail_writes */
+		rc = rd_call(db, rec ? "body_put" : "body_get", &a, RD_READ,
+			     out);
+		rd_args_free(&a);
+	} while (db->cluster && rc == -ENOENT);
+	return rc;
+}
+
+int redis_test_body_get(spool_db *pdb, uint64_t id, char **rec, size_t *len)
+{
+	struct rd_reply r;
+	int rc = body_call(RDB(pdb), id, NULL, 0, &r);
+
 	if (rc)
 		return rc;
 	rc = dup_value(&r, 0, rec, len);
@@ -1544,17 +1569,7 @@ int redis_test_body_get(spool_db *pdb, uint64_t id, char **rec, size_t *len)
 int redis_test_body_put(spool_db *pdb, uint64_t id, const char *rec,
 			size_t len)
 {
-	char text[SPOOL_ID_LEN + 1];
-	struct rd_args a;
-	int rc;
-
-	rd_args_init(&a);
-	id_arg(&a, id, text);
-	rd_arg(&a, rec, len);
-	/* a seam: not stopped by test_fail_writes */
-	rc = rd_call(RDB(pdb), "body_put", &a, RD_READ, NULL);
-	rd_args_free(&a);
-	return rc;
+	return body_call(RDB(pdb), id, rec, len, NULL);
 }
 
 const struct store_ops redis_store = {

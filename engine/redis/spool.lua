@@ -1492,8 +1492,15 @@ local function f_convert(K, A)
 	return reply(0, old and 1 or 0, #queues)
 end
 
--- test seams: a body record by id (in whichever queue holds it)
-local function find(id)
+-- test seams: a body record by id (in whichever queue holds it; in queue
+-- q only if q is given: the Cluster's mode, where the daemon asks each
+-- queue on its family's slot)
+local function find(id, q)
+	if q and q ~= '' then
+		local m = meta_get(q, id)
+		if m then return q, m end
+		return nil
+	end
 	for _, q in ipairs(redis.call('ZRANGE', NS .. ':queues', 0, -1)) do
 		local m = meta_get(q, id)
 		if m then return q, m end
@@ -1502,14 +1509,14 @@ end
 
 local function f_body_get(K, A)
 	start(K, A)
-	local _, m = find(A[3])
+	local _, m = find(A[3], A[4])
 	if not m then return reply(ENOENT) end
 	return reply(0, record(m))
 end
 
 local function f_body_put(K, A)
 	start(K, A)
-	local q, m = find(A[3])
+	local q, m = find(A[3], A[5])
 	if not m then return reply(ENOENT) end
 	m.rec = A[4]
 	meta_put(q, m)
