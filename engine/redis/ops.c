@@ -1298,11 +1298,12 @@ static void due_min(const struct rd_reply *r, size_t i, int64_t *due)
 		*due = strtoll(v, NULL, 10);
 }
 
-/* A call of fn (ftick, fsweep) on family f's slot, arguments f; the due
- * it returns folded into *due (if not NULL). The outbox entries ftick
- * returns (transfers cut more than 30 s ago) are replayed. */
+/* A call of fn (ftick, fsweep) on family f's slot, arguments f and
+ * (ftick) seen, the due {P}:timers has for it; the due it returns folded
+ * into *due (if not NULL). The outbox entries ftick returns (transfers cut
+ * more than 30 s ago) are replayed. */
 static int family_call(struct rd_db *db, const char *fn, const char *f,
-		       size_t flen, int64_t *due)
+		       size_t flen, const char *seen, int64_t *due)
 {
 	char fam[SPOOL_NAME_MAX + 1];
 	struct rd_args a;
@@ -1313,6 +1314,8 @@ static int family_call(struct rd_db *db, const char *fn, const char *f,
 	rd_args_init(&a);
 	a.queue = fam;
 	rd_arg_str(&a, fam);
+	if (seen)
+		rd_arg_str(&a, seen);
 	rc = rd_call(db, fn, &a, RD_TICK, &r);
 	rd_args_free(&a);
 	if (rc)
@@ -1368,16 +1371,18 @@ int64_t redis_tick(spool_db *pdb)
 		}
 		l = rd_elem(&r, 1);
 		n = rd_count(&l);
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i + 1 < n; i += 2) {  /* family, due */
 			size_t len;
 
 			if ((f = rd_str(&l, i, &len)) &&
-			    family_call(db, "ftick", f, len, NULL))
+			    family_call(db, "ftick", f, len,
+					rd_str(&l, i + 1, NULL) ?: "", NULL))
 				rc = -EIO;
 		}
 		f = n ? NULL : rd_str(&r, 2, &flen);
 		if (!rc && f && flen)
-			rc = family_call(db, "ftick", f, flen, &truth);
+			rc = family_call(db, "ftick", f, flen,
+					 rd_str(&r, 0, NULL) ?: "", &truth);
 		rd_reply_free(&r);
 		if (rc)
 			return db_now(db) + 1000;
@@ -1412,7 +1417,8 @@ int rd_sweep(struct rd_db *db, int families)
 			size_t len;
 			const char *f = rd_str(&l, i, &len);
 
-			if (f && family_call(db, "fsweep", f, len, NULL) == 0)
+			if (f && family_call(db, "fsweep", f, len, NULL,
+					     NULL) == 0)
 				done++;
 		}
 		rd_reply_free(&r);

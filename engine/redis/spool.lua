@@ -373,8 +373,9 @@ end
 -- primary at once. In a Cluster (the daemon's second call) with a version
 -- kept in {P:F}:pub, and only when it is earlier than the one published
 -- last (a later one costs one empty tick), unless force (ftick, the
--- sweep: F's true due, whatever it is); returns the due ('' none)
-local function fdue_publish(f, force)
+-- sweep: F's true due, whatever it is; but not when seen, the value the
+-- namespace's index holds, is it already); returns the due ('' none)
+local function fdue_publish(f, force, seen)
 	local t = redis.call('ZRANGE', ftag(f) .. ':timers', 0, 0, 'WITHSCORES')
 	local due = #t > 0 and t[2] or ''
 	if not CLUSTER then
@@ -384,6 +385,7 @@ local function fdue_publish(f, force)
 	local key = ftag(f) .. ':pub'
 	local p = redis.call('HMGET', key, 'due', 'ver')
 	local was = p[1] or ''
+	if force and seen == due and was == due then force = false end
 	if force or (due ~= '' and (was == '' or
 				    tonumber(due) < tonumber(was))) then
 		local ver = S((tonumber(p[2]) or 0) + 1)
@@ -1333,7 +1335,7 @@ local function f_xback(K, A) return xend(K, A, true) end
 
 -- the due timers of family f's queues (and its outbox's stale entries):
 -- its earliest due, and the stale entries
-local function ftick(f)
+local function ftick(f, seen)
 	local key = ftag(f) .. ':timers'
 	local stale = {}
 	while true do
@@ -1355,19 +1357,20 @@ local function ftick(f)
 		end
 		if #due < 100 then break end
 	end
-	return fdue_publish(f, true), stale
+	return fdue_publish(f, true, seen), stale
 end
 
 -- tick(): runs every family's due timers; {0, woken, nsfx, next due or
 -- ''}. In a Cluster it runs none (other slots): {0, woken, nsfx, the
 -- earliest due of the families not due or '', the families due (100 at
--- most), the family of that earliest due or ''}, and the daemon calls
--- ftick on each (and on that family: a published due may be early)
+-- most) each with its due, the family of that earliest due or ''}, and
+-- the daemon calls ftick on each (and on that family: a published due may
+-- be early)
 local function f_tick(K, A)
 	start(K, A)
 	if CLUSTER then
 		local due = redis.call('ZRANGE', NS .. ':timers', '-inf', S(NOW),
-				       'BYSCORE', 'LIMIT', 0, 100)
+				       'BYSCORE', 'LIMIT', 0, 100, 'WITHSCORES')
 		local n = redis.call('ZRANGE', NS .. ':timers', '(' .. S(NOW),
 				     '+inf', 'BYSCORE', 'LIMIT', 0, 1,
 				     'WITHSCORES')
@@ -1384,12 +1387,13 @@ local function f_tick(K, A)
 	return reply(0, #n > 0 and n[2] or '')
 end
 
--- ftick(family): its due timers, in its slot; {0, woken, nsfx, its
--- earliest due or '', its outbox's stale entries (xentry)}, the due
--- published with a new version
+-- ftick(family, the due the namespace's index has for it): its due
+-- timers, in its slot; {0, woken, nsfx, its earliest due or '', its
+-- outbox's stale entries (xentry)}, the due published with a new version
+-- unless the index has it
 local function f_ftick(K, A)
 	start(K, A)
-	local due, stale = ftick(A[3])
+	local due, stale = ftick(A[3], A[4])
 	return reply(0, due, stale)
 end
 

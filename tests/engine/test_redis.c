@@ -486,6 +486,7 @@ TEST(cluster_mode_timer_versions)
 	const char *p = prefix();
 	char v[64];
 	uint64_t id;
+	int ver;
 
 	cli("FCALL spool2_ns 1 '{%s}' '' o '2/c/%s' t fam 500 5", p, p);
 	cli("FCALL spool2_ns 1 '{%s}' '' o '2/c/%s' t fam 900 3", p, p);
@@ -512,6 +513,13 @@ TEST(cluster_mode_timer_versions)
 	EQ(spool_tick(db), t_now + 60000);         /* the truth */
 	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' f", p);
 	EQ(strtoll(v, NULL, 10), t_now + 60000);
+	/* ticks that find the index right publish nothing more */
+	cli_out(v, sizeof v, "HGET '{%s}:tver' f", p);
+	ver = atoi(v);
+	EQ(spool_tick(db), t_now + 60000);
+	EQ(spool_tick(db), t_now + 60000);
+	cli_out(v, sizeof v, "HGET '{%s}:tver' f", p);
+	EQ(atoi(v), ver);
 	spool_queue_close(q);
 	spool_close(db);
 }
