@@ -94,6 +94,17 @@ local function start(K, A)
 	end
 	CLUSTER = mode == '2/c/'
 	NSFX = {}
+	if CLUSTER then
+		-- the probe: a key that never exists, of KEYS[1]'s slot. While
+		-- a Cluster migrates the slot, the source node refuses a
+		-- function's access to a missing key of it ("a non local key")
+		-- and the function stops there, its writes so far kept; a queue's
+		-- sets come and go (an empty ZSET is no key), so this first
+		-- access makes the refusal come before any write (the daemon
+		-- retries after the move: conn.c)
+		redis.call('EXISTS', (string.match(K[1] or '', '^{[^}]*}') or
+				      '{}') .. ':probe')
+	end
 	PFX = string.sub(marker, 5)
 	NS = '{' .. PFX .. '}'
 	FT = {}
