@@ -1002,6 +1002,25 @@ static int config_get(redisContext *c, const char *name, char *val,
 	return rc;
 }
 
+/* Set while a Cluster's primaries pass their checks at start: the line
+ * of what they promise is said once for all, after them. */
+static __thread int checks_quiet;
+
+/* What the checks passed promise, in one line. */
+static void checks_said(struct rd_db *db)
+{
+	if (checks_quiet)
+		return;
+	if (db->pub.opt.sync != SPOOL_SYNC_ALWAYS)
+		rd_log(db, SPOOL_LOG_INFO, "--sync none: a change is "
+		       "acknowledged once the primary has it, fsynced as its "
+		       "appendfsync says");
+	else
+		rd_log(db, SPOOL_LOG_INFO, "appendonly yes, appendfsync "
+		       "always: a change is acknowledged once fsynced on the "
+		       "primary (replicas copy it asynchronously)");
+}
+
 /* The settings the contract needs of the server (DESIGN §10). */
 static int start_checks(struct rd_db *db, redisContext *c)
 {
@@ -1034,9 +1053,7 @@ static int start_checks(struct rd_db *db, redisContext *c)
 		return -ENOTSUP;
 	}
 	if (db->pub.opt.sync != SPOOL_SYNC_ALWAYS) {
-		rd_log(db, SPOOL_LOG_INFO, "--sync none: "
-			 "a change is acknowledged once the primary has it, "
-			 "fsynced as its appendfsync says");
+		checks_said(db);
 		return 0;
 	}
 	if (config_get(c, "appendonly", v, sizeof(v)))
@@ -1053,9 +1070,7 @@ static int start_checks(struct rd_db *db, redisContext *c)
 			 "%s; --sync always needs appendfsync always", v);
 		return -ENOTSUP;
 	}
-	rd_log(db, SPOOL_LOG_INFO, "appendonly yes, "
-		 "appendfsync always: a change is acknowledged once fsynced on "
-		 "the primary (replicas copy it asynchronously)");
+	checks_said(db);
 	return 0;
 unreadable:
 	rd_log(db, SPOOL_LOG_ERR, "CONFIG GET failed: "
@@ -1324,11 +1339,14 @@ static int connect_cluster(struct rd_db *db, redisContext **c)
 		return rc == -ENOMEM ? rc : -EIO;
 	}
 	rd_router_on_write(db->router, wrote_hook);
+	checks_quiet = 1;
 	rc = rd_router_each(db->router, node_none, NULL);
+	checks_quiet = 0;
 	if (rc == -EIO)
 		rd_log(db, SPOOL_LOG_ERR, "a primary did not answer");
 	if (rc)
 		return rc;
+	checks_said(db);                /* for every primary */
 	*c = dial_cluster(db);
 	if (!*c) {
 		rd_log(db, SPOOL_LOG_ERR, "cannot connect to the node of %s",
@@ -1414,24 +1432,49 @@ static void sub_message(struct rd_db *db, const char *m)
 		rd_queue_gone(db, q, NULL);
 }
 
+/* SUBSCRIBE on c; 0, or -EIO when the server refused it or did not
+ * answer (said once until a subscription works again). */
+static int sub_subscribe(struct rd_db *db, redisContext *c, int *said)
+{
+	redisReply *r = redisCommand(c, "SUBSCRIBE %s:w", db->prefix);
+	int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3;
+
+	if (!ok && !*said && !atomic_load(&db->stop)) {
+		rd_log(db, SPOOL_LOG_WARN, "SUBSCRIBE %s:w: %s; wake-ups "
+		       "from other hosts wait for the 2 s safety tick until "
+		       "it works", db->prefix, r && r->type == REDIS_REPLY_ERROR
+		       ? r->str : "no answer");
+		*said = 1;
+	}
+	if (r)
+		freeReplyObject(r);
+	if (ok && *said) {
+		rd_log(db, SPOOL_LOG_INFO, "subscribed to %s:w again",
+		       db->prefix);
+		*said = 0;
+	}
+	return ok ? 0 : -EIO;
+}
+
 static void *sub_main(void *arg)
 {
 	struct rd_db *db = arg;
-	int backoff = 50, first = 1;
+	int backoff = 50, first = 1, said = 0;
 
 	while (!atomic_load(&db->stop)) {
 		redisContext *c = dial(db);
 		redisReply *r;
 		void *rv;
 
+		if (c && sub_subscribe(db, c, &said)) {
+			redisFree(c);
+			c = NULL;
+		}
 		if (c) {
 			struct timeval none = { 0, 0 };
 
 			redisSetTimeout(c, none);     /* block: close shuts
 			                               * the socket down */
-			r = redisCommand(c, "SUBSCRIBE %s:w", db->prefix);
-			if (r)
-				freeReplyObject(r);
 			pthread_mutex_lock(&db->sublock);
 			db->sub_fd = atomic_load(&db->stop) ? -1 : c->fd;
 			pthread_mutex_unlock(&db->sublock);

@@ -166,15 +166,19 @@ def test_stats_identical_on_both(hosts):
 
 
 def redis_cli(url, *args):
-    """redis-cli against the server of url (redis://HOST:PORT/...)."""
-    hostport = url[len('redis://'):].split('/')[0]
-    host, port = hostport.rsplit(':', 1)
+    """redis-cli against the server of url (redis://HOST:PORT/...), or
+    every node of a Cluster's (redis+cluster://H:P,H:P.../...); the
+    output of the last."""
     cli = shutil.which('redis-cli')
     assert cli, 'redis-cli is missing (package redis-tools)'
-    r = subprocess.run([cli, '-h', host, '-p', port, *args],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
+    out = ''
+    for hostport in url.split('://', 1)[1].split('/')[0].split(','):
+        host, port = hostport.rsplit(':', 1)
+        r = subprocess.run([cli, '-h', host, '-p', port, *args],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        out = r.stdout
+    return out
 
 
 def test_full_redis_refuses_pushes_keeps_serving(hosts, redis_url):
