@@ -1024,25 +1024,26 @@ int redis_delete(spool_queue *pq, uint64_t id, unsigned states)
  * Steps 2 and 3 of a move across families in the Cluster's mode (the
  * durable outbox move, docs/decisions.md "Redis Cluster"), from an outbox
  * entry e (spool.lua's xentry: source, destination, its gen, meta,
- * record): xin on the destination's slot (idempotent: {P:F}:in), then
+ * record, transfer number): xin on the destination's slot (idempotent: {P:F}:in), then
  * xdone on the source's; a refusal (EDQUOT, ENOENT) puts the message back
  * (xback). No answer: -EIO, and the entry stays for ftick's replay.
  */
 static int x_finish(struct rd_db *db, const struct rd_reply *e)
 {
 	const char *src = rd_str(e, 0, NULL), *dst = rd_str(e, 1, NULL),
-		   *gen = rd_str(e, 2, NULL), *id, *rec;
+		   *gen = rd_str(e, 2, NULL), *n = rd_str(e, 5, NULL), *id, *rec;
 	struct rd_reply m = rd_elem(e, 3);
-	char fam[SPOOL_NAME_MAX + 1];
+	char fam[SPOOL_NAME_MAX + 32];
 	struct rd_args a;
 	size_t idlen, rlen;
 	int rc;
 
 	id = rd_str(&m, 0, &idlen);
 	rec = rd_str(e, 4, &rlen);
-	if (!src || !dst || !gen || !id || !rec)
+	if (!src || !dst || !gen || !id || !rec || !n)
 		return -EIO;
-	snprintf(fam, sizeof(fam), "%.*s", (int)rd_family_len(src), src);
+	/* the transfer: the source's family and its number there */
+	snprintf(fam, sizeof(fam), "%.*s:%s", (int)rd_family_len(src), src, n);
 	rd_args_init(&a);
 	a.queue = dst;
 	rd_arg_str(&a, dst);

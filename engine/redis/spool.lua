@@ -1191,17 +1191,21 @@ end
 
 -- ------------------------------------- the outbox move (a Cluster's)
 
--- the outbox entry of id in family tag t: {q, q2, gen2, at}
+-- the outbox entry of id in family tag t: {q, q2, gen2, at, n}; n
+-- names this transfer ({P:F}:xn), so that a message moved away, back and
+-- away again is a new transfer each time for the target's {P:F}:in
 local function xget(t, id)
 	local v = redis.call('HGET', t .. ':x', id)
 	if not v then return nil end
-	local q, q2, gen2, at = string.match(v, '^(%S+) (%S+) (%S*) (%S+)$')
-	return {q = q, q2 = q2, gen2 = gen2, at = tonumber(at)}
+	local q, q2, gen2, at, n = string.match(v,
+		'^(%S+) (%S+) (%S*) (%S+) (%S+)$')
+	return {q = q, q2 = q2, gen2 = gen2, at = tonumber(at), n = n}
 end
 
--- what the daemon needs to finish a transfer: {q, q2, gen2, meta, record}
+-- what the daemon needs to finish a transfer: {q, q2, gen2, meta, record,
+-- transfer number}
 local function xentry(e, m)
-	return {e.q, e.q2, e.gen2, meta_list(m), record(m)}
+	return {e.q, e.q2, e.gen2, meta_list(m), record(m), e.n}
 end
 
 -- the entries of family f's outbox older than XAGE (their transfer was
@@ -1245,9 +1249,10 @@ local function f_xout(K, A)
 	meta_put(q, m)
 	count(q, 'bytes', -m.size)
 	local t = ft(q)
-	local e = {q = q, q2 = A[7], gen2 = A[8], at = NOW}
+	local e = {q = q, q2 = A[7], gen2 = A[8], at = NOW,
+		n = S(redis.call('INCR', t .. ':xn'))}
 	redis.call('HSET', t .. ':x', m.id, q .. ' ' .. e.q2 .. ' ' .. e.gen2 ..
-		   ' ' .. S(NOW))
+		   ' ' .. S(NOW) .. ' ' .. e.n)
 	if not redis.call('ZSCORE', t .. ':timers', XM) then
 		redis.call('ZADD', t .. ':timers', S(NOW + XAGE), XM)
 	end
@@ -1263,10 +1268,11 @@ local function id_parts(t)
 	return top * 2048 + (low - c) / TWO21, c
 end
 
--- xin(name, gen, from family, id, prio, recv, size, sent, first, record):
--- step 2, on the destination's slot: the message goes in VISIBLE, with
--- its id unless this family has it (then a new one); done once per
--- (family, id): a replay returns the id it got. {0, ..., id}
+-- xin(name, gen, transfer (its family ':' its number), id, prio, recv,
+-- size, sent, first, record): step 2, on the destination's slot: the
+-- message goes in VISIBLE, with its id unless this family has it (then a
+-- new one); done once per transfer: a replay returns the id it got.
+-- {0, ..., id}
 local function f_xin(K, A)
 	start(K, A)
 	local q = A[3]

@@ -586,7 +586,7 @@ TEST(cluster_mode_move_across_families)
 	spool_db *db = open_mode(1);
 	spool_queue *a = t_mkq(db, "a"), *b = t_mkq(db, "b");
 	uint64_t ia = t_push(a, "one"), ib = t_push(b, "two"), i2, i3, moved;
-	char v[128], text[SPOOL_ID_LEN + 1], gen[24];
+	char v[128], text[SPOOL_ID_LEN + 1], gen[24], xn[24];
 	const char *p = prefix();
 
 	EQ(ia, ib);                     /* two generators */
@@ -631,12 +631,24 @@ TEST(cluster_mode_move_across_families)
 	cli_out(v, sizeof v, "HLEN '{%s:a}:x'", p);
 	EQ(atoi(v), 0);
 	EQ(t_log_err_count(), 0);
-	/* step 2 again (a replay after a lost reply): the id it got, once */
-	cli_out(v, sizeof v, "HGET '{%s:b}:in' a:%s", p, text);
+	/* step 2 again (a replay after a lost reply): the id it got, once;
+	 * the transfer is a's third ({P:a}:xn) */
+	cli_out(xn, sizeof xn, "GET '{%s:a}:xn'", p);
+	EQ(atoi(xn), 3);
+	cli_out(v, sizeof v, "HGET '{%s:b}:in' a:%s:%s", p, xn, text);
 	EQ(strcmp(v, text), 0);         /* b did not have i2: kept */
-	fcall(v, sizeof v, 3, "b", "xin", "b %s a %s 0 0 5 1 0 x", gen,
-	      text);
+	fcall(v, sizeof v, 3, "b", "xin", "b %s a:%s %s 0 0 5 1 0 x", gen,
+	      xn, text);
 	EQ(strcmp(v, text), 0);
+	EQ(t_stats(b).visible, 1);
+	/* away, back and away again (in one millisecond): a new transfer
+	 * each time, never taken for a replay */
+	OK(spool_move(b, i2, SPOOL_VISIBLE, a));
+	OK(spool_move(a, i2, SPOOL_VISIBLE, b));
+	OK(spool_move(b, i2, SPOOL_VISIBLE, a));
+	EQ(t_stats(a).visible, 1);
+	EQ(t_stats(b).visible, 0);
+	OK(spool_move(a, i2, SPOOL_VISIBLE, b));
 	EQ(t_stats(b).visible, 1);
 	/* move_all across families: through the outbox, in order */
 	i3 = t_push(a, "four");
