@@ -800,6 +800,30 @@ static int64_t now_arg(struct rd_db *db, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The Cluster's second call: the namespace effects (spool.lua's ns_apply)
+ * a function on a family's slot returned, sent to {P}'s slot. Its failure
+ * is logged and never fails the caller's operation: the family's keys are
+ * the truth, and the sweep repairs the namespace's (docs/decisions.md,
+ * "Redis Cluster: one per-family layout").
+ */
+static void ns_send(struct rd_db *db, const char *fn, redisReply *fx)
+{
+	struct rd_args a;
+	int rc;
+
+	rd_args_init(&a);
+	for (size_t i = 0; i < fx->elements; i++)
+		if (fx->element[i]->type == REDIS_REPLY_STRING)
+			rd_arg(&a, fx->element[i]->str, fx->element[i]->len);
+	rc = rd_call(db, "ns", &a, RD_TICK, NULL);
+	rd_args_free(&a);
+	if (rc)
+		rd_log(db, SPOOL_LOG_WARN, "spool2_%s: the namespace's "
+		       "keys were not updated (%s); the sweep repairs them",
+		       fn, strerror(-rc));
+}
+
 int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 	    enum rd_call kind, struct rd_reply *out)
 {
@@ -850,7 +874,7 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 	r = command(db, argc, argv, lens, kind, a->timeout_s, &rc, &resent);
 	if (!r)
 		goto out;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER) {
 		core_log(&db->pub, SPOOL_LOG_ERR, "redis: %s: unexpected reply",
 			 name);
@@ -874,9 +898,13 @@ int rd_call(struct rd_db *db, const char *fn, struct rd_args *a,
 		if (q)
 			rd_wake_name(db, q);
 	}
+	/* {code, woken, namespace effects, values...} */
+	if (r->element[2]->type == REDIS_REPLY_ARRAY &&
+	    r->element[2]->elements)
+		ns_send(db, fn, r->element[2]);
 	if (out && rc == 0) {   /* the values of a failed call: none */
 		out->r = r;
-		out->base = 2;
+		out->base = 3;
 		r = NULL;
 	}
 out:
@@ -1154,6 +1182,39 @@ static long long layout_done(struct rd_db *db, redisContext *c)
 	return reply_int(redisCommand(c, "EXISTS %s:layout", db->prefix));
 }
 
+/* The mode a store is marked with ({P}:layout: "2" one primary, "2c" a
+ * Cluster) is not this daemon's: ids would collide within a family
+ * ({P}:seq against {P:F}:seq). Logged: -ENOTSUP. */
+static int layout_mismatch(struct rd_db *db, const char *mark)
+{
+	int theirs = strcmp(mark, "2c") == 0;
+
+	rd_log(db, SPOOL_LOG_ERR, "the store %s is marked for %s (%s:layout "
+	       "%s) and this daemon runs %s; daemons of both modes must not "
+	       "serve one store", db->prefix, theirs ? "the Cluster's mode "
+	       "(ids per family)" : "a single primary (ids per namespace)",
+	       db->prefix, mark, db->cluster ? "the Cluster's mode" :
+	       "the single-primary mode");
+	return -ENOTSUP;
+}
+
+/* 1: the layout's mark is this daemon's mode; 0: none; < 0: another
+ * mode (logged), or no answer. */
+static int layout_mark(struct rd_db *db, redisContext *c)
+{
+	redisReply *r = redisCommand(c, "GET %s:layout", db->prefix);
+	int rc = -EIO;
+
+	if (r && r->type == REDIS_REPLY_NIL)
+		rc = 0;
+	else if (r && r->type == REDIS_REPLY_STRING)
+		rc = strcmp(r->str, db->cluster ? "2c" : "2") == 0 ? 1 :
+		     layout_mismatch(db, r->str);
+	if (r)
+		freeReplyObject(r);
+	return rc;
+}
+
 /*
  * A store of layout 1 (every key under {P}: spoolfs before per-family
  * keys) is converted, in one function call, before it is used
@@ -1169,8 +1230,10 @@ static int layout_convert(struct rd_db *db, redisContext *c)
 	redisReply *r;
 	int rc = -EIO;
 
-	if (layout_done(db, c) == 1)
-		return 0;
+	rc = layout_mark(db, c);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	rc = -EIO;
 	old = reply_int(redisCommand(c, "EXISTS %s:queues %s:defaults",
 				     db->prefix, db->prefix));
 	r = redisCommand(c, "PUBSUB NUMSUB %s:w", db->prefix);
@@ -1189,15 +1252,23 @@ static int layout_convert(struct rd_db *db, redisContext *c)
 	}
 	r = redisCommand(c, "FCALL spool2_convert 1 %s %s %s %s", db->prefix,
 			 "", db->origin, db->marker);
+	/* {code, woken, effects, converted, queues} or {-EXDEV, woken,
+	 * effects, the other mode's mark} (a daemon of that mode came
+	 * first) */
 	if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
 	    r->element[0]->type == REDIS_REPLY_INTEGER &&
+	    r->element[0]->integer == -EXDEV &&
+	    r->element[3]->type == REDIS_REPLY_STRING) {
+		rc = layout_mismatch(db, r->element[3]->str);
+	} else if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 5 &&
+	    r->element[0]->type == REDIS_REPLY_INTEGER &&
 	    r->element[0]->integer == 0) {
-		if (r->element[2]->type == REDIS_REPLY_INTEGER &&
-		    r->element[2]->integer == 1)
+		if (r->element[3]->type == REDIS_REPLY_INTEGER &&
+		    r->element[3]->integer == 1)
 			rd_log(db, SPOOL_LOG_INFO, "converted the store %s to "
 			       "per-family keys (layout 2): %lld queue(s); "
 			       "daemons of an older spoolfs can no longer "
-			       "open it", db->prefix, r->element[3]->integer);
+			       "open it", db->prefix, r->element[4]->integer);
 		rc = 0;
 	} else {
 		rd_log(db, SPOOL_LOG_ERR, "converting the store %s to layout "

@@ -18,8 +18,23 @@
 #define RD_SAFETY_MS 2000       /* parked readers are woken this often */
 #define RD_SETTINGS_TTL_MS 1000 /* a cached settings copy, at most */
 #define RD_MOVE_STEP 1000
+#define RD_SWEEP_MS 30000       /* a slice of the sweep this often */
+#define RD_SWEEP_SLICE 64       /* families, about, per slice */
 
 /* ------------------------------------------------------------- helpers */
+
+size_t rd_family_len(const char *name)
+{
+	return strcspn(name, ".");
+}
+
+/* Whether queues a and b are of one family. */
+static bool same_family(const char *a, const char *b)
+{
+	size_t n = rd_family_len(a);
+
+	return n == rd_family_len(b) && strncmp(a, b, n) == 0;
+}
 
 static int64_t db_now(struct rd_db *db)
 {
@@ -293,6 +308,33 @@ static int q_set(struct rd_queue *q, struct rd_args *a)
 	return rc;
 }
 
+/*
+ * In the Cluster's mode a function touches one family's slot: a fan-out or
+ * dead-letter queue of another family is refused (DESIGN §10's family
+ * rule), logged. A single primary has no such limit.
+ */
+static int cluster_refs(spool_queue *pq, const struct spool_settings *s)
+{
+	char t[SPOOL_NAME_MAX + 1];
+	const char *list = s->fanout, *bad = NULL;
+
+	if (!RDB(pq->db)->cluster)
+		return 0;
+	if (s->dead_letter[0] && !same_family(pq->name, s->dead_letter))
+		bad = s->dead_letter;
+	while (!bad && fanout_next(&list, t))
+		if (!same_family(pq->name, t))
+			bad = t;
+	if (!bad)
+		return 0;
+	core_log(pq->db, SPOOL_LOG_INFO, "queue %s: %s=%s names a queue of "
+		 "another family; a Redis Cluster keeps a family in one slot, "
+		 "so fanout= and dead_letter= must stay in the family %.*s",
+		 pq->name, bad == s->dead_letter ? "dead_letter" : "fanout",
+		 bad, (int)rd_family_len(pq->name), pq->name);
+	return -EINVAL;
+}
+
 int redis_config_apply(spool_queue *pq, const char *text, size_t len,
 		       const char *mkey, const char *mval, size_t mlen)
 {
@@ -310,6 +352,8 @@ int redis_config_apply(spool_queue *pq, const char *text, size_t len,
 	if (rc)
 		return rc;
 	rc = settings_check_refs(pq, &s, settings_of);
+	if (!rc)
+		rc = cluster_refs(pq, &s);
 	if (rc)
 		return rc;
 	qset_args(&a, q, mkey, mval, mlen);
@@ -467,6 +511,21 @@ int redis_queue_create(spool_db *pdb, const char *name,
 	if (atomic_load(&RDB(pdb)->fail_writes) &&
 	    q_get(RDB(pdb), name, "", NULL, NULL, NULL) == 0)
 		return -EEXIST;
+	if (RDB(pdb)->cluster) {
+		/* the family first (harmless if the rest fails), so that the
+		 * sweep finds it: qcreate's second call adds the name */
+		char fam[SPOOL_NAME_MAX + 1];
+
+		snprintf(fam, sizeof(fam), "%.*s", (int)rd_family_len(name),
+			 name);
+		rd_args_init(&a);
+		rd_arg_str(&a, "f+");
+		rd_arg_str(&a, fam);
+		rc = rd_call(RDB(pdb), "ns", &a, RD_WRITE, NULL);
+		rd_args_free(&a);
+		if (rc)
+			return rc;
+	}
 	rd_args_init(&a);
 	a.queue = name;
 	rd_arg_str(&a, name);
@@ -961,11 +1020,122 @@ int redis_delete(spool_queue *pq, uint64_t id, unsigned states)
 	return msg_call(pq, "delete", id, 1, &x, NULL);
 }
 
+/*
+ * Steps 2 and 3 of a move across families in the Cluster's mode (the
+ * durable outbox move, docs/decisions.md "Redis Cluster"), from an outbox
+ * entry e (spool.lua's xentry: source, destination, its gen, meta,
+ * record, transfer number): xin on the destination's slot (idempotent: {P:F}:in), then
+ * xdone on the source's; a refusal (EDQUOT, ENOENT) puts the message back
+ * (xback). No answer: -EIO, and the entry stays for ftick's replay.
+ */
+static int x_finish(struct rd_db *db, const struct rd_reply *e)
+{
+	const char *src = rd_str(e, 0, NULL), *dst = rd_str(e, 1, NULL),
+		   *gen = rd_str(e, 2, NULL), *n = rd_str(e, 5, NULL), *id, *rec;
+	struct rd_reply m = rd_elem(e, 3);
+	char fam[SPOOL_NAME_MAX + 32];
+	struct rd_args a;
+	size_t idlen, rlen;
+	int rc;
+
+	id = rd_str(&m, 0, &idlen);
+	rec = rd_str(e, 4, &rlen);
+	if (!src || !dst || !gen || !id || !rec || !n)
+		return -EIO;
+	/* the transfer: the source's family and its number there */
+	snprintf(fam, sizeof(fam), "%.*s:%s", (int)rd_family_len(src), src, n);
+	rd_args_init(&a);
+	a.queue = dst;
+	rd_arg_str(&a, dst);
+	rd_arg_str(&a, gen);
+	rd_arg_str(&a, fam);
+	rd_arg(&a, id, idlen);
+	for (size_t i = 2; i < 8; i++)
+		if (i != 6)     /* prio recv size sent first: not due */
+			rd_arg_int(&a, rd_int(&m, i));
+	rd_arg(&a, rec, rlen);
+	rc = rd_call(db, "xin", &a, RD_WRITE, NULL);
+	rd_args_free(&a);
+	if (rc == RD_GONE)
+		rc = -ENOENT;
+	if (rc && rc != -EDQUOT && rc != -ENOENT)
+		return rc;
+	rd_args_init(&a);
+	a.queue = src;
+	rd_arg_str(&a, src);
+	rd_arg(&a, id, idlen);
+	if (rd_call(db, rc ? "xback" : "xdone", &a, RD_WRITE, NULL) && !rc)
+		rc = -EIO;      /* done, the outbox entry stays: replayed */
+	rd_args_free(&a);
+	return rc;
+}
+
+/* A move of message id of q to dst, a queue of another family, in the
+ * Cluster's mode: xout on q's slot, then x_finish. */
+static int x_move(spool_queue *pq, uint64_t id, unsigned states,
+		  spool_queue *dst)
+{
+	char text[SPOOL_ID_LEN + 1];
+	struct rd_args a;
+	struct rd_reply r, e;
+	int rc;
+
+	q_args(&a, RQ(pq));
+	id_arg(&a, id, text);
+	rd_arg_int(&a, states);
+	rd_arg_str(&a, dst->name);
+	rd_arg_str(&a, RQ(dst)->gen);
+	rc = q_call(RQ(pq), "xout", &a, RD_WRITE, &r);
+	if (rc)
+		return rc;
+	e = rd_elem(&r, 0);
+	rc = x_finish(RDB(pq->db), &e);
+	rd_reply_free(&r);
+	return rc;
+}
+
+/* Whether a move from q to dst crosses families in the Cluster's mode. */
+static bool x_needed(spool_queue *pq, spool_queue *dst)
+{
+	return RDB(pq->db)->cluster && !same_family(pq->name, dst->name);
+}
+
+/* move_all across families: the visible messages one by one, in order,
+ * through the outbox (up to max, 0 all); stops at the first refusal. */
+static int x_move_all(spool_queue *pq, spool_queue *dst, uint64_t max,
+		      uint64_t *moved)
+{
+	uint64_t ids[100];
+	int rc = 0;
+
+	*moved = 0;
+	while (!rc && (!max || *moved < max)) {
+		struct spool_cursor cur = { 0 };
+		ssize_t n = redis_list(pq, SPOOL_VISIBLE, &cur, ids, 100);
+
+		if (n <= 0)
+			return (int)n;
+		for (ssize_t i = 0; i < n && !rc && (!max || *moved < max);
+		     i++) {
+			rc = x_move(pq, ids[i], SPOOL_VISIBLE, dst);
+			if (rc == -ENOENT && atomic_load(&RQ(pq)->alive) &&
+			    spool_queue_alive(dst))
+				rc = 0; /* taken meanwhile by another */
+			else if (!rc)
+				(*moved)++;
+		}
+	}
+	return rc;
+}
+
 int redis_move(spool_queue *pq, uint64_t id, unsigned states,
 	       spool_queue *dst)
 {
 	char text[SPOOL_ID_LEN + 1];
 	struct rd_args a;
+
+	if (x_needed(pq, dst))
+		return x_move(pq, id, states, dst);
 
 	q_args(&a, RQ(pq));
 	id_arg(&a, id, text);
@@ -981,6 +1151,8 @@ int redis_move_all(spool_queue *pq, spool_queue *dst, uint64_t max,
 	uint64_t total = 0, step;
 	int rc;
 
+	if (x_needed(pq, dst))
+		return x_move_all(pq, dst, max, moved ? moved : &total);
 	do {
 		uint64_t want = max ? max - total : RD_MOVE_STEP;
 		struct rd_args a;
@@ -1118,25 +1290,141 @@ int redis_stats_get(spool_queue *pq, struct spool_stats *out)
 
 /* ------------------------------------------------------------- timers */
 
+/* A due as spool.lua returns it ('' none) folded into *due. */
+static void due_min(const struct rd_reply *r, size_t i, int64_t *due)
+{
+	const char *v = rd_str(r, i, NULL);
+
+	if (v && *v && strtoll(v, NULL, 10) < *due)
+		*due = strtoll(v, NULL, 10);
+}
+
+/* A call of fn (ftick, fsweep) on family f's slot, arguments f and
+ * (ftick) seen, the due {P}:timers has for it; the due it returns folded
+ * into *due (if not NULL). The outbox entries ftick returns (transfers cut
+ * more than 30 s ago) are replayed. */
+static int family_call(struct rd_db *db, const char *fn, const char *f,
+		       size_t flen, const char *seen, int64_t *due)
+{
+	char fam[SPOOL_NAME_MAX + 1];
+	struct rd_args a;
+	struct rd_reply r, l;
+	int rc;
+
+	snprintf(fam, sizeof(fam), "%.*s", (int)flen, f);
+	rd_args_init(&a);
+	a.queue = fam;
+	rd_arg_str(&a, fam);
+	if (seen)
+		rd_arg_str(&a, seen);
+	rc = rd_call(db, fn, &a, RD_TICK, &r);
+	rd_args_free(&a);
+	if (rc)
+		return rc;
+	if (due)
+		due_min(&r, 0, due);
+	l = rd_elem(&r, 1);
+	for (size_t i = 0; strcmp(fn, "ftick") == 0 && i < rd_count(&l); i++) {
+		struct rd_reply e = rd_elem(&l, i), m = rd_elem(&e, 3);
+		const char *src = rd_str(&e, 0, NULL), *dst = rd_str(&e, 1, NULL),
+			   *id = rd_str(&m, 0, NULL);
+		int x = x_finish(db, &e);
+
+		core_log(&db->pub, x ? SPOOL_LOG_WARN : SPOOL_LOG_INFO,
+			 "move of %s from %s to %s (cut, replayed): %s",
+			 id ? id : "?", src ? src : "?", dst ? dst : "?",
+			 x ? strerror(-x) : "done");
+	}
+	rd_reply_free(&r);
+	return 0;
+}
+
+/*
+ * The due timers of every family, and the next due. On one primary one
+ * call does it all. In the Cluster's mode tick (on {P}) names the
+ * families due in {P}:timers, and ftick on each one's slot promotes and
+ * returns its true earliest due (published with a newer version by its
+ * second call). A family publishes only an earlier due, so {P}:timers
+ * holds a lower bound of each: the next due is exact once the family of
+ * the earliest bound has it for true (ftick on it says so).
+ */
 int64_t redis_tick(spool_db *pdb)
 {
 	struct rd_db *db = RDB(pdb);
-	struct rd_args a;
-	struct rd_reply r;
-	const char *next;
-	int64_t due = INT64_MAX;
-	int rc;
 
-	rd_args_init(&a);
-	rc = rd_call(db, "tick", &a, RD_TICK, &r);
-	rd_args_free(&a);
-	if (rc)
-		return db_now(db) + 1000;
-	next = rd_str(&r, 0, NULL);
-	if (next && *next)
-		due = strtoll(next, NULL, 10);
-	rd_reply_free(&r);
-	return due;
+	for (int round = 0; round < 16; round++) {
+		struct rd_args a;
+		struct rd_reply r, l;
+		int64_t next = INT64_MAX, truth = INT64_MAX;
+		size_t n, flen = 0;
+		const char *f;
+		int rc;
+
+		rd_args_init(&a);
+		rc = rd_call(db, "tick", &a, RD_TICK, &r);
+		rd_args_free(&a);
+		if (rc)
+			return db_now(db) + 1000;
+		due_min(&r, 0, &next);
+		if (!db->cluster) {
+			rd_reply_free(&r);
+			return next;
+		}
+		l = rd_elem(&r, 1);
+		n = rd_count(&l);
+		for (size_t i = 0; i + 1 < n; i += 2) {  /* family, due */
+			size_t len;
+
+			if ((f = rd_str(&l, i, &len)) &&
+			    family_call(db, "ftick", f, len,
+					rd_str(&l, i + 1, NULL) ?: "", NULL))
+				rc = -EIO;
+		}
+		f = n ? NULL : rd_str(&r, 2, &flen);
+		if (!rc && f && flen)
+			rc = family_call(db, "ftick", f, flen,
+					 rd_str(&r, 0, NULL) ?: "", &truth);
+		rd_reply_free(&r);
+		if (rc)
+			return db_now(db) + 1000;
+		if (!n && (!flen || truth == next))
+			return next;
+	}
+	return db_now(db) + 1000;
+}
+
+int rd_sweep(struct rd_db *db, int families)
+{
+	int done = 0;
+
+	do {
+		struct rd_args a;
+		struct rd_reply r, l;
+		const char *next;
+		int rc;
+
+		rd_args_init(&a);
+		rd_arg_str(&a, db->sweep_cursor[0] ? db->sweep_cursor : "0");
+		rd_arg_int(&a, families);
+		rc = rd_call(db, "families", &a, RD_READ, &r);
+		rd_args_free(&a);
+		if (rc)
+			return rc;
+		next = rd_str(&r, 0, NULL);
+		snprintf(db->sweep_cursor, sizeof(db->sweep_cursor), "%s",
+			 next ? next : "0");
+		l = rd_elem(&r, 1);
+		for (size_t i = 0; i < rd_count(&l); i++) {
+			size_t len;
+			const char *f = rd_str(&l, i, &len);
+
+			if (f && family_call(db, "fsweep", f, len, NULL,
+					     NULL) == 0)
+				done++;
+		}
+		rd_reply_free(&r);
+	} while (done < families && strcmp(db->sweep_cursor, "0") != 0);
+	return done;
 }
 
 /* The tick of the timer thread (engine/timer_thread.c): the due timers,
@@ -1150,6 +1438,10 @@ static int64_t timer_tick(spool_db *pdb)
 	if (rd_mono_ms() >= db->safety) {
 		rd_wake_all(db);
 		db->safety = rd_mono_ms() + RD_SAFETY_MS;
+	}
+	if (rd_mono_ms() >= db->sweep_at) {
+		rd_sweep(db, RD_SWEEP_SLICE);
+		db->sweep_at = rd_mono_ms() + RD_SWEEP_MS;
 	}
 	safety = db_now(db) + (db->safety - rd_mono_ms());
 	return next < safety ? next : safety;
@@ -1210,6 +1502,8 @@ int redis_open(const char *data, const struct spool_options *o,
 		rc = rd_sub_start(db);
 	if (rc)
 		goto fail;
+	rd_sweep(db, RD_SWEEP_SLICE);
+	db->sweep_at = rd_mono_ms() + RD_SWEEP_MS;
 	redis_tick(&db->pub);
 	if (!o->manual_timers) {
 		db->safety = rd_mono_ms() + RD_SAFETY_MS;
@@ -1236,17 +1530,42 @@ void redis_test_fail_writes(spool_db *pdb, int err)
 	atomic_store(&RDB(pdb)->fail_writes, err);
 }
 
-int redis_test_body_get(spool_db *pdb, uint64_t id, char **rec, size_t *len)
+/* The test seams' call: body_get or body_put of id (rec, len: the new
+ * record, or NULL). On one primary one call finds the queue; in the
+ * Cluster's mode each queue is asked on its family's slot. */
+static int body_call(struct rd_db *db, uint64_t id, const char *rec,
+		     size_t len, struct rd_reply *out)
 {
-	char text[SPOOL_ID_LEN + 1];
-	struct rd_args a;
-	struct rd_reply r;
+	char text[SPOOL_ID_LEN + 1], name[SPOOL_NAME_MAX + 1] = "";
 	int rc;
 
-	rd_args_init(&a);
-	id_arg(&a, id, text);
-	rc = rd_call(RDB(pdb), "body_get", &a, RD_READ, &r);
-	rd_args_free(&a);
+	do {
+		struct rd_args a;
+
+		if (db->cluster) {
+			rc = redis_queue_next(&db->pub, name, name);
+			if (rc || !*name)
+				return rc ? rc : -ENOENT;
+		}
+		rd_args_init(&a);
+		a.queue = db->cluster ? name : NULL;
+		id_arg(&a, id, text);
+		if (rec)
+			rd_arg(&a, rec, len);
+		rd_arg_str(&a, name);
+		/* a seam: not stopped by test_fail_writes */
+		rc = rd_call(db, rec ? "body_put" : "body_get", &a, RD_READ,
+			     out);
+		rd_args_free(&a);
+	} while (db->cluster && rc == -ENOENT);
+	return rc;
+}
+
+int redis_test_body_get(spool_db *pdb, uint64_t id, char **rec, size_t *len)
+{
+	struct rd_reply r;
+	int rc = body_call(RDB(pdb), id, NULL, 0, &r);
+
 	if (rc)
 		return rc;
 	rc = dup_value(&r, 0, rec, len);
@@ -1257,17 +1576,7 @@ int redis_test_body_get(spool_db *pdb, uint64_t id, char **rec, size_t *len)
 int redis_test_body_put(spool_db *pdb, uint64_t id, const char *rec,
 			size_t len)
 {
-	char text[SPOOL_ID_LEN + 1];
-	struct rd_args a;
-	int rc;
-
-	rd_args_init(&a);
-	id_arg(&a, id, text);
-	rd_arg(&a, rec, len);
-	/* a seam: not stopped by test_fail_writes */
-	rc = rd_call(RDB(pdb), "body_put", &a, RD_READ, NULL);
-	rd_args_free(&a);
-	return rc;
+	return body_call(RDB(pdb), id, rec, len, NULL);
 }
 
 const struct store_ops redis_store = {

@@ -90,6 +90,9 @@ struct rd_db {
 	pthread_mutex_t sublock;
 	int sub_fd;                     /* its socket, to shut down at close */
 
+	int64_t sweep_at;               /* monotonic ms of the next sweep
+					 * slice; the timer thread's */
+	char sweep_cursor[24];          /* where it stopped (SSCAN) */
 	struct timer_thread timer;      /* not started with manual_timers */
 	int64_t safety;                 /* monotonic ms of the next wake of
 					 * every queue; the timer thread's */
@@ -160,6 +163,12 @@ int rd_sub_start(struct rd_db *db);
 void rd_sub_stop(struct rd_db *db);
 
 /* ops.c */
+/* The family of queue name: its length (up to the first '.'). */
+size_t rd_family_len(const char *name);
+/* One slice of the sweep (docs/decisions.md, "Redis Cluster"): the next
+ * families of {P}:families, each one's names and earliest due put back
+ * into {P}:queues and {P}:timers. Returns the families swept, or < 0. */
+int rd_sweep(struct rd_db *db, int families);
 void rd_wake_name(struct rd_db *db, const char *name);
 void rd_wake_all(struct rd_db *db);
 void rd_queue_gone(struct rd_db *db, const char *name, const char *gen);

@@ -45,8 +45,14 @@ The daemon replaces @VERSION@ with a hash of this text before loading.
 local VERSION = '@VERSION@'
 local ENOENT, EIO, EAGAIN, EEXIST, ENOTEMPTY, EINVAL, EFBIG, EDQUOT =
 	-2, -5, -11, -17, -39, -22, -27, -122
-local ENODATA = -61
+local ENODATA, EXDEV = -61, -18
 local VIS, DEL, LEA, COR = 1, 2, 4, 8
+-- MOVING: on its way to a queue of another family (the Cluster's outbox
+-- move): in no index, its field still in {P:F}:q:Q:b
+local MOV = 16
+local XM = '\1x'        -- the outbox's member of {P:F}:timers
+local XAGE = 30000      -- an outbox entry this old is replayed (ms)
+local INAGE = 3600000   -- {P:F}:in remembers a move this long (ms)
 -- the queue (this incarnation) is gone: -ENOENT, and the handle is dead
 local GONE = -100000
 local TWO21 = 2097152
@@ -54,6 +60,11 @@ local B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 local STEP = 1000
 
 local NS, PFX, NOW, ORIGIN, WOKE, WOKESET
+-- CLUSTER: the Cluster's mode ("2/c"): a function touches its family's
+-- slot only, and NSFX collects what the namespace's keys ({P}) need, for
+-- the daemon's second call (spool2_ns); on a single primary ("2/s") they
+-- are written at once, in the same atomic call
+local CLUSTER, NSFX
 
 local function S(n) return string.format('%.0f', n) end
 -- the family of q, and its hash tag
@@ -76,9 +87,23 @@ local MFMT, MLEN = '<Bi4I4I4ddd', 37
 
 local function start(K, A)
 	local marker = A[3] or ''
-	if string.sub(marker, 1, 4) ~= '2/s/' then
+	local mode = string.sub(marker, 1, 4)
+	if mode ~= '2/s/' and mode ~= '2/c/' then
 		error('spool: this store has layout 2 (per-family keys); ' ..
 		      'the calling spoolfs is older: upgrade it')
+	end
+	CLUSTER = mode == '2/c/'
+	NSFX = {}
+	if CLUSTER then
+		-- the probe: a key that never exists, of KEYS[1]'s slot. While
+		-- a Cluster migrates the slot, the source node refuses a
+		-- function's access to a missing key of it ("a non local key")
+		-- and the function stops there, its writes so far kept; a queue's
+		-- sets come and go (an empty ZSET is no key), so this first
+		-- access makes the refusal come before any write (the daemon
+		-- retries after the move: conn.c)
+		redis.call('EXISTS', (string.match(K[1] or '', '^{[^}]*}') or
+				      '{}') .. ':probe')
 	end
 	PFX = string.sub(marker, 5)
 	NS = '{' .. PFX .. '}'
@@ -109,8 +134,76 @@ local function woke(q)
 end
 
 local function reply(code, ...)
-	return {code, WOKE, ...}
+	return {code, WOKE, NSFX, ...}
 end
+
+-- ------------------------------------------------------ namespace keys
+
+-- One effect on the namespace's keys: 'q+' Q, 'q-' Q (the registry of
+-- names), 'f+' F (the families), 't' F due ver (F's earliest due, '' none,
+-- stored only if ver is newer than the one kept: the Cluster's), 't0' F
+-- due (the same, unversioned: one primary), 'fix' F n Q1..Qn (the names
+-- of F in the registry are exactly Q1..Qn: the sweep). Returns the number
+-- of arguments it took.
+local function ns_apply(A, i)
+	local op, x = A[i], A[i + 1]
+	if op == 'q+' then
+		redis.call('ZADD', NS .. ':queues', 0, x)
+		return 2
+	elseif op == 'q-' then
+		redis.call('ZREM', NS .. ':queues', x)
+		return 2
+	elseif op == 'f+' then
+		redis.call('SADD', NS .. ':families', x)
+		return 2
+	elseif op == 't' or op == 't0' then
+		local due, n = A[i + 2], 3
+		if op == 't' then
+			n = 4
+			local kept = redis.call('HGET', NS .. ':tver', x)
+			if kept and tonumber(kept) >= tonumber(A[i + 3]) then
+				return n
+			end
+			redis.call('HSET', NS .. ':tver', x, A[i + 3])
+		end
+		if due ~= '' then
+			redis.call('ZADD', NS .. ':timers', due, x)
+		else
+			redis.call('ZREM', NS .. ':timers', x)
+		end
+		return n
+	elseif op == 'fix' then
+		local n, want = tonumber(A[i + 2]), {}
+		for k = 1, n do
+			want[A[i + 2 + k]] = true
+			redis.call('ZADD', NS .. ':queues', 0, A[i + 2 + k])
+		end
+		local have = redis.call('ZRANGE', NS .. ':queues', '[' .. x,
+					'[' .. x, 'BYLEX')
+		local more = redis.call('ZRANGE', NS .. ':queues', '[' .. x .. '.',
+					'(' .. x .. '/', 'BYLEX')
+		for _, q in ipairs(more) do have[#have + 1] = q end
+		for _, q in ipairs(have) do
+			if not want[q] then
+				redis.call('ZREM', NS .. ':queues', q)
+			end
+		end
+		return 3 + n
+	end
+	error('spool: unknown namespace effect ' .. tostring(op))
+end
+
+-- a namespace effect (a list): written now on one primary, returned in
+-- a Cluster
+local function nst(e)
+	if CLUSTER then
+		for _, v in ipairs(e) do NSFX[#NSFX + 1] = v end
+	else
+		ns_apply(e, 1)
+	end
+end
+
+local function ns(...) nst({...}) end
 
 -- ---------------------------------------------------------------- ids
 
@@ -127,9 +220,12 @@ local function b62(ms, c)
 	return table.concat(out)
 end
 
--- n new ids: the first is max(last + 1, now << 21); returns (ms, c) of it
-local function ids_take(n)
-	local s = redis.call('HMGET', NS .. ':seq', 'ms', 'c')
+-- n new ids for queue q: the first is max(last + 1, now << 21); returns
+-- (ms, c) of it. One generator per namespace on one primary ({P}:seq),
+-- one per family in a Cluster ({P:F}:seq)
+local function ids_take(q, n)
+	local key = CLUSTER and ft(q) .. ':seq' or NS .. ':seq'
+	local s = redis.call('HMGET', key, 'ms', 'c')
 	local ms, c = tonumber(s[1]), tonumber(s[2])
 	if not ms or NOW > ms then
 		ms, c = NOW, 0
@@ -139,7 +235,7 @@ local function ids_take(n)
 	end
 	local lms, lc = ms, c + n - 1
 	while lc >= TWO21 do lms, lc = lms + 1, lc - TWO21 end
-	redis.call('HSET', NS .. ':seq', 'ms', S(lms), 'c', S(lc))
+	redis.call('HSET', key, 'ms', S(lms), 'c', S(lc))
 	return ms, c
 end
 
@@ -284,14 +380,30 @@ local function oldest(q, visible_only)
 	return best
 end
 
--- family f's earliest due into the namespace's index of families
-local function fdue_publish(f)
+-- family f's earliest due into the namespace's index of families. On one
+-- primary at once. In a Cluster (the daemon's second call) with a version
+-- kept in {P:F}:pub, and only when it is earlier than the one published
+-- last (a later one costs one empty tick), unless force (ftick, the
+-- sweep: F's true due, whatever it is; but not when seen, the value the
+-- namespace's index holds, is it already); returns the due ('' none)
+local function fdue_publish(f, force, seen)
 	local t = redis.call('ZRANGE', ftag(f) .. ':timers', 0, 0, 'WITHSCORES')
-	if #t > 0 then
-		redis.call('ZADD', NS .. ':timers', t[2], f)
-	else
-		redis.call('ZREM', NS .. ':timers', f)
+	local due = #t > 0 and t[2] or ''
+	if not CLUSTER then
+		ns('t0', f, due)
+		return due
 	end
+	local key = ftag(f) .. ':pub'
+	local p = redis.call('HMGET', key, 'due', 'ver')
+	local was = p[1] or ''
+	if force and seen == due and was == due then force = false end
+	if force or (due ~= '' and (was == '' or
+				    tonumber(due) < tonumber(was))) then
+		local ver = S((tonumber(p[2]) or 0) + 1)
+		redis.call('HSET', key, 'due', due, 'ver', ver)
+		ns('t', f, due, ver)
+	end
+	return due
 end
 
 -- the queue's earliest due time, kept in {P:F}:timers
@@ -383,14 +495,17 @@ local function queue_make(q, dflt, uid, gid, mode, ctime)
 	redis.call('HSET', qk(q, 's'), 'uid', uid, 'gid', gid, 'mode', mode,
 		   'ctime', ctime, 'gen', S(gen))
 	redis.call('ZADD', f .. ':queues', 0, q)
-	redis.call('SADD', NS .. ':families', fam(q))
-	redis.call('ZADD', NS .. ':queues', 0, q)
+	ns('f+', fam(q))
+	ns('q+', q)
 end
 
 -- the dead-letter queue of q (created with q's owner and mode if missing)
 local function dlq_of(q, s)
 	local name = s.dl ~= '' and s.dl or (q .. '.dead')
 	if name == q then return nil end
+	-- in a Cluster another family's keys are out of reach (a setting
+	-- older than the check of config): the message stays
+	if CLUSTER and fam(name) ~= fam(q) then return nil end
 	local d = settings(name)
 	if d then return name, d end
 	if #name > 200 then return nil end
@@ -481,7 +596,11 @@ end
 local function f_qcreate(K, A)
 	start(K, A)
 	local q = A[3]
-	if redis.call('EXISTS', qk(q, 's')) == 1 then return reply(EEXIST) end
+	if redis.call('EXISTS', qk(q, 's')) == 1 then
+		-- the name again: repairs a create cut before its second call
+		if CLUSTER then ns('q+', q) end
+		return reply(EEXIST)
+	end
 	local args = {}
 	for i = 8, #A do args[#args + 1] = A[i] end
 	if #args > 0 then
@@ -518,7 +637,7 @@ local function f_qdelete(K, A)
 	if A[4] == '1' then purge_states(q, VIS + DEL + LEA + COR,
 					 'deleted_total') end
 	if depth(q) > 0 then return reply(ENOTEMPTY) end
-	redis.call('ZREM', NS .. ':queues', q)
+	ns('q-', q)
 	redis.call('ZREM', ft(q) .. ':queues', q)
 	redis.call('ZREM', ft(q) .. ':timers', q)
 	fdue_publish(fam(q))
@@ -610,6 +729,7 @@ local function f_room(K, A)
 	local n = tonumber(A[5])
 	if s.fanout == '' then return reply(room(q, s, n)) end
 	for t in string.gmatch(s.fanout, '[^,]+') do
+		if CLUSTER and fam(t) ~= fam(q) then return reply(EINVAL) end
 		local d = settings(t)
 		if not d then return reply(ENOENT) end
 		local rc = room(t, d, n)
@@ -640,6 +760,9 @@ local function f_push(K, A)
 		dests[1] = {name = q, s = s}
 	else
 		for t in string.gmatch(s.fanout, '[^,]+') do
+			if CLUSTER and fam(t) ~= fam(q) then
+				return reply(EINVAL)
+			end
 			local d = settings(t)
 			if not d then return reply(ENOENT) end
 			dests[#dests + 1] = {name = t, s = d}
@@ -693,7 +816,7 @@ local function f_push(K, A)
 		ids[i] = type(dup[i]) == 'string' and dup[i] or ''
 	end
 	if #keep == 0 then return reply(0, '', ids) end
-	local ms, c = ids_take(#keep * #dests)
+	local ms, c = ids_take(q, #keep * #dests)
 	local first
 	for di, d in ipairs(dests) do
 		local bytes = 0
@@ -913,6 +1036,7 @@ end
 local function f_move(K, A)
 	start(K, A)
 	local q, dst = A[3], A[7]
+	if CLUSTER and fam(q) ~= fam(dst) then return reply(EXDEV) end
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
 	local d = live(dst, A[8])
@@ -943,6 +1067,7 @@ end
 local function f_move_all(K, A)
 	start(K, A)
 	local q, dst = A[3], A[5]
+	if CLUSTER and fam(q) ~= fam(dst) then return reply(EXDEV) end
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
 	local d = live(dst, A[6])
@@ -987,7 +1112,9 @@ local function f_corrupt(K, A)
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	if not m or m.state == COR then return reply(ENOENT) end
+	if not m or m.state == COR or m.state == MOV then
+		return reply(ENOENT)
+	end
 	unplace(q, m)
 	m.state = COR
 	place(q, m)
@@ -1002,7 +1129,9 @@ local function f_rename(K, A)
 	local q = A[3]
 	if not live(q, A[4]) then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	if not m or m.state == COR then return reply(ENOENT) end
+	if not m or m.state == COR or m.state == MOV then
+		return reply(ENOENT)
+	end
 	m.rec = A[6]
 	meta_put(q, m)
 	return reply(0)
@@ -1016,7 +1145,7 @@ local function f_stat(K, A)
 	local q = A[3]
 	if not live(q, A[4]) then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	if not m then return reply(ENOENT) end
+	if not m or m.state == MOV then return reply(ENOENT) end
 	return reply(0, meta_list(m))
 end
 
@@ -1026,7 +1155,7 @@ local function f_record(K, A)
 	local q = A[3]
 	if not live(q, A[4]) then return reply(GONE) end
 	local m = meta_get(q, A[5])
-	if not m then return reply(ENOENT) end
+	if not m or m.state == MOV then return reply(ENOENT) end
 	if m.state == COR then return reply(EIO) end
 	return reply(0, record(m))
 end
@@ -1060,15 +1189,180 @@ local function f_stats(K, A)
 		redis.call('ZCARD', qk(q, 'k'))}, c, o and S(o.sent) or '')
 end
 
--- the due timers of family f's queues
-local function ftick(f)
+-- ------------------------------------- the outbox move (a Cluster's)
+
+-- the outbox entry of id in family tag t: {q, q2, gen2, at, n}; n
+-- names this transfer ({P:F}:xn), so that a message moved away, back and
+-- away again is a new transfer each time for the target's {P:F}:in
+local function xget(t, id)
+	local v = redis.call('HGET', t .. ':x', id)
+	if not v then return nil end
+	local q, q2, gen2, at, n = string.match(v,
+		'^(%S+) (%S+) (%S*) (%S+) (%S+)$')
+	return {q = q, q2 = q2, gen2 = gen2, at = tonumber(at), n = n}
+end
+
+-- what the daemon needs to finish a transfer: {q, q2, gen2, meta, record,
+-- transfer number}
+local function xentry(e, m)
+	return {e.q, e.q2, e.gen2, meta_list(m), record(m), e.n}
+end
+
+-- the entries of family f's outbox older than XAGE (their transfer was
+-- cut: the daemon replays them); the outbox's timer again if any is left
+local function xstale(f)
+	local t = ftag(f)
+	local all = redis.call('HGETALL', t .. ':x')
+	local out = {}
+	for i = 1, #all, 2 do
+		local e = xget(t, all[i])
+		local m = e and meta_get(e.q, all[i])
+		if not m or m.state ~= MOV then
+			redis.call('HDEL', t .. ':x', all[i])
+		elseif e.at + XAGE <= NOW and #out < 100 then
+			out[#out + 1] = xentry(e, m)
+		end
+	end
+	if redis.call('HLEN', t .. ':x') > 0 then
+		redis.call('ZADD', t .. ':timers', S(NOW + XAGE), XM)
+	else
+		redis.call('ZREM', t .. ':timers', XM)
+	end
+	return out
+end
+
+-- xout(name, gen, id, states, dst, dstgen): step 1 of a move to a queue
+-- of another family, on this one's slot: the message leaves q's indexes
+-- (MOVING), the outbox records it. {0, woken, nsfx, entry (xentry)}
+local function f_xout(K, A)
+	start(K, A)
+	local q = A[3]
+	local s = live(q, A[4])
+	if not s then return reply(GONE) end
+	local m = meta_get(q, A[5])
+	local states = tonumber(A[6])
+	if not m or math.floor(states / m.state) % 2 ~= 1 then
+		return reply(ENOENT)
+	end
+	unplace(q, m)
+	m.state = MOV
+	meta_put(q, m)
+	count(q, 'bytes', -m.size)
+	local t = ft(q)
+	local e = {q = q, q2 = A[7], gen2 = A[8], at = NOW,
+		n = S(redis.call('INCR', t .. ':xn'))}
+	redis.call('HSET', t .. ':x', m.id, q .. ' ' .. e.q2 .. ' ' .. e.gen2 ..
+		   ' ' .. S(NOW) .. ' ' .. e.n)
+	if not redis.call('ZSCORE', t .. ':timers', XM) then
+		redis.call('ZADD', t .. ':timers', S(NOW + XAGE), XM)
+	end
+	qdue_update(q, s)
+	fdue_publish(fam(q))
+	return reply(0, xentry(e, m))
+end
+
+-- an id's (ms, c)
+local function id_parts(t)
+	local top, low = struct.unpack('>I4I4', id_bin(t))
+	local c = low % TWO21
+	return top * 2048 + (low - c) / TWO21, c
+end
+
+-- xin(name, gen, transfer (its family ':' its number), id, prio, recv,
+-- size, sent, first, record): step 2, on the destination's slot: the
+-- message goes in VISIBLE, with its id unless this family has it (then a
+-- new one); done once per transfer: a replay returns the id it got.
+-- {0, ..., id}
+local function f_xin(K, A)
+	start(K, A)
+	local q = A[3]
+	local t = ft(q)
+	local key = A[5] .. ':' .. A[6]
+	local done = redis.call('HGET', t .. ':in', key)
+	if done then return reply(0, done) end
+	local s = live(q, A[4])
+	if not s then return reply(ENOENT) end
+	local rc = room(q, s, 1)
+	if rc ~= 0 then return reply(rc) end
+	local id = A[6]
+	for _, o in ipairs(redis.call('ZRANGE', t .. ':queues', 0, -1)) do
+		if redis.call('HEXISTS', qk(o, 'b'), id) == 1 then
+			id = nil
+			break
+		end
+	end
+	if id then      -- the family's ids stay above it
+		local ms, c = id_parts(id)
+		local sq = redis.call('HMGET', t .. ':seq', 'ms', 'c')
+		local sms, sc = tonumber(sq[1]), tonumber(sq[2])
+		if not sms or ms > sms or (ms == sms and c > sc) then
+			redis.call('HSET', t .. ':seq', 'ms', S(ms), 'c', S(c))
+		end
+	else
+		id = b62(ids_take(q, 1))
+	end
+	local m = {id = id, state = VIS, prio = tonumber(A[7]),
+		recv = tonumber(A[8]), size = tonumber(A[9]),
+		sent = tonumber(A[10]), first = tonumber(A[11]), due = NOW,
+		rec = A[12]}
+	place(q, m)
+	count(q, 'bytes', m.size)
+	redis.call('HSET', t .. ':in', key, id)
+	redis.call('ZADD', t .. ':inx', S(NOW), key)
+	local old = redis.call('ZRANGE', t .. ':inx', '-inf', S(NOW - INAGE),
+			       'BYSCORE', 'LIMIT', 0, 100)
+	for _, k in ipairs(old) do
+		redis.call('HDEL', t .. ':in', k)
+		redis.call('ZREM', t .. ':inx', k)
+	end
+	qdue_update(q, s)
+	return reply(0, id)
+end
+
+-- ends the outbox entry of id (in name's family): done (xdone: the field
+-- goes) or refused (xback: the message comes back VISIBLE)
+local function xend(K, A, back)
+	start(K, A)
+	local t = ft(A[3])
+	local e = xget(t, A[4])
+	if not e then return reply(0) end
+	local m = meta_get(e.q, A[4])
+	local s = settings(e.q)
+	if m and m.state == MOV then
+		if back and s then
+			m.state = VIS
+			m.due = NOW
+			place(e.q, m)
+			count(e.q, 'bytes', m.size)
+		else
+			redis.call('HDEL', qk(e.q, 'b'), A[4])
+		end
+	end
+	redis.call('HDEL', t .. ':x', A[4])
+	if redis.call('HLEN', t .. ':x') == 0 then
+		redis.call('ZREM', t .. ':timers', XM)
+	end
+	if s then qdue_update(e.q, s) end
+	return reply(0)
+end
+
+-- xdone(name, id), xback(name, id)
+local function f_xdone(K, A) return xend(K, A, false) end
+local function f_xback(K, A) return xend(K, A, true) end
+
+-- the due timers of family f's queues (and its outbox's stale entries):
+-- its earliest due, and the stale entries
+local function ftick(f, seen)
 	local key = ftag(f) .. ':timers'
+	local stale = {}
 	while true do
 		local due = redis.call('ZRANGE', key, '-inf', S(NOW), 'BYSCORE',
 				       'LIMIT', 0, 100)
 		for _, q in ipairs(due) do
-			local s = settings(q)
-			if s then
+			local s = q ~= XM and settings(q)
+			if q == XM then
+				stale = xstale(f)
+			elseif s then
 				local d = promote(q, s)
 				if d and d <= NOW then
 					-- what could not move (a full DLQ) waits a second
@@ -1080,12 +1374,26 @@ local function ftick(f)
 		end
 		if #due < 100 then break end
 	end
-	fdue_publish(f)
+	return fdue_publish(f, true, seen), stale
 end
 
--- tick(): runs every family's due timers; {0, woken, next due or ''}
+-- tick(): runs every family's due timers; {0, woken, nsfx, next due or
+-- ''}. In a Cluster it runs none (other slots): {0, woken, nsfx, the
+-- earliest due of the families not due or '', the families due (100 at
+-- most) each with its due, the family of that earliest due or ''}, and
+-- the daemon calls ftick on each (and on that family: a published due may
+-- be early)
 local function f_tick(K, A)
 	start(K, A)
+	if CLUSTER then
+		local due = redis.call('ZRANGE', NS .. ':timers', '-inf', S(NOW),
+				       'BYSCORE', 'LIMIT', 0, 100, 'WITHSCORES')
+		local n = redis.call('ZRANGE', NS .. ':timers', '(' .. S(NOW),
+				     '+inf', 'BYSCORE', 'LIMIT', 0, 1,
+				     'WITHSCORES')
+		return reply(0, #n > 0 and n[2] or '', due,
+			     #n > 0 and n[1] or '')
+	end
 	while true do
 		local due = redis.call('ZRANGE', NS .. ':timers', '-inf', S(NOW),
 				       'BYSCORE', 'LIMIT', 0, 100)
@@ -1094,6 +1402,46 @@ local function f_tick(K, A)
 	end
 	local n = redis.call('ZRANGE', NS .. ':timers', 0, 0, 'WITHSCORES')
 	return reply(0, #n > 0 and n[2] or '')
+end
+
+-- ftick(family, the due the namespace's index has for it): its due
+-- timers, in its slot; {0, woken, nsfx, its earliest due or '', its
+-- outbox's stale entries (xentry)}, the due published with a new version
+-- unless the index has it
+local function f_ftick(K, A)
+	start(K, A)
+	local due, stale = ftick(A[3], A[4])
+	return reply(0, due, stale)
+end
+
+-- fsweep(family): the repair of the namespace's keys from F's own (the
+-- Cluster's second calls may have been cut): F's names in {P}:queues and
+-- its earliest due in {P}:timers. {0, woken, nsfx, due or '', queues}
+local function f_fsweep(K, A)
+	start(K, A)
+	local f = A[3]
+	local qs = redis.call('ZRANGE', ftag(f) .. ':queues', 0, -1)
+	local e = {'fix', f, S(#qs)}
+	for _, q in ipairs(qs) do e[#e + 1] = q end
+	nst(e)
+	return reply(0, fdue_publish(f, true), qs)
+end
+
+-- families(cursor, count): a slice of {P}:families (SSCAN); {0, woken,
+-- nsfx, next cursor ('0': the end), families}
+local function f_families(K, A)
+	start(K, A)
+	local r = redis.call('SSCAN', NS .. ':families', A[3], 'COUNT', A[4])
+	return reply(0, r[1], r[2])
+end
+
+-- ns(effect, ...): the namespace effects a call in a Cluster returned
+-- (ns_apply), on {P}'s slot
+local function f_ns(K, A)
+	start(K, A)
+	local i = 3
+	while i <= #A do i = i + ns_apply(A, i) end
+	return reply(0)
 end
 
 -- convert(): a store of layout 1 (every key under the one tag {P}) into
@@ -1108,7 +1456,18 @@ local TRAP = 'spoolfs: this store has layout 2 (per-family keys); ' ..
 	'upgrade spoolfs'
 local function f_convert(K, A)
 	start(K, A)
-	if redis.call('GET', NS .. ':layout') == '2' then return reply(0, 0, 0) end
+	-- the mode is marked: '2' one primary, '2c' a Cluster (ids per
+	-- family); daemons of the other mode are refused ({EXDEV, mark})
+	local mark = CLUSTER and '2c' or '2'
+	local have = redis.call('GET', NS .. ':layout')
+	if have then
+		if have ~= mark then return reply(EXDEV, have) end
+		return reply(0, 0, 0)
+	end
+	-- what follows runs on one server only (a store of layout 1 never
+	-- was in a Cluster), so it writes the namespace's keys itself
+	local cluster = CLUSTER
+	CLUSTER = false
 	local old = redis.call('EXISTS', NS .. ':queues', NS .. ':defaults',
 			       NS .. ':gen', NS .. ':timers') > 0
 	local queues = redis.call('ZRANGE', NS .. ':queues', 0, -1)
@@ -1141,16 +1500,28 @@ local function f_convert(K, A)
 			redis.call('HSET', f .. ':defaults', unpack(dflt))
 		end
 		if due[q] then redis.call('ZADD', f .. ':timers', due[q], q) end
+		if cluster and not fams[fam(q)] then
+			-- ids per family from now on: above every old one
+			local sq = redis.call('HGETALL', NS .. ':seq')
+			if #sq > 0 then redis.call('HSET', f .. ':seq', unpack(sq)) end
+		end
 		fams[fam(q)] = true
 	end
 	for f, _ in pairs(fams) do fdue_publish(f) end
 	redis.call('SET', NS .. ':defaults', TRAP)
-	redis.call('SET', NS .. ':layout', '2')
+	redis.call('SET', NS .. ':layout', mark)
 	return reply(0, old and 1 or 0, #queues)
 end
 
--- test seams: a body record by id (in whichever queue holds it)
-local function find(id)
+-- test seams: a body record by id (in whichever queue holds it; in queue
+-- q only if q is given: the Cluster's mode, where the daemon asks each
+-- queue on its family's slot)
+local function find(id, q)
+	if q and q ~= '' then
+		local m = meta_get(q, id)
+		if m then return q, m end
+		return nil
+	end
 	for _, q in ipairs(redis.call('ZRANGE', NS .. ':queues', 0, -1)) do
 		local m = meta_get(q, id)
 		if m then return q, m end
@@ -1159,14 +1530,14 @@ end
 
 local function f_body_get(K, A)
 	start(K, A)
-	local _, m = find(A[3])
+	local _, m = find(A[3], A[4])
 	if not m then return reply(ENOENT) end
 	return reply(0, record(m))
 end
 
 local function f_body_put(K, A)
 	start(K, A)
-	local q, m = find(A[3])
+	local q, m = find(A[3], A[5])
 	if not m then return reply(ENOENT) end
 	m.rec = A[4]
 	meta_put(q, m)
@@ -1210,5 +1581,13 @@ reg('record', f_record, RO)
 reg('list', f_list, RO)
 reg('stats', f_stats, RO)
 reg('tick', f_tick, OOM)
+reg('ftick', f_ftick, OOM)
+reg('fsweep', f_fsweep, OOM)
+reg('families', f_families, RO)
+reg('ns', f_ns, OOM)
+reg('xout', f_xout, OOM)
+reg('xin', f_xin)
+reg('xdone', f_xdone, OOM)
+reg('xback', f_xback, OOM)
 reg('body_get', f_body_get, RO)
 reg('body_put', f_body_put, OOM)

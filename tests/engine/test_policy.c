@@ -103,6 +103,7 @@ TEST(dead_letter_after_max_receives)
 
 TEST(dead_letter_named_queue_and_lowered_max)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "jobs"), *dl = t_mkq(db, "graveyard");
 	uint64_t a, b;
@@ -153,6 +154,7 @@ TEST(dead_letter_refs_validated)
 
 TEST(fanout_cycle_refused)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *a = t_mkq(db, "a"), *b = t_mkq(db, "b"), *c = t_mkq(db, "c");
 
@@ -297,6 +299,7 @@ TEST(dedup_ids_name_the_kept_message)
 
 TEST(fanout_all_or_none)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *topic = t_mkq(db, "topic"), *a = t_mkq(db, "a"),
 		    *b = t_mkq(db, "b");
@@ -332,6 +335,7 @@ TEST(fanout_all_or_none)
  * queue; and it agrees with the push that follows. */
 TEST(push_room_forecasts_the_push)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *topic = t_mkq(db, "topic"),
 		    *a = t_mkq(db, "a"), *b = t_mkq(db, "b");

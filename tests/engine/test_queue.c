@@ -462,6 +462,7 @@ TEST(config_defaults)
 
 TEST(config_apply_changes_only_named_keys)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q");
 	struct spool_settings before, s;
@@ -638,6 +639,7 @@ TEST(config_bad_values_change_nothing)
 
 TEST(config_persists)
 {
+	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
 	struct spool_settings sq, sr, s;

@@ -7,15 +7,21 @@
  * tests/redis-run.sh, which gives SPOOL_REDIS_PORT; the server's settings
  * are changed with redis-cli and put back.
  */
+#include <stdarg.h>
+
 #include "t.h"
 
-/* redis-cli -p PORT ARGS..., must succeed */
-static void cli(const char *args)
+/* redis-cli -p PORT ARGS... (a printf format), must succeed */
+static __attribute__((format(printf, 1, 2))) void cli(const char *fmt, ...)
 {
-	char cmd[512];
+	char cmd[1200], args[1024];
 	const char *port = getenv("SPOOL_REDIS_PORT");
+	va_list ap;
 
 	CHECK(port != NULL);
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
 	snprintf(cmd, sizeof cmd, "redis-cli -p %s %s >/dev/null", port,
 		 args);
 	EQ(system(cmd), 0);
@@ -281,6 +287,382 @@ TEST(two_handles_wake_each_other)
 	spool_queue_close(qb);
 	spool_close(a);
 	spool_close(b);
+}
+
+/* ------------------------------------------- the Cluster's mode ("2/c") */
+
+/* The store in the Cluster's mode (cluster 1: SPOOL_REDIS_CLUSTER_MODE, the
+ * test seam of conn.c) or the single primary's (0). */
+static spool_db *open_mode(int cluster)
+{
+	if (cluster)
+		setenv("SPOOL_REDIS_CLUSTER_MODE", "1", 1);
+	else
+		unsetenv("SPOOL_REDIS_CLUSTER_MODE");
+	return t_open();
+}
+
+/* The store's prefix P (its keys are {P}:... and {P:F}:...). */
+static const char *prefix(void)
+{
+	return strchr(strstr(t_store, "://") + 3, '/') + 1;
+}
+
+/* redis-cli --raw ARGS (a printf format; keys quoted by the caller): the
+ * first line of its output, into out. */
+static __attribute__((format(printf, 3, 4)))
+void cli_out(char *out, size_t len, const char *fmt, ...)
+{
+	char args[1024], cmd[1200];
+	const char *port = getenv("SPOOL_REDIS_PORT");
+	va_list ap;
+	FILE *f;
+
+	CHECK(port != NULL);
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof cmd, "redis-cli -p %s --raw %s", port, args);
+	f = popen(cmd, "r");
+	CHECK(f != NULL);
+	out[0] = '\0';
+	if (fgets(out, (int)len, f))
+		out[strcspn(out, "\n")] = '\0';
+	while (fgetc(f) != EOF)
+		;
+	EQ(pclose(f), 0);
+}
+
+/* Whether name is among the queues spool_queue_next lists. */
+static int listed(spool_db *db, const char *name)
+{
+	char n[SPOOL_NAME_MAX + 1] = "";
+
+	for (;;) {
+		int rc = spool_queue_next(db, n, n);
+
+		if (rc == -ENOENT)
+			return 0;
+		OK(rc);
+		if (!*n)
+			return 0;
+		if (strcmp(n, name) == 0)
+			return 1;
+	}
+}
+
+/* Ids per family in the Cluster's mode: two families take ids from their
+ * own generators ({P:F}:seq), so in one millisecond both get (ms, 0); on
+ * a single primary one generator ({P}:seq) for all. */
+static void ids_in_mode(int cluster)
+{
+	spool_db *db = open_mode(cluster);
+	spool_queue *a = t_mkq(db, "a"), *b = t_mkq(db, "b"),
+		    *ax = t_mkq(db, "a.x");
+	uint64_t ia = t_push(a, "1"), ib = t_push(b, "2"), iax = t_push(ax, "3");
+	char v[64];
+
+	CHECK(ia != iax);               /* one family: one generator */
+	if (cluster) {
+		EQ(ia, ib);
+		cli_out(v, sizeof v, "EXISTS '{%s:a}:seq' '{%s:b}:seq' "
+			"'{%s}:seq'", prefix(), prefix(), prefix());
+		EQ(atoi(v), 2);
+	} else {
+		CHECK(ia != ib);
+		cli_out(v, sizeof v, "EXISTS '{%s:a}:seq' '{%s}:seq'",
+			prefix(), prefix());
+		EQ(atoi(v), 1);
+	}
+	spool_queue_close(a);
+	spool_queue_close(b);
+	spool_queue_close(ax);
+	spool_close(db);
+}
+
+TEST(cluster_mode_ids_per_family)
+{
+	ids_in_mode(1);
+}
+
+TEST(single_primary_ids_per_namespace)
+{
+	ids_in_mode(0);
+}
+
+/* fanout= and dead_letter= naming another family: EINVAL in the Cluster's
+ * mode (logged), allowed on a single primary; moves across families work
+ * in both (the Cluster's through the outbox). */
+static void refs_in_mode(int cluster)
+{
+	spool_db *db = open_mode(cluster);
+	spool_queue *a = t_mkq(db, "a"), *b = t_mkq(db, "b"),
+		    *ax = t_mkq(db, "a.x");
+	uint64_t id = t_push(a, "m"), moved = 9;
+	int want = cluster ? -EINVAL : 0;
+
+	if (cluster)
+		t_log_expect();
+	RC(spool_config_apply(a, "fanout=b\n", 9), want);
+	RC(spool_config_apply(a, "fanout=a.x,b\n", 13), want);
+	RC(spool_config_apply(a, "dead_letter=b\n", 14), want);
+	RC(spool_config_apply(a, "max_size=7\nfanout=\ndead_letter=\n",
+			      31), 0);
+	t_config(a, "dead_letter=a.x\n");       /* its own family: fine */
+	t_config(a, "fanout=a.x\n");
+	t_config(a, "fanout=\n");
+	OK(spool_move(a, id, SPOOL_VISIBLE, ax));  /* same family */
+	EQ(t_stats(ax).visible, 1);
+	EQ(t_stats(a).visible, 0);
+	OK(spool_move_all(ax, b, 0, &moved));
+	EQ(moved, 1);
+	EQ(t_stats(b).visible, 1);
+	EQ(t_log_err_count(), 0);
+	spool_queue_close(a);
+	spool_queue_close(b);
+	spool_queue_close(ax);
+	spool_close(db);
+}
+
+TEST(cluster_mode_cross_family_refs_einval)
+{
+	refs_in_mode(1);
+}
+
+TEST(single_primary_cross_family_refs_allowed)
+{
+	refs_in_mode(0);
+}
+
+/* The sweep (at open, then every 30 s): names and family dues taken out of
+ * {P}:queues / {P}:timers (or a stale name left in) behind the daemon's
+ * back are put right from the families' own keys. */
+static void sweep_in_mode(int cluster)
+{
+	spool_db *db = open_mode(cluster);
+	spool_queue *a = t_mkq(db, "a"), *ax = t_mkq(db, "a.x");
+	const char *p = prefix();
+	char v[64];
+
+	t_push_delay(a, "later", 5000);
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' a", p);
+	EQ(strtoll(v, NULL, 10), t_now + 5000);
+	cli("ZREM '{%s}:queues' a.x", p);
+	cli("ZADD '{%s}:queues' 0 a.gone", p);
+	cli("ZREM '{%s}:timers' a", p);
+	CHECK(!listed(db, "a.x"));
+	CHECK(listed(db, "a.gone"));
+	spool_queue_close(a);
+	spool_queue_close(ax);
+	spool_close(db);
+	db = open_mode(cluster);        /* a slice of the sweep at open */
+	CHECK(listed(db, "a.x"));
+	CHECK(listed(db, "a"));
+	CHECK(!listed(db, "a.gone"));
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' a", p);
+	EQ(strtoll(v, NULL, 10), t_now + 5000);
+	EQ(spool_tick(db), t_now + 5000);
+	spool_close(db);
+}
+
+TEST(cluster_mode_sweep_repairs_registry_and_timers)
+{
+	sweep_in_mode(1);
+}
+
+TEST(single_primary_sweep_repairs_registry_and_timers)
+{
+	sweep_in_mode(0);
+}
+
+/* {P}:timers in the Cluster's mode is kept by versions: an older
+ * publication (a second call that arrives late) does not overwrite a
+ * newer one; and a family's published due may be early (a later one is
+ * not published), yet spool_tick answers the true next due. */
+TEST(cluster_mode_timer_versions)
+{
+	spool_db *db = open_mode(1);
+	spool_queue *q = t_mkq(db, "f");
+	const char *p = prefix();
+	char v[64];
+	uint64_t id;
+	int ver;
+
+	cli("FCALL spool2_ns 1 '{%s}' '' o '2/c/%s' t fam 500 5", p, p);
+	cli("FCALL spool2_ns 1 '{%s}' '' o '2/c/%s' t fam 900 3", p, p);
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' fam", p);
+	EQ(atoi(v), 500);
+	cli("FCALL spool2_ns 1 '{%s}' '' o '2/c/%s' t fam 700 5", p, p);
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' fam", p);
+	EQ(atoi(v), 500);               /* the same version: kept */
+	cli("FCALL spool2_ns 1 '{%s}' '' o '2/c/%s' t fam '' 6", p, p);
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' fam", p);
+	EQ(v[0], '\0');                 /* newer: none */
+	cli_out(v, sizeof v, "HGET '{%s}:tver' fam", p);
+	EQ(atoi(v), 6);
+	/* f: a lease of 1 s (published), then its ack: the earliest due of f
+	 * is now the delayed message's, later, and not published */
+	t_push_delay(q, "d", 60000);
+	t_push(q, "v");
+	id = t_lease(q, "v");
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' f", p);
+	EQ(strtoll(v, NULL, 10), t_now + 30000);
+	OK(spool_ack(q, id));
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' f", p);
+	EQ(strtoll(v, NULL, 10), t_now + 30000);   /* early, still */
+	EQ(spool_tick(db), t_now + 60000);         /* the truth */
+	cli_out(v, sizeof v, "ZSCORE '{%s}:timers' f", p);
+	EQ(strtoll(v, NULL, 10), t_now + 60000);
+	/* ticks that find the index right publish nothing more */
+	cli_out(v, sizeof v, "HGET '{%s}:tver' f", p);
+	ver = atoi(v);
+	EQ(spool_tick(db), t_now + 60000);
+	EQ(spool_tick(db), t_now + 60000);
+	cli_out(v, sizeof v, "HGET '{%s}:tver' f", p);
+	EQ(atoi(v), ver);
+	spool_queue_close(q);
+	spool_close(db);
+}
+
+/* A store marked for one mode ({P}:layout "2" or "2c") is refused by a
+ * daemon of the other, with one line naming both. */
+TEST(layout_mode_mismatch_refused)
+{
+	struct spool_options o;
+	spool_db *db = open_mode(1), *other = NULL;
+	char v[64];
+
+	cli_out(v, sizeof v, "GET '{%s}:layout'", prefix());
+	EQ(strcmp(v, "2c"), 0);
+	spool_close(db);
+	t_options(&o);
+	t_log_expect();
+	unsetenv("SPOOL_REDIS_CLUSTER_MODE");
+	RC(spool_open(t_store, &o, &other), -ENOTSUP);
+	CHECK(other == NULL);
+	EQ(t_log_err_count(), 1);
+	db = open_mode(1);              /* its own mode: fine */
+	spool_close(db);
+	cli("SET '{%s}:layout' 2", prefix());
+	setenv("SPOOL_REDIS_CLUSTER_MODE", "1", 1);
+	RC(spool_open(t_store, &o, &other), -ENOTSUP);
+	EQ(t_log_err_count(), 2);
+}
+
+/* The reply of an FCALL of spool2_<fn> (redis-cli --raw: one value a
+ * line) on tag {P:f}, in the Cluster's mode, at t_now, with the arguments
+ * fmt...: its line `line` (0: the code) into out. */
+static __attribute__((format(printf, 6, 7)))
+void fcall(char *out, size_t len, int line, const char *f, const char *fn,
+	   const char *fmt, ...)
+{
+	char args[700], cmd[1200], buf[256];
+	const char *port = getenv("SPOOL_REDIS_PORT");
+	va_list ap;
+	FILE *pf;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof cmd, "redis-cli -p %s --raw FCALL spool2_%s 1 "
+		 "'{%s:%s}' %lld o '2/c/%s' %s", port, fn, prefix(), f,
+		 (long long)t_now, prefix(), args);
+	pf = popen(cmd, "r");
+	CHECK(pf != NULL);
+	out[0] = '\0';
+	for (int i = 0; fgets(buf, sizeof buf, pf); i++)
+		if (i == line)
+			snprintf(out, len, "%.*s", (int)strcspn(buf, "\n"), buf);
+	EQ(pclose(pf), 0);
+}
+
+/* A move across families in the Cluster's mode: the durable outbox move.
+ * The message keeps its id unless the other family has it (their ids
+ * come from two generators); a refusal puts it back; a transfer cut after
+ * its first step is replayed by the tick 30 s later, once; a replay of
+ * the second step is a no-op. */
+TEST(cluster_mode_move_across_families)
+{
+	spool_db *db = open_mode(1);
+	spool_queue *a = t_mkq(db, "a"), *b = t_mkq(db, "b");
+	uint64_t ia = t_push(a, "one"), ib = t_push(b, "two"), i2, i3, moved;
+	char v[128], text[SPOOL_ID_LEN + 1], gen[24], xn[24];
+	const char *p = prefix();
+
+	EQ(ia, ib);                     /* two generators */
+	OK(spool_move(a, ia, SPOOL_VISIBLE, b));
+	EQ(t_stats(a).visible, 0);
+	EQ(t_stats(b).visible, 2);
+	EQ(t_stats(a).bytes, 0);
+	RC(spool_move(a, ia, SPOOL_VISIBLE, b), -ENOENT);
+	cli_out(v, sizeof v, "HLEN '{%s:a}:x'", p);
+	EQ(atoi(v), 0);                 /* the outbox is empty */
+	t_lease(b, "two");
+	t_lease(b, "one");              /* under a new id: b had ia */
+	/* a refusal: the message comes back */
+	t_config(b, "max_depth=2\n");
+	i2 = t_push(a, "three");
+	RC(spool_move(a, i2, SPOOL_VISIBLE, b), -EDQUOT);
+	EQ(t_stats(a).visible, 1);
+	EQ(t_stats(b).leased, 2);
+	cli_out(v, sizeof v, "HLEN '{%s:a}:x'", p);
+	EQ(atoi(v), 0);
+	t_config(b, "max_depth=0\n");
+	OK(spool_purge_states(b, SPOOL_LEASED, &moved));
+	EQ(moved, 2);
+	/* cut after step 1 (xout by hand): invisible, counted nowhere, until
+	 * the tick replays it 30 s later */
+	spool_id_format(i2, text);
+	cli_out(gen, sizeof gen, "HGET '{%s:b}:q:b:s' gen", p);
+	fcall(v, sizeof v, 0, "a", "xout", "a '' %s 1 b %s", text, gen);
+	if (strcmp(v, "0") != 0)
+		T_FAIL("xout: %s", v);
+	EQ(t_stats(a).visible, 0);
+	EQ(t_stats(b).visible, 0);
+	RC(spool_move(a, i2, SPOOL_VISIBLE, b), -ENOENT);
+	t_log_expect();
+	t_advance(29000);
+	spool_tick(db);
+	EQ(t_stats(b).visible, 0);
+	t_advance(2000);
+	spool_tick(db);
+	EQ(t_stats(b).visible, 1);
+	EQ(t_stats(a).visible, 0);
+	cli_out(v, sizeof v, "HLEN '{%s:a}:x'", p);
+	EQ(atoi(v), 0);
+	EQ(t_log_err_count(), 0);
+	/* step 2 again (a replay after a lost reply): the id it got, once;
+	 * the transfer is a's third ({P:a}:xn) */
+	cli_out(xn, sizeof xn, "GET '{%s:a}:xn'", p);
+	EQ(atoi(xn), 3);
+	cli_out(v, sizeof v, "HGET '{%s:b}:in' a:%s:%s", p, xn, text);
+	EQ(strcmp(v, text), 0);         /* b did not have i2: kept */
+	fcall(v, sizeof v, 3, "b", "xin", "b %s a:%s %s 0 0 5 1 0 x", gen,
+	      xn, text);
+	EQ(strcmp(v, text), 0);
+	EQ(t_stats(b).visible, 1);
+	/* away, back and away again (in one millisecond): a new transfer
+	 * each time, never taken for a replay */
+	OK(spool_move(b, i2, SPOOL_VISIBLE, a));
+	OK(spool_move(a, i2, SPOOL_VISIBLE, b));
+	OK(spool_move(b, i2, SPOOL_VISIBLE, a));
+	EQ(t_stats(a).visible, 1);
+	EQ(t_stats(b).visible, 0);
+	OK(spool_move(a, i2, SPOOL_VISIBLE, b));
+	EQ(t_stats(b).visible, 1);
+	/* move_all across families: through the outbox, in order */
+	i3 = t_push(a, "four");
+	t_push(a, "five");
+	OK(spool_move_all(a, b, 1, &moved));
+	EQ(moved, 1);
+	OK(spool_move_all(a, b, 0, &moved));
+	EQ(moved, 1);
+	EQ(t_stats(a).visible, 0);
+	EQ(t_stats(b).visible, 3);
+	CHECK(i3 != 0);
+	spool_queue_close(a);
+	spool_queue_close(b);
+	spool_close(db);
 }
 
 T_MAIN

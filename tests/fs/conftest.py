@@ -54,6 +54,12 @@ DEFAULT_TIMEOUT = 120  # seconds per test unless marked spool_timeout(n)
 # tests/redis-cluster-run.sh does), that URL with a path unique to the test
 # appended, so that every test has a namespace of its own on the server.
 STORE = os.environ.get('SPOOL_TEST_STORE', '')
+# the Redis store in the Cluster's mode: a Redis Cluster, or one primary
+# with SPOOL_REDIS_CLUSTER_MODE (a test seam of engine/redis/conn.c): the
+# family rule of DESIGN §10 holds
+CLUSTER_MODE = STORE.startswith('redis+cluster://') or (
+    STORE.startswith('redis') and
+    bool(os.environ.get('SPOOL_REDIS_CLUSTER_MODE')))
 if STORE == 'rocksdb':
     STORE = ''
 
@@ -96,6 +102,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'rocksdb_only(reason): the test is about the RocksDB '
         'store itself; not run when SPOOL_TEST_STORE names another store')
+    config.addinivalue_line(
+        'markers', 'across_families(reason): the test needs queues of '
+        'several families together (fan-out, dead-letter queues or moves '
+        'across families), which a Redis Cluster refuses (EINVAL, EXDEV); '
+        'not run in the Cluster\'s mode (SPOOL_REDIS_CLUSTER_MODE)')
     config.addinivalue_line(
         'markers', 'spool_timeout(seconds): watchdog for this test '
         '(default %d s); on expiry the daemons are killed so that '
@@ -445,21 +456,29 @@ def pytest_collection_modifyitems(config, items):
     not skipped in silence."""
     if not STORE:
         return
-    keep, gone = [], []
-    for item in items:
-        mark = item.get_closest_marker('rocksdb_only')
-        (gone if mark else keep).append(item)
-    if gone:
-        config.hook.pytest_deselected(items=gone)
-        items[:] = keep
-        config._spool_rocksdb_only = [
-            (i.nodeid, i.get_closest_marker('rocksdb_only').args[0])
-            for i in gone]
+    marks = ['rocksdb_only']
+    if CLUSTER_MODE:
+        marks.append('across_families')
+    for name in marks:
+        keep, gone = [], []
+        for item in items:
+            mark = item.get_closest_marker(name)
+            (gone if mark else keep).append(item)
+        if gone:
+            config.hook.pytest_deselected(items=gone)
+            items[:] = keep
+            setattr(config, '_spool_' + name, [
+                (i.nodeid, i.get_closest_marker(name).args[0])
+                for i in gone])
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    gone = getattr(config, '_spool_rocksdb_only', [])
-    if gone:
-        terminalreporter.section('not run on %s (RocksDB only)' % STORE)
-        for nodeid, reason in gone:
-            terminalreporter.line('%s: %s' % (nodeid, reason))
+    for name, title in (
+            ('rocksdb_only', 'not run on %s (RocksDB only)' % STORE),
+            ('across_families', 'not run in the Redis Cluster\'s mode '
+             '(queues of several families)')):
+        gone = getattr(config, '_spool_' + name, [])
+        if gone:
+            terminalreporter.section(title)
+            for nodeid, reason in gone:
+                terminalreporter.line('%s: %s' % (nodeid, reason))

@@ -34,14 +34,15 @@ def stop_process(p):
             p.kill()
             p.wait(10)
 
-def spoolfs_exit(bin, data, tmp_path, *args):
+def spoolfs_exit(bin, data, tmp_path, *args, env=None):
     """Runs the daemon bin in the foreground on data (a daemon expected
-    to refuse the store); (exit status, stderr)."""
+    to refuse the store; env: its environment, None: this one's); (exit
+    status, stderr)."""
     mnt = tmp_path / 'mnt'
     mnt.mkdir(exist_ok=True)
     r = subprocess.run([str(bin), '-f', '--data', data, *args, str(mnt)],
                        stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=60, env=env)
     return r.returncode, r.stderr
 
 

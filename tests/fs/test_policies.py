@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from conftest import CLUSTER_MODE
 from spoolutil import (errno_of, ids, lease, push, push_lines, read_file,
                        set_config, stats, wait_until, write_file)
 
@@ -208,6 +209,8 @@ def test_paused_hands_nothing_out_and_unpause_wakes(mount):
     assert out == b'held'
 
 
+@pytest.mark.across_families(
+    'fanout= to queues of other families (a Cluster refuses: EINVAL)')
 def test_fanout_all_or_none(mount):
     a = mount.mkq('a')
     b = mount.mkq('b')
@@ -252,12 +255,40 @@ def test_policy_settings_refused_whole(mount, bad):
     assert read_file(q / 'config') == before
 
 
+@pytest.mark.across_families(
+    'fanout= to queues of other families (a Cluster refuses: EINVAL)')
 def test_fanout_cycle_refused(mount):
     a = mount.mkq('a')
     b = mount.mkq('b')
     set_config(a, fanout='b')
     assert errno_of(set_config, b, fanout='a') == errno.EINVAL
     assert b'fanout=\n' in read_file(b / 'config')
+
+
+def test_fanout_and_dead_letter_across_families(mount):
+    """The family rule (DESIGN §10): in a Redis Cluster fanout= and
+    dead_letter= must stay in the queue's family (EINVAL, the settings
+    unchanged); on a single primary and on RocksDB there is no limit. A
+    message moved across families arrives either way."""
+    a = mount.mkq('a')
+    mount.mkq('a.sub')
+    b = mount.mkq('b')
+    set_config(a, fanout='a.sub', dead_letter='a.sub')     # one family
+    for key in ('fanout', 'dead_letter'):
+        if CLUSTER_MODE:
+            assert errno_of(set_config, a, **{key: 'b'}) == errno.EINVAL
+            assert ('%s=a.sub\n' % key).encode() in read_file(a / 'config')
+        else:
+            set_config(a, **{key: 'b'})
+            assert ('%s=b\n' % key).encode() in read_file(a / 'config')
+    set_config(a, fanout='')
+    push(a, b'across')
+    [m] = ids(a)
+    subprocess.run(['mv', str(a / 'peek' / m), str(b / 'peek') + '/'],
+                   check=True)
+    assert ids(a) == []
+    [n] = ids(b)
+    assert read_file(b / 'peek' / n) == b'across'
 
 
 # ---------------------------------------------------------------- .metrics
@@ -346,6 +377,8 @@ def test_empty_push_into_a_full_queue_fails_at_close(mount):
     assert (s['visible'], s['pushed_total']) == (1, 1), s
 
 
+@pytest.mark.across_families(
+    'fanout= to queues of other families (a Cluster refuses: EINVAL)')
 def test_empty_push_into_a_topic_with_a_full_subscriber_fails_at_close(mount):
     """The check at close() is the engine's forecast of the push: for a
     topic, its subscribers' max_depth, not its own."""

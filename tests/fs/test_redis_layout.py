@@ -25,6 +25,9 @@ FIXTURE = os.path.join(os.path.dirname(__file__), 'fixtures',
 JOBS = {'4UG6qpiVNHU': (b'one', 'a'), '4UG6qpimyPY': (b'two', 'b'),
         '4UG6qpj4ZXc': (b'three', 'c')}
 LAST_OLD_ID = '4UG6qwxPzUW'
+# the daemons run in the Redis Cluster's mode (a test seam of conn.c):
+# these tests start their own server, so whatever the suite's store
+CLUSTER_MODE = bool(os.environ.get('SPOOL_REDIS_CLUSTER_MODE'))
 
 
 @pytest.fixture
@@ -84,7 +87,9 @@ def test_layout1_store_converted_at_first_open(old_store, mount_factory):
     assert stats(mnt / 'fresh')['visible'] == 1
     # nothing of layout 1 is left; the trap for old daemons is set
     assert raw(old_store, '--scan', '--pattern', '{old}:q:*') == ''
-    assert raw(old_store, 'GET', '{old}:layout') == '2'
+    # the mode's mark: '2c' in the Cluster's mode (ids per family)
+    assert raw(old_store, 'GET', '{old}:layout') == \
+        ('2c' if CLUSTER_MODE else '2')
     assert raw(old_store, 'TYPE', '{old}:defaults') == 'string'
     assert raw(old_store, 'TYPE', '{old:jobs}:q:jobs:s') == 'hash'
     # a daemon of layout 1 fails at its first write (the function it calls
@@ -124,3 +129,36 @@ def test_layout1_store_refused_while_an_old_daemon_serves_it(
     m = mount_factory('--sync', 'none', store=old_store.url('old'))
     assert 'converted the store {old}' in m.log()
     assert sorted(ids(m.mnt / 'jobs')) == sorted(JOBS)
+
+
+def test_store_of_the_other_mode_refused(old_store, mount_factory, tmp_path):
+    """A store is marked with the mode of its first daemon ({P}:layout: 2
+    single primary, 2c the Cluster's); a daemon of the other mode would
+    take ids from another generator: exit 2, one line naming both."""
+    url = old_store.url('fresh')
+    m = mount_factory('--sync', 'none', store=url)
+    (m.mnt / 'jobs').mkdir()
+    m.umount()
+    mine = '2c' if CLUSTER_MODE else '2'
+    assert raw(old_store, 'GET', '{fresh}:layout') == mine
+    env = dict(os.environ)
+    if CLUSTER_MODE:
+        env.pop('SPOOL_REDIS_CLUSTER_MODE')
+        want = 'the store {fresh} is marked for the Cluster\'s mode (ids ' \
+            'per family) ({fresh}:layout 2c) and this daemon runs the ' \
+            'single-primary mode; daemons of both modes must not serve ' \
+            'one store'
+    else:
+        env['SPOOL_REDIS_CLUSTER_MODE'] = '1'
+        want = 'the store {fresh} is marked for a single primary (ids per ' \
+            'namespace) ({fresh}:layout 2) and this daemon runs the ' \
+            'Cluster\'s mode; daemons of both modes must not serve one ' \
+            'store'
+    rc, err = spoolfs_exit(BIN, url, tmp_path, '--sync', 'none', env=env)
+    assert rc == 2, err
+    assert want in err, err
+    assert len([x for x in err.splitlines() if 'marked for' in x]) == 1, err
+    assert raw(old_store, 'GET', '{fresh}:layout') == mine
+    # its own mode still opens it
+    m = mount_factory('--sync', 'none', store=url)
+    assert 'jobs' in os.listdir(m.mnt)

@@ -148,6 +148,9 @@ def proto_client(request, sqs, tmp_path):
     return request.param, c
 
 
+@pytest.mark.across_families(
+    'a RedrivePolicy naming a queue of another family (EINVAL in a '
+    'Cluster)')
 def test_client_sequence(sqs, proto_client):
     """What typical client code does, in each protocol, through boto3."""
     proto, c = proto_client
@@ -314,6 +317,9 @@ def test_queue_names_and_fifo_refused(sqs):
     assert 'QueueUrls' not in c.list_queues()
 
 
+@pytest.mark.across_families(
+    'a RedrivePolicy naming a queue of another family (EINVAL in a '
+    'Cluster)')
 def test_queue_attributes(sqs):
     c = sqs.c
     url = sqs.mkq()
@@ -827,6 +833,9 @@ def test_purge_takes_leased_too(sqs):
         c.purge_queue(QueueUrl=url + 'x')
 
 
+@pytest.mark.across_families(
+    'a RedrivePolicy naming a queue of another family (EINVAL in a '
+    'Cluster)')
 def test_redrive_to_dead_letter_queue(sqs):
     c = sqs.c
     dlq = sqs.mkq('jobs-dlq')
