@@ -290,6 +290,14 @@ local function meta_get(q, id)
 		first = first, size = size, sent = sent, id = id, raw = v}
 end
 
+-- message id of q if its state is one of the bits of states; nil if not
+local function meta_in(q, id, states)
+	local m = meta_get(q, id)
+	if m and math.floor(tonumber(states) / m.state) % 2 == 1 then
+		return m
+	end
+end
+
 -- the body record of m (as read by meta_get, or given to it)
 local function record(m)
 	if not m.rec then m.rec = string.sub(m.raw, MLEN + 1) end
@@ -1021,11 +1029,8 @@ local function f_delete(K, A)
 	local q = A[3]
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
-	local m = meta_get(q, A[5])
-	local states = tonumber(A[6])
-	if not m or math.floor(states / m.state) % 2 ~= 1 then
-		return reply(ENOENT)
-	end
+	local m = meta_in(q, A[5], A[6])
+	if not m then return reply(ENOENT) end
 	unplace(q, m)
 	remove(q, m, 'deleted_total')
 	qdue_update(q, s)
@@ -1041,11 +1046,8 @@ local function f_move(K, A)
 	if not s then return reply(GONE) end
 	local d = live(dst, A[8])
 	if not d then return reply(ENOENT) end
-	local m = meta_get(q, A[5])
-	local states = tonumber(A[6])
-	if not m or math.floor(states / m.state) % 2 ~= 1 then
-		return reply(ENOENT)
-	end
+	local m = meta_in(q, A[5], A[6])
+	if not m then return reply(ENOENT) end
 	if q == dst then
 		unplace(q, m)
 		m.state = VIS
@@ -1239,11 +1241,8 @@ local function f_xout(K, A)
 	local q = A[3]
 	local s = live(q, A[4])
 	if not s then return reply(GONE) end
-	local m = meta_get(q, A[5])
-	local states = tonumber(A[6])
-	if not m or math.floor(states / m.state) % 2 ~= 1 then
-		return reply(ENOENT)
-	end
+	local m = meta_in(q, A[5], A[6])
+	if not m then return reply(ENOENT) end
 	unplace(q, m)
 	m.state = MOV
 	meta_put(q, m)
