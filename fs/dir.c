@@ -20,12 +20,14 @@
 
 #include "fs.h"
 
-/* Answers req with in's entry, or with the error; frees an unused inode. */
-static void reply_entry(fuse_req_t req, struct fs_inode *in)
+/* Answers req with in's entry (a message's from known, if not NULL), or
+ * with the error; frees an unused inode. */
+static void reply_entry_known(fuse_req_t req, struct fs_inode *in,
+			      const struct spool_msg_info *known)
 {
 	struct fs_ctx *fs = in->fs;
 	struct fuse_entry_param e;
-	int rc = fs_inode_entry(in, &e);
+	int rc = fs_inode_entry_known(in, known, &e);
 
 	if (rc < 0) {
 		pthread_mutex_lock(&fs->lock);
@@ -36,6 +38,11 @@ static void reply_entry(fuse_req_t req, struct fs_inode *in)
 	}
 	if (fuse_reply_entry(req, &e) == -ENOENT && in->dynamic)
 		fs_inode_forget(in->fs, in->ino, 1);
+}
+
+static void reply_entry(fuse_req_t req, struct fs_inode *in)
+{
+	reply_entry_known(req, in, NULL);
 }
 
 static int fixed_index(const char *name)
@@ -95,7 +102,8 @@ static void lookup_msg(fuse_req_t req, struct fs_inode *dir,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	reply_pinned(req, in);
+	reply_entry_known(req, in, &info);
+	fs_inode_forget(in->fs, in->ino, 1);    /* the pin */
 }
 
 /* A draft, or a draft dir's draft. */

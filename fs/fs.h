@@ -313,6 +313,11 @@ int fs_inode_stat(struct fs_inode *in, struct stat *st);
 /* Fills e for in, with the timeouts its kind wants, and takes a kernel
  * reference on dynamic inodes. */
 int fs_inode_entry(struct fs_inode *in, struct fuse_entry_param *e);
+/* The same for a message whose info the caller has just read (a lookup:
+ * one store read, not two). */
+int fs_inode_entry_known(struct fs_inode *in,
+			 const struct spool_msg_info *known,
+			 struct fuse_entry_param *e);
 double fs_kind_timeout(enum fs_kind kind);
 double fs_attr_timeout(enum fs_kind kind);
 /* The queue's mode or owner changed: drop the kernel's copy of its fixed

@@ -523,13 +523,21 @@ static void ms_to_ts(int64_t ms, struct timespec *ts)
 	ts->tv_nsec = (ms % 1000) * 1000000;
 }
 
-static int stat_msg(struct fs_inode *in, struct stat *st)
+/* known: the message's info, when the caller just read it (a lookup),
+ * else NULL: read here */
+static int stat_msg(struct fs_inode *in, struct stat *st,
+		    const struct spool_msg_info *known)
 {
 	struct spool_msg_info info;
-	int rc = spool_msg_stat(in->q->sq, in->msg_id, &info);
 
-	if (rc < 0)
-		return rc;
+	if (known) {
+		info = *known;
+	} else {
+		int rc = spool_msg_stat(in->q->sq, in->msg_id, &info);
+
+		if (rc < 0)
+			return rc;
+	}
 	/* One st_ino for the message's whole life, whatever the lookup (ids
 	 * are unique in the store and far above the counted inode numbers):
 	 * cp, install and rsync compare stat() with fstat() around open. */
@@ -603,7 +611,8 @@ static fuse_ino_t fixed_ino(const struct fs_queue *q, enum fs_kind k)
 	return q->fixed[i + 1]->ino;
 }
 
-int fs_inode_stat(struct fs_inode *in, struct stat *st)
+static int inode_stat(struct fs_inode *in, struct stat *st,
+		      const struct spool_msg_info *known)
 {
 	struct spool_queue_attr qa;
 	int rc;
@@ -642,16 +651,23 @@ int fs_inode_stat(struct fs_inode *in, struct stat *st)
 	if (in->kind == FS_NEXT)
 		st->st_ino = fixed_ino(in->q, FS_NEXT);
 	if (in->kind == FS_MSG)
-		return stat_msg(in, st);
+		return stat_msg(in, st, known);
 	return 0;
 }
 
-int fs_inode_entry(struct fs_inode *in, struct fuse_entry_param *e)
+int fs_inode_stat(struct fs_inode *in, struct stat *st)
+{
+	return inode_stat(in, st, NULL);
+}
+
+int fs_inode_entry_known(struct fs_inode *in,
+			 const struct spool_msg_info *known,
+			 struct fuse_entry_param *e)
 {
 	int rc;
 
 	memset(e, 0, sizeof *e);
-	rc = fs_inode_stat(in, &e->attr);
+	rc = inode_stat(in, &e->attr, known);
 	if (rc < 0)
 		return rc;
 	e->ino = in->ino;
@@ -660,4 +676,9 @@ int fs_inode_entry(struct fs_inode *in, struct fuse_entry_param *e)
 	if (in->dynamic)
 		fs_inode_ref(in);
 	return 0;
+}
+
+int fs_inode_entry(struct fs_inode *in, struct fuse_entry_param *e)
+{
+	return fs_inode_entry_known(in, NULL, e);
 }

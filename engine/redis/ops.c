@@ -235,29 +235,46 @@ static int q_get(struct rd_db *db, const char *name, const char *gen,
 	return 0;
 }
 
-int redis_settings_get(spool_queue *pq, struct spool_settings *out)
+/*
+ * The settings and attributes of queue pq (either may be NULL), from the
+ * copy cached here: qget's reply, kept RD_SETTINGS_TTL_MS at most, and
+ * dropped when this host or another changes them (a "c" message on the
+ * wake-up channel, spool.lua's qset). A lookup, a stat and a permission
+ * check each ask for the attributes: without the copy, a consume made
+ * four qget calls besides its lease and ack. While Redis is unreachable
+ * the settings are the last known ones; the attributes are not (-EIO).
+ */
+static int q_cached(spool_queue *pq, struct spool_settings *s,
+		    struct spool_queue_attr *attr)
 {
 	struct rd_queue *q = RQ(pq);
+	struct spool_settings ns;
+	struct spool_queue_attr na;
 	int64_t now = rd_mono_ms();
+	unsigned epoch;
 	int rc;
 
 	pthread_mutex_lock(&q->slock);
 	if (q->set_valid && now - q->set_at < RD_SETTINGS_TTL_MS &&
 	    atomic_load(&q->alive)) {
-		*out = q->set;
+		if (s)
+			*s = q->set;
+		if (attr)
+			*attr = q->attr;
 		pthread_mutex_unlock(&q->slock);
 		return 0;
 	}
+	epoch = q->set_epoch;
 	pthread_mutex_unlock(&q->slock);
-	rc = q_get(RDB(pq->db), pq->name, q->gen, out, NULL, NULL);
+	rc = q_get(RDB(pq->db), pq->name, q->gen, &ns, &na, NULL);
 	if (rc == RD_GONE || rc == -ENOENT) {
 		atomic_store(&q->alive, 0);
 		return -ENOENT;
 	}
-	if (rc == -EIO) {       /* Redis unreachable: the last known ones */
+	if (rc == -EIO && s && !attr) { /* the last known settings */
 		pthread_mutex_lock(&q->slock);
 		if (q->set_valid) {
-			*out = q->set;
+			*s = q->set;
 			rc = 0;
 		}
 		pthread_mutex_unlock(&q->slock);
@@ -266,11 +283,23 @@ int redis_settings_get(spool_queue *pq, struct spool_settings *out)
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&q->slock);
-	q->set = *out;
-	q->set_valid = true;
-	q->set_at = now;
+	if (q->set_epoch == epoch) {    /* not changed while asking */
+		q->set = ns;
+		q->attr = na;
+		q->set_valid = true;
+		q->set_at = now;
+	}
 	pthread_mutex_unlock(&q->slock);
+	if (s)
+		*s = ns;
+	if (attr)
+		*attr = na;
 	return 0;
+}
+
+int redis_settings_get(spool_queue *pq, struct spool_settings *out)
+{
+	return q_cached(pq, out, NULL);
 }
 
 static int settings_of(spool_db *db, const char *name,
@@ -285,6 +314,7 @@ static void q_invalidate(struct rd_queue *q)
 {
 	pthread_mutex_lock(&q->slock);
 	q->set_valid = false;
+	q->set_epoch++;
 	pthread_mutex_unlock(&q->slock);
 }
 
@@ -595,13 +625,7 @@ ssize_t redis_queue_count(spool_db *pdb)
 
 int redis_queue_getattr(spool_queue *pq, struct spool_queue_attr *out)
 {
-	int rc = q_get(RDB(pq->db), pq->name, RQ(pq)->gen, NULL, out, NULL);
-
-	if (rc == RD_GONE || rc == -ENOENT) {
-		atomic_store(&RQ(pq)->alive, 0);
-		return -ENOENT;
-	}
-	return rc;
+	return q_cached(pq, NULL, out);
 }
 
 int redis_queue_setattr(spool_queue *pq, const struct spool_queue_attr *attr)

@@ -31,10 +31,13 @@ struct rd_queue {
 	int refs;                       /* under db->qlock */
 	char gen[24];                   /* incarnation, as the store has it */
 	atomic_int alive;
-	pthread_mutex_t slock;          /* the settings cache */
+	pthread_mutex_t slock;          /* the cache of settings and
+	                                 * attributes (qget's reply) */
 	bool set_valid;
 	int64_t set_at;                 /* monotonic ms */
+	unsigned set_epoch;             /* +1 at each invalidation */
 	struct spool_settings set;
+	struct spool_queue_attr attr;
 };
 
 #define RD_SENTINELS_MAX 8

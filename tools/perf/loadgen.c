@@ -30,7 +30,9 @@
  *   lines    batch push: OPS lines of BYTES-1 bytes + "\n", BATCH lines per
  *            open of MNT/q/lines (redis: one LPUSH of BATCH values)
  *   wake     push -> parked reader latency: one reader blocks on an empty
- *            queue, a producer pushes a timestamp, OPS times; p50/p99
+ *            queue, a producer pushes a timestamp, OPS times; p50/p99.
+ *            fs -P DIR: the producer pushes through DIR/push, the same
+ *            queue on another mount (another host of a Redis store)
  *   park     THREADS readers block on `next` of an empty queue; reports the
  *            daemon's (-p) Threads and VmRSS before and while they are
  *            parked, then pushes THREADS messages to release them
@@ -96,6 +98,7 @@ static struct {
 	const char *qname;
 	int daemon_pid;
 	double settle;           /* soak: seconds watched after the purge */
+	const char *push_dir;    /* wake, fs: the producer's queue directory */
 } cfg = { .threads = 1, .ops = 1000, .size = 128, .batch = 10000,
 	  .limit = 300, .qname = "q" };
 
@@ -211,7 +214,8 @@ static int fs_push_one(int tid, long i, const char *body, size_t len)
 		snprintf(path, sizeof(path), "%s/m%d-%ld", cfg.dir, tid, i);
 		return fs_write_file(path, O_CREAT | O_EXCL, body, len);
 	}
-	snprintf(path, sizeof(path), "%s/push", cfg.dir);
+	snprintf(path, sizeof(path), "%s/push",
+		 cfg.mode == M_WAKE && cfg.push_dir ? cfg.push_dir : cfg.dir);
 	return fs_write_file(path, 0, body, len);
 }
 
@@ -1423,7 +1427,7 @@ static void usage(void)
 		"beanstalk:PORT|redis:PORT\n"
 		"               [-t THREADS] [-n OPS] [-s BYTES] [-b BATCH] "
 		"[-d SECONDS] [-T SECONDS]\n"
-		"               [-q NAME] [-p PID] [-w SECONDS]\n");
+		"               [-q NAME] [-p PID] [-w SECONDS] [-P DIR]\n");
 	exit(1);
 }
 
@@ -1467,7 +1471,7 @@ static void parse_args(int argc, char **argv)
 	cfg.mode = (enum mode)m;
 	parse_target(argv[2]);
 	optind = 3;
-	while ((opt = getopt(argc, argv, "t:n:s:b:d:T:q:p:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:n:s:b:d:T:q:p:w:P:")) != -1) {
 		switch (opt) {
 		case 't': cfg.threads = atoi(optarg); break;
 		case 'n': cfg.ops = atol(optarg); break;
@@ -1478,6 +1482,7 @@ static void parse_args(int argc, char **argv)
 		case 'q': cfg.qname = optarg; break;
 		case 'p': cfg.daemon_pid = atoi(optarg); break;
 		case 'w': cfg.settle = atof(optarg); break;
+		case 'P': cfg.push_dir = optarg; break;
 		default: usage();
 		}
 	}

@@ -288,6 +288,14 @@ def redis_store_targets(res):
           '÷ raw Redis `appendfsync always` LPUSH',
           rate('spool-redis-always', 'push', 8),
           rate('redis-always', 'create', 8), 0.8)
+    s = spread(ratio_rounds(
+        res.per_round('spool-redis-none', 'wake-across', 'p50_us', 128, 1),
+        res.per_round('spool-redis-none', 'wake', 'p50_us', 128, 1)))
+    out.append(('14g', 'push on host A → reader parked on host B, wake-up '
+                'p50 ÷ the same on one host (two daemons on one Redis, '
+                '`--sync none`)', fmt_spread(s, '×') if s else
+                'not measured', '≤ 2×', None if s is None else s[0] <= 2,
+                ''))
     mem = [r for r in res.find('spool-redis-none', 'memory-redis') if r['ok']]
     if mem:
         kv = mem[0]['kv']
@@ -432,6 +440,12 @@ def wake_table(res):
                    f'{cell(res, c, "wake", 128, 1, "p50_us", " µs")} | '
                    f'{cell(res, c, "wake", 128, 1, "p99_us", " µs")} | '
                    f'{fmt_spread(s, " µs")} |')
+    for w, text in (('wake', 'one host'), ('wake-across', 'push on host A, '
+                                           'reader on host B')):
+        c = 'spool-redis-none'
+        out.append(f'| {NAMES[c]}, {text} | '
+                   f'{cell(res, c, w, 128, 1, "p50_us", " µs")} | '
+                   f'{cell(res, c, w, 128, 1, "p99_us", " µs")} | |')
     return out
 
 
@@ -614,7 +628,8 @@ def check(res):
             bad.append(f"{r['c']} {r['w']}: {r['kv'].get('error', 'failed')}")
         elif 'rate' in r['kv'] and not num(r['kv'], 'rate'):
             bad.append(f"{r['c']} {r['w']}: rate 0")
-        elif r['w'] == 'wake' and not num(r['kv'], 'p50_us'):
+        elif r['w'] in ('wake', 'wake-across') and \
+                not num(r['kv'], 'p50_us'):
             bad.append(f"{r['c']} wake: no latency")
     for c, _ in CONTENDERS + REDIS_STORE:
         if not any(r['c'] == c and r['ok'] for r in res.rows):
@@ -624,7 +639,8 @@ def check(res):
                    for r in res.rows):
             bad.append(f'spoolfs SQS {w}: no result')
     for w in ('memory', 'memory-restart', 'restart', 'park', 'aging-fresh',
-              'aging-old', 'memory-redis', 'lease', 'soak', 'listing'):
+              'aging-old', 'memory-redis', 'lease', 'soak', 'listing',
+              'wake-across'):
         if not any(r['w'] == w and r['ok'] for r in res.rows):
             bad.append(f'spoolfs {w}: no result')
     for b in bad:
@@ -650,6 +666,7 @@ def main():
     ap.add_argument('--restart', type=int, default=0)
     ap.add_argument('--park', type=int, default=0)
     ap.add_argument('--sqs-only', action='store_true')
+    ap.add_argument('--redis-only', action='store_true')
     ap.add_argument('--soak', type=float, default=0)
     ap.add_argument('--soak-n', type=int, default=0)
     ap.add_argument('--soak-settle', type=float, default=0)
@@ -660,6 +677,11 @@ def main():
         return check(res)
     if args.sqs_only:
         print('\n'.join(sqs_table(res)))
+        return 0
+    if args.redis_only:
+        concs = sorted({r['conc'] for r in res.rows if r['w'] == 'create'})
+        print('\n'.join(redis_store_section(res, concs)))
+        print('\n'.join(wake_table(res)[:2] + wake_table(res)[-2:]))
         return 0
 
     sizes = sorted({r['size'] for r in res.rows if r['w'] == 'create'})
