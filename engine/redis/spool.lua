@@ -220,15 +220,27 @@ local function b62(ms, c)
 	return table.concat(out)
 end
 
--- n new ids for queue q: the first is max(last + 1, now << 21); returns
--- (ms, c) of it. One generator per namespace on one primary ({P}:seq),
--- one per family in a Cluster ({P:F}:seq)
+-- where a family's counter starts in each millisecond, in the Cluster's
+-- mode: a hash of its name below 2^20, spread (an odd multiplier is a
+-- bijection mod 2^20, so "a" and "b" land far apart). Two families' ids
+-- then differ although each has its own generator, and a move between
+-- them keeps its id but in a rare clash (f_xin)
+local function id_base(f)
+	local h = 0
+	for i = 1, #f do h = (h * 31 + string.byte(f, i)) % 1048576 end
+	return (h * 699053) % 1048576
+end
+
+-- n new ids for queue q: the first is max(last + 1, now << 21 | base);
+-- returns (ms, c) of it. One generator per namespace on one primary
+-- ({P}:seq, base 0), one per family in a Cluster ({P:F}:seq, base
+-- id_base(F))
 local function ids_take(q, n)
 	local key = CLUSTER and ft(q) .. ':seq' or NS .. ':seq'
 	local s = redis.call('HMGET', key, 'ms', 'c')
 	local ms, c = tonumber(s[1]), tonumber(s[2])
 	if not ms or NOW > ms then
-		ms, c = NOW, 0
+		ms, c = NOW, CLUSTER and id_base(fam(q)) or 0
 	else
 		c = c + 1
 		if c >= TWO21 then ms, c = ms + 1, 0 end

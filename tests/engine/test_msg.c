@@ -709,9 +709,6 @@ TEST(purge)
 
 TEST(move_between_queues)
 {
-	/* r's own message has q's id in the Cluster's mode (ids per family):
-	 * the moved one gets a new id there (test_redis.c tests it) */
-	T_ACROSS_FAMILIES();
 	spool_db *db = t_open();
 	spool_queue *q = t_mkq(db, "q"), *r = t_mkq(db, "r");
 	struct spool_attr at[2] = { { "user.a", "1", 1 }, { "user.b", "", 0 } };
