@@ -59,7 +59,7 @@ local TWO21 = 2097152
 local B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 local STEP = 1000
 
-local NS, PFX, NOW, ORIGIN, WOKE, WOKESET
+local NS, PFX, NOW, ORIGIN, WOKE, WOKESET, TICKED
 -- CLUSTER: the Cluster's mode ("2/c"): a function touches its family's
 -- slot only, and NSFX collects what the namespace's keys ({P}) need, for
 -- the daemon's second call (spool2_ns); on a single primary ("2/s") they
@@ -116,7 +116,7 @@ local function start(K, A)
 		local t = redis.call('TIME')
 		NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 	end
-	WOKE, WOKESET = {}, {}
+	WOKE, WOKESET, TICKED = {}, {}, {}
 end
 
 local function publish(kind, q, extra)
@@ -1389,12 +1389,14 @@ local function f_xback(K, A) return xend(K, A, true) end
 -- makes the head of family f's index exact: the hot paths may leave an
 -- entry early (qdue_lower), and a tick answers the true next due. Each
 -- pass makes one queue's entry exact, until the earliest is one that is
+-- (TICKED: the queues this call's ftick promoted, whose entries are exact
+-- or put off a second on purpose, and the ones fhead made exact already)
 local function fhead(f)
-	local key, done = ftag(f) .. ':timers', {}
+	local key = ftag(f) .. ':timers'
 	while true do
 		local h = redis.call('ZRANGE', key, 0, 0)
-		if #h == 0 or h[1] == XM or done[h[1]] then return end
-		done[h[1]] = true
+		if #h == 0 or h[1] == XM or TICKED[h[1]] then return end
+		TICKED[h[1]] = true
 		local s = settings(h[1])
 		if s then
 			qdue_update(h[1], s)
@@ -1411,6 +1413,7 @@ local function ftick(f, seen)
 		local due = redis.call('ZRANGE', key, '-inf', S(NOW), 'BYSCORE',
 				       'LIMIT', 0, 100)
 		for _, q in ipairs(due) do
+			TICKED[q] = true
 			local s = q ~= XM and settings(q)
 			if q == XM then
 				stale = xstale(f)
