@@ -994,7 +994,7 @@ local function f_ack(K, A)
 	if not ackable(m, tonumber(A[6])) then return reply(ENOENT) end
 	unplace(q, m)
 	remove(q, m, 'acked_total')
-	return reply(0)         -- a due only went later: qdue_lower
+	return reply(0)         -- the index stays early (qdue_lower)
 end
 
 -- ack_batch(name, gen, id, receives, id, receives, ...): {0 or ENOENT each}
@@ -1030,7 +1030,7 @@ local function f_release(K, A)
 	m.due = NOW
 	if A[6] == '1' and m.recv > 0 then m.recv = m.recv - 1 end
 	place(q, m)
-	return reply(0)         -- a due only went later: qdue_lower
+	return reply(0)         -- the index stays early (qdue_lower)
 end
 
 -- extend(name, gen, id, receives (0 any), expiry or -1)
@@ -1384,8 +1384,6 @@ end
 local function f_xdone(K, A) return xend(K, A, false) end
 local function f_xback(K, A) return xend(K, A, true) end
 
--- the due timers of family f's queues (and its outbox's stale entries):
--- its earliest due, and the stale entries
 -- makes the head of family f's index exact: the hot paths may leave an
 -- entry early (qdue_lower), and a tick answers the true next due. Each
 -- pass makes one queue's entry exact, until the earliest is one that is
@@ -1406,6 +1404,8 @@ local function fhead(f)
 	end
 end
 
+-- the due timers of family f's queues (and its outbox's stale entries):
+-- its earliest due, and the stale entries
 local function ftick(f, seen)
 	local key = ftag(f) .. ':timers'
 	local stale = {}
