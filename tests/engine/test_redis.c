@@ -289,6 +289,80 @@ TEST(two_handles_wake_each_other)
 	spool_close(b);
 }
 
+/* The calls of FCALL so far (INFO commandstats; 0 before the first). */
+static long fcalls(void)
+{
+	char cmd[256], line[512];
+	const char *port = getenv("SPOOL_REDIS_PORT");
+	long n = 0;
+	FILE *f;
+
+	CHECK(port != NULL);
+	snprintf(cmd, sizeof cmd, "redis-cli -p %s INFO commandstats", port);
+	f = popen(cmd, "r");
+	CHECK(f != NULL);
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "cmdstat_fcall:calls=", 20) == 0)
+			n = atol(line + 20);
+	EQ(pclose(f), 0);
+	return n;
+}
+
+/* A queue's attributes and settings come from one cached qget: lookups,
+ * stats and permission checks ask for the attributes, and a consume made
+ * four qget calls besides its lease and ack until they were cached. A
+ * change on this handle drops the copy at once; one on another handle
+ * (another host) through its "c" message, well before the copy's 1 s. */
+TEST(attributes_cached_with_settings)
+{
+	struct spool_options o;
+	spool_db *a = t_open(), *b = NULL;
+	spool_queue *qa = t_mkq(a, "q"), *qb;
+	struct spool_queue_attr at;
+	struct spool_settings s;
+	struct timespec t0, t1;
+	long before;
+
+	t_options(&o);
+	OK(spool_open(t_store, &o, &b));
+	qb = t_q(b, "q");
+	OK(spool_queue_getattr(qb, &at));
+	before = fcalls();
+	for (int i = 0; i < 10; i++) {
+		OK(spool_queue_getattr(qb, &at));
+		OK(spool_settings_get(qb, &s));
+	}
+	EQ(fcalls() - before, 0);
+	EQ(at.mode & 07777, 0755);
+	/* this handle's own change */
+	at.mode = 0750;
+	OK(spool_queue_setattr(qb, &at));
+	OK(spool_queue_getattr(qb, &at));
+	EQ(at.mode & 07777, 0750);
+	/* another host's */
+	OK(spool_queue_getattr(qa, &at));
+	at.mode = 0700;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	OK(spool_queue_setattr(qa, &at));
+	do {
+		usleep(5000);
+		OK(spool_queue_getattr(qb, &at));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	} while ((at.mode & 07777) != 0700 && t1.tv_sec - t0.tv_sec < 5);
+	EQ(at.mode & 07777, 0700);
+	CHECK((t1.tv_sec - t0.tv_sec) * 1000 +
+	      (t1.tv_nsec - t0.tv_nsec) / 1000000 < 800);
+	/* and a queue deleted there is gone here */
+	OK(spool_queue_delete(a, "q"));
+	for (int i = 0; i < 100 && spool_queue_getattr(qb, &at) == 0; i++)
+		usleep(5000);
+	RC(spool_queue_getattr(qb, &at), -ENOENT);
+	spool_queue_close(qa);
+	spool_queue_close(qb);
+	spool_close(a);
+	spool_close(b);
+}
+
 /* ------------------------------------------- the Cluster's mode ("2/c") */
 
 /* The store in the Cluster's mode (cluster 1: SPOOL_REDIS_CLUSTER_MODE, the
