@@ -36,22 +36,32 @@ static void server_signal(int sig)
 	EQ(kill((pid_t)atoi(pid), sig), 0);
 }
 
-/* The server's count of commands processed so far (INFO stats). */
-static long commands_processed(void)
+/* The number after "key" in INFO section of the server, or absent when
+ * no line has it. */
+static long info_number(const char *section, const char *key, long absent)
 {
-	char cmd[256], line[256];
+	char cmd[256], line[512];
 	const char *port = getenv("SPOOL_REDIS_PORT");
-	long n = -1;
+	size_t k = strlen(key);
+	long n = absent;
 	FILE *f;
 
 	CHECK(port != NULL);
-	snprintf(cmd, sizeof cmd, "redis-cli -p %s INFO stats", port);
+	snprintf(cmd, sizeof cmd, "redis-cli -p %s INFO %s", port, section);
 	f = popen(cmd, "r");
 	CHECK(f != NULL);
 	while (fgets(line, sizeof line, f))
-		if (strncmp(line, "total_commands_processed:", 25) == 0)
-			n = atol(line + 25);
+		if (strncmp(line, key, k) == 0)
+			n = atol(line + k);
 	EQ(pclose(f), 0);
+	return n;
+}
+
+/* The server's count of commands processed so far. */
+static long commands_processed(void)
+{
+	long n = info_number("stats", "total_commands_processed:", -1);
+
 	CHECK(n >= 0);
 	return n;
 }
@@ -289,23 +299,10 @@ TEST(two_handles_wake_each_other)
 	spool_close(b);
 }
 
-/* The calls of FCALL so far (INFO commandstats; 0 before the first). */
+/* The calls of FCALL so far (0 before the first). */
 static long fcalls(void)
 {
-	char cmd[256], line[512];
-	const char *port = getenv("SPOOL_REDIS_PORT");
-	long n = 0;
-	FILE *f;
-
-	CHECK(port != NULL);
-	snprintf(cmd, sizeof cmd, "redis-cli -p %s INFO commandstats", port);
-	f = popen(cmd, "r");
-	CHECK(f != NULL);
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, "cmdstat_fcall:calls=", 20) == 0)
-			n = atol(line + 20);
-	EQ(pclose(f), 0);
-	return n;
+	return info_number("commandstats", "cmdstat_fcall:calls=", 0);
 }
 
 /* A queue's attributes and settings come from one cached qget: lookups,
