@@ -141,6 +141,31 @@ def test_config_on_a_seen_on_b(hosts):
     assert e.value.errno == errno.EFBIG
 
 
+def test_chmod_and_chown_on_a_seen_on_b(hosts):
+    """`chmod` and `chown` (the programs) on host A reach host B: B's
+    daemon drops its cached attributes on A's 'c' message, and B's kernel
+    keeps the old ones 1 s at most (the queue directory's attribute
+    timeout). The fixed entries follow the queue's mode."""
+    a, b = hosts
+    a.mkq('jobs')
+    qb = b.q('jobs')
+    assert stat_mode(qb) == 0o755
+    t0 = time.monotonic()
+    a.sh('chmod 700 jobs && chown 1234:5678 jobs')
+    assert wait_until(lambda: stat_mode(qb) == 0o700)
+    assert time.monotonic() - t0 < 3
+    st = os.stat(qb)
+    assert (st.st_uid, st.st_gid) == (1234, 5678)
+    assert wait_until(lambda: stat_mode(qb / 'config') == 0o600)
+    assert stat_mode(qb / 'stats') == 0o400
+    b.sh('chmod 751 jobs')
+    assert wait_until(lambda: stat_mode(a.q('jobs')) == 0o751)
+
+
+def stat_mode(path):
+    return os.stat(path).st_mode & 0o7777
+
+
 def test_rmdir_on_a_seen_on_b(hosts):
     a, b = hosts
     qa = a.mkq('jobs')
